@@ -1,0 +1,3 @@
+from robustperf.cli.app import main
+
+main()

@@ -1,0 +1,71 @@
+"""`robustperf runs list|show|reindex`: read the run index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from robustperf.cli.common import console, fail
+
+runs_app = typer.Typer(help="List and inspect stored runs.", no_args_is_help=True)
+
+RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="directory holding one folder per run")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@runs_app.command("list")
+def list_runs(runs_dir: Path = RUNS_DIR) -> None:
+    """One line per run: id, status, model, method, clean and robust accuracy, cost."""
+    from robustperf.store import load_index
+
+    rows = load_index(runs_dir)
+    if not rows:
+        console.print(f"no runs in {runs_dir}")
+        return
+    table = Table("run_id", "status", "model", "method", "clean_acc", "robust_acc", "flops", "energy_kwh")
+    for r in rows:
+        table.add_row(
+            r["run_id"],
+            _fmt(r.get("status")),
+            _fmt(r.get("config.model.name")),
+            _fmt(r.get("config.method.name")),
+            _fmt(r.get("final.clean_acc")),
+            _fmt(r.get("final.robust_acc")),
+            _fmt(r.get("cost.train_flops")),
+            _fmt(r.get("cost.energy_kwh")),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def show_run(run: str = typer.Argument(..., help="run id or run directory"), runs_dir: Path = RUNS_DIR) -> None:
+    """Print a run's resolved config and result record as JSON."""
+    from robustperf.store import RunDir
+
+    path = Path(run) if Path(run).is_dir() else runs_dir / run
+    rd = RunDir(path)
+    if not rd.exists():
+        fail(f"no run {run!r} in {runs_dir} (see `robustperf runs list --runs-dir DIR`)")
+    record = rd.read_record()
+    out = {"run_dir": str(rd.path), "config": rd.read_config(), "result": record.to_dict() if record else None}
+    console.print_json(json.dumps(out))
+
+
+@runs_app.command("reindex")
+def reindex(runs_dir: Path = RUNS_DIR) -> None:
+    """Rebuild index.sqlite from the run directories."""
+    from robustperf.store import rebuild_index
+
+    console.print(str(rebuild_index(runs_dir)))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

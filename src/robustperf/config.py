@@ -1,0 +1,266 @@
+"""Run configuration: one frozen, validated `RunConfig` per training run.
+
+A config is loaded from YAML, overridden with ``section.key=value`` strings
+(the CLI's ``--set``), validated (unknown keys are rejected and named), and
+saved fully resolved (every default filled in) with the run. The run id is a
+hash of that resolved config, so the same config always maps to the same run
+directory, which is what makes sweeps idempotent.
+
+eps-like fields accept fractions such as ``"8/255"`` as well as floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and the fix."""
+
+
+def _parse_fraction(value: Any) -> Any:
+    """Accept "8/255" (and "8 / 255") for float fields."""
+    if isinstance(value, str) and "/" in value:
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"cannot read {value!r} as a fraction like '8/255'") from exc
+    return value
+
+
+Frac = Annotated[float, BeforeValidator(_parse_fraction)]
+Scalar = int | float | str | bool
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Section):
+    """Where the images come from and how they are batched."""
+
+    dataset: str = Field("digits", description="digits | cifar10 | cifar100 | imagefolder")
+    root: str | None = Field(None, description="local directory of the data set (not needed for digits)")
+    download: bool = Field(False, description="fetch CIFAR into `root` if missing (needs a network)")
+    n_train: int | None = Field(None, ge=1, description="use the first n_train (seeded shuffle) training samples")
+    n_test: int | None = Field(None, ge=1, description="use at most n_test test samples")
+    image_size: int | None = Field(None, ge=8, description="resize inputs to this side length")
+    augmentation: Literal["none", "crop_flip"] = "none"
+    synthetic_path: str | None = Field(None, description=".npz or directory of .npy memmaps with x, y")
+    synthetic_fid: float | None = Field(None, ge=0, description="FID tag of the synthetic set (data quality)")
+    synthetic_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of synthetic images per batch")
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _synthetic_consistent(self) -> DataConfig:
+        if self.synthetic_fraction > 0 and not self.synthetic_path:
+            raise ValueError("synthetic_fraction > 0 needs data.synthetic_path (an .npz or .npy directory)")
+        return self
+
+
+class ModelConfig(_Section):
+    """Architecture by registry name plus its keyword arguments."""
+
+    name: str = Field("tiny_cnn", description="a name from `robustperf models list`")
+    kwargs: dict[str, Scalar] = Field(default_factory=dict, description="e.g. depth, width, activation")
+
+
+class AttackConfig(_Section):
+    """The attack used inside a training step, or for evaluation during training."""
+
+    norm: Literal["linf", "l2"] = "linf"
+    eps: Frac = 8 / 255
+    step_size: Frac = 2 / 255
+    n_steps: int = Field(10, ge=0)
+    loss: Literal["ce", "cw", "kl"] = "ce"
+    random_start: bool = True
+
+
+class AWPConfig(_Section):
+    """Adversarial weight perturbation (Wu et al. 2020) on top of PGD-AT or TRADES."""
+
+    gamma: float = Field(5e-3, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class MethodConfig(_Section):
+    """Training method by registry name, the attack it trains against, and its loss options."""
+
+    name: str = Field("pgd_at", description="a name from `robustperf methods list`")
+    attack: AttackConfig = Field(default_factory=AttackConfig)
+    beta: float = Field(6.0, ge=0, description="TRADES / MART regulariser weight")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    awp: AWPConfig | None = None
+    bn_mode: Literal["eval", "batch_frozen"] = Field(
+        "eval", description="BatchNorm while attacking: eval mode, or batch stats with frozen running stats"
+    )
+
+
+class OptimConfig(_Section):
+    """Optimiser, schedule, length of training and weight averaging."""
+
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    no_decay_on_norm: bool = Field(True, description="no weight decay on norm layers and biases")
+    schedule: Literal["constant", "cosine", "onecycle", "piecewise"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    milestones: tuple[float, ...] = Field((0.5, 0.75), description="piecewise: fractions of training")
+    epochs: int = Field(10, ge=1)
+    samples: int | None = Field(None, ge=1, description="train on this many samples instead of epochs")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.995")
+    ema_warmup_steps: int = Field(0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class EvalConfig(_Section):
+    """Clean and PGD accuracy on a fixed held-out subset after each epoch."""
+
+    every_n_epochs: int = Field(1, ge=1)
+    n_examples: int = Field(512, ge=1)
+    attack: AttackConfig = Field(default_factory=lambda: AttackConfig(n_steps=40, loss="cw", random_start=True))
+    select_best_on: Literal["robust_acc", "clean_acc", "adv_loss"] = "robust_acc"
+
+
+class CostConfig(_Section):
+    """Constants for converting energy and time into kWh, CO2 and USD (overridable, sourced)."""
+
+    gpu: str | None = Field(None, description="GPU name for pricing, e.g. h100 (None: detect)")
+    pue: float = Field(1.58, ge=1.0, description="Strubell et al. 2019")
+    grid: str = Field("gcp_us_central1_2019", description="grid-intensity preset (see `robustperf cost grids`)")
+    co2_g_per_kwh: float | None = Field(None, ge=0, description="overrides the preset")
+    usd_per_kwh: float = Field(0.12, ge=0, description="US average electricity price (Debenedetti et al. 2023)")
+    usd_per_gpu_hour: float | None = Field(None, ge=0)
+    energy_meter: str = Field("auto", description="auto | nvml | sampling | fake | none")
+    count_flops: bool = True
+
+
+class RuntimeConfig(_Section):
+    """Where and how the run executes."""
+
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_every_n_epochs: int = Field(1, ge=1)
+    log_every_n_steps: int = Field(50, ge=1)
+    progress: bool = True
+
+
+class RunConfig(_Section):
+    """Everything that determines a training run. Frozen; unknown keys are errors."""
+
+    name: str | None = Field(None, description="human-readable prefix of the run id")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every field, defaults included, as plain JSON-able data."""
+        return self.model_dump(mode="json")
+
+    @property
+    def run_id(self) -> str:
+        """`<name>-<hash>`: a stable hash of the resolved config (name and progress excluded)."""
+        payload = self.resolved()
+        payload.pop("name", None)
+        payload["runtime"].pop("progress", None)
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        prefix = self.name or f"{self.method.name}-{self.model.name}"
+        return f"{_slug(prefix)}-{digest}"
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> RunConfig:
+        """A new config with ``section.key=value`` overrides applied and re-validated."""
+        return config_from_dict(apply_overrides(self.resolved(), overrides))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "run"
+
+
+def _parse_value(raw: str) -> Any:
+    """Read an override's value as YAML (so 0.1, true, null, [1,2] work) but keep 8/255 a string."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Apply dotted-key overrides to a nested dict (a copy is returned)."""
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
+    for key, value in items:
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value) if isinstance(value, str) else value
+    return out
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. optim.lr=0.05)")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Validate a plain dict into a RunConfig; errors name every bad key."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+    """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist (see configs/ for examples)")
+        loaded = yaml.safe_load(p.read_text())
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+        data = loaded
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return config_from_dict(data)

@@ -1,0 +1,83 @@
+"""Sourced constants for converting time and energy into kWh, CO2 and USD.
+
+Pure Python (no torch): the scaling module imports these for forecasts. Every
+constant carries its source and year, and every run record stores the values
+it used, because the choice moves results by ~25 % (REFERENCE.md section 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number with where it came from."""
+
+    value: float
+    unit: str
+    source: str
+    year: int | None = None
+
+
+# Power usage effectiveness of the data centre: energy at the wall / energy at the GPU.
+PUE_DEFAULT = Sourced(1.58, "ratio", "Strubell et al. 2019 (global average data-centre PUE), as used by Debenedetti et al. 2023", 2019)
+
+# Electricity price.
+USD_PER_KWH_DEFAULT = Sourced(0.12, "USD/kWh", "US average electricity price, as used by Debenedetti et al. 2023", 2023)
+
+# Grid carbon intensity presets (gCO2eq per kWh).
+GRID_INTENSITY: dict[str, Sourced] = {
+    "gcp_us_central1_2019": Sourced(
+        566.3, "gCO2/kWh", "ML CO2 Impact calculator, GCP us-central1 (2019 eGRID); Debenedetti et al. 2023 default", 2019
+    ),
+    "google_region_data": Sourced(430.0, "gCO2/kWh", "Google Cloud region carbon data (us-central1), newer table", 2023),
+    "us_average_2023": Sourced(369.5, "gCO2/kWh", "US average grid intensity 2023", 2023),
+}
+GRID_DEFAULT = "gcp_us_central1_2019"
+
+# Cloud GPU-hour prices seen in the Debenedetti et al. 2023 data (aggregated_data.csv bounds).
+GPU_HOUR_PRICES: dict[str, Sourced] = {
+    "debenedetti2023_low": Sourced(0.43, "USD/GPU-hour", "Debenedetti et al. 2023, cloud cost lower bound", 2023),
+    "debenedetti2023_high": Sourced(1.46, "USD/GPU-hour", "Debenedetti et al. 2023, cloud cost upper bound", 2023),
+}
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """Datasheet figures of a GPU: dense bf16/fp16 tensor peak and board power limit."""
+
+    name: str
+    peak_bf16_tflops: float  # dense, no sparsity
+    tdp_watts: float
+    memory_gib: float
+    source: str
+
+
+GPUS: dict[str, GPUSpec] = {
+    "h100": GPUSpec("NVIDIA H100 SXM5 80GB", 989.0, 700.0, 80.0, "NVIDIA H100 datasheet (dense BF16 989 TFLOP/s, 700 W)"),
+    "h200": GPUSpec("NVIDIA H200 SXM 141GB", 989.0, 700.0, 141.0, "NVIDIA H200 datasheet (dense BF16 989 TFLOP/s, 700 W)"),
+    "a100": GPUSpec("NVIDIA A100 SXM4 80GB", 312.0, 400.0, 80.0, "NVIDIA A100 datasheet (dense BF16 312 TFLOP/s, 400 W)"),
+    "v100": GPUSpec("NVIDIA V100 SXM2 32GB", 125.0, 300.0, 32.0, "NVIDIA V100 datasheet (FP16 tensor 125 TFLOP/s, 300 W)"),
+    "a6000": GPUSpec("NVIDIA RTX A6000", 154.8, 300.0, 48.0, "NVIDIA RTX A6000 datasheet (dense FP16/BF16 tensor, 300 W)"),
+}
+
+# Measured here (REFERENCE.md section 6, one H100 80GB, torch 2.11): bf16 8192^3 matmul.
+H100_MEASURED_BF16_MATMUL_TFLOPS = Sourced(793.0, "TFLOP/s", "measured: 8192^3 bf16 matmul on one H100 80GB (REFERENCE.md s.6)", 2026)
+
+
+def grid_intensity(preset: str) -> Sourced:
+    """The grid-intensity preset by name; unknown names list the presets."""
+    try:
+        return GRID_INTENSITY[preset]
+    except KeyError:
+        raise ValueError(f"unknown grid preset {preset!r}; choose one of {sorted(GRID_INTENSITY)} or give co2_g_per_kwh") from None
+
+
+def gpu_spec(name: str) -> GPUSpec:
+    """A GPU's datasheet figures by short name (h100, a100, ...)."""
+    key = name.lower().replace("nvidia", "").replace("-", "").replace(" ", "")
+    for short, spec in GPUS.items():
+        if key.startswith(short):
+            return spec
+    raise ValueError(f"unknown GPU {name!r}; choose one of {sorted(GPUS)} or give peak FLOP/s explicitly")

@@ -1,0 +1,172 @@
+"""The run record: one directory per run, the source of truth.
+
+::
+
+    runs/<run_id>/
+      config.json        resolved RunConfig (every default filled in)
+      metrics.jsonl      one line per epoch (and per logged step), append-only
+      result.json        status, final metrics, cost, evaluations, provenance
+      checkpoints/       last.pt, best.pt (tensors and plain data only)
+      evaluations/       outputs of `robustperf evaluate` (per-point flags, adversarial examples)
+
+`result.json` is rewritten atomically whenever the status changes; its
+``status`` is ``running``, ``finished`` or ``failed`` (with ``failure_reason``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import socket
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
+
+Status = Literal["pending", "running", "finished", "failed"]
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """What `result.json` holds. Numbers are numbers; round-trips through JSON."""
+
+    run_id: str
+    status: Status = "pending"
+    failure_reason: str | None = None
+    final: dict[str, Any] = field(default_factory=dict)  # final clean/robust accuracy, losses
+    best: dict[str, Any] = field(default_factory=dict)  # metrics of the best epoch
+    cost: dict[str, Any] = field(default_factory=dict)  # raw joules/seconds/FLOPs + derived, with constants
+    evaluations: dict[str, Any] = field(default_factory=dict)  # name -> summary from `robustperf evaluate`
+    provenance: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    ended_at: str | None = None
+    kind: str = "train"  # "train" or "llm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RunDir:
+    """Paths and atomic I/O of one run directory. Writes nothing outside `path`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def for_run(cls, runs_dir: str | Path, run_id: str) -> RunDir:
+        return cls(Path(runs_dir) / run_id)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def result_path(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def evaluations_dir(self) -> Path:
+        return self.path / "evaluations"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        write_json_atomic(self.config_path, resolved)
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            raise FileNotFoundError(f"{self.path} is not a run directory (no config.json)")
+        return read_json(self.config_path)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        append_jsonl(self.metrics_path, row)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics_path)
+
+    def read_record(self) -> RunRecord | None:
+        if not self.result_path.exists():
+            return None
+        return RunRecord.from_dict(read_json(self.result_path))
+
+    def write_record(self, record: RunRecord) -> None:
+        write_json_atomic(self.result_path, record.to_dict())
+
+    def update_record(self, **changes: Any) -> RunRecord:
+        """Read-modify-write of result.json (one writer per run: rank 0 / the run's process)."""
+        record = self.read_record() or RunRecord(run_id=self.run_id)
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(getattr(record, key), dict):
+                merged = dict(getattr(record, key))
+                merged.update(value)
+                value = merged
+            setattr(record, key, value)
+        self.write_record(record)
+        return record
+
+    def is_finished(self) -> bool:
+        rec = self.read_record()
+        return rec is not None and rec.status == "finished"
+
+
+def _git_sha() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Package version, git SHA, python/torch versions, host. torch is optional here."""
+    from robustperf import __version__
+
+    info: dict[str, Any] = {
+        "robustperf_version": __version__,
+        "git_sha": _git_sha(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu_count"] = torch.cuda.device_count()
+    except ImportError:
+        pass
+    if extra:
+        info.update(extra)
+    return info

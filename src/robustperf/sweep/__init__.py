@@ -1,0 +1,1 @@
+"""robustperf.sweep."""

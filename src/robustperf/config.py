@@ -47,17 +47,17 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the images come from and how they are batched."""
 
-    dataset: str = Field("digits", description="digits | cifar10 | cifar100 | imagefolder")
+    dataset: str = Field("digits", description="digits | cifar10 | cifar100 | imagefolder | synthetic | random")
     root: str | None = Field(None, description="local directory of the data set (not needed for digits)")
     download: bool = Field(False, description="fetch CIFAR into `root` if missing (needs a network)")
     n_train: int | None = Field(None, ge=1, description="use the first n_train (seeded shuffle) training samples")
     n_test: int | None = Field(None, ge=1, description="use at most n_test test samples")
     image_size: int | None = Field(None, ge=8, description="resize inputs to this side length")
     augmentation: Literal["none", "crop_flip"] = "none"
-    synthetic_path: str | None = Field(None, description=".npz or directory of .npy memmaps with x, y")
+    synthetic_path: str | None = Field(None, description=".npz or directory of .npy memmaps with images, labels")
     synthetic_fid: float | None = Field(None, ge=0, description="FID tag of the synthetic set (data quality)")
     synthetic_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of synthetic images per batch")
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, description="per process (global batch = batch_size x world size)")
     eval_batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
 
@@ -157,6 +157,9 @@ class RuntimeConfig(_Section):
     seed: int = 0
     deterministic: bool = False
     checkpoint_every_n_epochs: int = Field(1, ge=1)
+    checkpoint_every_n_steps: int | None = Field(
+        None, ge=1, description="also write last.pt every this many steps (mid-epoch resume for long epochs)"
+    )
     log_every_n_steps: int = Field(50, ge=1)
     progress: bool = True
 

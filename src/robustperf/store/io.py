@@ -9,6 +9,7 @@ directory is atomic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -54,10 +55,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -1,0 +1,126 @@
+"""`build_data`: a `DataConfig` and a seed -> the train/test (and synthetic) sets a run uses."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustperf.config import DataConfig
+from robustperf.data.datasets import ArrayDataset, DataError, gather, to_unit
+from robustperf.data.sources import DATASETS, load_synthetic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """Everything a run needs to know about its data.
+
+    Attributes:
+        train: training set (yields (x float CHW in [0, 1], y int); batch access via `get_batch`).
+        test: held-out set, same protocol.
+        num_classes: number of classes.
+        input_shape: (C, H, W) of the samples.
+        mean: per-channel mean for the model's normalisation (None: none).
+        std: per-channel std.
+        name: the dataset name.
+        synthetic: the synthetic set mixed into training batches, or None.
+        synthetic_fid: its FID tag (from the config, else its metadata), or None.
+    """
+
+    train: Any
+    test: Any
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    name: str
+    synthetic: Any | None = None
+    synthetic_fid: float | None = None
+
+
+def build_data(cfg: DataConfig, *, seed: int) -> DataBundle:
+    """Load the configured data set, take the seeded n_train subset and the first n_test test samples.
+
+    Args:
+        cfg: the run's data section.
+        seed: selects which n_train training samples are used (the test set never depends on it).
+
+    Returns:
+        A `DataBundle`.
+
+    Raises:
+        DataError: missing files or an inconsistent configuration (the message names the fix).
+        RegistryError: an unknown dataset name.
+    """
+    source = DATASETS.get(cfg.dataset)(cfg)
+    train, test = source.train, source.test
+    if cfg.n_train is not None and cfg.n_train < len(train):
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        train = _subset(train, perm[: cfg.n_train])
+    if cfg.n_test is not None and cfg.n_test < len(test):
+        test = _subset(test, torch.arange(cfg.n_test))
+    shape = _shape(train)
+    synthetic, fid = None, cfg.synthetic_fid
+    if cfg.synthetic_path and cfg.dataset != "synthetic":
+        synthetic, meta_fid = load_synthetic(cfg.synthetic_path, image_size=cfg.image_size or shape[1])
+        fid = fid if fid is not None else meta_fid
+        if _shape(synthetic) != shape:
+            raise DataError(f"synthetic images have shape {_shape(synthetic)} but {cfg.dataset} has {shape}; "
+                            f"set data.image_size or regenerate the synthetic set")
+        if int(synthetic.labels.max()) >= source.num_classes:
+            raise DataError(f"synthetic labels go up to {int(synthetic.labels.max())} but {cfg.dataset} has "
+                            f"{source.num_classes} classes")
+    log.info("data %s: %d train, %d test, shape %s%s", cfg.dataset, len(train), len(test), shape,
+             f", {len(synthetic)} synthetic" if synthetic is not None else "")
+    return DataBundle(train=train, test=test, num_classes=source.num_classes, input_shape=shape, mean=source.mean,
+                      std=source.std, name=cfg.dataset, synthetic=synthetic, synthetic_fid=fid)
+
+
+def _subset(dataset: Any, indices: Tensor) -> Any:
+    if isinstance(dataset, ArrayDataset):
+        return dataset.subset(indices)
+    return torch.utils.data.Subset(dataset, indices.tolist())
+
+
+def _shape(dataset: Any) -> tuple[int, int, int]:
+    shape = getattr(dataset, "shape", None)
+    if shape is None:
+        base = getattr(dataset, "dataset", None)  # torch Subset
+        shape = getattr(base, "shape", None)
+    if shape is None:
+        shape = tuple(dataset[0][0].shape)
+    return tuple(int(s) for s in shape)  # type: ignore[return-value]
+
+
+def eval_tensors(dataset: Any, n: int | None, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A fixed held-out subset as tensors: all samples in order, or n chosen by a seeded permutation.
+
+    Args:
+        dataset: a data set from a `DataBundle` (or any (x, y) torch Dataset).
+        n: how many samples (None or >= len: all).
+        seed: which subset (the training loop passes 0 so every run sees the same images).
+
+    Returns:
+        (x float (n, C, H, W) in [0, 1], y long (n,)) on the CPU.
+    """
+    total = len(dataset)
+    if n is None or n >= total:
+        idx = torch.arange(total)
+    else:
+        idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    base, base_idx = _unwrap(dataset, idx)
+    x, y = gather(base, base_idx)
+    size = getattr(base, "size", None) if isinstance(base, ArrayDataset) else None
+    return to_unit(x, size), y.long()
+
+
+def _unwrap(dataset: Any, idx: Tensor) -> tuple[Any, Tensor]:
+    """Map indices of a torch Subset onto its base data set so batched access still works."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        return dataset.dataset, torch.as_tensor(dataset.indices, dtype=torch.long)[idx]
+    return dataset, idx

@@ -1,1 +1,123 @@
-"""robustperf.training.methods."""
+"""Training methods: a registry of (settings, method) pairs and one front door, `create_method`.
+
+>>> from robustperf.config import MethodConfig
+>>> method = create_method(MethodConfig(name="trades", beta=5.0))
+>>> out = method.step(model, x, y)   # StepOutput(loss, logits, adv_logits, metrics)
+
+AWP is not a method of its own: set ``method.awp`` on "pgd_at" or "trades" to wrap them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from robustperf.registry import Registry
+from robustperf.training.methods.adversarial import (
+    MART,
+    PGDAT,
+    TRADES,
+    FastAT,
+    FastATSettings,
+    MARTSettings,
+    PGDATSettings,
+    TRADESSettings,
+)
+from robustperf.training.methods.awp import AWP, AWPSettings
+from robustperf.training.methods.base import (
+    MethodConfigError,
+    MethodSettings,
+    StepOutput,
+    TrainingMethod,
+    attack_mode,
+    trades_kl,
+    unwrap,
+)
+from robustperf.training.methods.standard import Standard, StandardSettings
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registry entry: the settings class, the method class, a one-line summary, AWP support."""
+
+    settings_cls: type[MethodSettings]
+    method_cls: type[TrainingMethod]
+    summary: str
+    supports_awp: bool = False
+
+
+METHODS: Registry[MethodSpec] = Registry("training method")
+METHODS.register("standard", MethodSpec(StandardSettings, Standard, "cross entropy on clean images"))
+METHODS.register(
+    "pgd_at", MethodSpec(PGDATSettings, PGDAT, "PGD-k adversarial training (Madry et al. 2018)", supports_awp=True)
+)
+METHODS.register(
+    "trades",
+    MethodSpec(TRADESSettings, TRADES, "CE + beta * KL(clean || adv) (Zhang et al. 2019)", supports_awp=True),
+)
+METHODS.register("mart", MethodSpec(MARTSettings, MART, "misclassification-aware AT (Wang et al. 2020)"))
+METHODS.register(
+    "fast_at", MethodSpec(FastATSettings, FastAT, "FGSM from a random start, step 1.25 eps (Wong et al. 2020)")
+)
+
+
+def settings_from_config(cfg: Any) -> MethodSettings:
+    """The frozen settings of ``cfg.name`` from a `robustperf.config.MethodConfig`."""
+    spec = METHODS.get(cfg.name)
+    attack = cfg.attack
+    values: dict[str, Any] = {
+        "eps": attack.eps,
+        "step_size": attack.step_size,
+        "n_steps": attack.n_steps,
+        "norm": attack.norm,
+        "loss": attack.loss,
+        "random_start": attack.random_start,
+        "label_smoothing": cfg.label_smoothing,
+        "bn_mode": cfg.bn_mode,
+        "beta": cfg.beta,
+    }
+    if spec.settings_cls is TRADESSettings:
+        values["loss"] = "kl"  # the TRADES inner maximisation is the KL by definition
+    fields = {f.name for f in dataclasses.fields(spec.settings_cls)}
+    return spec.settings_cls(**{k: v for k, v in values.items() if k in fields})
+
+
+def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> TrainingMethod:
+    """Build the training method a `MethodConfig` describes (AWP-wrapped when ``cfg.awp`` is set).
+
+    Args:
+        cfg: the run's ``method`` section.
+        generator: RNG for the attack's random start (on the training device); None uses the global RNG.
+
+    Raises:
+        RegistryError: unknown method name (the message lists the registered ones).
+        MethodConfigError: AWP asked of a method that does not support it.
+    """
+    spec = METHODS.get(cfg.name)
+    if cfg.awp is not None and not spec.supports_awp:
+        ok = ", ".join(n for n in METHODS.names() if METHODS.get(n).supports_awp)
+        raise MethodConfigError(f"method.awp works with {ok}, not {cfg.name!r}: remove method.awp or change method.name")
+    method = spec.method_cls(settings_from_config(cfg), generator)
+    if cfg.awp is not None:
+        return AWP(method, AWPSettings(gamma=cfg.awp.gamma, warmup_epochs=cfg.awp.warmup_epochs))
+    return method
+
+
+__all__ = [
+    "AWP",
+    "METHODS",
+    "AWPSettings",
+    "MethodConfigError",
+    "MethodSettings",
+    "MethodSpec",
+    "StepOutput",
+    "TrainingMethod",
+    "attack_mode",
+    "create_method",
+    "settings_from_config",
+    "trades_kl",
+    "unwrap",
+]

@@ -1,0 +1,42 @@
+"""Exponential moving average of the weights ("weight averaging", Bartoldson et al. 2024: tau = 0.995)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """A frozen copy of the model whose weights follow ``ema <- decay * ema + (1 - decay) * w``.
+
+    During the first ``warmup_steps`` updates the copy tracks the weights exactly (decay 0), so early,
+    random weights do not linger in the average. Buffers (BatchNorm running statistics) are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup_steps: int = 0) -> None:
+        self.decay = decay
+        self.warmup_steps = warmup_steps
+        self.n_updates = 0
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = 0.0 if self.n_updates < self.warmup_steps else self.decay
+        ema_params = list(self.module.parameters())
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+        self.n_updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "n_updates": self.n_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.n_updates = int(state["n_updates"])

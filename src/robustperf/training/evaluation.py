@@ -1,0 +1,102 @@
+"""Per-epoch evaluation during training: clean accuracy, PGD-k robust accuracy and adversarial loss.
+
+REFERENCE.md section 2 / Bartoldson et al. 2024 (papers/001, Sec. 3): PGD-40 on the CW loss, eps of
+the training threat model, step 2/255 at eps 8/255; the "adversarial test loss" of their scaling laws
+is the TRADES objective with beta = 5 on those PGD examples:
+``adv_loss = CE(f(x), y) + 5 * KL(softmax(f(x)) || softmax(f(x_adv)))`` (batch mean, as in TRADES).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robustperf.training.methods.base import trades_kl
+
+ADV_LOSS_BETA = 5.0  # papers/001 Sec. 3: "the reported adversarial loss is the TRADES loss with beta = 5"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The attack of the per-epoch evaluation."""
+
+    eps: float
+    step_size: float
+    n_steps: int = 40
+    norm: str = "linf"
+    loss: str = "cw"
+    random_start: bool = True
+    batch_size: int = 256
+    seed: int = 0
+
+
+def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
+    """Evaluation attack for a run: eps from ``method.attack`` (the training threat model), step size
+    scaled with it so that the ratio of ``eval.attack`` is kept (2/255 at 8/255 by default)."""
+    ev, train_attack = cfg.eval.attack, cfg.method.attack
+    ratio = ev.step_size / ev.eps if ev.eps > 0 else 0.25
+    return EvalSettings(
+        eps=train_attack.eps,
+        step_size=ratio * train_attack.eps,
+        n_steps=ev.n_steps,
+        norm=train_attack.norm,
+        loss=ev.loss if ev.loss != "kl" else "cw",
+        random_start=ev.random_start,
+        batch_size=cfg.data.eval_batch_size,
+        seed=cfg.runtime.seed,
+    )
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: Tensor) -> Tensor:
+    return model(x).float()
+
+
+def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSettings) -> dict[str, float]:
+    """Clean accuracy and loss, PGD robust accuracy and the adversarial (TRADES beta=5) loss.
+
+    The model is put in eval mode and restored; a dedicated seeded generator drives the random start,
+    so the global RNG (and hence an exact resume) is untouched.
+
+    Args:
+        model: maps [0, 1] images to logits.
+        x: held-out images (N, C, H, W), on the model's device.
+        y: labels (N,).
+        settings: the attack.
+    """
+    from robustperf.attacks.pgd import pgd_perturb
+
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(settings.seed + 7919)
+    n_clean = n_robust = 0
+    ce_sum = kl_sum = 0.0
+    try:
+        for start in range(0, x.shape[0], settings.batch_size):
+            xb, yb = x[start : start + settings.batch_size], y[start : start + settings.batch_size]
+            clean = _logits(model, xb)
+            x_adv = pgd_perturb(
+                model, xb, yb, eps=settings.eps, step_size=settings.step_size, n_steps=settings.n_steps,
+                norm=settings.norm, loss=settings.loss, random_start=settings.random_start, generator=generator,
+            )
+            adv = _logits(model, x_adv)
+            n_clean += int((clean.argmax(1) == yb).sum())
+            # a point is robust if both x and x_adv are classified correctly (the worst case of the two,
+            # so robust accuracy can never exceed clean accuracy)
+            n_robust += int(((adv.argmax(1) == yb) & (clean.argmax(1) == yb)).sum())
+            ce_sum += float(F.cross_entropy(clean, yb, reduction="sum"))
+            kl_sum += float(trades_kl(adv, clean)) * xb.shape[0]
+    finally:
+        model.train(was_training)
+    n = x.shape[0]
+    clean_loss = ce_sum / n
+    return {
+        "clean_acc": n_clean / n,
+        "robust_acc": n_robust / n,
+        "clean_loss": clean_loss,
+        "adv_loss": clean_loss + ADV_LOSS_BETA * kl_sum / n,
+        "n_eval": n,
+    }

@@ -1,1 +1,19 @@
-"""robustperf.evaluation."""
+"""Robustness evaluation: `evaluate` (any attack or the AutoAttack cascade) and RobustBench-style `benchmark`.
+
+from robustperf.evaluation import evaluate
+result = evaluate(model, x, y, attack="autoattack", eps=8 / 255)
+"""
+
+from robustperf.evaluation.benchmark import ThreatModel, benchmark
+from robustperf.evaluation.evaluate import ADV_FILE, RESULT_FILE, EvalResult, EvaluationError, evaluate, save_result
+
+__all__ = [
+    "ADV_FILE",
+    "RESULT_FILE",
+    "EvalResult",
+    "EvaluationError",
+    "ThreatModel",
+    "benchmark",
+    "evaluate",
+    "save_result",
+]

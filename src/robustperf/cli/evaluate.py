@@ -1,0 +1,119 @@
+"""`robustperf evaluate RUN_DIR`: attack a trained run's model and store the result in the run record.
+
+Writes ``RUN_DIR/evaluations/<name>.json`` (summary, flags, per-attack times) and ``<name>.npz``
+(per-point flags, misclassified adversarial/clean pairs), keeps a resumable state in
+``RUN_DIR/evaluations/<name>_state/`` (a preempted evaluation run again continues where it stopped), and
+merges the summary into ``result.json`` under ``evaluations[<name>]``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from robustperf.cli.common import console, fail, user_errors
+
+if TYPE_CHECKING:
+    from robustperf.evaluation import EvalResult
+
+
+def parse_eps(text: str) -> float:
+    """Read eps as a float or a fraction such as "8/255"."""
+    try:
+        value = float(Fraction(text.replace(" ", ""))) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cannot read eps {text!r}: use a number in [0, 1] or a fraction like 8/255") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"eps {text!r} = {value:.6g} is outside [0, 1] (eps is in [0, 1] pixel units)")
+    return value
+
+
+def evaluation_name(attack: str, version: str, norm: str, eps: float, n_examples: int, which: str) -> str:
+    """File-name-safe key of an evaluation, e.g. "autoattack-standard-linf-eps0.03137-n1000-best"."""
+    kind = f"{attack}-{version}" if attack == "autoattack" else attack
+    return f"{kind}-{norm}-eps{eps:.4g}-n{n_examples}-{which}"
+
+
+def evaluate_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory (runs/<run_id>)"),
+    attack: str = typer.Option("autoattack", "--attack", help="autoattack, or a registered attack such as pgd"),
+    eps: str | None = typer.Option(None, "--eps", help="radius, e.g. 8/255 (default: the run's training eps)"),
+    norm: str | None = typer.Option(None, "--norm", help="linf or l2 (default: the run's training norm)"),
+    n_examples: int = typer.Option(1000, "--n-examples", min=1, help="held-out points to attack"),
+    version: str = typer.Option("standard", "--version", help="AutoAttack version: standard, plus, rand"),
+    which: str = typer.Option("best", "--which", help="checkpoint: best or last"),
+    batch_size: int = typer.Option(500, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N"),
+    seed: int = typer.Option(0, "--seed", help="attack seed"),
+    bf16: bool = typer.Option(False, "--bf16", help="search in bf16 (every verdict is still fp32)"),
+) -> None:
+    """Evaluate a trained run under AutoAttack or PGD and record the result in the run."""
+    with user_errors():
+        _evaluate(run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
+
+
+def _evaluate(
+    run_dir: Path,
+    attack: str,
+    eps_text: str | None,
+    norm: str | None,
+    n_examples: int,
+    version: str,
+    which: str,
+    batch_size: int,
+    device: str,
+    seed: int,
+    bf16: bool,
+) -> None:
+    import torch
+
+    from robustperf.data import build_data, eval_tensors
+    from robustperf.evaluation import evaluate, save_result
+    from robustperf.store import RunDir, utcnow
+    from robustperf.training import load_run_model
+
+    rd = RunDir(run_dir)
+    if not rd.exists():
+        fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
+    if which not in ("best", "last"):
+        fail(f"--which {which!r}: use best or last")
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    model, cfg = load_run_model(rd, which=which, device=dev)
+    eps = parse_eps(eps_text) if eps_text is not None else float(cfg.method.attack.eps)
+    norm = norm or cfg.method.attack.norm
+    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
+    x, y = eval_tensors(bundle.test, n_examples, seed=0)  # the held-out subset the training engine uses
+    name = evaluation_name(attack, version, norm, eps, int(x.shape[0]), which)
+    console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}")
+    result = evaluate(
+        model, x, y, attack=attack, eps=eps, norm=norm, version=version, batch_size=batch_size, device=dev,
+        seed=seed, out_dir=rd.evaluations_dir / f"{name}_state", search_dtype="bf16" if bf16 else "fp32",
+        save_outputs=False,
+    )  # fmt: skip
+    json_path, npz_path = save_result(result, rd.evaluations_dir, x, y, stem=name)
+    summary = {**result.summary(), "which": which, "evaluated_at": utcnow(), "files": [json_path.name, npz_path.name]}
+    rd.update_record(evaluations={name: summary})
+    _print(result, json_path)
+
+
+def _print(result: EvalResult, json_path: Path) -> None:
+    from rich.table import Table
+
+    table = Table("stage", "robust_acc", "seconds", "fooled")
+    for label, row in result.per_attack.items():
+        table.add_row(label, f"{100 * row['robust_acc']:.2f}%", f"{row['seconds']:.1f}", str(row["n_fooled"]))
+    console.print(table)
+    console.print(
+        f"clean {100 * result.clean_acc:.2f}%  robust {100 * result.robust_acc:.2f}%  ({result.seconds:.1f} s)"
+        f"  -> {json_path}"
+    )
+    for name, flag in result.flags.items():
+        if flag.fired:
+            console.print(f"[yellow]flag {name}[/]: {flag.detail}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)

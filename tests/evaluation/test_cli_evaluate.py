@@ -1,0 +1,60 @@
+"""`robustperf evaluate RUN_DIR`: results land in evaluations/ and in result.json's `evaluations`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustperf.cli.evaluate import evaluation_name, parse_eps
+
+
+def test_parse_eps_and_name() -> None:
+    assert parse_eps("8/255") == pytest.approx(8 / 255)
+    assert parse_eps("0.1") == 0.1
+    with pytest.raises(ValueError, match="8/255"):
+        parse_eps("eight")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        parse_eps("8")
+    assert evaluation_name("autoattack", "standard", "linf", 8 / 255, 1000, "best") == (
+        "autoattack-standard-linf-eps0.03137-n1000-best"
+    )
+    assert evaluation_name("pgd", "standard", "l2", 0.5, 10, "last") == "pgd-l2-eps0.5-n10-last"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = pytest.importorskip("robustperf.data")
+    if not hasattr(data, "build_data") or not hasattr(data, "eval_tensors"):
+        pytest.skip("robustperf.data is not complete yet")
+    from robustperf.config import load_config
+    from robustperf.training import train
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "configs" / "quickstart.yaml", ["optim.epochs=1", "optim.warmup_epochs=0",
+                                                               "eval.n_examples=64"])  # fmt: skip
+    rd = train(cfg, tmp_path_factory.mktemp("runs"))
+    return Path(rd.path)
+
+
+def test_cli_evaluate_writes_into_the_run(trained_run: Path) -> None:
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+    from robustperf.store import RunDir
+
+    runner = CliRunner()
+    args = ["evaluate", str(trained_run), "--attack", "pgd", "--n-examples", "60", "--device", "cpu", "--eps", "0.1"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    name = "pgd-linf-eps0.1-n60-best"
+    summary = json.loads((trained_run / "evaluations" / f"{name}.json").read_text())
+    npz = np.load(trained_run / "evaluations" / f"{name}.npz")
+    assert npz["robust_flags"].shape == (60,) and summary["robust_acc"] == pytest.approx(npz["robust_flags"].mean())
+    record = RunDir(trained_run).read_record()
+    assert record is not None and record.evaluations[name]["robust_acc"] == summary["robust_acc"]
+    assert record.status == "finished"  # the merge keeps the rest of the record
+    missing = runner.invoke(app, ["evaluate", str(trained_run / "nope")])
+    assert missing.exit_code != 0 and "not a run directory" in " ".join(missing.output.split())

@@ -1,4 +1,13 @@
 """Cost accounting: FLOPs that ran, energy, time, kWh, CO2, USD.
 
 Importing this package must not import torch (scaling uses the constants).
+
+Modules:
+    constants    sourced constants (PUE, grid intensities, prices, GPU specs); pure Python.
+    conversions  joules/FLOPs/time -> kWh, CO2, USD, GPU-hours; pure Python.
+    analytic     forward-pass equivalents per method, f_arch, C = k f N D; pure Python.
+    energy       energy meters (nvml, sampling, fake, none, auto); torch only for DDP sums.
+    flops        dispatch-mode FLOP counter, meta-device copies (torch).
+    accounting   counted training FLOPs per sample, eval FLOPs, the run record's cost block.
+    inference    latency/throughput/memory per batch size and precision (torch).
 """

@@ -1,0 +1,303 @@
+"""`robustperf cost estimate|inference|flops|grids`: price a run before it starts, measure inference cost."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from robustperf.cli.common import console, fail, user_errors
+
+cost_app = typer.Typer(help="FLOPs, GPU-hours, energy, CO2 and USD of runs and models.", no_args_is_help=True)
+
+# Facts of the standard datasets, used when pricing a run without loading its data:
+# (channels, side, classes, training images). digits: scikit-learn's 8x8 set, 1,797 images
+# (the data part may upsample it; pass --input-shape to match).
+DATASETS: dict[str, tuple[int, int, int, int]] = {
+    "cifar10": (3, 32, 10, 50_000),
+    "cifar100": (3, 32, 100, 50_000),
+    "digits": (1, 8, 10, 1_797),
+}
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        fail(f"--input-shape {text!r} must look like 3,32,32")
+    if len(shape) != 3 or min(shape) < 1:
+        fail(f"--input-shape {text!r} must be three positive integers C,H,W")
+    return shape
+
+
+def _dataset_facts(
+    cfg: Any, input_shape: str | None, num_classes: int | None, train_size: int | None
+) -> tuple[tuple[int, ...], int, int]:
+    name = cfg.data.dataset
+    known = DATASETS.get(name)
+    if known is None and (input_shape is None or num_classes is None or train_size is None):
+        fail(f"dataset {name!r} has no built-in shape; give --input-shape, --num-classes and --train-size")
+    channels, side, classes, size = known if known else (0, 0, 0, 0)
+    side = cfg.data.image_size or side
+    shape = _shape(input_shape) if input_shape else (channels, side, side)
+    if train_size is None:
+        train_size = min(cfg.data.n_train, size) if (cfg.data.n_train and size) else (cfg.data.n_train or size)
+    size = train_size
+    return shape, num_classes or classes, size
+
+
+def _build_meta_model(cfg: Any, shape: tuple[int, ...], num_classes: int) -> Any:
+    import torch
+
+    from robustperf.models import create_model
+
+    with torch.device("meta"):  # no weights are allocated: counting a WRN-70-16 is free
+        return create_model(cfg.model.name, num_classes=num_classes, input_shape=shape, **cfg.model.kwargs)
+
+
+def _planned_samples(cfg: Any, train_size: int) -> tuple[float, float]:
+    """(training samples, evaluation rounds) the config plans."""
+    samples = float(cfg.optim.samples) if cfg.optim.samples else float(cfg.optim.epochs * train_size)
+    # Like the training loop: whole epochs, evaluated every n-th epoch and after the last one.
+    epochs = math.ceil(samples / train_size) if train_size else 0
+    return samples, float(math.ceil(epochs / cfg.eval.every_n_epochs))
+
+
+def estimate_run(
+    cfg: Any,
+    *,
+    gpu: str,
+    mfu: float,
+    throughput: float | None,
+    input_shape: str | None,
+    num_classes: int | None,
+    train_size: int | None,
+    watts: float | None,
+) -> dict[str, Any]:
+    """Price a planned run: counted FLOPs x planned samples -> GPU-hours -> joules -> kWh, CO2, USD."""
+    from robustperf.cost import conversions as cv
+    from robustperf.cost.accounting import pgd_eval_flops, run_cost, train_flops_per_sample
+    from robustperf.cost.constants import gpu_spec
+
+    shape, classes, size = _dataset_facts(cfg, input_shape, num_classes, train_size)
+    model = _build_meta_model(cfg, shape, classes)
+    flops = train_flops_per_sample(model, cfg, input_shape=shape, num_classes=classes)
+    samples, eval_rounds = _planned_samples(cfg, size)
+    ev = cfg.eval
+    eval_flops = eval_rounds * pgd_eval_flops(model, shape, n_examples=ev.n_examples, n_steps=ev.attack.n_steps).total
+    train_flops = flops.per_sample * samples
+    spec = gpu_spec(gpu)
+    if throughput:
+        hours = cv.gpu_hours_from_throughput(samples, throughput) * (1 + eval_flops / train_flops)
+    else:
+        hours = cv.gpu_hours_from_flops(train_flops + eval_flops, gpu=gpu, mfu=mfu)
+    board_watts = watts if watts is not None else spec.tdp_watts
+    joules = cv.joules_from_gpu_hours(hours, watts=board_watts)
+    cost = run_cost(
+        cfg.cost,
+        seconds=hours * 3600,
+        samples_seen=samples,
+        flops_per_sample=flops.per_sample,
+        joules=joules,
+        energy_source=f"estimate: {board_watts:g} W board power",
+        eval_flops=eval_flops,
+    )
+    cost.update(
+        gpu=spec.name,
+        mfu=None if throughput else mfu,
+        throughput=throughput,
+        input_shape=list(shape),
+        num_classes=classes,
+        train_size=size,
+        n_params=sum(p.numel() for p in model.parameters()),
+        flops_breakdown=flops.to_dict(),
+        run_id=cfg.run_id,
+    )
+    return cost
+
+
+def _print_cost(cost: dict[str, Any]) -> None:
+    from robustperf.cost.constants import GPU_HOUR_PRICES
+
+    table = Table("quantity", "value")
+    fb = cost["flops_breakdown"]
+    rows = [
+        ("run", cost["run_id"]),
+        ("parameters", f"{cost['n_params']:,}"),
+        ("forward FLOPs / image", f"{fb['forward_flops']:.4g}"),
+        ("passes / image (counted; analytic)", f"{fb['passes']:.3f}; {fb['analytic_passes']}"),
+        ("training samples", f"{cost['samples_seen']:.4g}"),
+        ("training FLOPs", f"{cost['train_flops']:.4g}"),
+        ("eval FLOPs (per-epoch PGD)", f"{cost['eval_flops']:.4g}"),
+        ("GPU", cost["gpu"]),
+        ("GPU-hours", f"{cost['gpu_hours']:.4g}"),
+        ("energy (kWh, with PUE)", f"{cost['energy_kwh']:.4g}"),
+        ("CO2 (kg)", f"{cost['co2_kg']:.4g}"),
+        ("USD (electricity)", f"{cost['usd_electricity']:.4g}"),
+    ]
+    if cost.get("usd_gpu_hours") is not None:
+        rows.append(("USD (cloud GPU-hours)", f"{cost['usd_gpu_hours']:.4g}"))
+    else:
+        lo, hi = GPU_HOUR_PRICES["debenedetti2023_low"].value, GPU_HOUR_PRICES["debenedetti2023_high"].value
+        rows.append(
+            (f"USD (cloud at ${lo}-{hi}/GPU-h)", f"{cost['gpu_hours'] * lo:.4g} - {cost['gpu_hours'] * hi:.4g}")
+        )
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@cost_app.command("estimate")
+def estimate(
+    config: Path = typer.Argument(..., help="run config YAML"),
+    overrides: list[str] = typer.Option([], "--set", help="section.key=value override (repeatable)"),
+    gpu: str = typer.Option("h100", help="GPU to price on (h100, h200, a100, v100, a6000)"),
+    mfu: float = typer.Option(
+        0.3,
+        help="achieved share of the datasheet dense bf16 peak; H100 TRADES-10 measured 0.15 fp32, 0.27-0.30 bf16 "
+        "(REFERENCE.md s.6: 147-298 of 989 TFLOP/s)",
+    ),
+    throughput: float | None = typer.Option(None, help="measured training images/s (replaces peak x MFU)"),
+    watts: float | None = typer.Option(None, help="mean board power (default: the GPU's TDP)"),
+    input_shape: str | None = typer.Option(None, help="C,H,W if the dataset is not built in"),
+    num_classes: int | None = typer.Option(None),
+    train_size: int | None = typer.Option(None, help="training images per epoch"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Price a planned run before it starts: FLOPs, GPU-hours, kWh, CO2, USD."""
+    from robustperf.config import load_config
+
+    with user_errors():
+        cfg = load_config(config, overrides)
+        cost = estimate_run(
+            cfg,
+            gpu=gpu,
+            mfu=mfu,
+            throughput=throughput,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            train_size=train_size,
+            watts=watts,
+        )
+    if as_json:
+        console.print_json(json.dumps(cost))
+    else:
+        _print_cost(cost)
+
+
+@cost_app.command("flops")
+def flops(
+    model_name: str = typer.Argument(..., help="model name (see `robustperf models list`)"),
+    kwargs: str = typer.Option("{}", "--kwargs", help='model kwargs as JSON, e.g. {"depth": 28, "width": 10}'),
+    input_shape: str = typer.Option("3,32,32", help="C,H,W"),
+    num_classes: int = typer.Option(10),
+    n_steps: int = typer.Option(10, help="attack steps for the per-method table"),
+) -> None:
+    """Forward FLOPs, parameters, f_arch and counted passes per training method (meta device)."""
+    from robustperf.config import RunConfig
+    from robustperf.cost import analytic
+    from robustperf.cost.accounting import train_flops_per_sample
+
+    shape = _shape(input_shape)
+    with user_errors():
+        cfg = RunConfig().with_overrides({"model.name": model_name, "model.kwargs": _json(kwargs)})
+        model = _build_meta_model(cfg, shape, num_classes)
+        n_params = sum(p.numel() for p in model.parameters())
+        table = Table("method", "passes (counted)", "passes (analytic)", "FLOPs / image")
+        fwd = 0.0
+        for method in ("standard", "pgd_at", "trades", "mart", "fast_at"):
+            k = 0 if method == "standard" else n_steps
+            b = train_flops_per_sample(
+                model,
+                cfg.with_overrides({"method.name": method, "method.attack.n_steps": k}),
+                input_shape=shape,
+                num_classes=num_classes,
+            )
+            fwd = b.forward_flops
+            table.add_row(method, f"{b.passes:.3f}", f"{b.analytic_passes:g}", f"{b.per_sample:.4g}")
+    console.print(
+        f"{model_name}: {n_params:,} parameters, forward {fwd / 1e9:.4g} GFLOPs/image, "
+        f"f_arch {analytic.f_arch(fwd, n_params):.1f} FLOPs/param/sample"
+    )
+    console.print(table)
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--kwargs must be a JSON object ({exc})")
+    if not isinstance(value, dict):
+        fail('--kwargs must be a JSON object like {"width": 2}')
+    return value
+
+
+@cost_app.command("inference")
+def inference(
+    model_name: str = typer.Argument(..., help="model name (see `robustperf models list`)"),
+    kwargs: str = typer.Option("{}", "--kwargs", help="model kwargs as JSON"),
+    input_shape: str = typer.Option("3,32,32", help="C,H,W"),
+    num_classes: int = typer.Option(10),
+    batch_sizes: str = typer.Option("1,32,128", help="comma-separated batch sizes"),
+    precisions: str = typer.Option("fp32,bf16,fp16,int8", help="comma-separated: fp32,bf16,fp16,int8"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+    iters: int = typer.Option(5, help="timed batches per point (median reported)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Latency, throughput and memory at several batch sizes and precisions; params; GFLOPs."""
+    from robustperf.cost.inference import InferenceBenchmark, InferenceConfig
+    from robustperf.models import create_model
+
+    shape = _shape(input_shape)
+    with user_errors():
+        bench = InferenceBenchmark(
+            InferenceConfig(
+                input_shape=shape,
+                batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
+                precisions=tuple(p.strip() for p in precisions.split(",")),
+                device=device,
+                iters=iters,
+            )
+        )
+        model = create_model(model_name, num_classes=num_classes, input_shape=shape, **_json(kwargs))
+        result = bench.measure(model)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    console.print(
+        f"{model_name}: {result.n_params:,} parameters, {result.param_bytes / 2**20:.2f} MiB of weights, "
+        f"{result.gflops:.4g} GFLOPs/image on {result.device}"
+    )
+    console.print(f"activation memory: {result.activation_memory_method}")
+    table = Table("precision", "batch", "latency ms", "images/s", "peak activations MiB", "note")
+    for p in result.points:
+        if not p.supported:
+            table.add_row(p.precision, str(p.batch_size), "-", "-", "-", p.note)
+            continue
+        mib = "-" if p.peak_activation_bytes is None else f"{p.peak_activation_bytes / 2**20:.2f}"
+        table.add_row(p.precision, str(p.batch_size), f"{p.latency_ms:.3f}", f"{p.throughput:.1f}", mib, p.note)
+    console.print(table)
+
+
+@cost_app.command("grids")
+def grids() -> None:
+    """Grid carbon-intensity presets, GPU-hour prices and GPU specs, with sources."""
+    from robustperf.cost.constants import GPU_HOUR_PRICES, GPUS, GRID_DEFAULT, GRID_INTENSITY
+
+    table = Table("preset", "value", "unit", "year", "source")
+    for name, s in {**GRID_INTENSITY, **GPU_HOUR_PRICES}.items():
+        label = f"{name} (default)" if name == GRID_DEFAULT else name
+        table.add_row(label, f"{s.value:g}", s.unit, str(s.year), s.source)
+    console.print(table)
+    gpus = Table("gpu", "name", "dense bf16 TFLOP/s", "TDP W", "source")
+    for short, g in GPUS.items():
+        gpus.add_row(short, g.name, f"{g.peak_bf16_tflops:g}", f"{g.tdp_watts:g}", g.source)
+    console.print(gpus)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cost_app, name="cost")

@@ -1,0 +1,524 @@
+"""Energy meters: joules and seconds over a window of work (an epoch, an evaluation).
+
+REFERENCE.md section 3 ("Energy"): the best primitive on Volta and newer GPUs is
+NVML's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules,
+updated about every 100 ms on an H100). GPUs without the counter fall back to
+sampling ``nvmlDeviceGetPowerUsage`` on a thread and integrating with the
+trapezoid rule (1-s sampling read 1.8 % low on a bursty load, so we sample at
+10 Hz). NVML ignores ``CUDA_VISIBLE_DEVICES``, so devices are mapped by UUID.
+Windows should be >= 1 s; in DDP every rank meters its own GPU and
+`sum_across_ranks` adds the joules.
+
+Usage::
+
+    meter = create_meter("auto")
+    meter.start()
+    ...  # one epoch
+    reading = meter.stop()  # EnergyReading(joules=..., seconds=..., source="nvml")
+
+``pynvml`` (package ``nvidia-ml-py``, extra ``robustperf[gpu]``) is imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+from robustperf.registry import Registry
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class EnergyMeterError(ValueError):
+    """A meter that cannot be used here; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy and wall time over one metered window.
+
+    Attributes:
+        joules: energy drawn by the metered device(s); None when the meter measures time only.
+        seconds: wall-clock seconds of the window.
+        source: which meter produced it ("nvml", "sampling", "fake", "none").
+        idle_watts: idle baseline of the device if one was measured (not subtracted from ``joules``).
+        n_devices: how many devices' energy is summed in ``joules``.
+    """
+
+    joules: float | None
+    seconds: float
+    source: str
+    idle_watts: float | None = None
+    n_devices: int = 1
+
+    @property
+    def watts(self) -> float | None:
+        """Mean power over the window."""
+        if self.joules is None or self.seconds <= 0:
+            return None
+        return self.joules / self.seconds
+
+    @property
+    def joules_above_idle(self) -> float | None:
+        """Joules minus the idle baseline (what the work itself added), if a baseline is known."""
+        if self.joules is None or self.idle_watts is None:
+            return None
+        return self.joules - self.idle_watts * self.seconds * self.n_devices
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "joules": self.joules,
+            "seconds": self.seconds,
+            "source": self.source,
+            "idle_watts": self.idle_watts,
+            "n_devices": self.n_devices,
+        }
+
+
+@runtime_checkable
+class EnergyMeter(Protocol):
+    """Meters one window at a time: ``start()``, any number of ``read()``, then ``stop()``."""
+
+    source: str
+
+    def start(self) -> None:
+        """Begin a window (resets the totals)."""
+
+    def read(self) -> EnergyReading:
+        """Running totals since ``start()`` without ending the window."""
+
+    def stop(self) -> EnergyReading:
+        """End the window and return its totals."""
+
+
+ENERGY_METERS: Registry[Callable[..., EnergyMeter]] = Registry("energy meter")
+
+
+class _Window:
+    """Start time bookkeeping shared by the meters."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._t0: float | None = None
+
+    def begin(self) -> None:
+        self._t0 = self._clock()
+
+    def elapsed(self, what: str) -> float:
+        if self._t0 is None:
+            raise RuntimeError(f"{what}: call start() before read()/stop()")
+        return self._clock() - self._t0
+
+
+# ---------------------------------------------------------------------------- time-only and fake meters
+
+
+@dataclass(frozen=True)
+class NoneMeterConfig:
+    """No energy source: wall time only."""
+
+
+class NoneMeter:
+    """Measures seconds only (``joules=None``); the default on machines without a GPU."""
+
+    source = "none"
+
+    def __init__(self, config: NoneMeterConfig | None = None, *, clock: Clock = time.perf_counter) -> None:
+        self.config = config or NoneMeterConfig()
+        self._window = _Window(clock)
+
+    def start(self) -> None:
+        self._window.begin()
+
+    def read(self) -> EnergyReading:
+        return EnergyReading(None, self._window.elapsed("none meter"), self.source)
+
+    def stop(self) -> EnergyReading:
+        return self.read()
+
+
+@dataclass(frozen=True)
+class FakeMeterConfig:
+    """A constant draw: joules = watts x elapsed seconds. For CPU tests and CI only."""
+
+    watts: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.watts < 0:
+            raise EnergyMeterError(f"fake meter watts must be >= 0, got {self.watts}")
+
+
+class FakeMeter:
+    """Deterministic given the clock: ``joules = watts * seconds`` (inject ``clock`` in tests)."""
+
+    source = "fake"
+
+    def __init__(self, config: FakeMeterConfig | None = None, *, clock: Clock = time.perf_counter) -> None:
+        self.config = config or FakeMeterConfig()
+        self._window = _Window(clock)
+
+    def start(self) -> None:
+        self._window.begin()
+
+    def read(self) -> EnergyReading:
+        seconds = self._window.elapsed("fake meter")
+        return EnergyReading(self.config.watts * seconds, seconds, self.source)
+
+    def stop(self) -> EnergyReading:
+        return self.read()
+
+
+# ---------------------------------------------------------------------------- NVML
+
+
+def import_pynvml() -> Any:
+    """Import ``pynvml`` (from ``nvidia-ml-py``) or explain how to install it."""
+    try:
+        import pynvml
+    except ImportError as exc:
+        raise EnergyMeterError(
+            "energy meter 'nvml' needs the NVIDIA management library bindings: pip install 'robustperf[gpu]' "
+            "(nvidia-ml-py), or set cost.energy_meter=none"
+        ) from exc
+    return pynvml
+
+
+def nvml_init(pynvml: Any) -> None:
+    """``nvmlInit`` with a message that names the fix when there is no driver or GPU."""
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        raise EnergyMeterError(
+            f"NVML could not start ({exc}): no NVIDIA driver or GPU here; use cost.energy_meter=none (or fake in tests)"
+        ) from exc
+
+
+def visible_device_id(device_index: int, visible: str | None) -> int | str:
+    """The NVML identity (physical index or UUID) of logical CUDA device ``device_index``.
+
+    NVML enumerates every GPU on the node and ignores ``CUDA_VISIBLE_DEVICES``
+    (REFERENCE.md section 3), so logical index 0 under ``CUDA_VISIBLE_DEVICES=3``
+    is NVML index 3. Entries may be indices or UUIDs (``GPU-...``).
+
+    Args:
+        device_index: the logical CUDA index the process uses (``cuda:N``).
+        visible: the value of ``CUDA_VISIBLE_DEVICES`` (None when unset).
+
+    Returns:
+        An int physical index, or a UUID string.
+    """
+    if visible is None or visible.strip() == "":
+        return device_index
+    entries = [e.strip() for e in visible.split(",") if e.strip()]
+    if device_index >= len(entries):
+        raise EnergyMeterError(
+            f"cuda:{device_index} is not among CUDA_VISIBLE_DEVICES={visible!r}; pick a device index < {len(entries)}"
+        )
+    entry = entries[device_index]
+    if entry.startswith("MIG-"):
+        raise EnergyMeterError(
+            f"device {entry} is a MIG slice; NVML reports energy per physical GPU only - use cost.energy_meter=none"
+        )
+    return int(entry) if entry.isdigit() else entry
+
+
+def _torch_uuid(device_index: int) -> str | None:
+    """UUID of a logical CUDA device as torch sees it (exact even with CUDA_DEVICE_ORDER quirks)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # only if the caller already imported torch; never import it here
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return None
+        uuid = str(torch.cuda.get_device_properties(device_index).uuid)
+    except (RuntimeError, AttributeError, AssertionError):
+        return None
+    return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+
+
+def nvml_handle(pynvml: Any, device_index: int | None) -> Any:
+    """The NVML handle of a logical CUDA device, matched by UUID where possible."""
+    index = 0 if device_index is None else device_index
+    uuid = _torch_uuid(index)
+    ident: int | str = uuid if uuid is not None else visible_device_id(index, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if isinstance(ident, str) and ident.startswith("MIG-"):
+        raise EnergyMeterError(f"cuda:{index} is a MIG slice ({ident}); NVML meters whole GPUs only - use none")
+    if isinstance(ident, str):
+        return pynvml.nvmlDeviceGetHandleByUUID(ident)
+    return pynvml.nvmlDeviceGetHandleByIndex(ident)
+
+
+@dataclass(frozen=True)
+class NvmlMeterConfig:
+    """NVML total-energy counter of one GPU."""
+
+    device_index: int | None = None
+
+
+class NvmlMeter:
+    """Reads the GPU's cumulative energy counter (mJ) at start and at each read."""
+
+    source = "nvml"
+
+    def __init__(self, config: NvmlMeterConfig | None = None, *, clock: Clock = time.perf_counter) -> None:
+        self.config = config or NvmlMeterConfig()
+        self._window = _Window(clock)
+        self._pynvml: Any = None
+        self._handle: Any = None
+        self._mj0 = 0
+
+    def start(self) -> None:
+        pynvml = import_pynvml()
+        nvml_init(pynvml)
+        try:
+            handle = nvml_handle(pynvml, self.config.device_index)
+            self._mj0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except pynvml.NVMLError as exc:  # pre-Volta GPUs have no counter
+            pynvml.nvmlShutdown()
+            raise EnergyMeterError(
+                f"no NVML energy counter for this GPU ({exc}); use cost.energy_meter=sampling"
+            ) from exc
+        self._pynvml, self._handle = pynvml, handle
+        self._window.begin()
+
+    def read(self) -> EnergyReading:
+        if self._handle is None:
+            raise RuntimeError("nvml meter: call start() before read()/stop()")
+        seconds = self._window.elapsed("nvml meter")
+        mj = self._pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+        return EnergyReading((mj - self._mj0) / 1000.0, seconds, self.source)
+
+    def stop(self) -> EnergyReading:
+        reading = self.read()
+        if reading.seconds < 1.0:  # the counter advances in ~100 ms steps (REFERENCE.md s.3)
+            log.warning("NVML energy window of %.2f s is shorter than 1 s: expect >10 %% error", reading.seconds)
+        self._pynvml.nvmlShutdown()  # reference-counted by NVML: balances the nvmlInit in start()
+        self._handle = None
+        return reading
+
+
+# ---------------------------------------------------------------------------- power sampling
+
+
+def trapezoid_joules(times: list[float], watts: list[float]) -> float:
+    """Integrate power samples (seconds, watts) with the trapezoid rule."""
+    total = 0.0
+    for i in range(1, len(times)):
+        total += 0.5 * (watts[i] + watts[i - 1]) * (times[i] - times[i - 1])
+    return total
+
+
+@dataclass(frozen=True)
+class SamplingMeterConfig:
+    """Power sampling for GPUs without the energy counter."""
+
+    device_index: int | None = None
+    interval_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.001 <= self.interval_s <= 10:
+            raise EnergyMeterError(f"sampling interval_s must be in [0.001, 10], got {self.interval_s}")
+
+
+class SamplingMeter:
+    """Polls a power source on a daemon thread and integrates it (trapezoid rule).
+
+    ``power_w`` defaults to NVML's ``nvmlDeviceGetPowerUsage`` (mW -> W) of the
+    configured GPU; tests pass any callable returning watts.
+    """
+
+    source = "sampling"
+
+    def __init__(
+        self,
+        config: SamplingMeterConfig | None = None,
+        *,
+        power_w: Callable[[], float] | None = None,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.config = config or SamplingMeterConfig()
+        self._power_w = power_w
+        self._clock = clock
+        self._times: list[float] = []
+        self._watts: list[float] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pynvml: Any = None
+
+    def _nvml_power(self) -> Callable[[], float]:
+        pynvml = import_pynvml()
+        nvml_init(pynvml)
+        self._pynvml = pynvml
+        handle = nvml_handle(pynvml, self.config.device_index)
+        return lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+
+    def _sample(self, power: Callable[[], float]) -> None:
+        watts = float(power())
+        with self._lock:
+            self._times.append(self._clock())
+            self._watts.append(watts)
+
+    def _loop(self, power: Callable[[], float]) -> None:
+        while not self._stop.wait(self.config.interval_s):
+            self._sample(power)
+
+    def start(self) -> None:
+        power = self._power_w or self._nvml_power()
+        self._power_w = power
+        self._times, self._watts = [], []
+        self._stop.clear()
+        self._sample(power)
+        self._thread = threading.Thread(target=self._loop, args=(power,), name="robustperf-power", daemon=True)
+        self._thread.start()
+
+    def read(self) -> EnergyReading:
+        if not self._times:
+            raise RuntimeError("sampling meter: call start() before read()/stop()")
+        with self._lock:
+            times, watts = list(self._times), list(self._watts)
+        now = self._clock()
+        # Hold the last sample up to now so a read between samples covers the whole window.
+        times.append(now)
+        watts.append(watts[-1])
+        return EnergyReading(trapezoid_joules(times, watts), now - times[0], self.source)
+
+    def stop(self) -> EnergyReading:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._power_w is not None:
+            self._sample(self._power_w)  # close the window with a fresh sample
+        reading = self.read()
+        if self._pynvml is not None:
+            self._pynvml.nvmlShutdown()
+            self._pynvml = None
+            self._power_w = None
+        return reading
+
+    @property
+    def n_samples(self) -> int:
+        return len(self._times)
+
+
+# ---------------------------------------------------------------------------- factory and helpers
+
+
+def _gpu_present() -> bool:
+    """Whether NVML sees at least one GPU (False when pynvml or the driver is missing)."""
+    try:
+        pynvml = import_pynvml()
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - any NVML/driver failure means "no GPU to meter"
+        return False
+    try:
+        return pynvml.nvmlDeviceGetCount() > 0
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _counter_supported(device_index: int | None) -> bool:
+    pynvml = import_pynvml()
+    nvml_init(pynvml)
+    try:
+        pynvml.nvmlDeviceGetTotalEnergyConsumption(nvml_handle(pynvml, device_index))
+        return True
+    except pynvml.NVMLError:
+        return False
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _auto(device_index: int | None = None, **kwargs: Any) -> EnergyMeter:
+    """NVML counter if a GPU with the counter is present, power sampling if only power is, else time only."""
+    if not _gpu_present():
+        log.info("no NVIDIA GPU visible to NVML: metering time only")
+        return NoneMeter()
+    if _counter_supported(device_index):
+        return NvmlMeter(NvmlMeterConfig(device_index=device_index))
+    log.info("GPU has no NVML energy counter: falling back to power sampling")
+    return SamplingMeter(SamplingMeterConfig(device_index=device_index, **kwargs))
+
+
+ENERGY_METERS.register("none", lambda device_index=None: NoneMeter())
+ENERGY_METERS.register("fake", lambda device_index=None, watts=300.0: FakeMeter(FakeMeterConfig(watts=watts)))
+ENERGY_METERS.register("nvml", lambda device_index=None: NvmlMeter(NvmlMeterConfig(device_index=device_index)))
+ENERGY_METERS.register(
+    "sampling",
+    lambda device_index=None, interval_s=0.1: SamplingMeter(SamplingMeterConfig(device_index, interval_s)),
+)
+ENERGY_METERS.register("auto", _auto)
+
+
+def create_meter(name: str = "auto", *, device_index: int | None = None, **kwargs: Any) -> EnergyMeter:
+    """Build an energy meter by name: "auto", "nvml", "sampling", "fake" or "none".
+
+    Construction does no work; "nvml" and "sampling" touch the driver in ``start()``
+    ("auto" probes NVML here to decide).
+
+    Args:
+        name: meter name (``cost.energy_meter`` in the run config).
+        device_index: logical CUDA index to meter (None: device 0 / torch's current device).
+        **kwargs: meter options, e.g. ``watts`` for "fake", ``interval_s`` for "sampling".
+    """
+    factory = ENERGY_METERS.get(name)
+    if name == "nvml":
+        import_pynvml()  # fail before any work with the install hint
+    try:
+        return factory(device_index=device_index, **kwargs)
+    except TypeError as exc:
+        raise EnergyMeterError(f"energy meter {name!r}: bad option in {sorted(kwargs)} ({exc})") from None
+
+
+def measure_idle_watts(
+    meter: EnergyMeter, seconds: float = 2.0, *, sleep: Callable[[float], None] = time.sleep
+) -> float | None:
+    """Mean power of an idle device over ``seconds`` (run it before the work starts).
+
+    Returns:
+        Idle watts, or None when the meter measures time only.
+    """
+    meter.start()
+    sleep(seconds)
+    reading = meter.stop()
+    return reading.watts
+
+
+def with_idle(reading: EnergyReading, idle_watts: float | None) -> EnergyReading:
+    """The reading with its idle baseline attached (the raw joules are kept as measured)."""
+    return replace(reading, idle_watts=idle_watts)
+
+
+def sum_across_ranks(reading: EnergyReading, *, device: Any = None) -> EnergyReading:
+    """Sum joules over DDP ranks (each rank meters its own GPU); seconds is the slowest rank's.
+
+    Without an initialised process group the reading is returned as is. If any
+    rank measured time only, the sum is ``None`` (a partial sum would mislead).
+
+    Args:
+        reading: this rank's reading.
+        device: where to put the reduction tensor (the rank's CUDA device for NCCL).
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return reading
+    have = 0.0 if reading.joules is None else 1.0
+    joules = torch.tensor([reading.joules or 0.0, have], dtype=torch.float64, device=device)
+    seconds = torch.tensor([reading.seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(joules, op=dist.ReduceOp.SUM)
+    dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+    world = dist.get_world_size()
+    total = float(joules[0]) if int(joules[1]) == world else None
+    return EnergyReading(total, float(seconds[0]), reading.source, reading.idle_watts, n_devices=world)

@@ -1,1 +1,130 @@
-"""robustperf.scaling."""
+"""Scaling laws and forecasts for adversarial robustness (REFERENCE.md section 4).
+
+Pure numpy/scipy/scikit-learn/pandas: importable without torch.
+
+Laws (frozen objects with named parameters, ``__call__``):
+    LAWS, create_law(name, **params), PowerLaw, ChinchillaLaw, Approach2Law, Approach3Law, LinearMap;
+    published: "bartoldson2024_approach2" (B, E at FID 0), "bartoldson2024_approach2_fid1.65" (notebook
+    convention), "bartoldson2024_approach2_rounded", "bartoldson2024_approach3", "bartoldson2024_approach3_rounded",
+    "bartoldson2024_loss_to_accuracy", "debenedetti2023_powerlaw", "debenedetti2023_cost_powerlaw".
+
+Fitters (return a frozen FitResult; a failed optimisation has status != "ok" and warns):
+    fit_power_law, fit_envelope_power_law, envelope_points, fit_approach1, fit_chinchilla, fit_approach2,
+    fit_approach3, fit_loss_to_accuracy, bartoldson_keep_mask, extrapolation_validation.
+
+Allocation and forecasts:
+    compute_optimal, optimal_loss, model_size_tradeoff, flops_per_param_sample, forecast, forecast_loss,
+    forecast_accuracy, forecast_flops, forecast_cost, ceiling_loss, estimate_derived (bootstrap interval of any
+    quantity computed from a fitted law).
+
+Predictors and fronts:
+    fit_robustness_predictor, fit_frontier_quantile, pareto_front, pareto_mask.
+
+Inputs:
+    load_table (CSV / Parquet / DataFrame / runs directory), fit_table(source, law, x=..., y=..., n=..., d=...,
+    loss=..., fid=..., **fit_kwargs), load_curves(runs_dir) (per-epoch curves for Approach 1),
+    STORE_COLUMNS (default run-index columns), FIT_LAWS.
+"""
+
+from robustperf.scaling.allocation import (
+    DEFAULT_FLOPS_PER_PARAM_SAMPLE,
+    Allocation,
+    Tradeoff,
+    compute_optimal,
+    flops_per_param_sample,
+    model_size_tradeoff,
+    optimal_loss,
+)
+from robustperf.scaling.envelope import envelope_points, fit_approach1, fit_envelope_power_law, fit_power_law
+from robustperf.scaling.fit import FitOptions, bartoldson_keep_mask, fit_approach2, fit_approach3, fit_chinchilla
+from robustperf.scaling.forecasting import (
+    CostForecast,
+    FlopsForecast,
+    Forecast,
+    ceiling_loss,
+    estimate_derived,
+    forecast,
+    forecast_accuracy,
+    forecast_cost,
+    forecast_flops,
+    forecast_loss,
+)
+from robustperf.scaling.laws import (
+    LAWS,
+    Approach2Law,
+    Approach3Law,
+    ChinchillaLaw,
+    LinearMap,
+    PowerLaw,
+    create_law,
+)
+from robustperf.scaling.pareto import pareto_front, pareto_mask
+from robustperf.scaling.predictors import PredictorResult, fit_frontier_quantile, fit_robustness_predictor
+from robustperf.scaling.published import PUBLISHED
+from robustperf.scaling.regression import fit_loss_to_accuracy
+from robustperf.scaling.result import (
+    BootstrapResult,
+    Estimate,
+    FitResult,
+    FitWarning,
+    ScalingError,
+    load_fit,
+)
+from robustperf.scaling.tables import FIT_LAWS, STORE_COLUMNS, fit_table, load_curves, load_table
+from robustperf.scaling.validation import ExtrapolationResult, extrapolation_validation
+
+__all__ = [
+    "DEFAULT_FLOPS_PER_PARAM_SAMPLE",
+    "FIT_LAWS",
+    "LAWS",
+    "PUBLISHED",
+    "STORE_COLUMNS",
+    "Allocation",
+    "Approach2Law",
+    "Approach3Law",
+    "BootstrapResult",
+    "ChinchillaLaw",
+    "CostForecast",
+    "Estimate",
+    "ExtrapolationResult",
+    "FitOptions",
+    "FitResult",
+    "FitWarning",
+    "FlopsForecast",
+    "Forecast",
+    "LinearMap",
+    "PowerLaw",
+    "PredictorResult",
+    "ScalingError",
+    "Tradeoff",
+    "bartoldson_keep_mask",
+    "ceiling_loss",
+    "compute_optimal",
+    "create_law",
+    "envelope_points",
+    "estimate_derived",
+    "extrapolation_validation",
+    "fit_approach1",
+    "fit_approach2",
+    "fit_approach3",
+    "fit_chinchilla",
+    "fit_envelope_power_law",
+    "fit_frontier_quantile",
+    "fit_loss_to_accuracy",
+    "fit_power_law",
+    "fit_robustness_predictor",
+    "fit_table",
+    "flops_per_param_sample",
+    "forecast",
+    "forecast_accuracy",
+    "forecast_cost",
+    "forecast_flops",
+    "forecast_loss",
+    "load_curves",
+    "load_fit",
+    "load_table",
+    "model_size_tradeoff",
+    "optimal_loss",
+    "pareto_front",
+    "pareto_mask",
+]

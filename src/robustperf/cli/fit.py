@@ -1,0 +1,154 @@
+"""`robustperf fit` and `robustperf forecast`: scaling laws from the command line (no torch needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from robustperf.cli.common import console, fail, user_errors
+
+# = robustperf.scaling.FIT_LAWS (not imported here: scipy stays out of `robustperf --help`)
+FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
+_DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override with the options
+    "x": "cost.train_flops",
+    "y": "final.robust_acc",
+    "n": "final.n_params",
+    "d": "final.samples_seen",
+    "loss": "final.adv_loss",
+    "fid": "config.data.synthetic_fid",
+}
+
+
+def _fit_kwargs(law: str, *, n_bins: int, binning: str, best: str, min_y: float | None, bootstrap: int, seed: int,
+                drop_underfit: bool, reference_fid: float | None) -> dict:
+    """The options that apply to ``law``'s fitter."""
+    if law == "approach1":
+        return {}  # envelope regressions; no bootstrap option
+    kwargs: dict = {"bootstrap": bootstrap, "seed": seed}
+    if law == "power_law":
+        kwargs.update(n_bins=n_bins, binning=binning, best=best, min_y=min_y)
+    elif law in ("chinchilla", "approach2", "approach3"):
+        kwargs["drop_underfit"] = drop_underfit
+    if law == "approach2":
+        kwargs["reference_fid"] = reference_fid
+    return kwargs
+
+
+def fit_command(
+    data: Path = typer.Argument(..., help="CSV or Parquet table, or a runs directory"),
+    law: str = typer.Option(..., "--law", help=f"law to fit: {', '.join(FIT_LAWS)}"),
+    x: str = typer.Option(_DEFAULTS["x"], "--x", help="compute column (power_law)"),
+    y: str = typer.Option(_DEFAULTS["y"], "--y", help="accuracy/error column (power_law, linear)"),
+    n: str = typer.Option(_DEFAULTS["n"], "--n", help="parameter-count column"),
+    d: str = typer.Option(_DEFAULTS["d"], "--d", help="training-samples column"),
+    loss: str = typer.Option(_DEFAULTS["loss"], "--loss", help="adversarial-loss column"),
+    fid: str = typer.Option(_DEFAULTS["fid"], "--fid", help="FID column (missing/empty = real data, FID 0)"),
+    run: str = typer.Option("run_id", "--run", help="run-id column of training curves (approach1 on a table)"),
+    bins: int = typer.Option(19, "--bins", help="FLOPs bins of the envelope (power_law)"),
+    binning: str = typer.Option("log", "--binning", help="log or linear bins (power_law)"),
+    best: str = typer.Option("max", "--best", help="envelope keeps the max (accuracy) or min (error) per bin"),
+    min_y: float = typer.Option(None, "--min-y", help="drop rows with y below this first (power_law)"),
+    reference_fid: float = typer.Option(None, "--reference-fid", help="FID of the base data set (approach2)"),
+    drop_underfit: bool = typer.Option(False, "--drop-underfit", help="papers/001 filter: N<100M, D>10M, FID<10"),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap resamples for intervals"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", help="write the fit as JSON here"),
+) -> None:
+    """Fit a scaling law to runs or a table, print it, and optionally save it as JSON."""
+    from rich.table import Table
+
+    from robustperf.scaling import fit_table
+
+    if law not in FIT_LAWS:
+        fail(f"unknown law {law!r} to fit; choose one of {', '.join(FIT_LAWS)}")
+    kwargs = _fit_kwargs(law, n_bins=bins, binning=binning, best=best, min_y=min_y, bootstrap=bootstrap, seed=seed,
+                         drop_underfit=drop_underfit, reference_fid=reference_fid)
+    with user_errors():
+        result = fit_table(data, law, x=x, y=y, n=n, d=d, loss=loss, fid=fid, run=run, **kwargs)
+    table = Table("parameter", "value", "95 % interval", title=f"{law} fit on {data} ({result.n_points} points)")
+    if law == "approach1":
+        table.caption = "N* = N_coef C^a, D* = D_coef C^b, L* = L_coef C^l_exponent (C in FLOPs)"
+    for name in result.params:
+        e = result.estimate(name)
+        table.add_row(name, f"{e.value:.6g}", "" if e.low is None else f"[{e.low:.4g}, {e.high:.4g}]")
+    console.print(table)
+    colour = "green" if result.ok else "red"
+    console.print(f"status: [{colour}]{result.status}[/]  objective {result.objective:.6g}  {result.message}")
+    for key, value in result.metrics.items():
+        if isinstance(value, (int, float)):
+            console.print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+    if result.law_kwargs:
+        console.print(f"law settings: {result.law_kwargs}")
+    if out is not None:
+        console.print(f"saved {result.save(out)}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _load_law(spec: str):
+    """A registered law name, or a JSON file written by `robustperf fit --out`."""
+    from robustperf.scaling import create_law, load_fit
+
+    path = Path(spec)
+    if path.suffix == ".json" and path.exists():
+        return load_fit(path)
+    return create_law(spec)
+
+
+def forecast_command(
+    law: str = typer.Option(..., "--law", help="published law name (e.g. bartoldson2024_approach2) or a fit JSON"),
+    fid: float = typer.Option(0.0, "--fid", help="FID of the training data (0 = unlimited real-quality data)"),
+    flops: float = typer.Option(None, "--flops", help="training budget in FLOPs"),
+    target_accuracy: float = typer.Option(None, "--target-accuracy", help="robust accuracy to reach (fraction)"),
+    gpu: str = typer.Option("h100", "--gpu", help="GPU for time and energy (h100, h200, a100, v100, a6000)"),
+    mfu: float = typer.Option(0.4, "--mfu", help="model FLOPs utilisation of that GPU"),
+    k: float = typer.Option(None, "--k", help="FLOPs per parameter per sample (default 7822, TRADES-10 WRNs)"),
+    pue: float = typer.Option(None, "--pue", help="power usage effectiveness (default 1.58)"),
+    grid: str = typer.Option(None, "--grid", help="grid-intensity preset (default gcp_us_central1_2019)"),
+    usd_per_kwh: float = typer.Option(None, "--usd-per-kwh"),
+    usd_per_gpu_hour: float = typer.Option(None, "--usd-per-gpu-hour", help="cloud price for a rental estimate"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Forecast accuracy for a budget, or the budget for a target, with GPU-hours, kWh, CO2 and USD."""
+    from robustperf.scaling import DEFAULT_FLOPS_PER_PARAM_SAMPLE, forecast
+
+    if (flops is None) == (target_accuracy is None):
+        fail("give exactly one of --flops or --target-accuracy")
+    cost_kwargs: dict[str, Any] = {key: v for key, v in (("pue", pue), ("grid", grid), ("usd_per_kwh", usd_per_kwh),
+                                          ("usd_per_gpu_hour", usd_per_gpu_hour)) if v is not None}
+    with user_errors():
+        result = forecast(_load_law(law), flops=flops, target_accuracy=target_accuracy, fid=fid,
+                          k=DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k, gpu=gpu, mfu=mfu, name=law,
+                          **cost_kwargs)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=lambda o: None if o != o else o))
+        return
+    _print_forecast(result, gpu, mfu)
+
+
+def _print_forecast(result, gpu: str, mfu: float) -> None:
+    from rich.table import Table
+
+    table = Table("quantity", "value [95 % interval]", title=f"forecast: {result.law} at FID {result.fid:g}")
+    rows = [("training FLOPs", result.flops), ("adversarial loss", result.loss), ("robust accuracy", result.accuracy),
+            ("N* (parameters)", result.N), ("D* (samples)", result.D)]
+    labels = {"gpu_hours": f"GPU-hours ({gpu}, MFU {mfu:g})", "gpu_years": "GPU-years", "energy_kwh": "energy (kWh)",
+              "co2_kg": "CO2 (kg)", "usd_electricity": "electricity (USD)", "usd_cloud": "cloud rental (USD)"}
+    rows += [(labels[key], e) for key, e in result.cost.items()]
+    for label, e in rows:
+        if e is not None:
+            table.add_row(label, "inf" if math.isinf(e.value) else str(e))
+    console.print(table)
+    if not result.reachable:
+        console.print(f"[red]{result.message}[/]")
+    for name, c in result.constants.items():
+        console.print(f"  {name} = {c['value']}  ({c['source']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_command)
+    app.command("forecast")(forecast_command)

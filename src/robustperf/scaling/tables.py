@@ -1,0 +1,164 @@
+"""Read fitting inputs from run records or any table a user brings (CSV, Parquet, DataFrame).
+
+Run directories are read through the store's index (flat columns like ``final.robust_acc``,
+``cost.train_flops``); `STORE_COLUMNS` names the defaults the CLI uses for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustperf.scaling.result import ScalingError
+
+log = logging.getLogger(__name__)
+
+# Default columns of the run index (robustperf.store.load_index_frame).
+STORE_COLUMNS: dict[str, str] = {
+    "flops": "cost.train_flops",
+    "robust_acc": "final.robust_acc",
+    "clean_acc": "final.clean_acc",
+    "loss": "final.adv_loss",
+    "n_params": "final.n_params",
+    "samples": "final.samples_seen",
+    "fid": "config.data.synthetic_fid",
+    "energy_kwh": "cost.energy_kwh",
+    "co2_kg": "cost.co2_kg",
+    "usd": "cost.usd",
+}
+
+
+def load_table(source: Any) -> Any:
+    """A pandas DataFrame from a DataFrame, a CSV/Parquet file, or a runs directory (finished runs only).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ScalingError: an unsupported file type.
+    """
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path} (give a CSV, a Parquet file or a runs directory)")
+    if path.is_dir():
+        from robustperf.store import load_index_frame
+
+        frame = load_index_frame(path)
+        if "status" in frame.columns:
+            frame = frame[frame["status"] == "finished"]
+        return frame.reset_index(drop=True)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix == ".json":
+        return pd.read_json(path)
+    raise ScalingError(f"unsupported table {path.name!r}: use .csv, .parquet or a runs directory")
+
+
+def column(frame: Any, name: str) -> np.ndarray:
+    """One column as floats; a missing column names the available ones."""
+    if name not in frame.columns:
+        raise ScalingError(f"column {name!r} not in the table; available: {sorted(map(str, frame.columns))}")
+    return frame[name].astype(float).to_numpy()
+
+
+FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
+
+
+def load_curves(runs_dir: str | Path) -> Any:
+    """Training curves of every run: one row per per-epoch evaluation in ``metrics.jsonl``.
+
+    Columns: run_id, epoch, samples_seen, flops (samples_seen x the record's ``cost.flops_per_sample``),
+    adv_loss, robust_acc, clean_acc, n_params, fid (the run's ``data.synthetic_fid``, 0 for real data).
+    Runs without a cost block or without evaluations are skipped. This is Approach 1's input.
+    """
+    import pandas as pd
+
+    from robustperf.store.index import iter_run_dirs
+
+    rows = []
+    for rd in iter_run_dirs(runs_dir):
+        record = rd.read_record()
+        per_sample = (record.cost or {}).get("flops_per_sample") if record else None
+        if not per_sample:
+            continue
+        fid = (rd.read_config().get("data") or {}).get("synthetic_fid") or 0.0
+        n_params = (record.final or {}).get("n_params") if record else None
+        for m in rd.read_metrics():
+            if m.get("kind") != "eval" or m.get("samples_seen") in (None, 0):
+                continue
+            rows.append({"run_id": rd.run_id, "epoch": m.get("epoch"), "samples_seen": m["samples_seen"],
+                         "flops": float(m["samples_seen"]) * float(per_sample), "adv_loss": m.get("adv_loss"),
+                         "robust_acc": m.get("robust_acc"), "clean_acc": m.get("clean_acc"),
+                         "n_params": m.get("n_params", n_params), "fid": float(fid)})
+    return pd.DataFrame(rows, columns=["run_id", "epoch", "samples_seen", "flops", "adv_loss", "robust_acc",
+                                       "clean_acc", "n_params", "fid"])
+
+
+def fid_column(frame: Any, name: str) -> np.ndarray:
+    """FID per row; a missing column or an empty cell means real data, FID 0."""
+    if name not in frame.columns:
+        log.info("no column %r: treating every run as FID 0 (real data)", name)
+        return np.zeros(len(frame))
+    return frame[name].astype(float).fillna(0.0).to_numpy()
+
+
+def fit_table(source: Any, law: str, *, x: str = STORE_COLUMNS["flops"], y: str = STORE_COLUMNS["robust_acc"],
+              n: str = STORE_COLUMNS["n_params"], d: str = STORE_COLUMNS["samples"], loss: str = STORE_COLUMNS["loss"],
+              fid: str = STORE_COLUMNS["fid"], run: str = "run_id", **fit_kwargs: Any) -> Any:
+    """Fit a law to a table or a runs directory, naming the columns (defaults: the run index's).
+
+    Args:
+        source: DataFrame, CSV/Parquet path, or runs directory (`load_table`).
+        law: "power_law" (envelope of y vs x), "linear" (y vs loss), "chinchilla", "approach2", "approach3"
+            (loss vs n, d and, for the last two, fid), "approach1" (training curves: one row per evaluation,
+            grouped by ``run``; a runs directory is read with `load_curves`).
+        x, y, n, d, loss, fid, run: column names.
+        **fit_kwargs: forwarded to the fitter (e.g. ``bootstrap=1000``, ``n_bins=19``, ``drop_underfit=True``).
+
+    Returns:
+        The fitter's `FitResult`.
+    """
+    from robustperf.scaling import envelope, fit, regression
+
+    if law not in FIT_LAWS:
+        raise ScalingError(f"unknown law {law!r} to fit; choose one of {', '.join(FIT_LAWS)}")
+    if law == "approach1":
+        return _fit_curves(source, x=x, n=n, d=d, loss=loss, run=run, **fit_kwargs)
+    frame = load_table(source)
+    if len(frame) == 0:
+        raise ScalingError(f"no rows to fit in {source!r}")
+    if law == "power_law":
+        return envelope.fit_envelope_power_law(column(frame, x), column(frame, y), **fit_kwargs)
+    if law == "linear":
+        return regression.fit_loss_to_accuracy(column(frame, loss), column(frame, y), **fit_kwargs)
+    nn, dd, ll = column(frame, n), column(frame, d), column(frame, loss)
+    if law == "chinchilla":
+        return fit.fit_chinchilla(nn, dd, ll, **fit_kwargs)
+    if law == "approach2":
+        return fit.fit_approach2(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
+    return fit.fit_approach3(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
+
+
+def _fit_curves(source: Any, *, x: str, n: str, d: str, loss: str, run: str, **fit_kwargs: Any) -> Any:
+    """Approach 1 on curves from a runs directory (`load_curves` column names) or a user table."""
+    from robustperf.scaling import envelope
+
+    if not isinstance(source, (str, Path)) or not Path(source).is_dir():
+        frame = load_table(source)
+    else:
+        frame = load_curves(source)
+        x, n, d, loss, run = "flops", "n_params", "samples_seen", "adv_loss", "run_id"
+    if len(frame) == 0:
+        raise ScalingError(f"no training curves in {source!r} (runs need eval rows in metrics.jsonl and a cost block)")
+    if run not in frame.columns:
+        raise ScalingError(f"column {run!r} not in the table; available: {sorted(map(str, frame.columns))}")
+    return envelope.fit_approach1(frame[run].to_numpy(), column(frame, n), column(frame, x), column(frame, loss),
+                                  column(frame, d), **fit_kwargs)

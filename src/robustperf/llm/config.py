@@ -1,0 +1,213 @@
+"""`LLMConfig`: one frozen, validated config per LLM-robustness run (papers/000, REFERENCE.md section 5).
+
+Same conventions as `robustperf.config.RunConfig`: YAML + ``section.key=value`` overrides, unknown keys
+rejected by name, saved fully resolved with the run, run id = hash of the resolved config. A config
+with several ``seeds`` describes one run per seed (`per_seed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from robustperf.config import ConfigError, CostConfig, apply_overrides
+from robustperf.llm.attack_config import AttackConfigError, build_attack_config
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LLMModelConfig(_Section):
+    """The classifier: a random-init GPT-NeoX of a named shape, or a local Hugging Face directory."""
+
+    source: Literal["random", "local"] = "random"
+    name: str = Field("neox-tiny", description="random: a name from `robustperf.llm.models.NEOX_SHAPES`")
+    path: str | None = Field(None, description="local: directory with config.json, weights and tokenizer")
+    num_labels: int = Field(2, ge=2)
+    max_length: int = Field(2048, ge=8, description="context length; longer examples are filtered out")
+    tokenizer_vocab_size: int = Field(2048, ge=300, description="random: byte-level BPE built from the word list")
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> LLMModelConfig:
+        if self.source == "local" and not self.path:
+            raise ValueError("model.source=local needs model.path (a local Hugging Face model directory)")
+        return self
+
+
+class TaskConfig(_Section):
+    """The classification task and how many examples of each split are used."""
+
+    name: str = Field("password_match", description="password_match | word_length | spam | imdb")
+    path: str | None = Field(None, description="spam/imdb: directory with train/validation .jsonl or .csv")
+    n_train: int = Field(2000, ge=1, description="clean training examples (papers/000 App. E: 2000)")
+    n_val: int = Field(200, ge=1, description="validation examples (App. E: 200)")
+
+
+class LLMAttackConfig(_Section):
+    """An attack by name; each attack's parameters sit in their own mapping (validated, defaults filled in).
+
+    RandomToken's ``n_attack_tokens``, ``n_queries`` and ``insertion`` default to GCG's N, B x T and
+    insertion, so switching ``name`` compares the two at the same forward-pass budget (papers/000 App. C).
+    """
+
+    name: Literal["gcg", "random_token"] = "gcg"
+    gcg: dict[str, Any] = Field(default_factory=dict, description="GCGConfig fields")
+    random_token: dict[str, Any] = Field(default_factory=dict, description="RandomTokenConfig fields")
+
+    @model_validator(mode="after")
+    def _resolve(self) -> LLMAttackConfig:
+        try:
+            gcg = build_attack_config("gcg", dict(self.gcg))
+            matched = {"n_attack_tokens": gcg.n_attack_tokens, "n_queries": gcg.forward_budget,
+                       "insertion": gcg.insertion}
+            rt = build_attack_config("random_token", {**matched, **self.random_token})
+        except (AttackConfigError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "gcg", dataclasses.asdict(gcg))
+        object.__setattr__(self, "random_token", dataclasses.asdict(rt))
+        return self
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The active attack's resolved parameters."""
+        return dict(getattr(self, self.name))
+
+    def build(self) -> Any:
+        """The active attack's frozen dataclass config."""
+        return build_attack_config(self.name, self.params)
+
+
+class LLMTrainingConfig(_Section):
+    """Fine-tuning (papers/000 App. D: one epoch, lr 1e-5)."""
+
+    lr: float = Field(1e-5, gt=0)
+    epochs: int = Field(1, ge=1, description="epochs of the initial fine-tuning")
+    epochs_per_round: int = Field(1, ge=1, description="epochs on the grown pool per adversarial round")
+    batch_size: int = Field(8, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+
+
+class RoundsConfig(_Section):
+    """Iterative adversarial training (papers/000 App. E: 10 or 30 rounds, 200 + 200 attacked)."""
+
+    n_rounds: int = Field(0, ge=0, description="0: fine-tune and attack once")
+    n_attack_train: int = Field(200, ge=0, description="training examples attacked and added per round")
+    n_attack_val: int = Field(200, ge=1, description="validation examples attacked for the ASR")
+    eval_attack: LLMAttackConfig | None = Field(None, description="transfer: evaluate with this attack instead")
+
+
+class LLMRuntimeConfig(_Section):
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast on CUDA")
+    progress: bool = True
+
+
+class LLMConfig(_Section):
+    """Everything that determines an LLM-robustness run. Frozen; unknown keys are errors."""
+
+    name: str | None = None
+    model: LLMModelConfig = Field(default_factory=LLMModelConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    attack: LLMAttackConfig = Field(default_factory=LLMAttackConfig)
+    training: LLMTrainingConfig = Field(default_factory=LLMTrainingConfig)
+    rounds: RoundsConfig = Field(default_factory=RoundsConfig)
+    seeds: tuple[int, ...] = Field((0,), min_length=1, description="one run per seed; min/median/max over them")
+    cost: CostConfig = Field(default_factory=CostConfig)
+    runtime: LLMRuntimeConfig = Field(default_factory=LLMRuntimeConfig)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, int) else value
+
+    @property
+    def seed(self) -> int:
+        """The seed of a single-seed config (see `per_seed`)."""
+        if len(self.seeds) != 1:
+            raise ConfigError(f"config has {len(self.seeds)} seeds; split it with per_seed() first")
+        return self.seeds[0]
+
+    @property
+    def eval_attack(self) -> LLMAttackConfig:
+        """The attack used for validation ASR (the training attack unless a transfer attack is set)."""
+        return self.rounds.eval_attack or self.attack
+
+    def per_seed(self) -> list[LLMConfig]:
+        """One single-seed config per seed (each is one run)."""
+        return [self.model_copy(update={"seeds": (s,)}) for s in self.seeds]
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def run_id(self, kind: str) -> str:
+        """``<name>-<kind>-<hash>``: hash of the resolved config and the command kind (progress excluded)."""
+        payload = self.resolved()
+        payload.pop("name", None)
+        payload["runtime"].pop("progress", None)
+        payload["kind"] = kind
+        if kind == "finetune":  # the fine-tuned model is shared by attack and advtrain runs
+            for section in ("attack", "rounds"):
+                payload.pop(section, None)
+        else:  # only the active attacks' parameters identify a run
+            _prune_attack(payload["attack"])
+            if payload["rounds"].get("eval_attack"):
+                _prune_attack(payload["rounds"]["eval_attack"])
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        prefix = self.name or f"llm-{self.task.name}-{self.model.name}"
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{prefix}-{kind}").strip("_")[:60]
+        return f"{slug}-{digest}"
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> LLMConfig:
+        return llm_config_from_dict(apply_overrides(self.resolved(), overrides))
+
+
+def _prune_attack(section: dict[str, Any]) -> None:
+    for name in ("gcg", "random_token"):
+        if name != section["name"]:
+            section.pop(name, None)
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return "invalid LLM config:\n  " + "\n  ".join(lines)
+
+
+def llm_config_from_dict(data: dict[str, Any]) -> LLMConfig:
+    """Validate a plain dict; errors name every bad key."""
+    try:
+        return LLMConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format(err)) from None
+
+
+def load_llm_config(path: str | Path | None = None,
+                    overrides: list[str] | dict[str, Any] | None = None) -> LLMConfig:
+    """Load an `LLMConfig` from YAML/JSON and apply ``section.key=value`` overrides (None: defaults)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist (see configs/llm_*.yaml)")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+        data = loaded
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return llm_config_from_dict(data)

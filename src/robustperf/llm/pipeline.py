@@ -1,0 +1,413 @@
+"""LLM-robustness runs: fine-tune, attack, iterative adversarial training (papers/000; REFERENCE.md section 5).
+
+Each command is one run in the shared run store (``runs/<run_id>/``, `RunRecord` with ``kind="llm"``);
+the run id hashes the resolved single-seed `LLMConfig` and the command. A finished run is returned
+untouched; ``attack`` and ``advtrain`` start from the ``finetune`` run of the same model/task/training
+settings (shared between them, run once).
+
+Adversarial training follows papers/000 App. E (Figure 11), with round 0 being the clean fine-tune:
+each round attacks ``n_attack_train`` clean training examples with the current model and adds them
+to the pool, trains ``epochs_per_round`` on the whole pool, then attacks ``n_attack_val`` validation
+examples (with ``rounds.eval_attack`` if set: transfer) and records the attack success rate and the
+round's compute (training 6 x tokens x params, plus the attacks' own forward/backward FLOPs). A killed
+``advtrain`` run resumes after its last completed round.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustperf.llm.attacks import AttackPrompt, LLMAttackResult, create_llm_attack, make_prompts, predictions
+from robustperf.llm.config import LLMAttackConfig, LLMConfig
+from robustperf.llm.metrics import attack_success_rate
+from robustperf.llm.models import count_parameters, load_local_classifier, random_neox_classifier
+from robustperf.llm.tasks import Example, build_task
+from robustperf.llm.tokenizer import build_bpe_tokenizer, encode, load_tokenizer
+from robustperf.llm.training import finetune, make_optimizer
+from robustperf.store import RunDir, RunRecord, provenance, utcnow, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "model.pt"
+
+
+# ---------------------------------------------------------------------------- setup
+
+
+@dataclass
+class LLMSetup:
+    """Model, tokenizer and tokenised splits of one run (over-long examples already dropped)."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    train: list[Example]
+    val: list[Example]
+    train_ids: list[list[int]]
+    val_ids: list[list[int]]
+    n_dropped: int
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda if available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model_and_tokenizer(cfg: LLMConfig) -> tuple[Any, Any]:
+    """The classifier (seeded random init, or a local directory) and its tokenizer."""
+    m = cfg.model
+    if m.source == "local":
+        return load_local_classifier(str(m.path), num_labels=m.num_labels)
+    tokenizer = build_bpe_tokenizer(m.tokenizer_vocab_size)
+    model = random_neox_classifier(m.name, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                   num_labels=m.num_labels, max_length=m.max_length, seed=cfg.seed)
+    return model, tokenizer
+
+
+def _fits(examples: Sequence[Example], tokenizer: Any, budget: int) -> tuple[list[Example], list[list[int]]]:
+    kept, ids = [], []
+    for ex in examples:
+        seq = encode(tokenizer, ex.text)
+        if len(seq) <= budget:
+            kept.append(ex)
+            ids.append(seq)
+    return kept, ids
+
+
+def setup(cfg: LLMConfig) -> LLMSetup:
+    """Build everything a run needs; examples longer than the context (minus the attack block) are dropped."""
+    model, tokenizer = build_model_and_tokenizer(cfg)
+    device = resolve_device(cfg.runtime.device)
+    model.to(device).eval()
+    t = cfg.task
+    train = build_task(t.name, t.n_train, seed=cfg.seed, split="train", path=t.path)
+    val = build_task(t.name, t.n_val, seed=cfg.seed, split="validation", path=t.path)
+    budget = cfg.model.max_length - max(_block_len(cfg.attack), _block_len(cfg.eval_attack))
+    train_k, train_ids = _fits(train, tokenizer, budget)
+    val_k, val_ids = _fits(val, tokenizer, budget)
+    dropped = len(train) + len(val) - len(train_k) - len(val_k)
+    if dropped:
+        logger.info("dropped %d examples longer than %d tokens (papers/000 App. B)", dropped, budget)
+    return LLMSetup(model, tokenizer, device, train_k, val_k, train_ids, val_ids, dropped)
+
+
+def _block_len(attack: LLMAttackConfig) -> int:
+    return int(attack.params["n_attack_tokens"])
+
+
+# ---------------------------------------------------------------------------- attack evaluation
+
+
+@dataclass(frozen=True)
+class AttackEval:
+    """Attack success on a set of examples (papers/000 section 3 definition).
+
+    Attributes:
+        n_examples: examples considered.
+        n_correct: correctly classified before the attack (the ASR denominator).
+        n_flipped: of those, wrong after the attack.
+        clean_acc: n_correct / n_examples.
+        asr: n_flipped / n_correct (None when nothing was correct).
+        flops: attack FLOPs (clean predictions included).
+        n_forward: sequences run forward by the attack.
+        seconds: wall time of the attack.
+        result: the raw attack result (attacked prompts only).
+    """
+
+    n_examples: int
+    n_correct: int
+    n_flipped: int
+    clean_acc: float
+    asr: float | None
+    flops: float
+    n_forward: int
+    seconds: float
+    result: LLMAttackResult
+
+    def summary(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("n_examples", "n_correct", "n_flipped", "clean_acc", "asr", "flops",
+                                              "n_forward", "seconds")}
+
+
+def evaluate_attack(setup_: LLMSetup, examples: Sequence[Example], ids: Sequence[Sequence[int]],
+                    attack_cfg: LLMAttackConfig, *, seed: int, precision: str = "fp32") -> AttackEval:
+    """Clean predictions, then the attack on the correctly classified examples only (the ASR denominator)."""
+    from robustperf.llm.cost import forward_flops
+
+    start = time.perf_counter()
+    n_params = count_parameters(setup_.model)
+    pred = predictions(setup_.model, setup_.tokenizer, ids, device=setup_.device, precision=precision)
+    correct = [p == ex.label for p, ex in zip(pred, examples, strict=True)]
+    targets = [ex for ex, ok in zip(examples, correct, strict=True) if ok]
+    attack = create_llm_attack(attack_cfg.name, **attack_cfg.params)
+    prompts = make_prompts(setup_.tokenizer, targets, insertion=attack_cfg.params["insertion"])
+    result = attack.perturb(setup_.model, setup_.tokenizer, prompts, seed=seed, precision=precision)
+    after = [not s for s in result.success]
+    asr = attack_success_rate([True] * len(after), after) if after else None
+    flops = forward_flops(sum(len(s) for s in ids), n_params) + result.flops
+    return AttackEval(len(examples), len(targets), sum(result.success), sum(correct) / max(1, len(examples)), asr,
+                      flops, sum(result.n_forward) + len(ids), time.perf_counter() - start, result)
+
+
+def attack_training_examples(setup_: LLMSetup, examples: Sequence[Example], attack_cfg: LLMAttackConfig, *,
+                             seed: int, precision: str = "fp32") -> tuple[list[list[int]], list[int], LLMAttackResult]:
+    """Attack training examples (all of them, correct or not) -> (attacked ids, true labels, result)."""
+    attack = create_llm_attack(attack_cfg.name, **attack_cfg.params)
+    prompts: list[AttackPrompt] = make_prompts(setup_.tokenizer, examples,
+                                               insertion=attack_cfg.params["insertion"])
+    result = attack.perturb(setup_.model, setup_.tokenizer, prompts, seed=seed, precision=precision)
+    return result.ids, [p.label for p in prompts], result
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def _start_run(cfg: LLMConfig, runs_dir: str | Path, command: str) -> tuple[RunDir, bool]:
+    rd = RunDir.for_run(runs_dir, cfg.run_id(command))
+    if rd.is_finished():
+        logger.info("run %s is finished; returning it untouched", rd.run_id)
+        return rd, True
+    rd.path.mkdir(parents=True, exist_ok=True)
+    rd.write_config(cfg.resolved())
+    if not (rd.checkpoints / ROUND_STATE).is_file():
+        rd.metrics_path.unlink(missing_ok=True)  # nothing to resume from: the run restarts from its beginning
+    rd.write_record(RunRecord(run_id=rd.run_id, status="running", kind="llm", started_at=utcnow(),
+                              provenance=provenance({"seed": cfg.seed, "command": command})))
+    return rd, False
+
+
+def _cost(cfg: LLMConfig, *, seconds: float, n_sequences: int, train_flops: float, attack_flops: float,
+          meter_reading: Any) -> dict[str, Any]:
+    from robustperf.cost.accounting import run_cost
+
+    per_seq = train_flops / n_sequences if n_sequences else 0.0
+    cost = run_cost(cfg.cost, seconds=seconds, samples_seen=n_sequences, flops_per_sample=per_seq,
+                    joules=meter_reading.joules, energy_source=meter_reading.source, eval_flops=attack_flops)
+    cost["attack_flops"] = attack_flops
+    cost["flops_note"] = "papers/000: forward 2 x tokens x params, backward 4x; attack FLOPs in eval_flops"
+    return cost
+
+
+def _meter(cfg: LLMConfig) -> Any:
+    from robustperf.cost.energy import create_meter
+
+    meter = create_meter(cfg.cost.energy_meter)
+    meter.start()
+    return meter
+
+
+def final_metrics(rd: RunDir) -> dict[str, Any]:
+    """The ``final`` block of a run's record ({} if it has no record yet)."""
+    record = rd.read_record()
+    return dict(record.final) if record else {}
+
+
+def _fail(rd: RunDir, exc: BaseException) -> None:
+    rd.update_record(status="failed", failure_reason=f"{type(exc).__name__}: {exc}", ended_at=utcnow())
+
+
+def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
+    """Fine-tune the classifier on the clean task (one run per seed of ``cfg``; use `per_seed`)."""
+    rd, done = _start_run(cfg, runs_dir, "finetune")
+    if done:
+        return rd
+    try:
+        meter = _meter(cfg)
+        s = setup(cfg)
+        fit = finetune(s.model, s.train_ids, [e.label for e in s.train], cfg.training, pad_id=s.tokenizer.pad_token_id,
+                       epochs=cfg.training.epochs, seed=cfg.seed, device=s.device, precision=cfg.runtime.precision)
+        pred = predictions(s.model, s.tokenizer, s.val_ids, device=s.device, precision=cfg.runtime.precision)
+        clean_acc = sum(p == e.label for p, e in zip(pred, s.val, strict=True)) / max(1, len(s.val))
+        save_model(rd, s)
+        reading = meter.stop()
+        final = {"command": "finetune", "clean_acc": clean_acc, "train_loss": fit.train_loss,
+                 "n_params": count_parameters(s.model), "n_train": len(s.train), "n_val": len(s.val),
+                 "n_dropped": s.n_dropped, "train_flops": fit.flops,
+                 "n_sequences": fit.n_sequences, "n_tokens": fit.n_tokens}
+        rd.append_metrics({"round": 0, **final})
+        rd.update_record(status="finished", final=final, ended_at=utcnow(),
+                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=fit.n_sequences, train_flops=fit.flops,
+                                    attack_flops=0.0, meter_reading=reading))
+    except BaseException as exc:
+        _fail(rd, exc)
+        raise
+    return rd
+
+
+def save_model(rd: RunDir, s: LLMSetup) -> None:
+    """Weights (tensors only) and tokenizer into the run directory."""
+    rd.checkpoints.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in s.model.state_dict().items()}
+    tmp = rd.checkpoints / f".{CHECKPOINT}.tmp"
+    torch.save(state, tmp)
+    tmp.replace(rd.checkpoints / CHECKPOINT)
+    s.tokenizer.save_pretrained(str(rd.path / "tokenizer"))
+
+
+def load_finetuned(cfg: LLMConfig, runs_dir: str | Path) -> tuple[LLMSetup, RunDir]:
+    """The finetune run of ``cfg`` (run first if needed) loaded into a fresh setup."""
+    ft = run_finetune(cfg, runs_dir)
+    s = setup(cfg)
+    path = ft.checkpoints / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; delete {ft.path} and run `robustperf llm finetune` again")
+    s.model.load_state_dict(torch.load(path, map_location=s.device, weights_only=True))
+    s.tokenizer = load_tokenizer(ft.path / "tokenizer")
+    s.model.eval()
+    return s, ft
+
+
+def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
+    """Attack ``rounds.n_attack_val`` validation examples of the fine-tuned model with ``cfg.attack``."""
+    rd, done = _start_run(cfg, runs_dir, "attack")
+    if done:
+        return rd
+    try:
+        s, ft = load_finetuned(cfg, runs_dir)
+        meter = _meter(cfg)
+        n = cfg.rounds.n_attack_val
+        ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision)
+        reading = meter.stop()
+        _write_attacked(rd, "attack", s, ev.result)
+        final = {"command": "attack", "attack": cfg.attack.name, "finetune_run": ft.run_id,
+                 "n_params": count_parameters(s.model), **ev.summary()}
+        rd.append_metrics({"round": 0, **final})
+        rd.update_record(status="finished", final=final, ended_at=utcnow(),
+                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=0, train_flops=0.0,
+                                    attack_flops=ev.flops, meter_reading=reading))
+    except BaseException as exc:
+        _fail(rd, exc)
+        raise
+    return rd
+
+
+def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult) -> None:
+    rows = [{"text": s.tokenizer.decode(ids), "block": s.tokenizer.decode(block), "success": ok, "n_forward": n}
+            for ids, block, ok, n in zip(result.ids, result.blocks, result.success, result.n_forward, strict=True)]
+    write_json_atomic(rd.evaluations_dir / f"{name}.json", rows)
+
+
+def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
+    """Iterative adversarial training; one metrics row per round (round 0 = the clean fine-tune)."""
+    rd, done = _start_run(cfg, runs_dir, "advtrain")
+    if done:
+        return rd
+    try:
+        s, ft = load_finetuned(cfg, runs_dir)
+        meter = _meter(cfg)
+        ft_final = final_metrics(ft)
+        rows, totals = _adversarial_rounds(cfg, s, rd, finetune_flops=float(ft_final["train_flops"]),
+                                           finetune_sequences=int(ft_final["n_sequences"]))
+        reading = meter.stop()
+        final = {"command": "advtrain", "finetune_run": ft.run_id, "n_params": count_parameters(s.model),
+                 "attack": cfg.attack.name, "eval_attack": cfg.eval_attack.name, **rows[-1],
+                 "asr_by_round": [r["asr"] for r in rows], "clean_acc_by_round": [r["clean_acc"] for r in rows],
+                 "flops_by_round": [r["round_flops"] for r in rows]}
+        rd.update_record(status="finished", final=final, ended_at=utcnow(),
+                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=int(totals["n_sequences"]),
+                                    train_flops=totals["train_flops"], attack_flops=totals["attack_flops"],
+                                    meter_reading=reading))
+    except BaseException as exc:
+        _fail(rd, exc)
+        raise
+    return rd
+
+
+def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
+                        finetune_flops: float, finetune_sequences: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rounds 0..n_rounds; round 0 carries the clean fine-tune's FLOPs (done in its own run).
+
+    The state after each round (weights, optimiser, pool, sampler) is saved, so a killed run resumes at
+    the next round with the same result; every random choice is seeded per round.
+    """
+    r_cfg, precision = cfg.rounds, cfg.runtime.precision
+    optimizer = make_optimizer(s.model, cfg.training)
+    st = _load_round_state(rd, s, optimizer) or _RoundState(
+        pool_ids=list(s.train_ids), pool_labels=[e.label for e in s.train], rng=random.Random(cfg.seed),
+        totals={"train_flops": 0.0, "attack_flops": 0.0, "n_sequences": finetune_sequences}, rows=[])
+    for rnd in range(len(st.rows), r_cfg.n_rounds + 1):
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"round": rnd, "train_flops": finetune_flops if rnd == 0 else 0.0,
+                               "attack_train_flops": 0.0, "n_added": 0}
+        if rnd > 0:
+            picked = st.rng.sample(range(len(s.train)), min(r_cfg.n_attack_train, len(s.train)))
+            adv_ids, adv_labels, res = attack_training_examples(s, [s.train[i] for i in picked], cfg.attack,
+                                                                seed=cfg.seed * 1000 + rnd, precision=precision)
+            st.pool_ids += adv_ids
+            st.pool_labels += adv_labels
+            fit = finetune(s.model, st.pool_ids, st.pool_labels, cfg.training, pad_id=s.tokenizer.pad_token_id,
+                           epochs=cfg.training.epochs_per_round, seed=cfg.seed * 1000 + rnd, device=s.device,
+                           precision=precision, optimizer=optimizer)
+            row.update(train_flops=fit.flops, attack_train_flops=res.flops, n_added=len(adv_ids),
+                       train_loss=fit.train_loss, attack_train_success=sum(res.success) / max(1, len(res.success)))
+            st.totals["n_sequences"] += fit.n_sequences
+        n = r_cfg.n_attack_val
+        ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.eval_attack, seed=cfg.seed * 1000 + 500 + rnd,
+                             precision=precision)
+        st.totals["train_flops"] += row["train_flops"]
+        st.totals["attack_flops"] += row["attack_train_flops"] + ev.flops
+        row.update(pool_size=len(st.pool_ids), clean_acc=ev.clean_acc, asr=ev.asr, n_val_correct=ev.n_correct,
+                   n_val_flipped=ev.n_flipped, attack_eval_flops=ev.flops,
+                   round_flops=row["train_flops"] + row["attack_train_flops"] + ev.flops,
+                   cum_flops=st.totals["train_flops"] + st.totals["attack_flops"], seconds=time.perf_counter() - t0)
+        st.rows.append(row)
+        _save_round_state(rd, s, optimizer, st)
+        rd.append_metrics(row)
+        logger.info("round %d: pool %d, clean acc %.3f, ASR %s", rnd, len(st.pool_ids), ev.clean_acc, ev.asr)
+    return st.rows, st.totals
+
+
+ROUND_STATE = "advtrain_state.pt"
+
+
+@dataclass
+class _RoundState:
+    """Everything adversarial training carries from one round to the next (besides weights and optimiser)."""
+
+    pool_ids: list[list[int]]
+    pool_labels: list[int]
+    rng: random.Random
+    totals: dict[str, float]
+    rows: list[dict[str, Any]]
+
+
+def _save_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer, st: _RoundState) -> None:
+    rd.checkpoints.mkdir(parents=True, exist_ok=True)
+    payload = {"model": {k: v.detach().cpu() for k, v in s.model.state_dict().items()},
+               "optimizer": optimizer.state_dict(), "pool_ids": st.pool_ids, "pool_labels": st.pool_labels,
+               "rng": st.rng.getstate(), "totals": st.totals, "rows": st.rows}
+    tmp = rd.checkpoints / f".{ROUND_STATE}.tmp"
+    torch.save(payload, tmp)
+    tmp.replace(rd.checkpoints / ROUND_STATE)
+
+
+def _load_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer) -> _RoundState | None:
+    """The state saved after the last completed round (None: start at round 0); metrics are cut to match."""
+    path = rd.checkpoints / ROUND_STATE
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location=s.device, weights_only=True)
+    s.model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    rng = random.Random()
+    rng.setstate(_as_tuple(payload["rng"]))
+    rows = payload["rows"]
+    rd.metrics_path.unlink(missing_ok=True)
+    for row in rows:
+        rd.append_metrics(row)
+    logger.info("resuming %s after round %d", rd.run_id, len(rows) - 1)
+    return _RoundState(payload["pool_ids"], payload["pool_labels"], rng, payload["totals"], rows)
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -1,0 +1,116 @@
+"""Fine-tuning, one adversarial-training round and the run store, on a tiny model (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustperf.llm.config import load_llm_config
+from robustperf.llm.pipeline import run_advtrain, run_attack, setup
+from robustperf.llm.training import finetune
+from robustperf.store import load_index
+
+TINY = ["model.name=neox-tiny", "model.tokenizer_vocab_size=512", "model.max_length=128", "task.n_train=16",
+        "task.n_val=8", "training.lr=1e-3", "training.batch_size=8", "rounds.n_attack_train=6",
+        "rounds.n_attack_val=8", "attack.gcg.n_attack_tokens=3", "attack.gcg.n_iterations=2",
+        "attack.gcg.n_candidates=8", "attack.gcg.top_k=16", "runtime.device=cpu", "cost.energy_meter=none"]
+
+
+def test_finetune_lowers_the_loss():
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, TINY)
+    s = setup(cfg)
+    seqs, labels = s.train_ids[:8], [e.label for e in s.train[:8]]
+    first = finetune(s.model, seqs, labels, cfg.training, pad_id=s.tokenizer.pad_token_id, epochs=1, seed=0,
+                     device=s.device)
+    later = finetune(s.model, seqs, labels, cfg.training, pad_id=s.tokenizer.pad_token_id, epochs=15, seed=0,
+                     device=s.device)
+    assert later.train_loss < first.train_loss
+    assert first.n_sequences == 8 and first.n_tokens == sum(len(x) for x in seqs)
+    assert first.flops == 6 * first.n_tokens * sum(p.numel() for p in s.model.parameters())
+
+
+def test_one_round_grows_the_pool_and_records_compute(tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1"])
+    rd = run_advtrain(cfg, tmp_path)
+    rows = rd.read_metrics()
+    assert [r["round"] for r in rows] == [0, 1]
+    assert rows[1]["pool_size"] - rows[0]["pool_size"] == 6 == rows[1]["n_added"]
+    assert rows[1]["attack_train_flops"] > 0 and rows[1]["train_flops"] > 0 and rows[0]["train_flops"] > 0
+    assert rows[1]["cum_flops"] > rows[0]["cum_flops"]
+    record = rd.read_record()
+    assert record.status == "finished" and record.kind == "llm"
+    assert record.cost["train_flops"] == sum(r["train_flops"] for r in rows)
+    assert record.cost["eval_flops"] == sum(r["attack_train_flops"] + r["attack_eval_flops"] for r in rows)
+    assert len(record.final["asr_by_round"]) == 2
+    # the round's training pass covers clean + attacked examples: 6 x tokens x params over 22 sequences
+    n_params = record.final["n_params"]
+    assert rows[1]["train_flops"] % (6 * n_params) == 0
+    # idempotent: a finished run is returned untouched
+    mtime = rd.result_path.stat().st_mtime_ns
+    assert run_advtrain(cfg, tmp_path).result_path.stat().st_mtime_ns == mtime
+    kinds = {r["run_id"].split("-")[-2] for r in load_index(tmp_path)}
+    assert kinds == {"finetune", "advtrain"}
+
+
+def test_attack_run_reuses_the_finetune_run(tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, [*TINY, "attack.name=random_token"])
+    rd = run_attack(cfg, tmp_path)
+    final = rd.read_record().final
+    assert final["n_examples"] == 8
+    assert final["n_flipped"] <= final["n_correct"]
+    if final["n_correct"]:
+        assert final["asr"] == final["n_flipped"] / final["n_correct"]
+    assert (tmp_path / final["finetune_run"] / "checkpoints" / "model.pt").is_file()
+    assert (rd.evaluations_dir / "attack.json").is_file()
+
+
+def test_killed_advtrain_resumes_to_the_same_result(tmp_path, monkeypatch):
+    import robustperf.llm.pipeline as pipeline
+
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=2", "rounds.n_attack_train=3", "attack.name=random_token"])
+    reference = run_advtrain(cfg, tmp_path / "a").read_metrics()
+
+    real, calls = pipeline.evaluate_attack, []
+
+    def dies_in_round_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "evaluate_attack", dies_in_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_advtrain(cfg, tmp_path / "b")
+    killed = next(p for p in (tmp_path / "b").iterdir() if "-advtrain-" in p.name)
+    assert len((killed / "metrics.jsonl").read_text().splitlines()) == 2  # rounds 0 and 1 were recorded
+    after: list[int] = []
+
+    def counted(*args, **kwargs):
+        after.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "evaluate_attack", counted)
+    rd = run_advtrain(cfg, tmp_path / "b")
+    assert len(after) == 1  # rounds 0 and 1 were not redone: only round 2 ran after the resume
+    resumed = rd.read_metrics()
+    assert rd.read_record().status == "finished"
+    keys = ("round", "pool_size", "asr", "clean_acc", "train_flops", "cum_flops")
+    assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in reference]
+
+
+def test_examples_longer_than_the_context_are_dropped():
+    from robustperf.llm.training import TrainingError
+
+    cfg = load_llm_config(None, [*TINY, "model.max_length=48"])  # budget 48 - 3 attack tokens = 45
+    s = setup(cfg)
+    assert s.n_dropped > 0
+    assert all(len(ids) <= 45 for ids in s.train_ids + s.val_ids)
+    assert len(s.train) + len(s.val) + s.n_dropped == 16 + 8
+    tiny = setup(load_llm_config(None, [*TINY, "model.max_length=20"]))
+    assert tiny.train_ids == []
+    with pytest.raises(TrainingError, match="max_length"):
+        finetune(tiny.model, tiny.train_ids, [], cfg.training, pad_id=0, epochs=1, seed=0, device=tiny.device)

@@ -1,0 +1,74 @@
+"""Study aggregation (min/median/max over seeds), transfer evaluation and the `robustperf llm` CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from robustperf.cli.app import app
+from robustperf.config import ConfigError
+from robustperf.llm.study import StudyConfig, asr_vs_round, load_study, run_study
+
+BASE = {
+    "model": {"name": "neox-tiny", "tokenizer_vocab_size": 512, "max_length": 128},
+    "task": {"n_train": 16, "n_val": 6},
+    "attack": {"gcg": {"n_attack_tokens": 2, "n_iterations": 1, "n_candidates": 4, "top_k": 8}},
+    "training": {"lr": 1e-3, "batch_size": 8},
+    "rounds": {"n_rounds": 1, "n_attack_train": 4, "n_attack_val": 6},
+    "runtime": {"device": "cpu", "progress": False},
+    "cost": {"energy_meter": "none"},
+}
+
+
+def _row(seed: int, rnd: int, asr: float | None) -> dict:
+    return {"model": "m", "n_params": 10, "task": "t", "attack": "gcg", "eval_attack": "gcg", "seed": seed,
+            "round": rnd, "asr": asr, "clean_acc": 0.5, "cum_flops": 1.0 + rnd}
+
+
+def test_asr_vs_round_aggregates_over_seeds():
+    rows = [_row(0, 0, 0.9), _row(1, 0, 0.5), _row(2, 0, 0.7), _row(0, 1, 0.2), _row(1, 1, None)]
+    table = asr_vs_round(rows)
+    assert [(t["round"], t["asr_min"], t["asr_median"], t["asr_max"], t["n_seeds"]) for t in table] == [
+        (0, 0.5, 0.7, 0.9, 3), (1, 0.2, 0.2, 0.2, 2)]
+
+
+def test_study_grid_is_validated_before_any_work(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"base": BASE, "grid": {"attack.name": ["gcg", "pgd"]}}))
+    with pytest.raises(ConfigError, match="attack.name"):
+        load_study(path)
+
+
+def test_study_writes_the_asr_table(tmp_path):
+    study = StudyConfig(name="mini", base={**BASE, "seeds": [0, 1]}, grid={"attack.name": ["random_token"]})
+    _, table_path = run_study(study, tmp_path)
+    with table_path.open() as f:
+        table = list(csv.DictReader(f))
+    assert [int(r["round"]) for r in table] == [0, 1]
+    assert all(int(r["n_seeds"]) == 2 and r["attack"] == "random_token" for r in table)
+    assert len([p for p in tmp_path.iterdir() if "-advtrain-" in p.name]) == 2
+
+
+def test_cli_advtrain_with_transfer_attack(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**BASE, "rounds": {**BASE["rounds"], "n_rounds": 0}}))
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["llm", "advtrain", str(cfg), "--runs-dir", str(runs),
+                                      "--set", "rounds.eval_attack.name=random_token"])
+    assert result.exit_code == 0, result.output
+    from robustperf.store import load_index
+
+    rows = [r for r in load_index(runs) if "-advtrain-" in r["run_id"]]
+    assert len(rows) == 1
+    assert rows[0]["final.attack"] == "gcg" and rows[0]["final.eval_attack"] == "random_token"
+
+
+def test_cli_bad_key_names_it(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(BASE))
+    result = CliRunner().invoke(app, ["llm", "finetune", str(cfg), "--set", "training.learning_rate=1"])
+    assert result.exit_code == 2
+    assert "training.learning_rate" in result.output

@@ -1,0 +1,94 @@
+"""`robustperf study`, `robustperf run-one` and `robustperf report`: run a scaling study and report on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from robustperf.cli.common import console, fail, user_errors
+
+
+def study(
+    study_file: Path = typer.Argument(..., help="study YAML (see configs/quickstart_study.yaml)"),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="where run directories go (default: the study's)"),
+    executor: str | None = typer.Option(None, "--executor", help="local | manifest | submitit | ray"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
+    plan: bool = typer.Option(False, "--plan", help="only write manifest.jsonl and sbatch/bsub/qsub scripts"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
+) -> None:
+    """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
+    from robustperf.sweep import load_study, run_study
+
+    with user_errors():
+        spec = load_study(study_file)
+        result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan)
+    if plan:
+        console.print(f"manifest: {result.manifest_path}")
+        console.print(f"submit with: sbatch {result.manifest_path.parent / 'submit.sbatch'}  |  "
+                      f"bsub < {result.manifest_path.parent / 'submit.bsub'}  |  "
+                      f"qsub {result.manifest_path.parent / 'submit.qsub'}")
+        return
+    ex = result.execution
+    console.print(f"study {spec.name}: {len(result.run_ids)} runs in {result.wall_seconds:.1f} s - "
+                  f"{ex.count('finished')} finished, {ex.count('skipped')} skipped, {ex.n_failed} failed")
+    for r in ex.results:
+        if r.get("status") == "failed":
+            console.print(f"  [red]failed[/] {r.get('run_id')}: {r.get('failure_reason')}")
+    if report:
+        from robustperf.report import build_report
+
+        with user_errors():
+            html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
+        console.print(f"report: {html}")
+    if ex.n_failed:
+        raise typer.Exit(1)
+
+
+def run_one_cmd(
+    manifest: Path = typer.Option(..., "--manifest", help="manifest.jsonl written by `robustperf study --plan`"),
+    index: int | None = typer.Option(None, "--index", help="0-based entry (default: the scheduler's array index)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON line"),
+) -> None:
+    """Run one manifest entry (index from --index, SLURM_ARRAY_TASK_ID, LSB_JOBINDEX or PBS_ARRAY_INDEX)."""
+    from robustperf.sweep import run_manifest_index
+
+    with user_errors():
+        summary = run_manifest_index(manifest, index)
+    if as_json:
+        print(json.dumps(summary))  # noqa: T201 - machine-readable output for the manifest executor
+    else:
+        console.print(f"{summary.get('run_id')}: {summary.get('status')} {summary.get('failure_reason') or ''}")
+    if summary.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+def report(
+    path: Path = typer.Argument(..., help="a runs directory or a study YAML"),
+    out: Path | None = typer.Option(None, "--out", help="output directory (default: RUNS/reports/<name>)"),
+    overlay: list[Path] = typer.Option([], "--overlay", help="published CSV to overlay (RobustBench, Debenedetti)"),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="runs directory of a study YAML"),
+) -> None:
+    """Write a self-contained HTML report (figures as PNG and SVG) of a study or a runs directory."""
+    from robustperf.report import build_report
+
+    with user_errors():
+        if path.is_file():
+            from robustperf.sweep import load_study
+
+            spec = load_study(path)
+            root = Path(runs_dir or spec.runs_dir)
+            target = out or root / "reports" / spec.name
+            html = build_report(root, target, study=spec, overlays=overlay)
+        elif path.is_dir():
+            html = build_report(path, out or path / "reports" / "all", overlays=overlay)
+        else:
+            fail(f"{path} is neither a runs directory nor a study file")
+    console.print(f"report: {html}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study)
+    app.command("run-one")(run_one_cmd)
+    app.command("report")(report)

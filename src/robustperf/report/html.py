@@ -1,0 +1,174 @@
+"""`build_report`: a self-contained report.html (figures inline as SVG, no network) plus figures/*.png|svg."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+from robustperf.report import plots, tables
+from robustperf.report.analysis import Analysis, analyze
+from robustperf.store import load_index, write_json_atomic
+from robustperf.store.io import write_bytes_atomic
+from robustperf.sweep.study import StudyConfig
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222}
+h1{font-size:1.6em;margin-bottom:0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}
+.meta{color:#666;font-size:.9em} .figure{margin:12px 0;padding:8px;border:1px solid #eee;background:#fff}
+.figure svg{max-width:100%;height:auto} .figure figcaption{font-size:.85em;color:#555}
+table.data{border-collapse:collapse;font-size:.8em;margin:8px 0;width:100%}
+table.data th,table.data td{border:1px solid #ddd;padding:3px 6px;text-align:right}
+table.data th{background:#f4f4f4} table.data td:first-child{text-align:left;font-family:monospace}
+tr.failed td{background:#fde8e8} .ci{color:#777;font-size:.9em} .flag{color:#a40000} .note{color:#666}
+.ok{color:#176a17} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+.figure.wide{grid-column:1/-1}
+"""
+
+
+WIDE_FIGURES = ("pareto", "cost_breakdown")
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as <text>: smaller pages, selectable labels
+        fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so it can be inlined
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str, Any]]:
+    """name -> (caption, Figure) for every report figure."""
+    acc_fit = analysis.envelope.get("robust_acc")
+    flops_overlay = None if overlay is None else overlay.dropna(subset=["flops"])
+    return {
+        "robust_acc_vs_flops": ("Robust accuracy vs training FLOPs (log-log) with the envelope power law "
+                                "(papers/002 Sec. 3.2).",
+                                plots.accuracy_vs_flops(analysis.frame, acc_fit,
+                                                        envelope_ids=analysis.envelope_ids.get("robust_acc"),
+                                                        overlay=flops_overlay)),
+        "loss_vs_flops": ("Adversarial loss vs FLOPs per model size; lines: the fitted L(N, D) along each size; "
+                          "dashed: the compute-optimal frontier.",
+                          plots.loss_vs_flops(analysis.frame, analysis.surface, k=analysis.k)),
+        "iso_loss": ("Iso-loss contours of the fitted L(N, D), iso-FLOP lines and the compute-optimal path.",
+                     plots.iso_loss_contours(analysis.frame, analysis.surface, k=analysis.k)),
+        "optimal_allocation": ("Compute-optimal parameters N* and training samples D* vs budget.",
+                               plots.optimal_allocation(analysis.frame, analysis.surface, k=analysis.k)),
+        "pareto": ("Clean vs robust accuracy coloured by cost, and the robust accuracy vs cost Pareto front.",
+                   plots.pareto(analysis.frame, overlay=overlay)),
+        "cost_breakdown": ("Cost of each run: wall time, energy (x PUE), CO2 and USD (constants in each run's "
+                           "result.json).", plots.cost_breakdown(analysis.frame)),
+    }
+
+
+def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study: StudyConfig | None = None,
+                 overlays: list[str | Path] | None = None, title: str | None = None) -> Path:
+    """Write ``out_dir/report.html`` (self-contained), ``figures/*.png|svg`` and ``analysis.json``.
+
+    Args:
+        source: a runs directory, or a study (its ``runs_dir`` is read).
+        out_dir: where the report goes.
+        study: restrict to this study's runs and use its fit/forecast settings (else every run, defaults).
+        overlays: published CSVs to overlay (`tables.load_overlay`).
+        title: page title (default: the study's name or the directory's).
+
+    Returns:
+        Path of report.html.
+    """
+    if isinstance(source, StudyConfig):
+        study, source = source, source.runs_dir
+    runs_dir = Path(source)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir} is not a runs directory")
+    rows = load_index(runs_dir)
+    if study is not None:
+        from robustperf.sweep.study import expand
+
+        wanted = {c.run_id for c in expand(study)}
+        rows = [r for r in rows if r["run_id"] in wanted]
+    if not rows:
+        raise FileNotFoundError(f"no runs in {runs_dir}" + (f" for study {study.name!r}" if study else ""))
+    eval_key = study.evaluate.key if study is not None and study.evaluate.attacks else None
+    analysis = analyze(rows, fit=study.fit if study else None, forecast=study.forecast if study else None,
+                       evaluation_key=eval_key)
+    overlay = _overlays(overlays or [])
+    figures = make_figures(analysis, overlay)
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for name, (caption, fig) in figures.items():
+        svg = _svg(fig)
+        write_bytes_atomic(fig_dir / f"{name}.svg", svg.encode())
+        write_bytes_atomic(fig_dir / f"{name}.png", _png(fig))
+        wide = " wide" if name in WIDE_FIGURES else ""
+        sections.append(f"<figure class='figure{wide}' id='fig-{name}'>{svg}<figcaption>{html.escape(caption)}"
+                        f"</figcaption></figure>")
+    page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir)
+    target = out / "report.html"
+    write_bytes_atomic(target, page.encode())
+    write_json_atomic(out / "analysis.json", _analysis_json(analysis))
+    log.info("report written to %s", target)
+    return target
+
+
+def _overlays(paths: list[str | Path]) -> Any:
+    if not paths:
+        return None
+    import pandas as pd
+
+    return pd.concat([tables.load_overlay(p) for p in paths], ignore_index=True)
+
+
+def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> str:
+    frame = analysis.frame
+    n_fin = int((frame["status"] == "finished").sum())
+    n_fail = int((frame["status"] == "failed").sum())
+    total = {c: frame[c].sum(min_count=1) for c in ("flops", "seconds", "energy_kwh", "co2_kg", "usd") if c in frame}
+    energy = total.get("energy_kwh")
+    energy_text = ("energy not metered (no GPU energy counter on this machine)" if energy is None or energy != energy
+                   else f"{tables.fmt(float(energy))} kWh")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed) in <code>{html.escape(str(runs_dir))}</code>; "
+               f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "
+               f"{tables.fmt(float(total.get('seconds', 0)))} s of training, {energy_text}. "
+               f"Robust accuracy from <code>{html.escape(analysis.robust_source)}</code>. Generated {now}.")
+    favicon = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>robustperf report: {html.escape(name)}</title>
+<link rel="icon" href="data:image/svg+xml;base64,{favicon}"><style>{CSS}</style></head>
+<body><h1>robustperf report: {html.escape(name)}</h1><p class="meta">{summary}</p>
+<h2>Fitted laws</h2>{tables.fits_table(analysis)}
+<h2>Forecasts</h2>{tables.forecast_table(analysis.forecasts)}
+<h2>Figures</h2><div class="grid">{''.join(figures)}</div>
+<h2>Sanity flags</h2>{tables.flags_list(analysis.flags, analysis.notes)}
+<h2>Leaderboard</h2>{tables.leaderboard_table(frame)}
+</body></html>
+"""
+
+
+def _analysis_json(analysis: Analysis) -> dict[str, Any]:
+    return {
+        "robust_source": analysis.robust_source,
+        "k_flops_per_param_sample": analysis.k,
+        "envelope": {m: f.to_dict() for m, f in analysis.envelope.items()},
+        "surface": analysis.surface.to_dict() if analysis.surface is not None else None,
+        "loss_to_accuracy": analysis.loss_to_accuracy.to_dict() if analysis.loss_to_accuracy is not None else None,
+        "forecasts": analysis.forecasts,
+        "flags": [list(f) for f in analysis.flags],
+        "notes": analysis.notes,
+    }

@@ -1,0 +1,135 @@
+"""Report tables as HTML: leaderboard with cost columns, forecasts with intervals, fitted laws, flags.
+
+Also the overlays of published data (`load_overlay`): RobustBench's leaderboard and Debenedetti et
+al.'s runs (REFERENCE.md s.7), mapped onto the columns the figures use.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+LEADERBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "run"), ("status", "status"), ("model", "model"), ("n_params", "N"), ("samples_seen", "D"),
+    ("attack_steps", "PGD steps"), ("seed", "seed"), ("clean_acc", "clean acc"), ("robust_acc", "robust acc"),
+    ("adv_loss", "adv loss"), ("flops", "train FLOPs"), ("seconds", "time (s)"), ("energy_kwh", "kWh"),
+    ("co2_kg", "CO2 kg"), ("usd", "USD"),
+)
+
+
+def fmt(value: Any) -> str:
+    """Numbers to 4 significant digits, accuracies as given, missing as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _interval(e: tuple[float, float | None, float | None] | None) -> str:
+    if e is None:
+        return "–"
+    value, lo, hi = e
+    if lo is None or hi is None:
+        return fmt(value)
+    return f"{fmt(value)} <span class='ci'>[{fmt(lo)}, {fmt(hi)}]</span>"
+
+
+def leaderboard_table(frame: Any) -> str:
+    """Every run, best robust accuracy first, with its cost columns."""
+    data = frame.sort_values(["robust_acc", "clean_acc"], ascending=False, na_position="last")
+    head = "".join(f"<th>{h}</th>" for _, h in LEADERBOARD_COLUMNS)
+    rows = []
+    for _, row in data.iterrows():
+        cells = "".join(f"<td>{fmt(_plain(row.get(col)))}</td>" for col, _ in LEADERBOARD_COLUMNS)
+        cls = " class='failed'" if row.get("status") == "failed" else ""
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
+
+
+def forecast_table(rows: list[dict[str, Any]]) -> str:
+    """Forecasts with their bootstrap intervals (95 % unless the study said otherwise)."""
+    if not rows:
+        return "<p class='note'>No forecasts (add targets under <code>forecast:</code> in the study).</p>"
+    cols = (("target", "target"), ("law", "law"), ("flops", "FLOPs"), ("accuracy", "robust acc"), ("N", "N*"),
+            ("D", "D*"), ("gpu_hours", "H100 GPU-h"), ("energy_kwh", "kWh"), ("co2_kg", "CO2 kg"), ("usd", "USD"),
+            ("message", "note"))
+    head = "".join(f"<th>{h}</th>" for _, h in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for key, _ in cols:
+            value = r.get(key)
+            cells.append(f"<td>{_interval(value) if isinstance(value, tuple) else fmt(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def fits_table(analysis: Any) -> str:
+    """The fitted laws: parameters with intervals, points used, goodness of fit, status."""
+    fits = [(f"envelope power law: {m} = C x FLOPs^alpha", f) for m, f in analysis.envelope.items()]
+    if analysis.surface is not None:
+        fits.append((f"{analysis.surface.law}: adv loss = A/N^alpha + B/D^beta + E", analysis.surface))
+    if analysis.loss_to_accuracy is not None:
+        fits.append(("robust acc = slope x adv loss + intercept", analysis.loss_to_accuracy))
+    if not fits:
+        return "<p class='note'>No laws fitted.</p>"
+    body = []
+    for title, f in fits:
+        params = ", ".join(f"{html.escape(k)} = {html.escape(str(f.estimate(k)))}" for k in f.params)
+        r2 = f.metrics.get("r2") if isinstance(f.metrics, dict) else None
+        body.append(f"<tr><td>{html.escape(title)}</td><td>{params or '–'}</td><td>{f.n_points}</td>"
+                    f"<td>{fmt(r2)}</td><td>{html.escape(f.status)}</td></tr>")
+    extra = f"<p class='note'>Measured FLOPs per parameter per sample k = {fmt(analysis.k)}.</p>" if analysis.k else ""
+    return ("<table class='data'><thead><tr><th>law</th><th>parameters [95 % bootstrap]</th><th>points</th>"
+            f"<th>R²</th><th>status</th></tr></thead><tbody>{''.join(body)}</tbody></table>{extra}")
+
+
+def flags_list(flags: list[tuple[str, str]], notes: list[str]) -> str:
+    """Sanity flags of runs and evaluations, and the notes of skipped fits."""
+    items = [f"<li class='flag'><code>{html.escape(r)}</code>: {html.escape(f)}</li>" for r, f in flags]
+    items += [f"<li class='note'>{html.escape(n)}</li>" for n in notes]
+    if not items:
+        return "<p class='ok'>No sanity flags were raised.</p>"
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def load_overlay(path: str | Path) -> Any:
+    """A published table mapped to the figure columns ``label, flops, clean_acc, robust_acc`` (fractions).
+
+    Recognised: Debenedetti et al. 2023 ``results.csv`` (FLOPs = train_flops [TFLOP/epoch] x 1e12 x epochs,
+    see its SOURCE.md) and the RobustBench leaderboard CSV (no training FLOPs: only the Pareto figure).
+
+    Raises:
+        ValueError: a CSV of neither kind (the message lists the columns it needs).
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"overlay {str(p)!r} does not exist")
+    raw = pd.read_csv(p)
+    if {"train_flops", "epochs", "aa_robust_acc", "eval_acc"} <= set(raw.columns):
+        return pd.DataFrame({"label": "Debenedetti et al. 2023 (CIFAR-10)",
+                             "flops": raw["train_flops"] * 1e12 * raw["epochs"],
+                             "clean_acc": raw["eval_acc"] / 100.0, "robust_acc": raw["aa_robust_acc"] / 100.0})
+    if {"clean_acc", "autoattack_acc", "dataset"} <= set(raw.columns):
+        sub = raw[raw["dataset"] == "cifar10"] if (raw["dataset"] == "cifar10").any() else raw
+        return pd.DataFrame({"label": "RobustBench l-inf leaderboard (CIFAR-10)", "flops": float("nan"),
+                             "clean_acc": sub["clean_acc"] / 100.0, "robust_acc": sub["autoattack_acc"] / 100.0})
+    raise ValueError(f"overlay {p.name!r}: need Debenedetti columns (train_flops, epochs, aa_robust_acc, eval_acc) "
+                     "or RobustBench columns (dataset, clean_acc, autoattack_acc)")

@@ -1,0 +1,186 @@
+"""A manifest of runs plus array-job scripts for any scheduler (Slurm, LSF, PBS).
+
+``manifest.jsonl`` has one self-contained line per run: its index, run id, runs directory, the
+function to call (``module:qualname`` plus JSON keyword arguments) and the resolved RunConfig. An
+array job runs ``robustperf run-one --manifest M`` and each task finds its line from the scheduler's
+array variable:
+
+=========  ========================  =====================================
+scheduler  variable                  indices in our scripts
+=========  ========================  =====================================
+Slurm      ``SLURM_ARRAY_TASK_ID``   ``--array=0-(N-1)`` (0-based)
+LSF        ``LSB_JOBINDEX``          ``-J name[1-N]`` (1-based; we subtract 1)
+PBS Pro    ``PBS_ARRAY_INDEX``       ``-J 0-(N-1)`` (0-based)
+Torque     ``PBS_ARRAYID``           ``-t 0-(N-1)`` (0-based)
+=========  ========================  =====================================
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from robustperf.store import read_jsonl, write_json_atomic
+from robustperf.store.io import dumps, write_bytes_atomic
+from robustperf.sweep.study import ExecutorSpec
+
+# (variable, offset to subtract): LSF job arrays start at 1, the others at what our scripts ask for (0).
+ARRAY_VARIABLES: tuple[tuple[str, int], ...] = (
+    ("SLURM_ARRAY_TASK_ID", 0),
+    ("LSB_JOBINDEX", 1),
+    ("PBS_ARRAY_INDEX", 0),
+    ("PBS_ARRAYID", 0),
+)
+
+
+class ManifestError(ValueError):
+    """A manifest or index that cannot be used; the message says what to pass instead."""
+
+
+def fn_reference(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``{"fn": "module:qualname", "fn_kwargs": {...}}`` for a module-level function or a partial of one."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(fn, functools.partial):
+        if fn.args:
+            raise ManifestError("manifest functions may bind keyword arguments only (functools.partial(f, k=v))")
+        kwargs = dict(fn.keywords)
+        fn = fn.func
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or "<" in qualname or module == "__main__":
+        raise ManifestError(f"{fn!r} is not importable by name; use a module-level function")
+    json.dumps(kwargs)  # the keyword arguments must survive JSON (raises TypeError otherwise)
+    return {"fn": f"{module}:{qualname}", "fn_kwargs": kwargs}
+
+
+def resolve_fn(reference: str) -> Callable[..., Any]:
+    """Import ``module:qualname``."""
+    module_name, _, qualname = reference.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def write_manifest(path: str | Path, fn: Callable[..., Any], configs: Sequence[dict[str, Any]],
+                   runs_dir: str | Path) -> Path:
+    """Write one line per config (atomically) and return the manifest's path."""
+    from robustperf.config import config_from_dict
+
+    ref = fn_reference(fn)
+    lines = []
+    for i, config in enumerate(configs):
+        run_id = config_from_dict(config).run_id
+        lines.append(dumps({"index": i, "run_id": run_id, "runs_dir": str(Path(runs_dir).resolve()), **ref,
+                            "config": config}))
+    target = Path(path)
+    write_bytes_atomic(target, ("\n".join(lines) + "\n").encode())
+    return target
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Any]]:
+    """Every entry of a manifest, checked to be complete and in index order."""
+    p = Path(path)
+    if not p.is_file():
+        raise ManifestError(f"manifest {str(p)!r} does not exist (write one with `robustperf study STUDY --plan`)")
+    entries = read_jsonl(p)
+    for i, entry in enumerate(entries):
+        if entry.get("index") != i or "config" not in entry or "fn" not in entry:
+            raise ManifestError(f"manifest {str(p)!r} line {i + 1} is damaged; re-create it with --plan")
+    return entries
+
+
+def array_index_from_env(environ: dict[str, str] | None = None) -> int:
+    """The 0-based manifest index from the scheduler's array variable."""
+    env = os.environ if environ is None else environ
+    for var, offset in ARRAY_VARIABLES:
+        value = env.get(var)
+        if value not in (None, ""):
+            try:
+                return int(value) - offset
+            except ValueError:
+                raise ManifestError(f"{var}={value!r} is not an integer array index") from None
+    names = ", ".join(v for v, _ in ARRAY_VARIABLES)
+    raise ManifestError(f"no --index given and none of {names} is set; pass --index I")
+
+
+def run_manifest_index(path: str | Path, index: int | None = None) -> dict[str, Any]:
+    """Run entry `index` of a manifest (or the scheduler's array index) and return its summary."""
+    entries = read_manifest(path)
+    i = array_index_from_env() if index is None else index
+    if not 0 <= i < len(entries):
+        raise ManifestError(f"index {i} is outside the manifest's 0..{len(entries) - 1}")
+    entry = entries[i]
+    fn = resolve_fn(entry["fn"])
+    return fn(entry["config"], entry["runs_dir"], **entry.get("fn_kwargs", {}))
+
+
+def _command(manifest: Path) -> str:
+    return f"{shlex.quote(sys.executable)} -m robustperf run-one --manifest {shlex.quote(str(manifest))}"
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+    """A Slurm array script: ``sbatch submit.sbatch``; ``--requeue`` lets preempted tasks resume."""
+    logs = manifest.parent / "logs"
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array=0-{n - 1}%{spec.array_parallelism}",
+             f"#SBATCH --output={logs}/%x_%A_%a.out", f"#SBATCH --time={_hours(spec.timeout_min)}",
+             f"#SBATCH --cpus-per-task={spec.cpus_per_run or 1}", "#SBATCH --requeue"]
+    if spec.gpus_per_run:
+        lines.append(f"#SBATCH --gres=gpu:{spec.gpus_per_run}")
+    if spec.partition:
+        lines.append(f"#SBATCH --partition={spec.partition}")
+    lines += [f"#SBATCH {a}" for a in spec.scheduler_args]
+    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+
+
+def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+    """An LSF array script: ``bsub < submit.bsub`` (LLNL-style ``-nnodes`` can go in scheduler_args)."""
+    logs = manifest.parent / "logs"
+    lines = ["#!/bin/bash", f"#BSUB -J {job_name}[1-{n}]%{spec.array_parallelism}", f"#BSUB -o {logs}/%J_%I.out",
+             f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}"]
+    if spec.gpus_per_run:
+        lines.append(f'#BSUB -gpu "num={spec.gpus_per_run}"')
+    if spec.partition:
+        lines.append(f"#BSUB -q {spec.partition}")
+    lines += [f"#BSUB {a}" for a in spec.scheduler_args]
+    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+
+
+def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+    """A PBS Pro array script: ``qsub submit.qsub``."""
+    logs = manifest.parent / "logs"
+    select = f"select=1:ncpus={spec.cpus_per_run or 1}" + (f":ngpus={spec.gpus_per_run}" if spec.gpus_per_run else "")
+    lines = ["#!/bin/bash", f"#PBS -N {job_name}", f"#PBS -J 0-{n - 1}", f"#PBS -l {select}",
+             f"#PBS -l walltime={_hours(spec.timeout_min)}", f"#PBS -o {logs}/", "#PBS -j oe"]
+    if spec.partition:
+        lines.append(f"#PBS -q {spec.partition}")
+    lines += [f"#PBS {a}" for a in spec.scheduler_args]
+    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+
+
+def write_scheduler_scripts(manifest: str | Path, spec: ExecutorSpec, job_name: str) -> dict[str, Path]:
+    """Write ``submit.sbatch``, ``submit.bsub`` and ``submit.qsub`` next to the manifest."""
+    manifest = Path(manifest).resolve()
+    n = len(read_manifest(manifest))
+    if n == 0:
+        raise ManifestError("the manifest is empty: the study expands to no runs")
+    (manifest.parent / "logs").mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, build in (("sbatch", sbatch_script), ("bsub", bsub_script), ("qsub", qsub_script)):
+        path = manifest.parent / f"submit.{kind}"
+        write_bytes_atomic(path, build(manifest, n, spec, job_name).encode())
+        path.chmod(0o755)
+        out[kind] = path
+    write_json_atomic(manifest.parent / "plan.json", {"n_runs": n, "manifest": str(manifest),
+                                                       "scripts": {k: str(v) for k, v in out.items()}})
+    return out

@@ -1,0 +1,155 @@
+"""`run_one`: train (or resume, or skip) one run of a study, then evaluate it; never raises on a run's failure.
+
+This module imports no torch at top level: executors pickle `run_one` by reference and the worker
+process sets ``CUDA_VISIBLE_DEVICES`` and thread counts before torch is first imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from robustperf.config import RunConfig, config_from_dict
+from robustperf.store import RunDir, utcnow
+from robustperf.sweep.study import EvaluateSpec
+
+log = logging.getLogger(__name__)
+
+SKIPPED = "skipped"
+FINISHED = "finished"
+FAILED = "failed"
+
+
+def as_run_config(config: dict[str, Any] | RunConfig) -> RunConfig:
+    """A RunConfig from a resolved dict (what executors ship) or a RunConfig."""
+    return config if isinstance(config, RunConfig) else config_from_dict(config)
+
+
+def run_one(
+    config: dict[str, Any] | RunConfig,
+    runs_dir: str | Path,
+    *,
+    evaluate: dict[str, Any] | EvaluateSpec | None = None,
+) -> dict[str, Any]:
+    """Run one study entry idempotently and return a JSON-ready summary.
+
+    A finished run (with its study evaluation done) is skipped; an interrupted one resumes (the
+    training engine resumes from its last checkpoint); an exception is recorded in the run's
+    result.json as ``status: failed`` with its reason and returned, so one bad run never stops a study.
+    A failed evaluation leaves the trained run finished, records the reason under its evaluation key
+    and is retried by the next call.
+
+    Args:
+        config: the run's RunConfig or its resolved dict.
+        runs_dir: directory holding one folder per run.
+        evaluate: post-training evaluation (`EvaluateSpec` or its dict); None or no attacks: none.
+
+    Returns:
+        ``{"run_id", "run_dir", "status": finished|skipped|failed, "failure_reason", "seconds", "evaluation"}``.
+    """
+    cfg = as_run_config(config)
+    spec = EvaluateSpec.model_validate(evaluate) if isinstance(evaluate, dict) else evaluate
+    rd = RunDir.for_run(runs_dir, cfg.run_id)
+    start = time.perf_counter()
+    summary: dict[str, Any] = {"run_id": cfg.run_id, "run_dir": str(rd.path), "failure_reason": None}
+    needs_eval = spec is not None and bool(spec.attacks) and not _evaluation_done(rd, spec)
+    if rd.is_finished() and not needs_eval:
+        summary.update(status=SKIPPED, seconds=0.0, evaluation=None)
+        return summary
+    try:
+        if not rd.is_finished():
+            _train(cfg, runs_dir)
+    except Exception as exc:  # a run's failure is data, not a crash of the study
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("run %s failed: %s", cfg.run_id, reason)
+        _record_failure(rd, cfg, reason, traceback.format_exc())
+        summary.update(status=FAILED, failure_reason=reason, evaluation=None, seconds=time.perf_counter() - start)
+        return summary
+    try:
+        evaluation = _evaluate(rd, spec) if needs_eval else None
+        summary.update(status=FINISHED, evaluation=evaluation)
+    except Exception as exc:  # the trained run stays finished; the evaluation is retried on the next call
+        reason = f"evaluation {type(exc).__name__}: {exc}"
+        log.error("evaluation of run %s failed: %s", cfg.run_id, reason)
+        rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": reason}})
+        summary.update(status=FAILED, failure_reason=reason, evaluation=None)
+    summary["seconds"] = time.perf_counter() - start
+    return summary
+
+
+def _train(cfg: RunConfig, runs_dir: str | Path) -> None:
+    from robustperf.training import train
+
+    rd = train(cfg, runs_dir, resume=True)
+    record = rd.read_record()
+    if record is None or record.status != "finished":
+        status = None if record is None else record.status
+        reason = None if record is None else record.failure_reason
+        raise RuntimeError(f"training ended with status {status!r}: {reason or 'no reason recorded'}")
+
+
+def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:
+    record = rd.read_record()
+    entry = (record.evaluations or {}).get(spec.key) if record is not None else None
+    return isinstance(entry, dict) and entry.get("status") != FAILED
+
+
+def _evaluate(rd: RunDir, spec: EvaluateSpec) -> dict[str, Any]:
+    """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json."""
+    import torch
+
+    from robustperf.data import build_data, eval_tensors
+    from robustperf.evaluation import evaluate
+    from robustperf.training import load_run_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # "final" is the last checkpoint ("last" in the training engine's naming)
+    model, cfg = load_run_model(rd.path, which="last" if spec.which == "final" else spec.which, device=device)
+    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
+    x, y = eval_tensors(bundle.test, spec.n_examples, seed=spec.seed)
+    out_dir = rd.evaluations_dir / spec.key
+    start = time.perf_counter()
+    attack = spec.attacks[0] if len(spec.attacks) == 1 else list(spec.attacks)
+    # the run's own threat model (method.attack), as the per-epoch evaluation of the training engine uses
+    result = evaluate(model, x, y, attack=attack, eps=cfg.method.attack.eps, norm=cfg.method.attack.norm,
+                      batch_size=spec.batch_size, device=device, seed=spec.seed, out_dir=out_dir)
+    summary = result.summary() if hasattr(result, "summary") else _eval_summary(result)
+    summary.update(checkpoint=spec.which, attacks=list(spec.attacks), n_examples=int(len(y)),
+                   seconds=time.perf_counter() - start)
+    rd.update_record(evaluations={spec.key: summary})
+    return summary
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _eval_summary(result: Any) -> dict[str, Any]:
+    """Scalars and small dicts of an EvalResult (per-point arrays stay in the evaluation directory)."""
+    if hasattr(result, "to_dict"):
+        data = result.to_dict()
+    elif dataclasses.is_dataclass(result):
+        data = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    else:
+        data = dict(vars(result))
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        scalar_dict = isinstance(value, dict) and all(isinstance(v, _SCALARS) for v in value.values())
+        if isinstance(value, _SCALARS) or scalar_dict:
+            out[key] = value
+        elif isinstance(value, (list, tuple)) and len(value) <= 64 and all(isinstance(v, (str, int, float)) for v in value):
+            out[key] = list(value)
+    return out
+
+
+def _record_failure(rd: RunDir, cfg: RunConfig, reason: str, trace: str) -> None:
+    try:
+        if not rd.exists():
+            rd.write_config(cfg.resolved())
+        rd.update_record(status=FAILED, failure_reason=reason, ended_at=utcnow())
+        (rd.path / "failure.txt").write_text(trace)
+    except OSError as exc:  # the disk itself failed: nothing more we can record
+        log.error("could not record failure of %s: %s", cfg.run_id, exc)

@@ -1,0 +1,208 @@
+"""A study: a base RunConfig, a grid (or explicit list) of overrides, seeds, and what to do with the runs.
+
+A study file is YAML::
+
+    name: quickstart
+    base: quickstart.yaml            # a RunConfig file (relative to the study file) or an inline mapping
+    grid:                            # dotted keys -> values; the cartesian product is taken
+      model.kwargs.width: [4, 8, 16]
+      data.n_train: [300, 600, 1200]
+    runs: []                         # or explicit override dicts (crossed with the grid when both are given)
+    seeds: [0]
+    evaluate: {attacks: [pgd], which: best, n_examples: 200}
+    fit: {envelope: true, surface: chinchilla}
+    forecast: {robust_acc_targets: [0.5, 0.6]}
+    executor: {name: local, workers: 2}
+
+`expand(study)` turns it into the list of RunConfigs (deduplicated by run id, in grid order). Every
+override is validated by `RunConfig`, so a misspelled key fails before any run starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from robustperf.config import ConfigError, RunConfig, apply_overrides, config_from_dict
+
+
+class StudyError(ConfigError):
+    """A study file that cannot be used; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EvaluateSpec(_Section):
+    """Evaluation of each finished run's checkpoint after training (on top of the per-epoch PGD eval)."""
+
+    attacks: tuple[str, ...] = Field((), description="attack names for robustperf.evaluate, e.g. [autoattack]")
+    which: Literal["final", "best"] = Field("best", description="checkpoint to evaluate")
+    n_examples: int = Field(500, ge=1, description="held-out test points")
+    batch_size: int = Field(256, ge=1)
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        """Name of this evaluation in result.json ``evaluations`` (so a rerun can tell it is done)."""
+        return f"study_{self.which}_{'+'.join(self.attacks)}_{self.n_examples}"
+
+
+class FitSpec(_Section):
+    """Which laws to fit to the study's runs (papers/002 Sec. 3.2; papers/001 Eq. 3)."""
+
+    envelope: bool = Field(True, description="power law on the best-run envelope of robust error/loss vs FLOPs")
+    metrics: tuple[str, ...] = Field(("robust_acc", "adv_loss"), description="final.* columns to fit against FLOPs")
+    n_bins: int = Field(19, ge=2, description="log-spaced FLOPs bins of the envelope (Debenedetti: 19)")
+    surface: Literal["chinchilla", "approach2", "none"] = Field(
+        "chinchilla", description="L(N, D) law on adversarial loss; needs >= 3 model sizes x 3 data sizes"
+    )
+    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for intervals (0: none)")
+    seed: int = 0
+
+
+class ForecastSpec(_Section):
+    """What the fitted laws are asked to forecast."""
+
+    robust_acc_targets: tuple[float, ...] = Field((), description="robust accuracies in [0, 1] to reach")
+    flops_budgets: tuple[float, ...] = Field((), description="training FLOPs budgets for compute-optimal N*, D*")
+
+    @field_validator("robust_acc_targets")
+    @classmethod
+    def _in_unit_interval(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.0 < t < 1.0 for t in v):
+            raise ValueError("robust_acc_targets are fractions in (0, 1), e.g. 0.6 for 60 %")
+        return v
+
+
+class ExecutorSpec(_Section):
+    """Where the runs execute (see `robustperf.sweep.executors.EXECUTORS`)."""
+
+    name: str = Field("local", description="local | manifest | submitit | ray")
+    workers: int | None = Field(None, ge=1, description="parallel runs (default: GPUs, else CPU cores)")
+    gpus_per_run: int = Field(1, ge=0)
+    cpus_per_run: int | None = Field(None, ge=1)
+    cluster: str | None = Field(None, description="submitit cluster: None (auto), slurm, local, debug")
+    partition: str | None = None
+    timeout_min: int = Field(240, ge=1)
+    array_parallelism: int = Field(64, ge=1, description="Slurm %N: at most this many array tasks at once")
+    scheduler_args: tuple[str, ...] = Field((), description="extra lines for the #SBATCH/#BSUB/#PBS header")
+    submit: bool = Field(True, description="manifest: also run every index locally (False: only write scripts)")
+
+
+class StudyConfig(_Section):
+    """A grid of runs plus what to evaluate, fit and forecast. Frozen; unknown keys are errors."""
+
+    name: str = Field(..., min_length=1, description="study name; prefixes run ids and names the report")
+    base: dict[str, Any] | str = Field(default_factory=dict, description="RunConfig mapping or YAML path")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values (cartesian)")
+    runs: list[dict[str, Any]] = Field(default_factory=list, description="explicit override dicts")
+    seeds: tuple[int, ...] = Field((0,), min_length=1, description="runtime.seed values (crossed with all)")
+    runs_dir: str = Field("runs", description="where run directories go (CLI --runs-dir overrides)")
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    fit: FitSpec = Field(default_factory=FitSpec)
+    forecast: ForecastSpec = Field(default_factory=ForecastSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    source_dir: str | None = Field(None, description="directory of the study file (set by load_study)")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_not_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values; give at least one or remove it")
+        return grid
+
+    @model_validator(mode="after")
+    def _base_resolvable(self) -> StudyConfig:
+        if isinstance(self.base, str) and not self.base_path().is_file():
+            raise ValueError(f"base config {str(self.base_path())!r} does not exist (path is relative to the study)")
+        return self
+
+    def base_path(self) -> Path:
+        """The base RunConfig file (only when `base` is a path)."""
+        path = Path(str(self.base))
+        if not path.is_absolute() and self.source_dir:
+            path = Path(self.source_dir) / path
+        return path
+
+    def base_dict(self) -> dict[str, Any]:
+        """The base RunConfig as a mapping."""
+        if isinstance(self.base, dict):
+            return dict(self.base)
+        loaded = yaml.safe_load(self.base_path().read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise StudyError(f"base config {str(self.base_path())!r} must hold a mapping of sections")
+        return loaded
+
+
+def _format(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return f"invalid study {where}:\n  " + "\n  ".join(lines)
+
+
+def study_from_dict(data: dict[str, Any], source_dir: str | Path | None = None) -> StudyConfig:
+    """Validate a mapping into a StudyConfig (relative `base` paths resolve against `source_dir`)."""
+    payload = dict(data)
+    if source_dir is not None and "source_dir" not in payload:
+        payload["source_dir"] = str(Path(source_dir).resolve())
+    try:
+        return StudyConfig.model_validate(payload)
+    except ValidationError as err:
+        raise StudyError(_format(err, "config")) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read a study YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise StudyError(f"study file {str(p)!r} does not exist (see configs/quickstart_study.yaml)")
+    data = yaml.safe_load(p.read_text())
+    if not isinstance(data, dict):
+        raise StudyError(f"study file {str(p)!r} must hold a mapping with at least `name`")
+    return study_from_dict(data, source_dir=p.parent)
+
+
+def grid_points(study: StudyConfig) -> list[dict[str, Any]]:
+    """The override dicts of a study: explicit runs x grid product x seeds, in that order."""
+    keys = list(study.grid)
+    product = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(study.grid[k] for k in keys))]
+    explicit = study.runs or [{}]
+    points = []
+    for run in explicit:
+        for combo in product:
+            for seed in study.seeds:
+                points.append({**run, **combo, "runtime.seed": seed})
+    return points
+
+
+def expand(study: StudyConfig) -> list[RunConfig]:
+    """Every RunConfig of the study, validated, deduplicated by run id, in grid order.
+
+    Raises:
+        StudyError: an override names an unknown key or an invalid value (the message says which point).
+    """
+    base = study.base_dict()
+    base.setdefault("name", study.name)
+    configs: list[RunConfig] = []
+    seen: set[str] = set()
+    for i, point in enumerate(grid_points(study)):
+        try:
+            cfg = config_from_dict(apply_overrides(base, point))
+        except ConfigError as err:
+            raise StudyError(f"study {study.name!r}, grid point {i} {point}: {err}") from None
+        if cfg.run_id not in seen:
+            seen.add(cfg.run_id)
+            configs.append(cfg)
+    return configs

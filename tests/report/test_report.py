@@ -1,0 +1,146 @@
+"""The report: planted laws recovered, a self-contained page, every figure visible in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustperf.report import analyze, build_report, iso_loss_contours, load_overlay
+from robustperf.store import load_index
+from robustperf.sweep import FitSpec, ForecastSpec, study_from_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import planted_runs  # noqa: E402
+
+SHARED = Path("/work/shared/data")
+FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown")
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    planted_runs.write_planted_runs(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    study = study_from_dict({"name": "planted", "base": {"name": "planted", "optim": {"epochs": 2}},
+                             "grid": {"model.kwargs.width": [4, 8, 16, 32], "data.n_train": [300, 600, 1200, 2400]},
+                             "fit": {"bootstrap": 20}, "forecast": {"robust_acc_targets": [0.7],
+                                                                   "flops_budgets": [1e13]}})
+    return build_report(runs_dir, tmp_path_factory.mktemp("report"), study=study)
+
+
+def test_analysis_recovers_the_planted_laws(runs_dir: Path) -> None:
+    analysis = analyze(load_index(runs_dir), fit=FitSpec(bootstrap=0),
+                       forecast=ForecastSpec(robust_acc_targets=(0.7,), flops_budgets=(1e13,)))
+    p = analysis.surface.params
+    assert analysis.surface.ok
+    assert abs(p["alpha"] - planted_runs.PLANTED["alpha"]) < 0.05
+    assert abs(p["beta"] - planted_runs.PLANTED["beta"]) < 0.05
+    assert abs(p["E"] - planted_runs.PLANTED["E"]) < 0.05
+    assert analysis.k == pytest.approx(planted_runs.K_FLOPS)
+    line = analysis.loss_to_accuracy.params
+    assert line["slope"] == pytest.approx(-0.6, abs=0.02) and line["intercept"] == pytest.approx(1.2, abs=0.02)
+    env = analysis.envelope["robust_acc"]
+    assert env.ok and env.params["alpha"] > 0  # more compute, more robustness
+    # the surface forecast for 70 % lands where the planted law says the compute-optimal model reaches it
+    row = next(r for r in analysis.forecasts if r["target"] == "robust acc 70%" and "L(N, D)" in r["law"])
+    n_star, d_star = row["N"][0], row["D"][0]
+    assert 1.2 - 0.6 * planted_runs.planted_loss(n_star, d_star) == pytest.approx(0.7, abs=0.01)
+    assert row["flops"][0] == pytest.approx(planted_runs.K_FLOPS * n_star * d_star, rel=1e-6)
+    flags = dict(analysis.flags)
+    assert any("robust_above_clean" in f for f in flags.values())
+    assert any(f.startswith("failed: TrainingError") for f in flags.values())
+
+
+def test_too_small_a_grid_skips_the_surface_with_a_reason(tmp_path: Path) -> None:
+    planted_runs.write_planted_runs(tmp_path, widths=(4, 8), n_trains=(300, 600, 1200), failed=0)
+    analysis = analyze(load_index(tmp_path), fit=FitSpec(bootstrap=0))
+    assert analysis.surface is None
+    assert any("3 model sizes x 3 data sizes, have 2 x 3" in n for n in analysis.notes)
+    fig = iso_loss_contours(analysis.frame, None, k=None)
+    assert "no L(N, D) law" in fig.axes[0].texts[0].get_text()
+
+
+def test_report_is_self_contained(report: Path) -> None:
+    page = report.read_text()
+    assert page.count("<svg") >= len(FIGURES)
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://""", page)  # nothing to fetch
+    assert "<script" not in page
+    for name in FIGURES:
+        assert (report.parent / "figures" / f"{name}.png").stat().st_size > 5000
+        assert (report.parent / "figures" / f"{name}.svg").exists()
+    data = json.loads((report.parent / "analysis.json").read_text())
+    assert data["surface"]["status"] == "ok" and data["forecasts"]
+    assert "robust_above_clean" in page and "class='ci'" in page  # flags and bootstrap intervals shown
+
+
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+BOX_SCRIPT = """<pre id="boxes"></pre><script>
+window.addEventListener('load', () => {
+  const out = {};
+  document.querySelectorAll('figure.figure').forEach(f => {
+    const r = f.querySelector('svg').getBoundingClientRect();
+    out[f.id] = [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height];
+  });
+  document.getElementById('boxes').textContent = JSON.stringify(out);
+});
+</script>"""
+
+
+def _chromium(browser: str, *args: str) -> subprocess.CompletedProcess:
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,5200",
+            "--force-device-scale-factor=1"]
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no chromium/chrome binary on PATH (CI: apt-get install chromium)")
+def test_report_renders_every_figure_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    browser = _browser()
+    probe = tmp_path / "probe.html"  # same page plus a script that prints each figure's box
+    probe.write_text(report.read_text().replace("</body>", BOX_SCRIPT + "</body>"))
+    dom = _chromium(browser, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    boxes = json.loads(re.search(r'<pre id="boxes">(.*?)</pre>', dom, re.S).group(1))
+    assert sorted(boxes) == sorted(f"fig-{n}" for n in FIGURES)
+
+    shot = tmp_path / "shot.png"
+    _chromium(browser, f"--screenshot={shot}", report.as_uri())
+    pixels = imread(shot)[..., :3]  # (H, W, 3) floats in [0, 1]
+    for name, (x, y, w, h) in boxes.items():
+        assert w > 300 and h > 200, (name, w, h)
+        assert y + h <= pixels.shape[0], f"{name} lies below the screenshot; enlarge --window-size"
+        area = pixels[int(y):int(y + h), int(x):int(x + w)]
+        ink = (area.min(axis=2) < 0.9).mean()  # share of non-white pixels
+        colour = (area.max(axis=2) - area.min(axis=2) > 0.25).mean()  # data is drawn in colour, messages in grey
+        assert ink > 0.03 and colour > 0.005, f"{name} looks blank (ink {ink:.3f}, colour {colour:.4f})"
+
+
+def test_overlay_of_published_runs(runs_dir: Path, tmp_path: Path) -> None:
+    csv = SHARED / "debenedetti2023_timm_adv_training" / "results.csv"
+    if not csv.exists():
+        pytest.skip("shared data not present")
+    overlay = load_overlay(csv)
+    assert len(overlay) == 319 and (overlay["flops"] > 1e15).all() and overlay["robust_acc"].between(0, 1).all()
+    rb = load_overlay(SHARED / "robustbench" / "robustbench_linf_leaderboard.csv")
+    assert rb["clean_acc"].between(0, 1).all() and len(rb) == 99  # the CIFAR-10 entries
+    with pytest.raises(ValueError, match="need Debenedetti columns"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("a,b\n1,2\n")
+        load_overlay(bad)

@@ -1,0 +1,44 @@
+"""`run_one` with the real training engine: finished runs skip, failures are recorded, studies run end to end."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from robustperf.config import RunConfig
+from robustperf.store import RunDir
+from robustperf.sweep import EvaluateSpec, run_one
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_targets import TINY  # noqa: E402
+
+
+def test_run_one_finishes_then_skips(tmp_path: Path) -> None:
+    cfg = RunConfig.model_validate(TINY)
+    first = run_one(cfg.resolved(), tmp_path)
+    assert first["status"] == "finished", first
+    record = RunDir(Path(first["run_dir"])).read_record()
+    assert record.status == "finished" and record.final["robust_acc"] is not None
+    mtime = (Path(first["run_dir"]) / "result.json").stat().st_mtime_ns
+    again = run_one(cfg, tmp_path)
+    assert again["status"] == "skipped"
+    assert (Path(first["run_dir"]) / "result.json").stat().st_mtime_ns == mtime  # untouched
+
+
+def test_run_one_records_a_failure_instead_of_raising(tmp_path: Path) -> None:
+    bad = {**TINY, "data": {"dataset": "cifar10", "root": str(tmp_path / "no-cifar-here")}}
+    out = run_one(bad, tmp_path / "runs")
+    assert out["status"] == "failed" and out["failure_reason"]
+    rd = RunDir(Path(out["run_dir"]))
+    assert rd.read_record().status == "failed" and rd.read_record().failure_reason == out["failure_reason"]
+    assert (rd.path / "failure.txt").read_text().startswith("Traceback")
+    assert run_one(bad, tmp_path / "runs")["status"] == "failed"  # a failed run is retried, not skipped
+
+
+def test_run_one_adds_the_study_evaluation_once(tmp_path: Path) -> None:
+    spec = EvaluateSpec(attacks=("pgd",), which="final", n_examples=30, batch_size=30)
+    out = run_one(TINY, tmp_path, evaluate=spec.model_dump())
+    assert out["status"] == "finished"
+    ev = RunDir(Path(out["run_dir"])).read_record().evaluations[spec.key]
+    assert ev["n_examples"] == 30 and 0.0 <= ev["robust_acc"] <= ev["clean_acc"] <= 1.0
+    assert run_one(TINY, tmp_path, evaluate=spec)["status"] == "skipped"

@@ -97,10 +97,30 @@ def checkpoint_intervals(n_iter: int) -> tuple[int, int, int]:
 
 
 class _Rows:
-    """Per-row state of one APGD run; `keep` drops rows from every tensor at once."""
+    """Per-row state of one APGD run; `keep` drops rows from every tensor at once.
+
+    Only pid, y, target, x0 and x are given at construction; `_run` sets the other tensors right after
+    the first gradient pass, before any of them is read (until then they hold None).
+    """
 
     NAMES = ("pid", "y", "target", "x0", "x", "x_prev", "grad", "x_best", "grad_best", "loss_best",
              "loss_prev", "loss_best_last", "reduced_last", "n_incr", "step")  # fmt: skip
+
+    pid: Tensor  # index of the point (in the attacked batch) each row belongs to
+    y: Tensor
+    target: Tensor | None  # target class per row; None for untargeted runs
+    x0: Tensor
+    x: Tensor
+    x_prev: Tensor
+    grad: Tensor
+    x_best: Tensor
+    grad_best: Tensor
+    loss_best: Tensor
+    loss_prev: Tensor
+    loss_best_last: Tensor
+    reduced_last: Tensor
+    n_incr: Tensor
+    step: Tensor
 
     def __init__(self, **tensors: Tensor | None) -> None:
         for name in self.NAMES:

@@ -143,6 +143,15 @@ class _Rows:
 
     NAMES = ("pid", "y", "target", "x0", "x", "n_done", "fresh", "pred_adv")
 
+    pid: Tensor  # index of the point (in the attacked batch) each row belongs to
+    y: Tensor
+    target: Tensor
+    x0: Tensor
+    x: Tensor
+    n_done: Tensor
+    fresh: Tensor
+    pred_adv: Tensor
+
     def __init__(self, **tensors: Tensor) -> None:
         for name in self.NAMES:
             setattr(self, name, tensors[name])
@@ -377,9 +386,9 @@ class FAB(_FABBase):
         dual = g_all.abs().sum(2) if self.config.norm == "linf" else g_all.norm(dim=2)
         dist = f_all.abs() / (dual + 1e-12)
         dist.scatter_(1, rows.y[:, None], float("inf"))  # the true class is no boundary
-        k = dist.argmin(1)
-        f = f_all.gather(1, k[:, None]).squeeze(1)
-        grad = g_all[torch.arange(len(rows), device=k.device), k].view_as(rows.x)
+        k_min = dist.argmin(1)
+        f = f_all.gather(1, k_min[:, None]).squeeze(1)
+        grad = g_all[torch.arange(len(rows), device=k_min.device), k_min].view_as(rows.x)
         return logits.detach(), f, grad
 
 

@@ -25,12 +25,14 @@ def study(
         spec = load_study(study_file)
         result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan)
     if plan:
+        assert result.manifest_path is not None, "a plan always writes a manifest"
         console.print(f"manifest: {result.manifest_path}")
         console.print(f"submit with: sbatch {result.manifest_path.parent / 'submit.sbatch'}  |  "
                       f"bsub < {result.manifest_path.parent / 'submit.bsub'}  |  "
                       f"qsub {result.manifest_path.parent / 'submit.qsub'}")
         return
     ex = result.execution
+    assert ex is not None, "run_study executes the runs unless plan=True"
     console.print(f"study {spec.name}: {len(result.run_ids)} runs in {result.wall_seconds:.1f} s - "
                   f"{ex.count('finished')} finished, {ex.count('skipped')} skipped, {ex.n_failed} failed")
     for r in ex.results:

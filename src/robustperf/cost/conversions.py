@@ -94,11 +94,18 @@ def joules_from_gpu_hours(hours: float, *, watts: float) -> float:
 
 
 class _CostLike(Protocol):
-    pue: float
-    grid: str
-    co2_g_per_kwh: float | None
-    usd_per_kwh: float
-    usd_per_gpu_hour: float | None
+    """What `resolve_constants` reads (read-only, so frozen configs such as `CostConfig` match)."""
+
+    @property
+    def pue(self) -> float: ...
+    @property
+    def grid(self) -> str: ...
+    @property
+    def co2_g_per_kwh(self) -> float | None: ...
+    @property
+    def usd_per_kwh(self) -> float: ...
+    @property
+    def usd_per_gpu_hour(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

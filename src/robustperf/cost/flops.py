@@ -31,7 +31,7 @@ import copy
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils import flop_counter
@@ -122,7 +122,7 @@ def default_formulas() -> dict[Any, Callable[..., int]]:
     formulas: dict[Any, Callable[..., int]] = dict(flop_registry)
     formulas[torch.ops.aten.convolution_backward] = conv_backward_flops
     aten = torch.ops.aten
-    cpu_ops = {
+    cpu_ops: dict[str, Callable[..., int]] = {
         "_scaled_dot_product_flash_attention_for_cpu": flop_counter.sdpa_flop,
         "_scaled_dot_product_flash_attention_for_cpu_backward": flop_counter.sdpa_backward_flop,
     }
@@ -190,7 +190,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
         elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
-            model = model._orig_mod
+            model = cast(torch.nn.Module, model._orig_mod)
         else:
             return model
 

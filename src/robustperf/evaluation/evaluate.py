@@ -332,7 +332,8 @@ def save_result(result: EvalResult, out_dir: Path, x: Tensor, y: Tensor, stem: s
         arrays["y_adv"] = result.y_adv[fooled].numpy()
         arrays["x_clean"] = x.detach().cpu()[fooled].float().numpy()
     tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    # numpy's stub lets **kwds also bind `allow_pickle: bool`, so mypy rejects any **dict of arrays
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(npz_path)
     write_json_atomic(json_path, result.summary())
     return json_path, npz_path

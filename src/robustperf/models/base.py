@@ -9,7 +9,7 @@ single grey channel for networks that need three.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,7 @@ def create_model(
     name: str,
     *,
     num_classes: int,
-    input_shape: InputShape = (3, 32, 32),
+    input_shape: Sequence[int] = (3, 32, 32),
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     **kwargs: Any,

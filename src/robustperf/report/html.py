@@ -7,6 +7,7 @@ import datetime as _dt
 import html
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str
 
 
 def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study: StudyConfig | None = None,
-                 overlays: list[str | Path] | None = None, title: str | None = None) -> Path:
+                 overlays: Sequence[str | Path] | None = None, title: str | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained), ``figures/*.png|svg`` and ``analysis.json``.
 
     Args:
@@ -126,7 +127,7 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     return target
 
 
-def _overlays(paths: list[str | Path]) -> Any:
+def _overlays(paths: Sequence[str | Path]) -> Any:
     if not paths:
         return None
     import pandas as pd

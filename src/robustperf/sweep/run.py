@@ -70,9 +70,10 @@ def run_one(
         summary.update(status=FAILED, failure_reason=reason, evaluation=None, seconds=time.perf_counter() - start)
         return summary
     try:
-        evaluation = _evaluate(rd, spec) if needs_eval else None
+        evaluation = _evaluate(rd, spec) if needs_eval and spec is not None else None
         summary.update(status=FINISHED, evaluation=evaluation)
     except Exception as exc:  # the trained run stays finished; the evaluation is retried on the next call
+        assert spec is not None, "only _evaluate can raise here, and it runs only with a spec"
         reason = f"evaluation {type(exc).__name__}: {exc}"
         log.error("evaluation of run %s failed: %s", cfg.run_id, reason)
         rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": reason}})

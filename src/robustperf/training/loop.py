@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -228,7 +228,7 @@ class _Trainer:
         self.last_eval: dict[str, Any] = {}
         self.prior_seconds = 0.0
         self.prior_joules: float | None = 0.0
-        self.sums: dict[str, Tensor] = {}
+        self.sums: dict[str, Tensor | int] = {}  # running sums; "n" counts the batches
         self.epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
         self.epoch_batches = 0
 
@@ -287,7 +287,8 @@ class _Trainer:
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """torch.compile (opt-in), then DDP when distributed. Checkpoints always use `self.raw`."""
-        fast = torch.compile(model) if self.cfg.runtime.compile else model
+        # torch.compile of a module returns an OptimizedModule (an nn.Module); its stub only says Callable
+        fast = cast(nn.Module, torch.compile(model)) if self.cfg.runtime.compile else model
         if not self.info.enabled:
             return fast
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -414,7 +415,7 @@ class _Trainer:
         if not self.sums:
             return failure
         n = float(self.sums.pop("n"))
-        row = {key: float(value) / n for key, value in self.sums.items()}
+        row: dict[str, Any] = {key: float(value) / n for key, value in self.sums.items()}
         self.sums = {}
         row.update(kind="train", step=self.step, epoch=self.epoch, samples_seen=self.samples_seen,
                    lr=self.optimizer.param_groups[0]["lr"], seconds=self._seconds())
@@ -640,6 +641,7 @@ def load_run_model(run_dir: str | Path | RunDir, which: str = "best", device: st
     if which not in ("best", "last"):
         raise TrainingError(f"which={which!r}: use 'best' or 'last'")
     cfg = config_from_dict(rd.read_config())
+    payload: dict[str, Any] | None
     if which == "best":
         payload = ckpt.load_checkpoint(rd.checkpoints / ckpt.BEST)
         state = payload["model"]

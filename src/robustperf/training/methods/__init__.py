@@ -20,6 +20,7 @@ from robustperf.training.methods.adversarial import (
     MART,
     PGDAT,
     TRADES,
+    AdversarialMethod,
     FastAT,
     FastATSettings,
     MARTSettings,
@@ -102,6 +103,8 @@ def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> Trai
         raise MethodConfigError(f"method.awp works with {ok}, not {cfg.name!r}: remove method.awp or change method.name")
     method = spec.method_cls(settings_from_config(cfg), generator)
     if cfg.awp is not None:
+        if not isinstance(method, AdversarialMethod):
+            raise MethodConfigError(f"method.awp needs an adversarial method (perturb + outer loss), not {cfg.name!r}")
         return AWP(method, AWPSettings(gamma=cfg.awp.gamma, warmup_epochs=cfg.awp.warmup_epochs))
     return method
 

@@ -152,7 +152,7 @@ class MART(AdversarialMethod):
 
 
 @dataclass(frozen=True)
-class FastATSettings(MethodSettings):
+class FastATSettings(PGDATSettings):
     """Fast AT (Wong et al. 2020): one FGSM step from a uniform random start, step alpha = 1.25 eps.
 
     ``n_steps``/``step_size`` of the attack config are ignored: the step is ``step_ratio * eps``.

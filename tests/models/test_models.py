@@ -121,6 +121,14 @@ def test_timm_prefix_and_vit_input_size() -> None:
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 5)
 
 
+def test_timm_vit_patch_size_sets_the_token_grid() -> None:
+    model = create_model("timm/vit_tiny_patch16_224", num_classes=10, input_shape=(3, 32, 32), patch_size=4)
+    assert tuple(model.net.patch_embed.grid_size) == (8, 8)  # 64 tokens, not the 2x2 of 16-pixel patches
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ModelError, match="takes no patch_size"):
+        create_model("timm/resnet18", num_classes=10, input_shape=(3, 32, 32), patch_size=4)
+
+
 def test_timm_grey_inputs_resize_and_checkpoint(tmp_path) -> None:
     # a 3-channel 224px ViT fed 1-channel 8x8 digits: the wrapper repeats the channel and resizes
     from robustperf.models.base import Built

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 @MODELS.register("timm")
 def timm_model(*, num_classes: int, input_shape: InputShape, model_name: str = "", pretrained: bool = False,
-               checkpoint_path: str | None = None, img_size: int | None = None) -> Built:
+               checkpoint_path: str | None = None, img_size: int | None = None,
+               patch_size: int | None = None) -> Built:
     """`timm.create_model(model_name, pretrained=False, num_classes=..., in_chans=...)`.
 
     Args:
@@ -29,6 +30,8 @@ def timm_model(*, num_classes: int, input_shape: InputShape, model_name: str = "
         pretrained: must stay False: no hub is reachable; use `checkpoint_path` for weights.
         checkpoint_path: a local state dict (timm's ``load_checkpoint`` format) to load.
         img_size: the resolution to build a ViT-like model for (default: the data's size when timm allows).
+        patch_size: ViT patch side (e.g. 4 for 32x32 CIFAR images: an 8x8 token grid instead of the 2x2 a
+            16-pixel patch gives); only for models that take it.
     """
     try:
         import timm
@@ -40,34 +43,47 @@ def timm_model(*, num_classes: int, input_shape: InputShape, model_name: str = "
         raise ModelError("pretrained=True would download from a hub; pass checkpoint_path=/local/weights.pth")
     if not timm.is_model(model_name):
         raise ModelError(f"timm has no model {model_name!r} (see timm.list_models('{model_name[:4]}*'))")
+    if patch_size is not None and patch_size < 1:
+        raise ModelError(f"patch_size must be >= 1, got {patch_size}")
     channels, height, width = input_shape
     if checkpoint_path is not None:
         # a checkpoint fixes the network's input: RGB (grey data is repeated to 3 channels in the wrapper)
         # and, for ViTs, the resolution it was trained at (position embeddings), unless img_size is given
         net_channels = 3 if channels == 1 else channels
-        net, size = _create(timm, model_name, num_classes, net_channels, img_size)
+        net, size = _create(timm, model_name, num_classes, net_channels, img_size, patch_size)
         _load_weights(net, checkpoint_path)
     else:
         net_channels = channels
-        net, size = _create(timm, model_name, num_classes, channels, img_size or height)
+        net, size = _create(timm, model_name, num_classes, channels, img_size or height, patch_size)
     resize_to = None if size is None or size == (height, width) else size
     return Built(net, channels=net_channels, resize_to=resize_to)
 
 
 def _create(timm: object, model_name: str, num_classes: int, channels: int,
-            img_size: int | None) -> tuple[nn.Module, tuple[int, int] | None]:
+            img_size: int | None, patch_size: int | None = None) -> tuple[nn.Module, tuple[int, int] | None]:
     """Build the model, passing img_size where timm accepts it; returns (model, fixed input size or None)."""
     create = timm.create_model  # type: ignore[attr-defined]
-    kwargs = {"pretrained": False, "num_classes": num_classes, "in_chans": channels}
+    kwargs: dict[str, object] = {"pretrained": False, "num_classes": num_classes, "in_chans": channels}
+    if patch_size is not None:
+        try:
+            net = create(model_name, **kwargs, patch_size=patch_size, **({"img_size": img_size} if img_size else {}))
+        except TypeError as exc:
+            raise ModelError(f"timm model {model_name!r} takes no patch_size (remove model.kwargs.patch_size)") from exc
+        return net, _fixed_size(net)
     try:
         net = create(model_name, **kwargs, **({"img_size": img_size} if img_size else {}))
     except TypeError:  # CNNs take no img_size: any input size works through global pooling
         net = create(model_name, **kwargs)
+    return net, _fixed_size(net)
+
+
+def _fixed_size(net: nn.Module) -> tuple[int, int] | None:
+    """The input size a patch-embedding model is built for, or None when any size works."""
     patch_embed = getattr(net, "patch_embed", None)
     fixed = getattr(patch_embed, "img_size", None) if patch_embed is not None else None
     if fixed is not None and not getattr(patch_embed, "dynamic_img_size", False):
-        return net, (int(fixed[0]), int(fixed[1]))
-    return net, None
+        return int(fixed[0]), int(fixed[1])
+    return None
 
 
 def _load_weights(net: nn.Module, checkpoint_path: str) -> None:

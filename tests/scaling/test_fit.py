@@ -156,6 +156,30 @@ def test_failed_optimisation_is_flagged_not_silent():
     assert fit.status == "not_converged" and not fit.ok
 
 
+def test_unidentified_term_is_flagged_degenerate():
+    # Loss that does not depend on D at all: whatever B, beta the optimiser returns, the D term cannot be
+    # identified, and an allocation derived from it would be arbitrary. The fit must say so.
+    rng = np.random.default_rng(5)
+    N = 10 ** rng.uniform(6, 9, 60)
+    D = 10 ** rng.uniform(6, 9, 60)
+    L = (50.0 / N**0.3 + 0.6) * np.exp(rng.normal(0, 1e-3, 60))
+    grid = {"a": (0.0, 5.0), "b": (0.0, 5.0), "e": (-1.0, 0.0), "alpha": (0.1, 0.5), "beta": (0.1, 0.5)}
+    with pytest.warns(FitWarning, match="degenerate"):
+        fit = fit_chinchilla(N, D, L, grid=grid)
+    assert fit.status == "degenerate" and not fit.ok and "B/D^beta" in fit.message
+    assert "A/N^alpha" not in fit.message.split("not identified")[1]
+
+
+def test_well_posed_fit_is_not_flagged_degenerate():
+    truth, N, D, fid, L = _planted_a2_data(n=60)
+    from robustperf.scaling.fit import _dead_terms
+    from robustperf.scaling.objectives import A2_NAMES
+
+    p = truth.params
+    theta = np.array([np.log(p["A"]), np.log(p["B"]), np.log(p["E"]), p["alpha"], p["beta"], 0.0, 0.0])
+    assert len(A2_NAMES) == 7 and _dead_terms(theta, np.log(N), np.log(D), L) == []
+
+
 def test_too_few_points_status():
     with pytest.warns(FitWarning, match="too_few_points"):
         fit = fit_approach2([1e7, 2e7], [1e7, 2e7], [1.0, 0.9], 1.0)

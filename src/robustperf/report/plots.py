@@ -76,6 +76,14 @@ def accuracy_vs_flops(frame: Any, fit: Any = None, *, envelope_ids: list[str] | 
     return fig
 
 
+def _no_law_reason(surface: Any) -> str:
+    if surface is None:
+        return "no L(N, D) law was fitted (needs >= 3 model sizes x 3 data sizes)"
+    if not surface.ok:
+        return f"the L(N, D) fit is {surface.status}: no allocation is drawn from it (see Sanity flags)"
+    return "no FLOPs-per-parameter-per-sample constant k was measured"
+
+
 def loss_vs_flops(frame: Any, surface: Any = None, *, k: float | None = None) -> Figure:
     """Adversarial loss vs FLOPs, one colour per model size, with the fitted L(N, D) along each size."""
     fig, ax = _figure()
@@ -112,7 +120,7 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
     fig, ax = _figure()
     data = _finished(frame, "n_params", "samples_seen")
     if surface is None or not surface.ok or not k:
-        _empty(ax, "no L(N, D) law was fitted (needs >= 3 model sizes x 3 data sizes)")
+        _empty(ax, _no_law_reason(surface))
         return fig
     law = surface.to_law()
     n_lo, n_hi = data["n_params"].min() / 4, data["n_params"].max() * 16
@@ -145,7 +153,7 @@ def optimal_allocation(frame: Any, surface: Any, *, k: float | None) -> Figure:
     """N*(C) and D*(C) of the fitted law over budgets around (and beyond) the study's."""
     fig, ax = _figure()
     if surface is None or not surface.ok or not k:
-        _empty(ax, "no L(N, D) law was fitted (needs >= 3 model sizes x 3 data sizes)")
+        _empty(ax, _no_law_reason(surface))
         return fig
     from robustperf.scaling import compute_optimal
 

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from robustperf.scaling.objectives import A2_NAMES, A3_NAMES, Approach2Objective, Approach3Objective
 from robustperf.scaling.optimize import batched_lbfgs, multistart_minimize
 from robustperf.scaling.result import (
+    STATUS_DEGENERATE,
     STATUS_NOT_CONVERGED,
     STATUS_OK,
     STATUS_TOO_FEW_POINTS,
@@ -226,6 +227,12 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
     lse, _ = all_obj.predict_log(theta[None, :])
     residuals = lse[0] - log_l
     status = STATUS_OK if success else STATUS_NOT_CONVERGED
+    dead = _dead_terms(theta, log_n[base_rows], log_d[base_rows], loss[base_rows])
+    if success and dead:
+        status = STATUS_DEGENERATE
+        message += (f"; not identified by these runs: {', '.join(dead)} (changes by less than {DEAD_TERM_SHARE:.0%} "
+                    f"of the loss across the runs, or exponent not in (0, {MAX_PLAUSIBLE_EXPONENT:g}]); spread N and D wider. No "
+                    "compute-optimal allocation should be derived from this fit")
     warn_status("fit_approach2", status, message)
     boot = None
     if bootstrap > 0:
@@ -283,6 +290,32 @@ def _boot_result(values: np.ndarray, names: Sequence[str], converged: np.ndarray
     ok = converged & np.all(np.isfinite(values), axis=1)
     return BootstrapResult(samples={k: values[ok, i] for i, k in enumerate(names)}, n_resamples=n_resamples,
                            n_failed=int((~ok).sum()), seed=seed)
+
+
+DEAD_TERM_SHARE = 0.02
+MAX_PLAUSIBLE_EXPONENT = 3.0
+
+
+def _dead_terms(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, loss: np.ndarray) -> list[str]:
+    """The A/N^alpha and B/D^beta terms that these runs do not identify.
+
+    A term is unidentified when it changes by less than 2 % of the median loss across the runs (it
+    cannot be told apart from the constant E, so its coefficient and exponent can take any value), when
+    its exponent is not positive (the loss would rise with N or D), or when its exponent exceeds 3: a
+    term that falls 8x per doubling of N or D acts as a step, not a power law (published fits have
+    0.2-0.4: Hoffmann et al. 0.34/0.28, Bartoldson et al. 0.24/0.23). beta = 37 on a 3x3 digits grid
+    was seen. The published Approach 2 law changes its N term by far more than 2 % of the loss over a
+    decade of N, so real fits pass.
+    """
+    p = dict(zip(A2_NAMES, theta, strict=True))
+    terms = {
+        "A/N^alpha": (np.exp(p["a"] - p["alpha"] * log_n), p["alpha"]),
+        "B/D^beta": (np.exp(p["b"] - p["beta"] * log_d), p["beta"]),
+    }
+    scale = DEAD_TERM_SHARE * float(np.median(loss)) if loss.size else 0.0
+    return [name for name, (value, exponent) in terms.items()
+            if value.size and (exponent > MAX_PLAUSIBLE_EXPONENT or exponent <= 0
+                               or float(value.max() - value.min()) < scale)]
 
 
 def fit_chinchilla(N: ArrayLike, D: ArrayLike, L: ArrayLike, *, drop_underfit: bool = False,

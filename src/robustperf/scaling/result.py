@@ -19,6 +19,7 @@ STATUS_OK = "ok"
 STATUS_NOT_CONVERGED = "not_converged"
 STATUS_FAILED = "failed"
 STATUS_TOO_FEW_POINTS = "too_few_points"
+STATUS_DEGENERATE = "degenerate"
 
 
 class ScalingError(ValueError):

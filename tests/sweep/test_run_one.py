@@ -42,3 +42,28 @@ def test_run_one_adds_the_study_evaluation_once(tmp_path: Path) -> None:
     ev = RunDir(Path(out["run_dir"])).read_record().evaluations[spec.key]
     assert ev["n_examples"] == 30 and 0.0 <= ev["robust_acc"] <= ev["clean_acc"] <= 1.0
     assert run_one(TINY, tmp_path, evaluate=spec)["status"] == "skipped"
+
+
+def test_run_one_reports_a_stop_signal_as_interrupted_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import signal
+
+    from robustperf.training import loop
+
+    emit = loop._Trainer._emit
+
+    def emit_then_signal(self, kind, metrics=None, model=None):  # a real SIGTERM to this process at step 2
+        emit(self, kind, metrics, model)
+        if kind == "step" and self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop._Trainer, "_emit", emit_then_signal)
+    out = run_one(TINY, tmp_path)
+    assert out["status"] == "interrupted" and "SIGTERM" in out["failure_reason"], out
+    rd = RunDir(Path(out["run_dir"]))
+    assert rd.read_record().status == "interrupted"  # not overwritten as failed
+    assert not (rd.path / "failure.txt").exists()
+    monkeypatch.setattr(loop._Trainer, "_emit", emit)
+    again = run_one(TINY, tmp_path)
+    assert again["status"] == "finished" and rd.read_record().status == "finished"
+    assert any(r.get("event") == "resumed" and r["step"] == 2 for r in rd.read_metrics())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -151,6 +152,48 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: RunDir, tmp_pa
     assert_same_weights(state["ema"]["module"], ckpt.load_checkpoint(reference.checkpoints / ckpt.LAST)["ema"]["module"])
     assert train_rows(resumed) == train_rows(reference)  # rows logged after step 9 were dropped and redone
     assert resumed.read_record().final == reference.read_record().final
+
+
+TERM_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from robustperf.config import RunConfig
+    from robustperf.training import TrainingInterrupted, train
+    cfg = RunConfig.model_validate_json(sys.argv[1])
+    def callback(event):
+        if event.kind == "step" and event.step == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGTERM)  # what scancel / a preempting scheduler sends
+    try:
+        train(cfg, sys.argv[2], callback=callback)
+    except TrainingInterrupted as exc:
+        print(exc)
+        sys.exit(128 + exc.signum)
+    """
+)
+
+
+def test_sigterm_checkpoints_at_the_current_step_and_resume_equals_uninterrupted_run(
+    reference: RunDir, tmp_path: Path
+) -> None:
+    cfg = make_cfg(optim__ema_decay=0.9)  # epoch checkpoints only: without the signal path, step 8 is the last
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", TERM_SCRIPT, cfg.model_dump_json(), str(tmp_path), "11"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert "SIGTERM received: checkpoint written at step 11" in proc.stdout
+    rd = RunDir.for_run(tmp_path, cfg.run_id)
+    rec = rd.read_record()
+    assert rec.status == "interrupted" and "step 11" in rec.failure_reason
+    assert ckpt.load_latest(rd.checkpoints)["progress"]["step"] == 11
+    assert any(r.get("event") == "interrupted" and r["signal"] == "SIGTERM" for r in rd.read_metrics())
+    before = signal.getsignal(signal.SIGTERM)
+    resumed = train(cfg, tmp_path)
+    assert signal.getsignal(signal.SIGTERM) is before  # the run's handler is removed when it ends
+    assert resumed.read_record().status == "finished"
+    assert_same_weights(weights(resumed), weights(reference))
+    assert train_rows(resumed) == train_rows(reference)
 
 
 def test_resume_with_awp_trades_across_epoch_boundary(tmp_path: Path) -> None:

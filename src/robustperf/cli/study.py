@@ -34,17 +34,19 @@ def study(
     ex = result.execution
     assert ex is not None, "run_study executes the runs unless plan=True"
     console.print(f"study {spec.name}: {len(result.run_ids)} runs in {result.wall_seconds:.1f} s - "
-                  f"{ex.count('finished')} finished, {ex.count('skipped')} skipped, {ex.n_failed} failed")
+                  f"{ex.count('finished')} finished, {ex.count('skipped')} skipped, {ex.n_failed} failed"
+                  + (f", {ex.count('interrupted')} interrupted (run the same command to resume)"
+                     if ex.count("interrupted") else ""))
     for r in ex.results:
-        if r.get("status") == "failed":
-            console.print(f"  [red]failed[/] {r.get('run_id')}: {r.get('failure_reason')}")
+        if r.get("status") in ("failed", "interrupted"):
+            console.print(f"  [red]{r.get('status')}[/] {r.get('run_id')}: {r.get('failure_reason')}")
     if report:
         from robustperf.report import build_report
 
         with user_errors():
             html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
         console.print(f"report: {html}")
-    if ex.n_failed:
+    if ex.n_failed or ex.count("interrupted"):
         raise typer.Exit(1)
 
 
@@ -62,7 +64,7 @@ def run_one_cmd(
         print(json.dumps(summary))  # noqa: T201 - machine-readable output for the manifest executor
     else:
         console.print(f"{summary.get('run_id')}: {summary.get('status')} {summary.get('failure_reason') or ''}")
-    if summary.get("status") == "failed":
+    if summary.get("status") in ("failed", "interrupted"):
         raise typer.Exit(1)
 
 

@@ -81,11 +81,14 @@ def train_command(
         from robustperf.config import load_config
 
         cfg = load_config(config, overrides or [])
-        from robustperf.training import train
+        from robustperf.training import TrainingInterrupted, train
 
         show = cfg.runtime.progress and os.environ.get("RANK", "0") == "0"
-        with _ProgressReporter(show) as reporter:
-            run_dir = train(cfg, runs_dir, resume=not no_resume, callback=reporter)
+        try:
+            with _ProgressReporter(show) as reporter:
+                run_dir = train(cfg, runs_dir, resume=not no_resume, callback=reporter)
+        except TrainingInterrupted as exc:
+            fail(str(exc), code=128 + exc.signum)  # what a shell reports for a signalled process
     record = run_dir.read_record()
     if record is None or record.status != "finished":
         reason = record.failure_reason if record is not None else "no result.json"

@@ -10,7 +10,8 @@
       evaluations/       outputs of `robustperf evaluate` (per-point flags, adversarial examples)
 
 `result.json` is rewritten atomically whenever the status changes; its
-``status`` is ``running``, ``finished`` or ``failed`` (with ``failure_reason``).
+``status`` is ``running``, ``finished``, ``failed`` (with ``failure_reason``) or ``interrupted`` (a stop
+signal; resumable from the checkpoint its ``failure_reason`` names).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
 
-Status = Literal["pending", "running", "finished", "failed"]
+Status = Literal["pending", "running", "finished", "failed", "interrupted"]
 
 
 def utcnow() -> str:

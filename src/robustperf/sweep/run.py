@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SKIPPED = "skipped"
 FINISHED = "finished"
 FAILED = "failed"
+INTERRUPTED = "interrupted"
 
 
 def as_run_config(config: dict[str, Any] | RunConfig) -> RunConfig:
@@ -63,7 +64,14 @@ def run_one(
     try:
         if not rd.is_finished():
             _train(cfg, runs_dir)
-    except Exception as exc:  # a run's failure is data, not a crash of the study
+    except Exception as exc:
+        from robustperf.training import TrainingInterrupted  # torch is loaded by now: _train imported it
+
+        if isinstance(exc, TrainingInterrupted):  # a stop signal: checkpointed and resumable, not failed
+            log.warning("run %s interrupted: %s", cfg.run_id, exc)
+            summary.update(status=INTERRUPTED, failure_reason=str(exc), evaluation=None,
+                           seconds=time.perf_counter() - start)
+            return summary  # a run's failure is data, not a crash of the study
         reason = f"{type(exc).__name__}: {exc}"
         log.error("run %s failed: %s", cfg.run_id, reason)
         _record_failure(rd, cfg, reason, traceback.format_exc())

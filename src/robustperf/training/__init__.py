@@ -7,7 +7,7 @@
 """
 
 from robustperf.training.checkpoint import CheckpointError
-from robustperf.training.loop import TrainEvent, TrainingError, load_run_model, train
+from robustperf.training.loop import TrainEvent, TrainingError, TrainingInterrupted, load_run_model, train
 from robustperf.training.methods import METHODS, StepOutput, TrainingMethod, create_method
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "StepOutput",
     "TrainEvent",
     "TrainingError",
+    "TrainingInterrupted",
     "TrainingMethod",
     "create_method",
     "load_run_model",

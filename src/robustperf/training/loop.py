@@ -12,13 +12,21 @@ fixed held-out subset every ``eval.every_n_epochs`` epochs, and writes (rank 0 o
 A checkpoint holds model, optimiser, EMA, method (attack RNG), loader (mid-epoch position), global RNG
 states and progress counters; the schedule is a pure function of the step. On a CPU a run killed at
 any point and resumed therefore reaches the same weights as one that never stopped.
+
+SIGTERM and SIGUSR1 (what Slurm's ``scancel``, a time limit with ``--signal=USR1@120`` or a preempting
+scheduler send) stop a run gracefully: the step in flight completes, ``last.pt`` is written at that
+step, ``result.json`` says ``interrupted`` and `TrainingInterrupted` is raised. The same command then
+resumes at that step instead of at the last epoch checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +61,56 @@ CHECKPOINT_FORMAT = 1
 
 class TrainingError(ValueError):
     """A run that cannot start or continue as configured; the message names the fix."""
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class TrainingInterrupted(RuntimeError):
+    """A run stopped by a signal after writing a checkpoint at the current step; rerun it to resume.
+
+    Attributes:
+        signum: the signal received; a CLI exits with ``128 + signum`` as a shell would.
+        step: the step the checkpoint holds.
+    """
+
+    def __init__(self, signum: int, step: int, run_dir: Path) -> None:
+        self.signum, self.step = signum, step
+        super().__init__(f"{signal.Signals(signum).name} received: checkpoint written at step {step} in "
+                         f"{run_dir}; run the same command again to resume from it")
+
+
+class _StopRequest:
+    """Records the first SIGTERM/SIGUSR1 while installed; a second one gets the previous handler's
+    behaviour (default: terminate at once), so a stuck run can still be killed."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s received: finishing this step, writing a checkpoint, then stopping",
+                        signal.Signals(signum).name)
+            return
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        self.__exit__()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            os.kill(os.getpid(), signum)
 
 
 @dataclass(frozen=True)
@@ -313,7 +371,10 @@ class _Trainer:
         self.meter.start()
         self.t_start = time.perf_counter()
         try:
-            failure = self._loop()
+            with _StopRequest() as self.stop:
+                failure = self._loop()
+        except TrainingInterrupted:
+            raise
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}")
             raise
@@ -364,6 +425,7 @@ class _Trainer:
                 failure = self._train_step(x, y)
                 if failure is not None:
                     return failure
+                self._stop_if_signalled()
                 if self.batch_in_epoch >= self.steps_per_epoch or self.step >= self.total_steps:
                     break
             if self.batch_in_epoch < self.steps_per_epoch and self.step < self.total_steps:
@@ -391,6 +453,32 @@ class _Trainer:
                 self._save_last()
         self._emit("step", model=self.raw)
         return failure
+
+    def _stop_if_signalled(self) -> None:
+        """Checkpoint at this step and raise `TrainingInterrupted` when a stop signal arrived.
+
+        Single process: checked after every step. Distributed: every ``log_every_n_steps`` steps, with
+        the ranks agreeing through one all-reduce (every rank must stop at the same step).
+        """
+        signum = self.stop.signum
+        if self.info.enabled:
+            if self.step % self.cfg.runtime.log_every_n_steps:
+                return
+            received = broadcast_flag(signum is not None, self.info, self.device)
+            if not received:
+                return
+            signum = signum or int(signal.SIGTERM)
+        elif signum is None:
+            return
+        self._save_last()
+        self.meter.stop()
+        if self.info.is_main:
+            reason = f"{signal.Signals(signum).name} at step {self.step}; resumable from the checkpoint at this step"
+            self.run_dir.append_metrics({"kind": "event", "event": "interrupted", "step": self.step,
+                                         "signal": signal.Signals(signum).name, "time": utcnow()})
+            self.run_dir.update_record(status="interrupted", failure_reason=reason, ended_at=utcnow())
+        self._emit("interrupted", metrics={"step": self.step})
+        raise TrainingInterrupted(signum, self.step, self.run_dir.path)
 
     def _accumulate(self, loss: Tensor, metrics: dict[str, Tensor]) -> None:
         self.epoch_loss += loss.double()

@@ -66,6 +66,7 @@ def test_manifest_indices_in_separate_processes_match_the_local_pool(tmp_path: P
 
     sbatch = (manifest.parent / "submit.sbatch").read_text()
     assert "#SBATCH --array=0-3%64" in sbatch and "run-one --manifest" in sbatch
+    assert "#SBATCH --signal=B:USR1@120" in sbatch and "\nexec " in sbatch  # the signal reaches the run itself
     assert "#BSUB -J study[1-4]%64" in (manifest.parent / "submit.bsub").read_text()
     assert "#PBS -J 0-3" in (manifest.parent / "submit.qsub").read_text()
 

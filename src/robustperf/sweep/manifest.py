@@ -130,11 +130,14 @@ def _hours(minutes: int) -> str:
 
 
 def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
-    """A Slurm array script: ``sbatch submit.sbatch``; ``--requeue`` lets preempted tasks resume."""
+    """A Slurm array script: ``sbatch submit.sbatch``; ``--requeue`` lets preempted tasks resume, and
+    ``--signal`` makes a task that reaches its time limit checkpoint first (resubmit to go on)."""
     logs = manifest.parent / "logs"
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array=0-{n - 1}%{spec.array_parallelism}",
              f"#SBATCH --output={logs}/%x_%A_%a.out", f"#SBATCH --time={_hours(spec.timeout_min)}",
-             f"#SBATCH --cpus-per-task={spec.cpus_per_run or 1}", "#SBATCH --requeue"]
+             f"#SBATCH --cpus-per-task={spec.cpus_per_run or 1}", "#SBATCH --requeue",
+             # USR1 to the (exec'd) run two minutes before the time limit: it checkpoints at its current step
+             "#SBATCH --signal=B:USR1@120"]
     if spec.gpus_per_run:
         lines.append(f"#SBATCH --gres=gpu:{spec.gpus_per_run}")
     if spec.partition:
@@ -147,7 +150,8 @@ def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> st
     """An LSF array script: ``bsub < submit.bsub`` (LLNL-style ``-nnodes`` can go in scheduler_args)."""
     logs = manifest.parent / "logs"
     lines = ["#!/bin/bash", f"#BSUB -J {job_name}[1-{n}]%{spec.array_parallelism}", f"#BSUB -o {logs}/%J_%I.out",
-             f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}"]
+             f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}",
+             "#BSUB -wa USR1", "#BSUB -wt 2"]  # USR1 two minutes before the limit: checkpoint and stop
     if spec.gpus_per_run:
         lines.append(f'#BSUB -gpu "num={spec.gpus_per_run}"')
     if spec.partition:

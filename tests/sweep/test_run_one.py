@@ -52,9 +52,9 @@ def test_run_one_reports_a_stop_signal_as_interrupted_and_resumes(tmp_path: Path
 
     emit = loop._Trainer._emit
 
-    def emit_then_signal(self, kind, metrics=None, model=None):  # a real SIGTERM to this process at step 2
+    def emit_then_signal(self, kind, metrics=None, model=None):  # a real SIGTERM to this process at step 1 of 2
         emit(self, kind, metrics, model)
-        if kind == "step" and self.step == 2:
+        if kind == "step" and self.step == 1:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(loop._Trainer, "_emit", emit_then_signal)
@@ -66,4 +66,4 @@ def test_run_one_reports_a_stop_signal_as_interrupted_and_resumes(tmp_path: Path
     monkeypatch.setattr(loop._Trainer, "_emit", emit)
     again = run_one(TINY, tmp_path)
     assert again["status"] == "finished" and rd.read_record().status == "finished"
-    assert any(r.get("event") == "resumed" and r["step"] == 2 for r in rd.read_metrics())
+    assert any(r.get("event") == "resumed" and r["step"] == 1 for r in rd.read_metrics())

@@ -196,6 +196,28 @@ def test_sigterm_checkpoints_at_the_current_step_and_resume_equals_uninterrupted
     assert train_rows(resumed) == train_rows(reference)
 
 
+@pytest.mark.parametrize("stop", [8, 16])
+def test_sigterm_at_an_epoch_end_or_the_last_step_loses_no_evaluation(reference: RunDir, tmp_path: Path,
+                                                                       stop: int) -> None:
+    from robustperf.training import TrainingInterrupted
+
+    def term_at(event: TrainEvent) -> None:
+        if event.kind == "step" and event.step == stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = make_cfg(optim__ema_decay=0.9)
+    if stop == 16:  # the last step: the run finishes (evaluation included) instead of stopping
+        assert train(cfg, tmp_path, callback=term_at).read_record().status == "finished"
+    else:  # end of epoch 0: the epoch's evaluation runs before the stop
+        with pytest.raises(TrainingInterrupted, match="at step 8"):
+            train(cfg, tmp_path, callback=term_at)
+        resumed = train(cfg, tmp_path)
+        assert resumed.read_record().status == "finished"
+    rd = RunDir.for_run(tmp_path, cfg.run_id)
+    assert_same_weights(weights(rd), weights(reference))
+    assert train_rows(rd) == train_rows(reference)
+
+
 def test_resume_with_awp_trades_across_epoch_boundary(tmp_path: Path) -> None:
     cfg = make_cfg(method__name="trades", method__awp={"gamma": 0.01, "warmup_epochs": 1},
                    runtime__checkpoint_every_n_epochs=1)

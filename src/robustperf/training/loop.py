@@ -425,9 +425,9 @@ class _Trainer:
                 failure = self._train_step(x, y)
                 if failure is not None:
                     return failure
-                self._stop_if_signalled()
                 if self.batch_in_epoch >= self.steps_per_epoch or self.step >= self.total_steps:
                     break
+                self._stop_if_signalled()
             if self.batch_in_epoch < self.steps_per_epoch and self.step < self.total_steps:
                 raise TrainingError(
                     f"the loader stopped after {self.batch_in_epoch} of {len(self.loader)} batches in epoch "
@@ -436,6 +436,8 @@ class _Trainer:
             failure = self._end_epoch()
             if failure is not None:
                 return failure
+            if self.step < self.total_steps:  # a signal during the last step lets the run finish
+                self._stop_if_signalled()
         return None
 
     def _train_step(self, x: Tensor, y: Tensor) -> str | None:

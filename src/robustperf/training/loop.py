@@ -118,7 +118,7 @@ class TrainEvent:
     """What the loop reports to an optional callback (the CLI draws its progress bar from these).
 
     Attributes:
-        kind: "start", "step", "eval", "end" or "failed".
+        kind: "start", "step", "eval", "end", "failed" or "interrupted".
         step: optimiser steps done so far.
         total_steps: optimiser steps of the whole run.
         epoch: current epoch (0-based).

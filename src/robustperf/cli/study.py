@@ -33,10 +33,10 @@ def study(
         return
     ex = result.execution
     assert ex is not None, "run_study executes the runs unless plan=True"
+    n_interrupted = ex.count("interrupted")
     console.print(f"study {spec.name}: {len(result.run_ids)} runs in {result.wall_seconds:.1f} s - "
                   f"{ex.count('finished')} finished, {ex.count('skipped')} skipped, {ex.n_failed} failed"
-                  + (f", {ex.count('interrupted')} interrupted (run the same command to resume)"
-                     if ex.count("interrupted") else ""))
+                  + (f", {n_interrupted} interrupted (run the same command to resume)" if n_interrupted else ""))
     for r in ex.results:
         if r.get("status") in ("failed", "interrupted"):
             console.print(f"  [red]{r.get('status')}[/] {r.get('run_id')}: {r.get('failure_reason')}")
@@ -46,7 +46,7 @@ def study(
         with user_errors():
             html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
         console.print(f"report: {html}")
-    if ex.n_failed or ex.count("interrupted"):
+    if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
 
 

@@ -64,16 +64,13 @@ def _create(timm: object, model_name: str, num_classes: int, channels: int,
     """Build the model, passing img_size where timm accepts it; returns (model, fixed input size or None)."""
     create = timm.create_model  # type: ignore[attr-defined]
     kwargs: dict[str, object] = {"pretrained": False, "num_classes": num_classes, "in_chans": channels}
-    if patch_size is not None:
-        try:
-            net = create(model_name, **kwargs, patch_size=patch_size, **({"img_size": img_size} if img_size else {}))
-        except TypeError as exc:
-            raise ModelError(f"timm model {model_name!r} takes no patch_size (remove model.kwargs.patch_size)") from exc
-        return net, _fixed_size(net)
+    vit_kwargs = {k: v for k, v in (("img_size", img_size), ("patch_size", patch_size)) if v}
     try:
-        net = create(model_name, **kwargs, **({"img_size": img_size} if img_size else {}))
-    except TypeError:  # CNNs take no img_size: any input size works through global pooling
-        net = create(model_name, **kwargs)
+        net = create(model_name, **kwargs, **vit_kwargs)
+    except TypeError as exc:
+        if patch_size is not None:
+            raise ModelError(f"timm model {model_name!r} takes no patch_size (remove model.kwargs.patch_size)") from exc
+        net = create(model_name, **kwargs)  # CNNs take no img_size: any input size works through global pooling
     return net, _fixed_size(net)
 
 

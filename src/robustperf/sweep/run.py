@@ -62,20 +62,17 @@ def run_one(
         summary.update(status=SKIPPED, seconds=0.0, evaluation=None)
         return summary
     try:
-        if not rd.is_finished():
-            _train(cfg, runs_dir)
-    except Exception as exc:
-        from robustperf.training import TrainingInterrupted  # torch is loaded by now: _train imported it
-
-        if isinstance(exc, TrainingInterrupted):  # a stop signal: checkpointed and resumable, not failed
-            log.warning("run %s interrupted: %s", cfg.run_id, exc)
-            summary.update(status=INTERRUPTED, failure_reason=str(exc), evaluation=None,
-                           seconds=time.perf_counter() - start)
-            return summary  # a run's failure is data, not a crash of the study
+        interrupted = None if rd.is_finished() else _train(cfg, runs_dir)
+    except Exception as exc:  # a run's failure is data, not a crash of the study
         reason = f"{type(exc).__name__}: {exc}"
         log.error("run %s failed: %s", cfg.run_id, reason)
         _record_failure(rd, cfg, reason, traceback.format_exc())
         summary.update(status=FAILED, failure_reason=reason, evaluation=None, seconds=time.perf_counter() - start)
+        return summary
+    if interrupted is not None:  # a stop signal: checkpointed and resumable, not failed
+        log.warning("run %s interrupted: %s", cfg.run_id, interrupted)
+        summary.update(status=INTERRUPTED, failure_reason=interrupted, evaluation=None,
+                       seconds=time.perf_counter() - start)
         return summary
     try:
         evaluation = _evaluate(rd, spec) if needs_eval and spec is not None else None
@@ -90,15 +87,20 @@ def run_one(
     return summary
 
 
-def _train(cfg: RunConfig, runs_dir: str | Path) -> None:
-    from robustperf.training import train
+def _train(cfg: RunConfig, runs_dir: str | Path) -> str | None:
+    """Train (or resume) the run; the reason when a stop signal interrupted it, else None."""
+    from robustperf.training import TrainingInterrupted, train
 
-    rd = train(cfg, runs_dir, resume=True)
+    try:
+        rd = train(cfg, runs_dir, resume=True)
+    except TrainingInterrupted as exc:
+        return str(exc)
     record = rd.read_record()
     if record is None or record.status != "finished":
         status = None if record is None else record.status
         reason = None if record is None else record.failure_reason
         raise RuntimeError(f"training ended with status {status!r}: {reason or 'no reason recorded'}")
+    return None
 
 
 def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:

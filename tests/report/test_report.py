@@ -144,3 +144,15 @@ def test_overlay_of_published_runs(runs_dir: Path, tmp_path: Path) -> None:
         bad = tmp_path / "bad.csv"
         bad.write_text("a,b\n1,2\n")
         load_overlay(bad)
+
+
+def test_a_degenerate_surface_draws_no_allocation_and_says_why(runs_dir: Path) -> None:
+    from robustperf.report import plots
+    from robustperf.scaling import FitResult
+
+    frame = analyze(load_index(runs_dir), fit=FitSpec(bootstrap=0)).frame
+    degenerate = FitResult(params={"A": 1.0, "B": 1e131, "E": 0.0, "alpha": 0.06, "beta": 37.0},
+                           status="degenerate", objective=0.0, n_points=9, law="chinchilla")
+    for draw in (plots.iso_loss_contours, plots.optimal_allocation):
+        text = draw(frame, degenerate, k=300.0).axes[0].texts[0].get_text()
+        assert "fit is degenerate" in text, draw.__name__

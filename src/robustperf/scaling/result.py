@@ -99,7 +99,7 @@ class FitResult:
 
     Attributes:
         params: fitted parameters by name (paper symbols).
-        status: "ok", or why not ("not_converged", "failed", "too_few_points").
+        status: "ok", or why not ("not_converged", "failed", "too_few_points", "degenerate").
         objective: final value of the fitting objective (e.g. summed Huber loss).
         n_points: data points used.
         residuals: per-point residuals of the fit (in the space the objective uses).

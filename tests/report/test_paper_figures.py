@@ -166,3 +166,30 @@ def test_every_plot_kind_is_reachable_and_options_are_checked(tmp_path):
     from robustperf.cli.plot import KINDS
 
     assert set(KINDS) == set(PLOTS.names())
+
+
+def test_the_report_adds_the_papers_figures_and_the_study_against_a_zoo(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from robustperf.report import build_report
+    from robustperf.sweep import study_from_dict
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import planted_runs
+
+    runs = tmp_path / "runs"
+    planted_runs.write_planted_runs(runs)
+    zoo_csv = tmp_path / "leaderboard.csv"
+    z = _zoo()
+    pd.DataFrame({"dataset": "synthetic", "model_id": z.model_id, "year_in_id": z.year,  # RobustBench's columns
+                  "n_params_used_in_forward": z.n_params / 1e4, "clean_acc": 100 * (z.robust_acc + 0.2),
+                  "autoattack_acc": 100 * z.robust_acc}).to_csv(zoo_csv, index=False)
+    study = study_from_dict({"name": "planted", "base": {"name": "planted", "optim": {"epochs": 2}},
+                             "grid": {"model.kwargs.width": [4, 8, 16, 32], "data.n_train": [300, 600, 1200, 2400]},
+                             "fit": {"bootstrap": 0}})
+    page = build_report(runs, tmp_path / "report", study=study, overlays=[zoo_csv])
+    figures = page.parent / "figures"
+    for name in ("accuracy_vs_flops_human", "overhead_vs_model_size", "study_vs_zoo_leaderboard"):
+        assert (figures / f"{name}.png").stat().st_size > 5000, name
+        assert f"id='fig-{name}'" in page.read_text()

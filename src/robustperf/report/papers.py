@@ -69,7 +69,7 @@ def _need(frame: Any, cols: Sequence[str], what: str) -> None:
 
 def accuracy_vs_flops_by_quality(frame: Any, law: Any = None, *, human_level: float | None = HUMAN_LEVEL,
                                  k: float | None = None, max_flops: float | None = None,
-                                 title: str | None = None) -> Figure:
+                                 loss_to_accuracy: Any = None, title: str | None = None) -> Figure:
     """Robust accuracy vs training FLOPs per data quality, with the law per FID and the human line (papers/001 Fig. 1).
 
     Args:
@@ -80,6 +80,7 @@ def accuracy_vs_flops_by_quality(frame: Any, law: Any = None, *, human_level: fl
         human_level: the human-level accuracy line (None: no line).
         k: FLOPs per parameter per sample of the law (default: 7822, TRADES-10 WideResNets).
         max_flops: extend the law's curves to this budget (default: 1000 x the largest run).
+        loss_to_accuracy: the loss -> accuracy map of an N, D law (default: papers/001 App. F.2.2's).
         title: figure title.
     """
     _need(frame, ["flops", "robust_acc"], "accuracy vs FLOPs")
@@ -99,7 +100,7 @@ def accuracy_vs_flops_by_quality(frame: Any, law: Any = None, *, human_level: fl
         name = "real data" if f == 0 else f"FID {f:.3g}"
         ax.scatter(sub["flops"], sub["robust_acc"], color=color, s=26, zorder=3, label=f"runs, {name}")
         if law is not None:
-            ax.plot(xs, _law_accuracy(law, xs, f, k), color=color, lw=1.6, label=f"law, {name}")
+            ax.plot(xs, _law_accuracy(law, xs, f, k, loss_to_accuracy), color=color, lw=1.6, label=f"law, {name}")
     if human_level is not None:
         ax.axhline(human_level, color=HUMAN_COLOR, lw=2, label=f"human level ({human_level:.1%})")
     ax.set_xscale("log")
@@ -112,11 +113,13 @@ def accuracy_vs_flops_by_quality(frame: Any, law: Any = None, *, human_level: fl
     return fig
 
 
-def _law_accuracy(law: Any, flops: np.ndarray, fid: float, k: float | None) -> np.ndarray:
+def _law_accuracy(law: Any, flops: np.ndarray, fid: float, k: float | None, to_accuracy: Any) -> np.ndarray:
     from robustperf.scaling import DEFAULT_FLOPS_PER_PARAM_SAMPLE, forecast_accuracy
 
-    kk = DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k
-    return np.array([forecast_accuracy(law, float(c), fid=fid, k=kk) for c in flops])
+    kw: dict[str, Any] = {"k": DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k, "fid": fid}
+    if to_accuracy is not None:
+        kw["loss_to_accuracy"] = to_accuracy
+    return np.array([forecast_accuracy(law, float(c), **kw) for c in flops])
 
 
 def overhead_vs_model_size(law: Any, flops: float, *, fid: float = 0.0, k: float | None = None,
@@ -129,14 +132,14 @@ def overhead_vs_model_size(law: Any, flops: float, *, fid: float = 0.0, k: float
         flops: the budget C whose optimum N*, L* is the reference.
         fid: data quality of the law.
         k: FLOPs per parameter per sample (default 7822).
-        omega: model sizes as multiples of N* (default 0.1 ... 10).
+        omega: model sizes as multiples of N* (default 0.2 ... 5).
         models: name -> parameter count to mark (e.g. {"prior SOTA": 267e6}).
         title: figure title.
     """
     from robustperf.scaling import DEFAULT_FLOPS_PER_PARAM_SAMPLE, compute_optimal, model_size_tradeoff
 
     kk = DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k
-    omegas = np.asarray(omega if omega is not None else np.geomspace(0.1, 10.0, 121), float)
+    omegas = np.asarray(omega if omega is not None else np.geomspace(0.2, 5.0, 121), float)
     opt = compute_optimal(law, flops, fid=fid, k=kk)
     over = np.array([model_size_tradeoff(law, flops, float(w), fid=fid, k=kk).overhead for w in omegas])
     finite = np.isfinite(over)
@@ -154,7 +157,7 @@ def overhead_vs_model_size(law: Any, flops: float, *, fid: float = 0.0, k: float
         ax.axvspan(omegas[~finite].min() * opt.N, omegas[~finite].max() * opt.N, color="#eeeeee",
                    label="cannot reach L* with any data")
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(-2, min(300.0, 1.05 * float(100 * over[finite].max())) + 2)  # papers/001 Fig. 7: a linear axis
     ax.set_xlabel("parameters N")
     ax.set_ylabel("compute overhead (%)")
     ax.set_title(title or f"overhead vs model size at C = {flops:.3g} FLOPs" + (f", FID {fid:g}" if fid else ""))

@@ -192,8 +192,7 @@ def zoo_figures(frame: Any, overlays: Sequence[str | Path]) -> dict[str, tuple[s
             continue
         if zoo["n_params"].notna().sum() == 0:
             continue
-        same = zoo[zoo["dataset"].isin(datasets)]
-        zoo, label = (same, f"{Path(path).stem} ({', '.join(sorted(datasets))})") if len(same) else (zoo, Path(path).stem)
+        zoo, label = _same_dataset(zoo, datasets, Path(path).stem)
         try:
             fig = study_vs_zoo(frame, zoo, label=label)
         except NoFigure as why:
@@ -202,6 +201,18 @@ def zoo_figures(frame: Any, overlays: Sequence[str | Path]) -> dict[str, tuple[s
         out[f"study_vs_zoo_{Path(path).stem}"] = (
             f"Robust accuracy vs parameters: this study's runs against {label} (papers/004 Sec. XIV.C).", fig)
     return out
+
+
+def _same_dataset(zoo: Any, datasets: set[str], name: str) -> tuple[Any, str]:
+    """The zoo's models of the study's data set; else its CIFAR-10 models (never several data sets mixed)."""
+    same = zoo[zoo["dataset"].isin(datasets)]
+    if len(same):
+        return same, f"{name} ({', '.join(sorted(datasets))})"
+    present = sorted(set(zoo["dataset"].dropna().astype(str)) - {""})
+    if len(present) <= 1:
+        return zoo, name
+    pick = "cifar10" if "cifar10" in present else present[0]
+    return zoo[zoo["dataset"] == pick], f"{name} ({pick}; the study's data set is not in it)"
 
 
 def trend_figures(result: Any) -> dict[str, Figure]:

@@ -101,7 +101,7 @@ def _frontier(data: str | Path, *, dataset: str | None = None, quantile: float =
 # ----------------------------------------------------------------------------------------------------------------
 # paper kinds
 
-_RUN_ALIASES = {"flops": ("flops", "cost.train_flops", "train_flops"),
+_RUN_ALIASES = {"flops": ("flops", "cost.train_flops"),
                 "robust_acc": ("robust_acc", "final.robust_acc", "aa_robust_acc", "autoattack_acc"),
                 "fid": ("fid", "config.data.synthetic_fid", "synthetic_fid")}
 
@@ -113,6 +113,10 @@ def _runs(data: str | Path) -> Any:
     from robustperf.scaling.tables import load_table
 
     raw = load_table(data)
+    if {"train_flops", "epochs", "aa_robust_acc", "eval_acc"} <= set(raw.columns):  # Debenedetti et al.: TFLOP/epoch
+        from robustperf.report.tables import load_overlay
+
+        return load_overlay(data)
     out = pd.DataFrame(index=raw.index)
     for name, aliases in _RUN_ALIASES.items():
         found = next((a for a in aliases if a in raw.columns), None)

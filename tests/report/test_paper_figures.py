@@ -106,6 +106,21 @@ def test_asr_vs_round_bands_span_min_to_max_over_seeds():
         papers.asr_vs_round(long.assign(asr=np.nan))
 
 
+def test_the_llm_studys_own_csvs_draw(tmp_path):
+    from robustperf.llm.study import asr_vs_round as reduce_rounds
+    from robustperf.llm.study import write_csv
+
+    rows = _rounds().assign(pool_size=0, clean_acc=0.9, round_flops=1.0, cum_flops=1.0, seconds=1.0)
+    long_path, table_path = tmp_path / "s_rounds.csv", tmp_path / "s_asr_vs_round.csv"
+    write_csv(long_path, rows.to_dict("records"))
+    write_csv(table_path, reduce_rounds(rows.to_dict("records")))  # what `robustperf llm study` writes
+    a = papers.asr_vs_round(pd.read_csv(long_path))
+    b = papers.asr_vs_round(pd.read_csv(table_path))
+    for la, lb in zip(_lines(a.axes[0]), _lines(b.axes[0]), strict=True):
+        assert la.get_label() == lb.get_label()
+        assert np.allclose(la.get_ydata(), lb.get_ydata())
+
+
 def test_asr_vs_model_size_draws_round_zero_and_the_last_round():
     fig = papers.asr_vs_model_size(_rounds())
     ax = fig.axes[0]

@@ -146,6 +146,16 @@ def test_training_flops_from_a_recipe_table():
         add_training_flops(zoo, recipes.drop(columns=["method"]))
 
 
+def test_a_table_with_its_own_recipes_gets_training_flops():
+    raw = pd.DataFrame({"year": [2020, 2021, 2022], "fwd_flops": [1e9, 2e9, 3e9], "epochs": [100, 200, None],
+                        "n_train": [50_000, 50_000, 50_000], "method": ["pgd_at", "standard", "trades"]})
+    zoo = load_zoo(raw)
+    assert zoo["train_flops"].tolist()[:2] == pytest.approx([1e9 * 23 * 100 * 5e4, 2e9 * 3 * 200 * 5e4])
+    assert math.isnan(zoo["train_flops"].iloc[2])  # no epochs: no training FLOPs, not a guess
+    with pytest.raises(ValueError, match="no analytic cost for method 'free'"):
+        load_zoo(raw.assign(method="free"))
+
+
 def test_load_zoo_maps_columns_and_percentages():
     raw = pd.DataFrame({"year": [2020, 2021], "params": [1e6, 2e6], "accuracy": [50.0, 60.0]})
     zoo = load_zoo(raw)

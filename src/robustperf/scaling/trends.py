@@ -69,7 +69,8 @@ def load_zoo(source: Any, *, columns: dict[str, str] | None = None, dataset: str
 
     Returns:
         A DataFrame; a zoo column without a source column is all-NaN. Accuracies above 1 are read as
-        percentages and divided by 100.
+        percentages and divided by 100. A table with ``epochs``, ``n_train`` and ``method`` columns (and
+        optionally ``attack_steps``) gets training FLOPs from them (`add_training_flops`).
 
     Raises:
         ScalingError: no year column, a named column that does not exist, or an unknown data set.
@@ -104,6 +105,11 @@ def load_zoo(source: Any, *, columns: dict[str, str] | None = None, dataset: str
         if out[acc].max(skipna=True) > 1.0:
             log.info("%s (%s) is in percent: dividing by 100", acc, mapping[acc])
             out[acc] = out[acc] / 100.0
+    if {"epochs", "n_train", "method"} <= set(raw.columns):  # the table holds its own recipes
+        steps = raw["attack_steps"] if "attack_steps" in raw.columns else 10
+        out = add_training_flops(out, pd.DataFrame({"model_id": out["model_id"], "epochs": raw["epochs"],
+                                                    "n_train": raw["n_train"], "method": raw["method"],
+                                                    "attack_steps": steps}))
     if dataset is not None:
         known = sorted(set(map(str, out["dataset"].dropna())))
         if dataset not in known:
@@ -118,7 +124,8 @@ def add_training_flops(zoo: Any, recipes: Any, *, on: str = "model_id") -> Any:
     Args:
         zoo: a `load_zoo` frame.
         recipes: DataFrame or CSV with ``on``, ``epochs``, ``n_train`` (samples per epoch), ``method``
-            (standard, pgd_at, trades, mart, fast_at, ...) and optionally ``attack_steps`` (default 10).
+            (standard, pgd_at, trades, mart, fast_at, ...) and optionally ``attack_steps`` (default 10);
+            rows with a missing value are left out.
         on: the key column shared by both tables.
 
     Returns:
@@ -133,7 +140,7 @@ def add_training_flops(zoo: Any, recipes: Any, *, on: str = "model_id") -> Any:
     if missing:
         raise ScalingError(f"recipe table lacks {missing}; it needs {need} (+ optional attack_steps)")
     steps = rec["attack_steps"] if "attack_steps" in rec.columns else 10
-    rec = rec.assign(attack_steps=steps)
+    rec = rec.assign(attack_steps=steps).dropna(subset=need + ["attack_steps"])
     k = [forward_equivalents(str(m), int(s)) for m, s in zip(rec["method"], rec["attack_steps"], strict=True)]
     per_fwd = dict(zip(rec[on], np.asarray(k, float) * rec["epochs"].astype(float) * rec["n_train"].astype(float),
                        strict=True))

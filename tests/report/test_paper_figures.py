@@ -208,3 +208,16 @@ def test_the_report_adds_the_papers_figures_and_the_study_against_a_zoo(tmp_path
     for name in ("accuracy_vs_flops_human", "overhead_vs_model_size", "study_vs_zoo_leaderboard"):
         assert (figures / f"{name}.png").stat().st_size > 5000, name
         assert f"id='fig-{name}'" in page.read_text()
+
+
+def test_metric_vs_year_draws_each_era_and_the_break():
+    rng = np.random.default_rng(0)
+    year = np.r_[rng.uniform(2012, 2018, 60), rng.uniform(2018.5, 2024, 60)]
+    log10 = np.where(year < 2018.2, 7 + 0.1 * (year - 2012), 8 + 0.6 * (year - 2018.5)) + rng.normal(0, 0.1, 120)
+    table = load_zoo(pd.DataFrame({"year": year, "n_params": 10**log10}))
+    eras = detect_eras(table.year, table.n_params, metric="n_params", bootstrap=0)
+    fig = zoo.metric_vs_year(table, eras)
+    labels = [ln.get_label() for ln in _lines(fig.axes[0])]
+    assert labels[0].startswith("2012-2018:") and labels[1].startswith("2018-2024:")  # whole years shown
+    assert labels[2] == "detected era break"
+    assert eras.bounds[0][1] < _lines(fig.axes[0])[2].get_xdata()[0] < eras.bounds[1][0]

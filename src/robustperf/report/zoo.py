@@ -55,8 +55,9 @@ def metric_vs_year(zoo: Any, eras: Any, *, title: str | None = None) -> Figure:
         ci = "" if d.low is None else f" [{d.low:.2g}, {d.high:.2g}]"
         ax.plot(xs, trend.predict(xs), color=ERA_COLORS[i % len(ERA_COLORS)], lw=2,
                 label=f"{lo:.0f}-{hi:.0f}: doubling {d.value:.2g}{ci} y, R² {trend.r2:.2f}")
-    if eras.breakpoint is not None:
-        ax.axvline(eras.breakpoint + 0.5, color="#555555", ls=":", lw=1, label="detected era break")
+    if eras.breakpoint is not None:  # between the last model of the first era and the first of the second
+        ax.axvline((eras.bounds[0][1] + eras.bounds[1][0]) / 2, color="#555555", ls=":", lw=1,
+                   label="detected era break")
     ax.set_yscale("log")
     ax.set_xlabel("year")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))

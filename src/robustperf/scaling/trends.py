@@ -485,8 +485,7 @@ def fit_accuracy_trend(year: ArrayLike, accuracy: ArrayLike, *, select: str = "b
     if len(a) and a.max() >= ceiling:
         raise ScalingError(f"an accuracy of {a.max():.4g} is at or above the ceiling {ceiling}; raise the ceiling")
     keep = select_best(x, a, select)
-    x, a = x[keep], a[keep]
-    a = np.clip(a, 1e-6, None)
+    x, a = x[keep], np.clip(a[keep], 1e-3, None)  # a broken defence at 0 % would sit at logit -inf
     if len(x) < 3 or len(np.unique(x)) < 2:
         raise ScalingError(f"{len(x)} points over {len(np.unique(x))} years after selecting {select!r}; "
                            "an accuracy trend needs at least 3 points and 2 years (try --select all)")

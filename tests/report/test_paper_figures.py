@@ -208,6 +208,8 @@ def test_the_report_adds_the_papers_figures_and_the_study_against_a_zoo(tmp_path
     for name in ("accuracy_vs_flops_human", "overhead_vs_model_size", "study_vs_zoo_leaderboard"):
         assert (figures / f"{name}.png").stat().st_size > 5000, name
         assert f"id='fig-{name}'" in page.read_text()
+    assert not (figures / "predictor.png").exists()  # 16 runs: too few, and the page says why
+    assert "figure predictor not drawn: the predictor needs &gt;= 20 finished runs" in page.read_text()
 
 
 def test_metric_vs_year_draws_each_era_and_the_break():
@@ -221,3 +223,23 @@ def test_metric_vs_year_draws_each_era_and_the_break():
     assert labels[0].startswith("2012-2018:") and labels[1].startswith("2018-2024:")  # whole years shown
     assert labels[2] == "detected era break"
     assert eras.bounds[0][1] < _lines(fig.axes[0])[2].get_xdata()[0] < eras.bounds[1][0]
+
+
+def test_extra_figures_draw_the_predictor_from_enough_runs_and_note_what_they_cannot_draw():
+    from types import SimpleNamespace
+
+    from robustperf.report.extra import extra_figures
+
+    rng = np.random.default_rng(0)
+    n = 40
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "status": "finished",
+                          "n_params": rng.choice([1e4, 4e4, 1.6e5], n), "samples_seen": rng.choice([1e4, 1e5], n),
+                          "attack_steps": 10, "flops": 10 ** rng.uniform(9, 11, n)})
+    frame["robust_acc"] = 0.2 + 0.05 * np.log10(frame.n_params) + rng.normal(0, 0.01, n)
+    analysis = SimpleNamespace(frame=frame, surface=None, loss_to_accuracy=None, k=None, notes=[])
+    figs = extra_figures(analysis)
+    assert set(figs) == {"accuracy_vs_flops_human", "predictor"}  # no law: no overhead figure
+    assert "n_params, samples_seen" in figs["predictor"][0]  # attack_steps never varies: not a feature
+    analysis.frame = frame.assign(status="failed")
+    assert extra_figures(analysis) == {}
+    assert any("accuracy_vs_flops_human not drawn" in n for n in analysis.notes)

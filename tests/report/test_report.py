@@ -20,7 +20,7 @@ import planted_runs  # noqa: E402
 
 SHARED = Path("/work/shared/data")
 FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown",
-           "accuracy_vs_flops_human", "overhead_vs_model_size")  # the last two: report/extra.py
+           "accuracy_vs_flops_human", "overhead_vs_model_size")  # the last two: report/extra.py (predictor: < 20 runs)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 - papers/001 Fig. 1: robust accuracy vs FLOPs with the study's L(N, D) law and the human-level line;
 - papers/001 Fig. 7: compute overhead vs model size at the study's largest budget (closed-form laws);
+- papers/002 Fig. 1b/1c: the recipe -> robust accuracy predictor on the study's runs (>= 20 runs);
 - papers/004 XIV.C: the study's runs against each zoo table among the report's overlays.
 
 A figure whose data are missing is not drawn; the reason goes to the report's notes.
@@ -43,5 +44,23 @@ def extra_figures(analysis: Any, overlays: Sequence[str | Path] = ()) -> dict[st
         add("overhead_vs_model_size", f"Compute overhead of other model sizes to reach the compute-optimal loss at "
             f"this study's largest budget, {budget:.3g} FLOPs (papers/001 Fig. 7, Eq. 6).",
             lambda: papers.overhead_vs_model_size(law, budget, k=analysis.k))
+    features = [c for c in PREDICTOR_FEATURES if c in done and done[c].nunique(dropna=True) > 1]
+    add("predictor", f"Gradient-boosting predictor of robust accuracy from {', '.join(features) or 'no varying column'} "
+        "on a 70:30 split of the finished runs: held-out parity and feature importances (papers/002 Fig. 1b/1c).",
+        lambda: _predictor(done, features))
     out.update(zoo_figures(frame, overlays))
     return out
+
+
+PREDICTOR_FEATURES = ("n_params", "samples_seen", "attack_steps", "method", "model", "dataset", "n_train")
+MIN_PREDICTOR_RUNS = 20  # a 30 % test split of fewer runs says little about held-out accuracy
+
+
+def _predictor(done: Any, features: list[str]) -> Figure:
+    from robustperf.scaling import fit_robustness_predictor
+
+    runs = done.dropna(subset=["robust_acc"])
+    if len(runs) < MIN_PREDICTOR_RUNS or not features:
+        raise papers.NoFigure(f"the predictor needs >= {MIN_PREDICTOR_RUNS} finished runs with a robust accuracy "
+                              f"and a recipe column that varies; have {len(runs)} runs, features {features or 'none'}")
+    return papers.predictor_figure(fit_robustness_predictor(runs, features, "robust_acc"), target="robust accuracy")

@@ -59,6 +59,26 @@ def test_trends_with_given_eras_and_a_recipe_file(zoo_csv, tmp_path):
     assert (tmp_path / "o" / "cifar10" / "train_flops_vs_year.png").exists()
 
 
+def test_trends_reads_a_user_table_through_column_mappings(tmp_path):
+    rng = np.random.default_rng(2)
+    year = rng.uniform(2015, 2025, 40)
+    table = tmp_path / "mine.csv"
+    pd.DataFrame({"when": year, "size": 10 ** (6 + math.log10(2) / 3.0 * (year - 2015)), "flops": 1e9,
+                  "acc": 0.5}).to_csv(table, index=False)
+    result = runner.invoke(app, ["trends", str(table), "--column", "year=when", "--column", "n_params=size",
+                                 "--column", "fwd_flops=flops", "--column", "robust_acc=acc", "--bootstrap", "20",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "o" / "trends.json").read_text())
+    assert data["trends"]["n_params"]["eras"][0]["doubling_years"]["value"] == pytest.approx(3.0, rel=1e-6)
+    flat = data["trends"]["fwd_flops"]["eras"][0]["doubling_years"]["value"]
+    assert flat is None  # constant FLOPs never double (inf is written as null)
+    result = runner.invoke(app, ["trends", str(table), "--column", "year"])
+    assert result.exit_code == 2 and "ZOO=SOURCE" in result.output
+    result = runner.invoke(app, ["trends", str(table), "--column", "year=nope"])
+    assert result.exit_code == 2 and "column 'nope' (for year) not in the table" in result.output
+
+
 def test_trends_errors_name_the_fix(zoo_csv, tmp_path):
     result = runner.invoke(app, ["trends", str(zoo_csv), "--dataset", "mnist", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "mnist" in result.output

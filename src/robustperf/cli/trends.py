@@ -17,9 +17,22 @@ def _interval(e) -> str:
     return f"{e.value:.3g} [{e.low:.3g}, {high}]"
 
 
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        zoo, sep, source = pair.partition("=")
+        if not sep or not zoo.strip() or not source.strip():
+            fail(f"--column {pair!r}: write ZOO=SOURCE, e.g. --column fwd_flops=flops")
+        out[zoo.strip()] = source.strip()
+    return out
+
+
 def trends_command(
     table: Path = typer.Argument(..., help="RobustBench-style CSV/Parquet: year, parameters, FLOPs, accuracy"),
     dataset: list[str] = typer.Option(None, "--dataset", help="data set(s) to analyse (default: each in the table)"),
+    column: list[str] = typer.Option(None, "--column", help="ZOO=SOURCE column mapping, e.g. fwd_flops=flops "
+                                     "(zoo columns: year, n_params, fwd_flops, train_flops, robust_acc, clean_acc, "
+                                     "dataset, model_id)"),
     eras: str = typer.Option(None, "--eras", help="given eras, e.g. 2018-2020,2021-2024 (default: detect a break)"),
     recipes: Path = typer.Option(None, "--recipes", help="CSV of model_id, epochs, n_train, method[, attack_steps] "
                                  "for training FLOPs"),
@@ -39,7 +52,7 @@ def trends_command(
 
     with user_errors():
         given_eras = parse_eras(eras) if eras else None
-        full = load_zoo(table)
+        full = load_zoo(table, columns=_mapping(column or []))
         if recipes is not None:
             full = add_training_flops(full, recipes)
         names = list(dataset or []) or sorted(set(full["dataset"].astype(str))) or [""]

@@ -172,7 +172,7 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 
 def _doubling(slope: float) -> float:
-    return LOG10_2 / slope if slope > 0 else math.inf
+    return LOG10_2 / slope if slope > 1e-12 else math.inf  # below: rounding noise of a flat series
 
 
 @dataclass(frozen=True)

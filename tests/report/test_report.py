@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted_runs  # noqa: E402
 
 SHARED = Path("/work/shared/data")
-FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown")
+FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown",
+           "accuracy_vs_flops_human", "overhead_vs_model_size")  # the last two: report/extra.py (predictor: < 20 runs)
 
 
 @pytest.fixture(scope="module")

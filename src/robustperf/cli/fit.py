@@ -40,7 +40,7 @@ def _fit_kwargs(law: str, *, n_bins: int, binning: str, best: str, min_y: float 
 
 def fit_command(
     data: Path = typer.Argument(..., help="CSV or Parquet table, or a runs directory"),
-    law: str = typer.Option(..., "--law", help=f"law to fit: {', '.join(FIT_LAWS)}"),
+    law: str = typer.Option(..., "--law", help=f"law to fit: {', '.join(FIT_LAWS)}, or predictor (papers/002)"),
     x: str = typer.Option(_DEFAULTS["x"], "--x", help="compute column (power_law)"),
     y: str = typer.Option(_DEFAULTS["y"], "--y", help="accuracy/error column (power_law, linear)"),
     n: str = typer.Option(_DEFAULTS["n"], "--n", help="parameter-count column"),
@@ -57,12 +57,17 @@ def fit_command(
     bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap resamples for intervals"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="write the fit as JSON here"),
+    features: str = typer.Option(None, "--features", help="predictor: comma-separated recipe columns (target: --y)"),
 ) -> None:
     """Fit a scaling law to runs or a table, print it, and optionally save it as JSON."""
     from rich.table import Table
 
     from robustperf.scaling import fit_table
 
+    if law == "predictor":  # gradient boosting recipe -> robustness, printed and drawn by cli/plot.py
+        from robustperf.cli.plot import fit_predictor
+
+        return fit_predictor(data, features, y, seed=seed, out=out)
     if law not in FIT_LAWS:
         fail(f"unknown law {law!r} to fit; choose one of {', '.join(FIT_LAWS)}")
     kwargs = _fit_kwargs(law, n_bins=bins, binning=binning, best=best, min_y=min_y, bootstrap=bootstrap, seed=seed,

@@ -13,6 +13,7 @@ from typing import Any
 
 from robustperf.report import plots, tables
 from robustperf.report.analysis import Analysis, analyze
+from robustperf.report.extra import extra_figures
 from robustperf.store import load_index, write_json_atomic
 from robustperf.store.io import write_bytes_atomic
 from robustperf.sweep.study import StudyConfig
@@ -108,6 +109,7 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
                        evaluation_key=eval_key)
     overlay = _overlays(overlays or [])
     figures = make_figures(analysis, overlay)
+    figures.update(extra_figures(analysis, overlays or []))  # papers' figures and study vs zoo (report/extra.py)
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ class PredictorResult:
         r2_train, r2_test: coefficient of determination on the two parts of the split.
         importances: impurity importance per input feature (one-hot columns summed), largest first.
         n_train, n_test: sizes of the split.
+        y_test, y_test_pred: measured and predicted target on the held-out split (the parity plot's data).
     """
 
     model: Any
@@ -40,6 +41,8 @@ class PredictorResult:
     importances: dict[str, float]
     n_train: int
     n_test: int
+    y_test: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    y_test_pred: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def predict(self, frame: Any) -> np.ndarray:
         """Predictions for new recipes (same feature columns)."""
@@ -96,8 +99,9 @@ def fit_robustness_predictor(frame: Any, features: Sequence[str], target: str, *
     per_column = dict(zip(x.columns, model.feature_importances_, strict=True))
     importances = {f: float(sum(v for c, v in per_column.items() if c == f or c.startswith(f"{f}="))) for f in features}
     importances = dict(sorted(importances.items(), key=lambda kv: -kv[1]))
+    pred_te = model.predict(x_te)
     return PredictorResult(model, tuple(features), tuple(x.columns), float(r2_score(y_tr, model.predict(x_tr))),
-                           float(r2_score(y_te, model.predict(x_te))), importances, len(y_tr), len(y_te))
+                           float(r2_score(y_te, pred_te)), importances, len(y_tr), len(y_te), y_te, pred_te)
 
 
 def fit_frontier_quantile(x: ArrayLike, y: ArrayLike, *, quantile: float = 0.9, log_x: bool = True,

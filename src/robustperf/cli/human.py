@@ -44,7 +44,7 @@ def create_cmd(
                                       display_scale=scale, shuffle_seed=seed)
     console.print(f"study {study.root}: {len(study.images)} images in {study.n_batches} batches of <= "
                   f"{study.batch_size} (model: {study.n_model_correct}/{study.n_evaluated} robust-correct)")
-    console.print(f"next: robustperf human invite {out} NAME")
+    console.print(f"next: robustperf human invite {out} NAME", soft_wrap=True)
 
 
 @human_app.command("invite")

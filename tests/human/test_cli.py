@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.human.conftest import write_run
+from tests.human.test_machine import FakeAPI
 from typer.testing import CliRunner
 
 from robustperf.cli.app import app
 from robustperf.human.db import StudyDB
 from robustperf.human.study import load_study
-from tests.human.conftest import write_run
-from tests.human.test_machine import FakeAPI
 
 runner = CliRunner()
 

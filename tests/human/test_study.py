@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.human.conftest import CLASSES, write_export, write_run
 
 from robustperf.human.study import CIFAR10_CLASSES, StudyError, create_study, create_study_from_run, load_study
-from tests.human.conftest import CLASSES, write_export, write_run
 
 
 def test_study_holds_exported_pixels_ids_and_batches(study, tmp_path: Path) -> None:

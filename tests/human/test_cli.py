@@ -84,8 +84,9 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     run = next(runs.glob("quickstart-*"))
     r = runner.invoke(app, ["evaluate", str(run), "--n-examples", "360", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["human", "create", str(run), str(tmp_path / "study")])
+    r = runner.invoke(app, ["human", "create", str(run), str(tmp_path / "study"), "--invite", "alice,bob"])
     assert r.exit_code == 0, r.output
+    assert flat(r.output).count("http://127.0.0.1:8000/l/") == 2
     r = runner.invoke(app, ["human", "label", str(tmp_path / "study"), "--name", "self", "--run", str(run)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["human", "score", str(tmp_path / "study")])
@@ -93,3 +94,13 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     score = json.loads((tmp_path / "study" / "score.json").read_text())
     # the attacked model itself, shown the stored 8-bit PNGs, still gets every adversarial image wrong
     assert score["labellers"][0]["adv_any"]["acc"] == 0.0
+
+
+def test_create_can_invite_right_away(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r")
+    r = runner.invoke(app, ["human", "create", str(run), str(tmp_path / "s"), "--invite", "alice,bob",
+                            "--base-url", "https://lab.example/"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    tokens = re.findall(r"https://lab.example/l/(\S+)", flat(r.output))
+    db = StudyDB(load_study(tmp_path / "s"))
+    assert [db.labeller_by_token(t).name for t in tokens] == ["alice", "bob"]

@@ -34,17 +34,27 @@ def create_cmd(
     classes: str | None = typer.Option(None, "--classes", help="comma-separated class names (default: the data set's)"),
     scale: int | None = typer.Option(None, "--scale", min=1, help="display upscale (default: >= 256 px wide)"),
     seed: int = typer.Option(0, "--seed", help="seed of the image order"),
+    invite: str | None = typer.Option(None, "--invite", help="comma-separated labeller names to invite right away"),
+    base_url: str = typer.Option("http://127.0.0.1:8000", "--base-url", help="where labellers reach the server"),
 ) -> None:
     """Create a study from a run's adversarial export (`robustperf evaluate` writes it)."""
+    from robustperf.human.db import StudyDB
     from robustperf.human.study import create_study_from_run
 
     with user_errors():
         names = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
         study = create_study_from_run(run_dir, out, evaluation=evaluation, classes=names, batch_size=batch_size,
                                       display_scale=scale, shuffle_seed=seed)
+        links = {}
+        if invite:
+            sdb = StudyDB(study)
+            links = {name: sdb.invite(name.strip()) for name in invite.split(",") if name.strip()}
     console.print(f"study {study.root}: {len(study.images)} images in {study.n_batches} batches of <= "
                   f"{study.batch_size} (model: {study.n_model_correct}/{study.n_evaluated} robust-correct)")
-    console.print(f"next: robustperf human invite {out} NAME", soft_wrap=True)
+    for name, token in links.items():
+        console.print(f"{name}: {base_url.rstrip('/')}/l/{token}", soft_wrap=True)
+    if not links:
+        console.print(f"next: robustperf human invite {out} NAME", soft_wrap=True)
 
 
 @human_app.command("invite")

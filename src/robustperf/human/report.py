@@ -48,7 +48,7 @@ def figure8(score: StudyScore) -> Any:
         ax.set_title(f"{conf} confidence")
         ax.set_ylim(0, 105)
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].legend(loc="lower left", fontsize=8)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.suptitle("Accuracy by labeller and confidence on the images the model misclassifies (papers/001 Fig. 8)",
                  fontsize=10)
     fig.tight_layout()

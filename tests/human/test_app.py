@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 
 from robustperf.human.app import LABELLER_COOKIE, build_app, is_loopback
 from robustperf.human.db import StudyDB
+from robustperf.human.scoring import quiz_summary
 
 BASE = "http://127.0.0.1:8000"
 
@@ -164,6 +165,11 @@ def test_public_quiz_is_anonymous_and_stored_apart(setup) -> None:
         visitor.post("/quiz/answer", data={k: v for k, v in g.items() if k != "progress"} | {"label": 0, "confidence": "low"})
     assert "of 3 attacked images correctly" in visitor.get("/quiz").text
     assert len(db.quiz_results()) == 3 and db.count_answers() == 0  # kept apart from invited labellers
+    summary = quiz_summary(study, db.quiz_results())
+    first_right = 1  # the first answer was the true class with high confidence; the other two said class 0
+    others_right = sum(study.image(r["image_id"]).label == 0 for r in db.quiz_results()[1:])
+    assert (summary["visitors"], summary["answers"], summary["n_high"]) == (1, 3, 1)
+    assert summary["acc_any"] == pytest.approx((first_right + others_right) / 3) and summary["acc_high"] == 1.0
     # quiz visitors have no access to the labellers' pages
     assert visitor.get("/batch/0").status_code == 401
     off = TestClient(build_app(study, db, quiz=False), base_url=BASE)

@@ -148,14 +148,15 @@ def score_cmd(
     from rich.table import Table
 
     from robustperf.human.report import write_study_report
-    from robustperf.human.scoring import ValidityRule, score_study
+    from robustperf.human.scoring import ValidityRule, quiz_summary, score_study
     from robustperf.store.io import write_json_atomic
 
     with user_errors():
         study, sdb = _open(study_dir, db)
         rule = ValidityRule(min_correct=min_correct, min_high_confidence_humans=min_high, deceptive_majority=majority)
         score = score_study(study, sdb.all_answers(), rule, average_kinds=tuple(a.strip() for a in average.split(",")))
-        write_json_atomic(study.root / "score.json", score.summary())
+        quiz = quiz_summary(study, sdb.quiz_results())
+        write_json_atomic(study.root / "score.json", {**score.summary(), "quiz": quiz})
         report = write_study_report(study, score)
     table = Table("labeller", "clean", "clean high", "adv", "adv low", "adv high")
     for s in score.labellers:
@@ -172,6 +173,9 @@ def score_cmd(
 
     console.print(f"Table 4: model {pct(t.model_all)} (all) {pct(t.model_valid)} (valid); + average labeller "
                   f"{pct(t.with_average_all)} (all) {pct(t.with_average_valid)} (valid)")
+    if quiz["answers"]:
+        console.print(f"public quiz: {quiz['visitors']} visitors, {quiz['answers']} answers, accuracy "
+                      f"{pct(quiz['acc_any'])} (kept apart from the invited labellers)")
     console.print(f"-> {study.root / 'score.json'}, {report}")
 
 

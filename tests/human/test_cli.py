@@ -104,3 +104,19 @@ def test_create_can_invite_right_away(tmp_path: Path) -> None:
     tokens = re.findall(r"https://lab.example/l/(\S+)", flat(r.output))
     db = StudyDB(load_study(tmp_path / "s"))
     assert [db.labeller_by_token(t).name for t in tokens] == ["alice", "bob"]
+
+
+def test_report_section_for_the_run_report(tmp_path: Path) -> None:
+    from robustperf.human.report import study_section_from_dir
+
+    run = write_run(tmp_path / "r")
+    runner.invoke(app, ["human", "create", str(run), str(tmp_path / "s")])
+    study = load_study(tmp_path / "s")
+    db = StudyDB(study)
+    gpt = db.machine_labeller("gpt")
+    for k, im in enumerate(study.images):  # right on the first 5, the model's class on the rest
+        db.record_answer(gpt, im.id, "adv", im.label if k < 5 else im.model_pred, "high")
+    section = study_section_from_dir(tmp_path / "s")
+    assert section.startswith("<section id='human-study'>") and section.endswith("</section>")
+    assert "valid <b>0</b>, invalid <b>12</b> (deceptive 0, ambiguous 12)" in section  # 1 machine < 2 correct
+    assert section.count('<img alt="adv"') == 8  # up to 8 examples for the one non-empty category

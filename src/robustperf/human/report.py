@@ -68,7 +68,8 @@ def _pct(x: float | None) -> str:
 def _img(study: Study, image_id: str, version: str) -> str:
     path = study.image_path(image_id, version)
     assert path is not None
-    return f'<img alt="{version}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+    return (f'<img alt="{version}" style="image-rendering:pixelated;width:64px;height:64px;margin:1px" '
+            f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">')
 
 
 def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, figure: Any = None) -> str:
@@ -106,14 +107,35 @@ def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, 
     for status in ("valid", "deceptive", "ambiguous"):
         chosen = [v for v in score.images if v.status == status][:n_examples]
         cells = "".join(
-            f"<div class='example'>{_img(study, v.id, 'adv')}{_img(study, v.id, 'clean')}<br>"
+            f"<div class='example' style='border:1px solid #ddd;padding:4px;font-size:.75em'>{_img(study, v.id, 'adv')}{_img(study, v.id, 'clean')}<br>"
             f"{esc(v.id)}: true {esc(study.classes[v.label])}, model {esc(study.classes[v.model_pred])}, "
             f"{v.n_correct}/{v.n_answers} right</div>"
             for v in chosen
         )  # fmt: skip
-        parts.append(f"<h3>{status} (adversarial | clean)</h3><div class='examples'>{cells or '<i>none</i>'}</div>")
+        parts.append(f"<h3>{status} (adversarial | clean)</h3><div class='examples' style='display:flex;flex-wrap:wrap;gap:10px'>{cells or '<i>none</i>'}</div>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> str:
+    """Load, score (the paper's rule) and render a study directory: the section the run report embeds."""
+    import matplotlib.pyplot as plt
+
+    from robustperf.human.db import StudyDB
+    from robustperf.human.scoring import score_study
+    from robustperf.human.study import load_study
+
+    study = load_study(study_dir)
+    db = StudyDB(study, db_url)
+    try:
+        score = score_study(study, db.all_answers())
+    finally:
+        db.close()
+    fig = figure8(score)
+    try:
+        return study_section_html(study, score, figure=fig)
+    finally:
+        plt.close(fig)
 
 
 def write_study_report(study: Study, score: StudyScore, out: str | Path | None = None) -> Path:
@@ -133,4 +155,4 @@ def write_study_report(study: Study, score: StudyScore, out: str | Path | None =
     return out
 
 
-__all__ = ["figure8", "study_section_html", "write_study_report"]
+__all__ = ["figure8", "study_section_from_dir", "study_section_html", "write_study_report"]

@@ -124,7 +124,8 @@ def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int =
         if db.labeller_by_token(token) is None:
             return refuse(request, "this link is not valid (revoked or mistyped); ask the study organiser", 403)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(LABELLER_COOKIE, token, httponly=True, samesite="lax", max_age=90 * 24 * 3600)
+        response.set_cookie(LABELLER_COOKIE, token, httponly=True, samesite="lax", max_age=90 * 24 * 3600,
+                            secure=request.url.scheme == "https")  # behind TLS the cookie never travels in clear
         return response
 
     def home(request: Request) -> Response:
@@ -209,7 +210,8 @@ def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int =
         if sid is None or sample is None:
             sid = db.new_quiz_session(quiz_size)
             response = RedirectResponse("/quiz", status_code=303)
-            response.set_cookie(QUIZ_COOKIE, sid, httponly=True, samesite="lax", max_age=30 * 24 * 3600)
+            response.set_cookie(QUIZ_COOKIE, sid, httponly=True, samesite="lax", max_age=30 * 24 * 3600,
+                                secure=request.url.scheme == "https")
             return response
         done = db.quiz_answered(sid)
         todo = [i for i in sample if i not in done]

@@ -6,7 +6,7 @@ machine labellers (an OpenAI-compatible chat endpoint with the paper's GPT-4 pro
 robustperf model), `scoring` computes per-labeller accuracy, Fleiss' kappa, validity, the
 deceptive/ambiguous split and Table 4, and `report` draws Figure 8 and the study's HTML section.
 
-Only `study` and `scoring` are imported here; the web stack (starlette, uvicorn, sqlalchemy) is the
+Only `study` is imported here; the web stack (starlette, uvicorn, sqlalchemy) is the
 ``human`` extra and is imported by the modules that need it.
 """
 

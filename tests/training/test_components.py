@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from robustperf.config import OptimConfig
-from robustperf.training import checkpoint as ckpt
+from robustperf.store import checkpoint as ckpt
 from robustperf.training.distributed import DistInfo, dist_info_from_env
 from robustperf.training.ema import EMA
 from robustperf.training.optim import build_optimizer

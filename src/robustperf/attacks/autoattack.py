@@ -23,6 +23,7 @@ same result as an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +43,7 @@ from robustperf.attacks.base import (
     ForwardCounter,
     create_attack,
 )
-from robustperf.store.io import read_json, write_json_atomic
+from robustperf.store.io import read_json, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -396,11 +397,10 @@ class AutoAttack(BaseAttack):
             "n_fooled": int(fi.numel()),
         }
         if state.dir is not None:
-            path = state.adv_path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"x_adv": res.x_adv[fi].detach().cpu(), "y_adv": pred[fi].cpu()}, tmp)
-            tmp.replace(path)  # the adversarial examples land before the JSON that names them
+            buffer = io.BytesIO()
+            torch.save({"x_adv": res.x_adv[fi].detach().cpu(), "y_adv": pred[fi].cpu()}, buffer)
+            # the adversarial examples land before the JSON that names them
+            write_bytes_atomic(state.adv_path(key), buffer.getvalue())
         record["_x_adv"], record["_y_adv"] = res.x_adv[fi].detach(), pred[fi]
         return record
 

@@ -12,6 +12,7 @@ clean originals, for the human study of REFERENCE.md section 2) are written at t
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from robustperf.attacks import checks
 from robustperf.attacks.autoattack import AutoAttack, AutoAttackConfig, AutoAttackResult
-from robustperf.store.io import write_json_atomic
+from robustperf.store.io import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -331,10 +332,10 @@ def save_result(result: EvalResult, out_dir: Path, x: Tensor, y: Tensor, stem: s
         arrays["x_adv"] = result.x_adv[fooled].float().numpy()
         arrays["y_adv"] = result.y_adv[fooled].numpy()
         arrays["x_clean"] = x.detach().cpu()[fooled].float().numpy()
-    tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
+    buffer = io.BytesIO()
     # numpy's stub lets **kwds also bind `allow_pickle: bool`, so mypy rejects any **dict of arrays
-    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
-    tmp.replace(npz_path)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+    write_bytes_atomic(npz_path, buffer.getvalue())
     write_json_atomic(json_path, result.summary())
     return json_path, npz_path
 

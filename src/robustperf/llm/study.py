@@ -17,6 +17,7 @@ and ``<name>_asr_vs_round.csv`` (one row per grid point and round, ready for plo
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import logging
 from collections import defaultdict
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from robustperf.config import ConfigError, apply_overrides
 from robustperf.llm.config import LLMConfig, llm_config_from_dict
 from robustperf.llm.metrics import min_median_max
-from robustperf.store import RunDir
+from robustperf.store import RunDir, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +129,9 @@ def asr_vs_round(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rows (same keys) to CSV, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())

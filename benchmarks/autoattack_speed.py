@@ -80,7 +80,7 @@ def adversarial_train(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, epo
 def build(args: argparse.Namespace, device: torch.device) -> tuple[nn.Module, Tensor, Tensor, str]:
     if args.run_dir:
         from robustperf.data import build_data, eval_tensors
-        from robustperf.training import load_run_model
+        from robustperf.models import load_run_model
 
         model, cfg = load_run_model(args.run_dir, which="best", device=device)
         x, y = eval_tensors(build_data(cfg.data, seed=cfg.runtime.seed).test, args.n_examples, seed=0)

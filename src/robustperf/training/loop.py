@@ -343,15 +343,20 @@ class _Trainer:
 
     def _cost(self) -> CostRecord:
         from robustperf.cost.accounting import run_cost, train_flops_per_sample
+        from robustperf.training.methods import flop_iteration
 
         parts = self.parts
         reading = self.session.stop_meter()
         joules = all_reduce_sum(reading.joules, self.info, self.device) if reading.joules is not None else None
         flops_per_sample = forward = float("nan")
         if self.cfg.cost.count_flops:
-            shape = tuple(parts.bundle.input_shape)
-            fb = train_flops_per_sample(parts.raw, self.cfg, input_shape=shape, num_classes=parts.bundle.num_classes)
-            flops_per_sample, forward = fb.per_sample, fb.forward_flops
+            try:
+                fb = train_flops_per_sample(parts.raw, self.cfg, flop_iteration(self.cfg.method),
+                                            input_shape=tuple(parts.bundle.input_shape))
+                flops_per_sample, forward = fb.per_sample, fb.forward_flops
+            except Exception as exc:  # noqa: BLE001 - the trained run is kept; its FLOPs are stored as null
+                log.warning("counting the FLOPs of %s's step failed (%s: %s): FLOPs are stored as null",
+                            self.cfg.method.name, type(exc).__name__, exc)
         # per evaluated image: clean forward + PGD-k (2F per step, input gradients only) + adversarial forward
         n_evals = math.ceil(parts.n_epochs / self.cfg.eval.every_n_epochs)
         eval_flops = forward * parts.x_eval.shape[0] * (2 + 2 * parts.eval_settings.n_steps) * n_evals

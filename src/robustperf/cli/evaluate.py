@@ -72,8 +72,8 @@ def _evaluate(
 
     from robustperf.data import build_data, eval_tensors
     from robustperf.evaluation import evaluate, save_result
-    from robustperf.store import RunDir, utcnow
     from robustperf.models import load_run_model
+    from robustperf.store import RunDir, utcnow
 
     rd = RunDir(run_dir)
     if not rd.exists():

@@ -111,13 +111,12 @@ def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:
 
 def _evaluate(rd: RunDir, spec: EvaluateSpec) -> dict[str, Any]:
     """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json."""
-    import torch
-
     from robustperf.data import build_data, eval_tensors
+    from robustperf.device import resolve_device
     from robustperf.evaluation import evaluate
     from robustperf.models import load_run_model
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
     # "final" is the last checkpoint ("last" in the training engine's naming)
     model, cfg = load_run_model(rd.path, which="last" if spec.which == "final" else spec.which, device=device)
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)

@@ -376,3 +376,6 @@ def _load_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer)
 
 def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+COMMANDS = {"finetune": run_finetune, "attack": run_attack, "advtrain": run_advtrain}

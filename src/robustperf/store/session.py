@@ -170,17 +170,19 @@ class RunSession:
         if cost is not None:
             changes["cost"] = CostRecord.from_dict(cost)
         self.run_dir.update_record(**changes)
+        self._release()
 
     def fail(self, reason: str, *, step: int | None = None, trace: str | None = None) -> None:
         """Mark the run failed with ``reason``; ``step``: also log a failed event there; ``trace``: failure.txt."""
+        log.error("run %s failed: %s", self.run_dir.run_id, reason)
         if not self.is_main:
             return
-        log.error("run %s failed: %s", self.run_dir.run_id, reason)
         if step is not None:
             self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
         self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
         if trace is not None:
             self.write_text("failure.txt", trace)
+        self._release()
 
     def interrupt(self, reason: str, *, step: int, signal_name: str) -> None:
         """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``)."""
@@ -188,6 +190,10 @@ class RunSession:
             return
         self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name, "time": utcnow()})
         self.run_dir.update_record(status="interrupted", failure_reason=reason, ended_at=utcnow())
+        self._release()
+
+    def _release(self) -> None:
+        """The run directory is no longer this process's: where the per-run lock taken in `open` is released."""
 
     @contextmanager
     def failing_on_error(self) -> Iterator[RunSession]:

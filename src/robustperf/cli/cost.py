@@ -23,12 +23,6 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _meta_model(cfg: Any, shape: tuple[int, ...], num_classes: int) -> Any:
-    from robustperf.cost.planning import meta_model
-
-    return meta_model(cfg, shape, num_classes)
-
-
 def _print_cost(cost: dict[str, Any]) -> None:
     from robustperf.cost.constants import GPU_HOUR_PRICES
 
@@ -113,12 +107,13 @@ def flops(
     from robustperf.config import RunConfig
     from robustperf.cost import analytic
     from robustperf.cost.accounting import train_flops_per_sample
+    from robustperf.cost.planning import meta_model
     from robustperf.training.methods import flop_iteration
 
     shape = _shape(input_shape)
     with user_errors():
         cfg = RunConfig().with_overrides({"model.name": model_name, "model.kwargs": _json(kwargs)})
-        model = _meta_model(cfg, shape, num_classes)
+        model = meta_model(cfg, shape, num_classes)
         n_params = sum(p.numel() for p in model.parameters())
         table = Table("method", "passes (counted)", "passes (analytic)", "FLOPs / image")
         fwd = 0.0

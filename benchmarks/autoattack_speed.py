@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from robustperf.attacks import pgd_perturb
 from robustperf.attacks.autoattack import AutoAttack, AutoAttackConfig
 from robustperf.attacks.base import ForwardCounter
+from robustperf.device import synchronize
 
 log = logging.getLogger("autoattack_speed")
 
@@ -80,7 +81,7 @@ def adversarial_train(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, epo
 def build(args: argparse.Namespace, device: torch.device) -> tuple[nn.Module, Tensor, Tensor, str]:
     if args.run_dir:
         from robustperf.data import build_data, eval_tensors
-        from robustperf.training import load_run_model
+        from robustperf.models import load_run_model
 
         model, cfg = load_run_model(args.run_dir, which="best", device=device)
         x, y = eval_tensors(build_data(cfg.data, seed=cfg.runtime.seed).test, args.n_examples, seed=0)
@@ -125,11 +126,6 @@ class _StageLog(logging.Handler):
             self.marks.append((name, time.perf_counter(), acc, dict(self.counter.counts())))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run_reference(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, bs: int, seed: int,
                   device: torch.device) -> dict:  # fmt: skip
     from pyautoattack import AutoAttack as RefAutoAttack
@@ -143,10 +139,10 @@ def run_reference(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str,
     ref_log.setLevel(logging.DEBUG)
     ref_log.propagate = False
     try:
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         x_adv, _ = ref.run_standard_evaluation(x.to(device), y.to(device), batch_size=bs)
-        _sync(device)
+        synchronize(device)
         total = time.perf_counter() - t0
     finally:
         ref_log.removeHandler(handler)
@@ -168,10 +164,10 @@ def run_robustperf(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str
     counter = ForwardCounter(model)
     params = {"fab-t": {"max_rows": fab_rows}} if fab_rows else {}
     aa = AutoAttack(AutoAttackConfig(eps=eps, norm=norm, seed=seed, search_dtype=search_dtype, attack_params=params))
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     out = aa.run(counter, x, y, batch_size=bs, device=device)
-    _sync(device)
+    synchronize(device)
     total = time.perf_counter() - t0
     if channels_last:
         model.to(memory_format=torch.contiguous_format)

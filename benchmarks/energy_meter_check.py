@@ -8,8 +8,8 @@
    extrapolated to the planned run, compared with the estimate from counted FLOPs x peak x MFU
    (and from the measured throughput); target within 10 %.
 
-Training steps use `robustperf.cost.accounting.canonical_step` (the FLOP-relevant TRADES
-sequence) on random tensors of CIFAR-10 shape, bf16 autocast + channels_last by default
+Training steps run TRADES-k's own training iteration (`robustperf.training.methods.flop_iteration`, what
+`cost estimate` counts) on random tensors of CIFAR-10 shape, bf16 autocast + channels_last by default
 (REFERENCE.md section 6 setting). Writes ``benchmarks/results/energy_meter_check_<gpu>.json``.
 
 Usage::
@@ -32,8 +32,10 @@ import torch
 
 from robustperf.config import RunConfig
 from robustperf.cost import conversions as cv
-from robustperf.cost.accounting import StepSpec, canonical_step, train_flops_per_sample
+from robustperf.cost.accounting import train_flops_per_sample
 from robustperf.cost.energy import NvmlMeter, NvmlMeterConfig, SamplingMeter, SamplingMeterConfig
+from robustperf.cost.planning import estimate_run
+from robustperf.training.methods import flop_iteration
 
 log = logging.getLogger("energy_meter_check")
 
@@ -61,7 +63,8 @@ def build(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.optim.Optimi
 
 def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, n: int, batch: int, k: int) -> float:
     """Seconds for ``n`` TRADES-k iterations on random CIFAR-shaped batches."""
-    spec = StepSpec("trades", k, 8 / 255, 2 / 255, 5.0, False)
+    cfg = RunConfig().with_overrides({"method.name": "trades", "method.attack.n_steps": k, "method.beta": 5.0})
+    iteration = flop_iteration(cfg.method)
     x = torch.rand(batch, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device="cuda")
     torch.cuda.synchronize()
@@ -69,7 +72,7 @@ def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, n: int, batch:
     for _ in range(n):
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            canonical_step(model, x, y, spec)
+            iteration(model, x, y, lambda: None)
         opt.step()
     torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -127,8 +130,6 @@ def check_overhead(model: Any, opt: Any, args: argparse.Namespace) -> dict[str, 
 
 
 def check_estimate(model: Any, opt: Any, cfg: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
-    from robustperf.cli.cost import estimate_run
-
     meter = NvmlMeter()
     meter.start()
     seconds = run_steps(model, opt, args.epoch_steps, args.batch, args.steps)
@@ -137,12 +138,13 @@ def check_estimate(model: Any, opt: Any, cfg: RunConfig, args: argparse.Namespac
     planned = args.plan_epochs * 50_000
     measured_hours = cv.gpu_hours_from_throughput(planned, images / seconds)
     measured_kwh = cv.joules_to_kwh(reading.joules / images * planned)
-    flops = train_flops_per_sample(model, cfg, input_shape=(3, 32, 32), num_classes=10)
+    flops = train_flops_per_sample(model, cfg, flop_iteration(cfg.method), input_shape=(3, 32, 32))
     achieved = flops.per_sample * images / seconds
     est = {}
     for label, kwargs in {"peak_x_mfu": {"throughput": None}, "throughput": {"throughput": images / seconds}}.items():
         e = estimate_run(
             cfg.with_overrides({"eval.every_n_epochs": 10**6}),
+            flop_iteration(cfg.method),
             gpu=args.gpu,
             mfu=args.mfu,
             input_shape=None,

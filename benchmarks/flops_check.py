@@ -27,6 +27,7 @@ from robustperf.config import RunConfig
 from robustperf.cost import analytic
 from robustperf.cost.accounting import train_flops_per_sample
 from robustperf.cost.flops import count_flops, meta_copy
+from robustperf.training.methods import flop_iteration
 
 log = logging.getLogger("flops_check")
 
@@ -79,7 +80,7 @@ def measure(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     for method, k in (("standard", 0), ("pgd_at", 10), ("trades", 10)):
         cfg = RunConfig().with_overrides({"method.name": method, "method.attack.n_steps": k})
         t0 = time.perf_counter()
-        b = train_flops_per_sample(model, cfg, input_shape=(3, 32, 32), num_classes=10)
+        b = train_flops_per_sample(model, cfg, flop_iteration(cfg.method), input_shape=(3, 32, 32))
         row[f"passes_{method}"] = b.passes
         row[f"count_seconds_{method}"] = time.perf_counter() - t0
         row["forward_gflops"] = b.forward_flops / 1e9

@@ -7,7 +7,7 @@ Variants, all from the same initial weights on the same random batches:
   for a hand-written PGD with the clean probabilities computed once, model.train(), CE + beta * KL,
   fp32, no compile.
 - ``plain bf16+cl``: the same loop under bf16 autocast with channels_last weights and inputs.
-- ``robustperf``: `robustperf.training.loop.StepRunner` - the loop body `train()` runs - with the
+- ``robustperf``: `robustperf.training.step.StepRunner` - the loop body `train()` runs - with the
   "trades" method (bf16 + channels_last on CUDA, fp32 on CPU unless --precision says otherwise).
 
 Printed per variant: images/s, model TFLOP/s (27 forward passes per image for TRADES-10 - 2k + 7,
@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustperf.config import MethodConfig
-from robustperf.training.loop import StepRunner
 from robustperf.training.methods import create_method
 from robustperf.training.optim import build_optimizer
+from robustperf.training.step import StepRunner
 
 EPS, STEP, K, BETA = 8 / 255, 2 / 255, 10, 6.0
 

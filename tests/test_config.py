@@ -65,3 +65,10 @@ def test_bad_values_and_inputs_name_the_fix(tmp_path) -> None:
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="synthetic_path"):
         RunConfig().with_overrides(["data.synthetic_fraction=0.5"])
+
+
+def test_ema_warmup_default_keeps_run_ids_of_runs_without_ema() -> None:
+    """The warm-up default became None (issue 15): runs without EMA keep their ids, EMA runs get new ones."""
+    assert RunConfig().run_id == RunConfig().with_overrides({"optim.ema_warmup_steps": 0}).run_id
+    ema = RunConfig().with_overrides({"optim.ema_decay": 0.995})
+    assert ema.run_id != ema.with_overrides({"optim.ema_warmup_steps": 0}).run_id

@@ -17,6 +17,7 @@ _LAZY = {
     "load_config": "robustperf.config",
     "train": "robustperf.training",
     "create_model": "robustperf.models",
+    "load_run_model": "robustperf.models",
     "create_method": "robustperf.training",
     "create_attack": "robustperf.attacks",
     "evaluate": "robustperf.evaluation",

@@ -121,7 +121,9 @@ class OptimConfig(_Section):
     epochs: int = Field(10, ge=1)
     samples: int | None = Field(None, ge=1, description="train on this many samples instead of epochs")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.995")
-    ema_warmup_steps: int = Field(0, ge=0)
+    ema_warmup_steps: int | None = Field(
+        None, ge=0, description="None: ramp the decay up as min(decay, (1+t)/(10+t)); N: copy the weights for N steps"
+    )
     grad_clip: float | None = Field(None, gt=0)
 
 
@@ -186,6 +188,9 @@ class RunConfig(_Section):
         payload = self.resolved()
         payload.pop("name", None)
         payload["runtime"].pop("progress", None)
+        optim = payload["optim"]
+        if optim["ema_decay"] is None and optim["ema_warmup_steps"] is None:
+            optim["ema_warmup_steps"] = 0  # moot without EMA: keeps the run ids from before the None default
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
         prefix = self.name or f"{self.method.name}-{self.model.name}"
         return f"{_slug(prefix)}-{digest}"

@@ -103,3 +103,16 @@ def test_bf16_search_keeps_the_contract_and_fp32_verdicts(name: str) -> None:
         clean_wrong = model(x).argmax(1) != y
         verdict = model(result.x_adv).argmax(1) != y
     assert torch.equal(result.success, verdict | clean_wrong), "a success that does not hold in fp32"
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_attack_keeps_no_per_call_state(name: str) -> None:
+    """An attack object holds its config only: clean logits, extras and RNGs live in the call (issue 15)."""
+    model, x, y = _model_and_data()
+    attack = create_attack(name, **_params(name, "linf"))
+    before = dict(vars(attack))
+    first = attack.perturb(model, x, y)
+    assert vars(attack) == before
+    second = attack.perturb(model, x, y)  # nothing of the first call leaks into the second
+    assert torch.equal(first.x_adv, second.x_adv) and torch.equal(first.success, second.success)
+    assert (first.n_forward, first.n_backward) == (second.n_forward, second.n_backward)

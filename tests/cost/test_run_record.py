@@ -52,3 +52,36 @@ def test_fake_meter_fills_the_record(tmp_path: Path) -> None:
     assert cost["flops_per_sample"] > 0
     assert cost["train_flops"] == pytest.approx(cost["flops_per_sample"] * record.final["samples_seen"])
     assert "Strubell" in cost["constants"]["pue"]["source"]
+
+
+def test_the_loop_prices_the_methods_own_iteration_and_survives_a_counter_failure(tmp_path: Path, monkeypatch,
+                                                                                   caplog) -> None:
+    """The record's FLOPs are the count of `flop_iteration` (the method's real step); if counting breaks
+    after training, the run is still finished, with null FLOPs and a warning saying why."""
+    import logging
+
+    from robustperf.cost.accounting import train_flops_per_sample
+    from robustperf.models import load_run_model
+    from robustperf.training import methods, train
+
+    cfg = RunConfig().with_overrides({
+        "data.dataset": "digits", "data.n_train": 64, "data.batch_size": 32, "model.name": "tiny_cnn",
+        "method.name": "trades", "method.attack.n_steps": 2, "optim.epochs": 1, "eval.n_examples": 16,
+        "eval.attack.n_steps": 2, "cost.energy_meter": "none", "runtime.device": "cpu", "runtime.progress": False,
+    })  # fmt: skip
+    record = train(cfg, tmp_path / "ok").read_record()
+    model, _ = load_run_model(tmp_path / "ok" / cfg.run_id)
+    expected = train_flops_per_sample(model, cfg, methods.flop_iteration(cfg.method), input_shape=(1, 8, 8))
+    assert record.cost["flops_per_sample"] == expected.per_sample
+
+    def broken(method_cfg):  # noqa: ANN001, ANN202
+        def iteration(*_):  # noqa: ANN002, ANN202
+            raise RuntimeError("cannot run on the meta device")
+
+        return iteration
+
+    monkeypatch.setattr(methods, "flop_iteration", broken)
+    with caplog.at_level(logging.WARNING):
+        record = train(cfg, tmp_path / "broken").read_record()
+    assert record.status == "finished" and record.cost["flops_per_sample"] is None
+    assert "cannot run on the meta device" in caplog.text

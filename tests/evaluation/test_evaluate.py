@@ -92,6 +92,23 @@ def test_mode_is_restored_and_errors_name_the_fix(digits_mlp) -> None:
         evaluate(model, x[:5] * 3, y[:5])
     with pytest.raises(KeyError, match="pgd"):  # unknown attacks list the registered ones
         evaluate(model, x[:5], y[:5], attack="pgdd")
+    with pytest.raises(EvaluationError, match=r"no setting attacks.*attack=\[\.\.\.\]"):  # the old alias is gone
+        evaluate(model, x[:5], y[:5], attacks=["pgd"])
+
+
+def test_an_eval_spec_and_its_fields_as_keywords_evaluate_the_same(digits_mlp) -> None:
+    from robustperf.evaluation import EvalSpec
+
+    model, x, y = digits_mlp
+    spec = EvalSpec(attack=["pgd"], eps=0.05, sanity_checks=False, attack_params={"pgd": {"n_steps": 2}})
+    assert spec.attack == ("pgd",) and spec == EvalSpec.of(None, {"attack": ("pgd",), "eps": 0.05,
+                                                                  "sanity_checks": False,
+                                                                  "attack_params": {"pgd": {"n_steps": 2}}})
+    a = evaluate(model, x[:30], y[:30], spec, batch_size=15)
+    b = evaluate(model, x[:30], y[:30], attack="pgd", eps=0.05, sanity_checks=False,
+                 attack_params={"pgd": {"n_steps": 2}}, batch_size=15)
+    assert a.robust_acc == b.robust_acc and torch.equal(a.robust_flags, b.robust_flags)
+    assert evaluate(model, x[:30], y[:30], spec, eps=0.0, batch_size=15).robust_acc == a.clean_acc  # keyword wins
 
 
 def test_benchmark_on_a_dataset(digits_mlp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from robustperf.cli.app import app
 from robustperf.config import ConfigError
 from robustperf.llm.study import StudyConfig, asr_vs_round, load_study, run_study
+from robustperf.sweep.executors import Executor
 
 BASE = {
     "model": {"name": "neox-tiny", "tokenizer_vocab_size": 512, "max_length": 128},
@@ -42,9 +44,21 @@ def test_study_grid_is_validated_before_any_work(tmp_path):
         load_study(path)
 
 
+class InProcess(Executor):
+    """An executor that runs each payload in this process, one after the other (fast: no worker start-up)."""
+
+    name = "in_process"
+
+    def submit(self, fn, config, runs_dir):
+        fut: cf.Future = cf.Future()
+        fut.set_result(fn(config, runs_dir))
+        return fut
+
+
 def test_study_writes_the_asr_table(tmp_path):
     study = StudyConfig(name="mini", base={**BASE, "seeds": [0, 1]}, grid={"attack.name": ["random_token"]})
-    _, table_path = run_study(study, tmp_path)
+    _, table_path, execution = run_study(study, tmp_path, executor=InProcess())
+    assert [r["status"] for r in execution.results] == ["finished", "finished"]
     with table_path.open() as f:
         table = list(csv.DictReader(f))
     assert [int(r["round"]) for r in table] == [0, 1]
@@ -72,3 +86,31 @@ def test_cli_bad_key_names_it(tmp_path):
     result = CliRunner().invoke(app, ["llm", "finetune", str(cfg), "--set", "training.learning_rate=1"])
     assert result.exit_code == 2
     assert "training.learning_rate" in result.output
+
+
+def test_study_on_a_manifest_writes_scheduler_arrays_that_run_one_index(tmp_path):
+    from robustperf.llm.config import llm_config_from_dict
+    from robustperf.sweep.manifest import read_manifest, run_manifest_index
+
+    study = StudyConfig(name="mini", base={**BASE, "seeds": [0]}, grid={"attack.name": ["random_token", "gcg"]},
+                        executor={"name": "manifest", "submit": False})
+    run_study(study, tmp_path)  # plan only: nothing runs
+    finetune = tmp_path / "manifests" / "mini-finetune" / "manifest.jsonl"
+    advtrain = read_manifest(tmp_path / "manifests" / "mini-advtrain" / "manifest.jsonl")
+    assert len(read_manifest(finetune)) == 1  # both attacks share one fine-tuned model
+    assert [e["fn"] for e in advtrain] == ["robustperf.llm.study:run_llm_one"] * 2
+    cfg = llm_config_from_dict(advtrain[1]["config"]["config"])
+    assert advtrain[1]["run_id"] == cfg.run_id("advtrain")
+    assert (finetune.parent / "submit.sbatch").is_file()
+    out = run_manifest_index(finetune, 0)  # what one array task does
+    assert out["status"] == "finished" and run_manifest_index(finetune, 0)["status"] == "skipped"
+
+
+@pytest.mark.slow
+def test_study_runs_on_the_local_process_pool(tmp_path):
+    study = StudyConfig(name="pool", base={**BASE, "seeds": [0, 1]}, grid={"attack.name": ["random_token"]},
+                        executor={"name": "local", "workers": 2, "gpus_per_run": 0})
+    _, table_path, execution = run_study(study, tmp_path)  # one fresh process per run (85 s on 2 busy cores)
+    assert [r["status"] for r in execution.results] == ["finished", "finished"]
+    with table_path.open() as f:
+        assert [int(r["n_seeds"]) for r in csv.DictReader(f)] == [2, 2]

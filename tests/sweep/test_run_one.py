@@ -54,7 +54,7 @@ def test_run_one_reports_a_stop_signal_as_interrupted_and_resumes(tmp_path: Path
 
     def emit_then_signal(self, kind, metrics=None, model=None):  # a real SIGTERM to this process at step 1 of 2
         emit(self, kind, metrics, model)
-        if kind == "step" and self.step == 1:
+        if kind == "step" and self.progress.step == 1:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(loop._Trainer, "_emit", emit_then_signal)

@@ -17,8 +17,8 @@ import torch
 
 from robustperf.config import RunConfig
 from robustperf.store import RunDir
+from robustperf.store import checkpoint as ckpt
 from robustperf.training import TrainEvent, load_run_model, train
-from robustperf.training import checkpoint as ckpt
 
 BASE = {
     "data.dataset": "digits",

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from robustperf.attacks.base import ATTACKS, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.base import ATTACKS, AttackCall, AttackConfig, AttackConfigError, BaseAttack, SearchModel
 from robustperf.attacks.losses import attack_loss, dlr_targeted_loss
 from robustperf.attacks.projections import ascent_direction, flat_norm, project
+from robustperf.attacks.rows import Rows
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def checkpoint_intervals(n_iter: int) -> tuple[int, int, int]:
     return max(int(0.22 * n_iter), 1), max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1)
 
 
-class _Rows:
+class _Rows(Rows):
     """Per-row state of one APGD run; `keep` drops rows from every tensor at once.
 
     Only pid, y, target, x0 and x are given at construction; `_run` sets the other tensors right after
@@ -122,19 +124,6 @@ class _Rows:
     n_incr: Tensor
     step: Tensor
 
-    def __init__(self, **tensors: Tensor | None) -> None:
-        for name in self.NAMES:
-            setattr(self, name, tensors.get(name))
-
-    def keep(self, mask: Tensor) -> None:
-        for name in self.NAMES:
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value[mask])
-
-    def __len__(self) -> int:
-        return int(self.pid.shape[0])
-
 
 class _APGDBase(BaseAttack):
     """The APGD loop over rows; subclasses say which runs (restarts/targets) to make."""
@@ -148,9 +137,9 @@ class _APGDBase(BaseAttack):
     def _loss_name(self) -> str:
         raise NotImplementedError
 
-    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
-        jobs = self._jobs(self.clean_logits.shape[1])
-        order = self.clean_logits.argsort(dim=1, descending=True)  # (B, C) for the targets
+    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
+        jobs = self._jobs(call.clean_logits.shape[1])
+        order = call.clean_logits.argsort(dim=1, descending=True)  # (B, C) for the targets
         fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         x_out = x.clone()
         cap = self.config.max_rows or x.shape[0]
@@ -166,8 +155,8 @@ class _APGDBase(BaseAttack):
             target = None
             if group[0] is not None:
                 target = torch.cat([order[alive, rank - 1] for rank in group])  # type: ignore[operator]
-            self._run(model, x, y, pid, target, fooled, x_out, generator)
-        self._extras["n_runs"] = len(jobs)
+            self._run(model, x, y, pid, target, fooled, x_out, call)
+        call.extras["n_runs"] = len(jobs)
         return x_out
 
     def _grad_pass(self, model: SearchModel, rows: _Rows) -> tuple[Tensor, Tensor, Tensor]:
@@ -228,13 +217,13 @@ class _APGDBase(BaseAttack):
         target: Tensor | None,
         fooled: Tensor,
         x_out: Tensor,
-        generator: torch.Generator,
+        call: AttackCall,
     ) -> None:
         cfg = self.config
         x0 = x[pid]
-        rows = _Rows(pid=pid, y=y[pid], target=target, x0=x0, x=self._init(x0, generator))
+        rows = _Rows(pid=pid, y=y[pid], target=target, x0=x0, x=self._init(x0, call.generator))
         loss, rows.grad, logits = self._grad_pass(model, rows)
-        self._note_zero_grad(rows.grad)
+        _note_zero_grad(call.extras, rows.grad)
         keep = self._record_fooled(model, rows, logits, fooled, x_out)
         rows.x_prev, rows.x_best, rows.grad_best = rows.x, rows.x.clone(), rows.grad.clone()
         rows.loss_best, rows.loss_prev, rows.loss_best_last = loss, loss, loss.clone()
@@ -292,10 +281,12 @@ class _APGDBase(BaseAttack):
         rows.x = torch.where(r, rows.x_best, rows.x)
         rows.grad = torch.where(r, rows.grad_best, rows.grad)
 
-    def _note_zero_grad(self, grad: Tensor) -> None:
-        zero = (grad.flatten(1).abs().amax(1) == 0).float().sum().item()
-        self._extras["zero_grad_rows"] = self._extras.get("zero_grad_rows", 0) + int(zero)
-        self._extras["grad_rows"] = self._extras.get("grad_rows", 0) + int(grad.shape[0])
+
+
+def _note_zero_grad(extras: dict[str, Any], grad: Tensor) -> None:
+    zero = (grad.flatten(1).abs().amax(1) == 0).float().sum().item()
+    extras["zero_grad_rows"] = extras.get("zero_grad_rows", 0) + int(zero)
+    extras["grad_rows"] = extras.get("grad_rows", 0) + int(grad.shape[0])
 
 
 def _bcast(mask: Tensor, like: Tensor) -> Tensor:

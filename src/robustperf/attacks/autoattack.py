@@ -23,10 +23,11 @@ same result as an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ from robustperf.attacks.base import (
     ForwardCounter,
     create_attack,
 )
-from robustperf.store.io import read_json, write_json_atomic
+from robustperf.device import synchronize
+from robustperf.store.io import read_json, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +184,6 @@ class AutoAttackResult:
         return float(self.robust.float().mean().item()) if self.robust.numel() else 0.0
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _fingerprint(cfg: AutoAttackConfig, x: Tensor, y: Tensor, batch_size: int) -> str:
     """Hash of what determines the result: the config, the batch size and the data."""
     h = hashlib.sha256()
@@ -196,6 +193,39 @@ def _fingerprint(cfg: AutoAttackConfig, x: Tensor, y: Tensor, batch_size: int) -
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """One attack on one batch of the cascade: which points it fooled and what it cost.
+
+    Attributes:
+        fooled: indices (into the evaluated set) of the points fooled, confirmed in the ball.
+        seconds: wall time of the attack call and its check.
+        n_forward: images run forward (the attack's and the check's).
+        n_backward: images run through a backward.
+        n_fooled: len(fooled).
+        x_adv: the fooled points' adversarial examples, in memory right after the attack (None when the
+            record was read back from the state file: they are then loaded from ``autoattack_state/``).
+        y_adv: the predictions on them.
+    """
+
+    fooled: list[int]
+    seconds: float
+    n_forward: int
+    n_backward: int
+    n_fooled: int
+    x_adv: Tensor | None = field(default=None, repr=False)
+    y_adv: Tensor | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fooled": self.fooled, "seconds": self.seconds, "n_forward": self.n_forward,
+                "n_backward": self.n_backward, "n_fooled": self.n_fooled}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BatchRecord:
+        return cls([int(i) for i in data["fooled"]], float(data["seconds"]), int(data["n_forward"]),
+                   int(data["n_backward"]), int(data["n_fooled"]))
+
+
 class _State:
     """Progress of one cascade on disk: which (stage, batch) pairs are done and what they fooled."""
 
@@ -203,7 +233,7 @@ class _State:
         self.dir = state_dir
         self.fingerprint = fingerprint
         self.clean_correct: list[bool] | None = None
-        self.batches: dict[str, dict[str, Any]] = {}  # "stage:batch" -> record
+        self.batches: dict[str, BatchRecord] = {}  # "stage:batch" -> record
         if state_dir is not None and (state_dir / STATE_FILE).exists():
             self._load(state_dir / STATE_FILE)
 
@@ -215,7 +245,7 @@ class _State:
                 "delete it or use another out_dir"
             )
         self.clean_correct = [bool(c) for c in data["clean_correct"]]
-        self.batches = data["batches"]
+        self.batches = {key: BatchRecord.from_json(rec) for key, rec in data["batches"].items()}
         log.info("autoattack: resuming from %s (%d batches done)", path, len(self.batches))
 
     def save(self) -> None:
@@ -226,7 +256,7 @@ class _State:
             {
                 "fingerprint": self.fingerprint,
                 "clean_correct": [int(c) for c in self.clean_correct or []],
-                "batches": self.batches,
+                "batches": {key: rec.to_json() for key, rec in self.batches.items()},
             },  # fmt: skip
         )
 
@@ -289,7 +319,7 @@ class AutoAttack(BaseAttack):
         dev = torch.device(device) if device is not None else x.device
         sdir = Path(state_dir) if state_dir is not None else None
         state = _State(sdir, _fingerprint(self.config, x, y, batch_size) if sdir is not None else "")
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         x_adv = x.detach().clone()
         y_adv = torch.empty_like(y)
@@ -300,7 +330,7 @@ class AutoAttack(BaseAttack):
             stages.append(
                 self._stage(model, spec, attack, x, y, robust, x_adv, y_adv, dev, batch_size, state, on_batch)
             )
-        _sync(dev)
+        synchronize(dev)
         seconds = time.perf_counter() - t0
         log.info("autoattack %s: clean %.2f%%, robust %.2f%% (%.1f s)", self.config.version,
                  100 * clean.float().mean().item(), 100 * robust.float().mean().item(), seconds)  # fmt: skip
@@ -347,7 +377,7 @@ class AutoAttack(BaseAttack):
         """Attack the points still robust at the start of the stage, batch by batch."""
         todo = robust.nonzero().squeeze(1)  # fixed at the start of the stage: resumes form the same batches
         n_batches = (todo.numel() + bs - 1) // bs
-        totals = {"seconds": 0.0, "n_forward": 0, "n_backward": 0, "n_fooled": 0}
+        totals = {"seconds": 0.0, "n_forward": 0.0, "n_backward": 0.0, "n_fooled": 0.0}
         for b in range(n_batches):
             key = f"{spec.label}:{b}"
             idx = todo[b * bs : (b + 1) * bs]
@@ -356,7 +386,7 @@ class AutoAttack(BaseAttack):
                 record = self._attack_batch(model, attack, x, y, idx, dev, state, key)
             self._apply(record, state, key, x, robust, x_adv, y_adv)
             for k in totals:
-                totals[k] += record[k]
+                totals[k] += getattr(record, k)
             if on_batch is not None:
                 on_batch(spec.label, b, n_batches)
         acc = float(robust.float().mean().item()) if robust.numel() else 0.0
@@ -375,34 +405,26 @@ class AutoAttack(BaseAttack):
         dev: torch.device,
         state: _State,
         key: str,
-    ) -> dict[str, Any]:
+    ) -> BatchRecord:
         """Run one attack on one batch; keep only successes confirmed by a fresh fp32 forward in the ball."""
         xb, yb = x[idx].to(dev), y[idx].to(dev)
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         res = attack.perturb(model, xb, yb)
         counter = ForwardCounter(model)
         with torch.no_grad():
             pred = counter(res.x_adv).float().argmax(1)
         fooled = (pred != yb) & self._in_ball(res.x_adv, xb)
-        _sync(dev)
+        synchronize(dev)
         seconds = time.perf_counter() - t0
         fi = fooled.nonzero().squeeze(1)
-        record = {
-            "fooled": idx[fi.to(idx.device)].tolist(),
-            "seconds": seconds,
-            "n_forward": int(res.n_forward) + counter.forward_images,
-            "n_backward": int(res.n_backward),
-            "n_fooled": int(fi.numel()),
-        }
         if state.dir is not None:
-            path = state.adv_path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"x_adv": res.x_adv[fi].detach().cpu(), "y_adv": pred[fi].cpu()}, tmp)
-            tmp.replace(path)  # the adversarial examples land before the JSON that names them
-        record["_x_adv"], record["_y_adv"] = res.x_adv[fi].detach(), pred[fi]
-        return record
+            buffer = io.BytesIO()
+            torch.save({"x_adv": res.x_adv[fi].detach().cpu(), "y_adv": pred[fi].cpu()}, buffer)
+            # the adversarial examples land before the JSON that names them
+            write_bytes_atomic(state.adv_path(key), buffer.getvalue())
+        return BatchRecord(idx[fi.to(idx.device)].tolist(), seconds, int(res.n_forward) + counter.forward_images,
+                           int(res.n_backward), int(fi.numel()), res.x_adv[fi].detach(), pred[fi])
 
     def _in_ball(self, x_adv: Tensor, x: Tensor) -> Tensor:
         d = (x_adv - x).flatten(1)
@@ -412,30 +434,29 @@ class AutoAttack(BaseAttack):
 
     @staticmethod
     def _apply(
-        record: dict[str, Any], state: _State, key: str, x: Tensor, robust: Tensor, x_adv: Tensor, y_adv: Tensor
+        record: BatchRecord, state: _State, key: str, x: Tensor, robust: Tensor, x_adv: Tensor, y_adv: Tensor
     ) -> None:
         """Write a batch's successes into the running tensors (loading them from disk on resume)."""
-        fooled = torch.tensor(record["fooled"], dtype=torch.long, device=robust.device)
+        fooled = torch.tensor(record.fooled, dtype=torch.long, device=robust.device)
         if fooled.numel() == 0:
             pass
-        elif "_x_adv" in record:
-            x_adv[fooled] = record.pop("_x_adv").to(x_adv.device, x_adv.dtype)
-            y_adv[fooled] = record.pop("_y_adv").to(y_adv.device)
+        elif record.x_adv is not None and record.y_adv is not None:
+            x_adv[fooled] = record.x_adv.to(x_adv.device, x_adv.dtype)
+            y_adv[fooled] = record.y_adv.to(y_adv.device)
         else:
             saved = torch.load(state.adv_path(key), map_location="cpu", weights_only=True)
             x_adv[fooled] = saved["x_adv"].to(x_adv.device, x_adv.dtype)
             y_adv[fooled] = saved["y_adv"].to(y_adv.device)
-        record.pop("_x_adv", None)
-        record.pop("_y_adv", None)
         robust[fooled] = False
         if key not in state.batches:
-            state.batches[key] = record
+            state.batches[key] = replace(record, x_adv=None, y_adv=None)  # the state keeps no tensors
             state.save()
 
 
 __all__ = [
     "VERSIONS",
     "AttackSpec",
+    "BatchRecord",
     "AutoAttack",
     "AutoAttackConfig",
     "AutoAttackResult",

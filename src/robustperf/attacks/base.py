@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from robustperf.attacks.projections import check_norm
+from robustperf.device import synchronize
 from robustperf.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -199,17 +200,29 @@ class SearchModel:
             return self.counter(x).float()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@dataclass
+class AttackCall:
+    """What one `perturb` call hands its attack. Per-call state lives here, never on the attack object,
+    so one attack can serve many calls (and threads) and nothing of one call leaks into the next.
+
+    Attributes:
+        generator: RNG on the inputs' device, seeded with the attack's ``seed``.
+        host_generator: CPU RNG with the same seed, for draws that must not sync the device.
+        clean_logits: fp32 clean logits of the attacked points, (B, n_classes).
+        extras: attack-specific details, returned in `AttackResult.extras`.
+    """
+
+    generator: torch.Generator
+    host_generator: torch.Generator
+    clean_logits: Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class BaseAttack:
     """Shared `perturb`: clean check, attack only robust points, fp32 verdict, timing and counts.
 
-    Subclasses set `config_cls` and implement `_attack(model, x, y, generator)` on points the model
-    classifies correctly; `self.clean_logits` holds those points' fp32 clean logits during the call and
-    `self._extras` collects attack-specific details for `AttackResult.extras`.
+    Subclasses set `config_cls` and implement `_attack(model, x, y, call)` on points the model
+    classifies correctly; `call` is the `AttackCall` of this `perturb` (RNGs, clean logits, extras).
     """
 
     config_cls: ClassVar[type[AttackConfig]] = AttackConfig
@@ -231,28 +244,24 @@ class BaseAttack:
             raise AttackConfigError(f"x has {x.shape[0]} points but y has {y.shape[0]} labels")
         if not x.is_floating_point() or y.dtype != torch.long:
             raise AttackConfigError(f"need float images in [0, 1] and int64 labels, got {x.dtype} and {y.dtype}")
-        _sync(x.device)
+        synchronize(x.device)
         t0 = time.perf_counter()
         counter = ForwardCounter(model)
         search = SearchModel(counter, self.config.search_dtype)
-        generator = torch.Generator(device=x.device).manual_seed(self.config.seed)
         x = x.detach()
         clean_logits = search.verdict_logits(x)
         idx = (clean_logits.argmax(1) == y).nonzero().squeeze(1)  # only points still robust are attacked
         x_adv = x.clone()
         success = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        self._extras: dict[str, Any] = {}
+        call = AttackCall(torch.Generator(device=x.device).manual_seed(self.config.seed),
+                          torch.Generator().manual_seed(self.config.seed), clean_logits[idx])
         if idx.numel() > 0:
-            self.clean_logits = clean_logits[idx]
-            try:
-                x_adv[idx] = self._attack(search, x[idx], y[idx], generator).detach()
-            finally:
-                del self.clean_logits
+            x_adv[idx] = self._attack(search, x[idx], y[idx], call).detach()
             success[idx] = search.verdict_logits(x_adv[idx]).argmax(1) != y[idx]
-        _sync(x.device)
+        synchronize(x.device)
         seconds = time.perf_counter() - t0
-        extras: dict[str, Any] = {**self._extras, **counter.counts(), "n_attacked": int(idx.numel())}
+        extras: dict[str, Any] = {**call.extras, **counter.counts(), "n_attacked": int(idx.numel())}
         return AttackResult(x_adv, success, counter.forward_images, counter.backward_images, seconds, extras)
 
-    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
         raise NotImplementedError

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from robustperf.attacks.base import ATTACKS, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.base import ATTACKS, AttackCall, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.rows import Rows
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class FABConfig(AttackConfig):
             raise AttackConfigError("max_rows must be None or >= 1")
 
 
-class _Rows:
+class _Rows(Rows):
     """State of the active runs, one row each; `keep` drops rows from every tensor at once."""
 
     NAMES = ("pid", "y", "target", "x0", "x", "n_done", "fresh", "pred_adv")
@@ -151,21 +152,6 @@ class _Rows:
     n_done: Tensor
     fresh: Tensor
     pred_adv: Tensor
-
-    def __init__(self, **tensors: Tensor) -> None:
-        for name in self.NAMES:
-            setattr(self, name, tensors[name])
-
-    def keep(self, mask: Tensor) -> None:
-        for name in self.NAMES:
-            setattr(self, name, getattr(self, name)[mask])
-
-    def extend(self, other: _Rows) -> None:
-        for name in self.NAMES:
-            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
-
-    def __len__(self) -> int:
-        return int(self.pid.shape[0])
 
 
 @dataclass(frozen=True)
@@ -186,11 +172,12 @@ class _FABBase(BaseAttack):
         """(logits (R, C), f (R,), grad f (R, D)) of the boundary each row steps towards."""
         raise NotImplementedError
 
-    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
+        generator = call.generator
         cfg = self.config
         n = x.shape[0]
-        order = self.clean_logits.argsort(dim=1, descending=True)  # (B, C): target ranks
-        jobs = self._jobs(self.clean_logits.shape[1])
+        order = call.clean_logits.argsort(dim=1, descending=True)  # (B, C): target ranks
+        jobs = self._jobs(call.clean_logits.shape[1])
         queue = deque((job, pid) for job in jobs for pid in range(n))
         done = torch.zeros(n, dtype=torch.bool, device=x.device)
         x_out = x.clone()
@@ -222,7 +209,7 @@ class _FABBase(BaseAttack):
             self._step(rows, f, grad, ready=keep & ~stale & (rows.n_done < cfg.n_iter))
             # a row ends once its last step has been judged; every row of a fooled point ends at once
             rows.keep(keep & ((rows.n_done < cfg.n_iter) | rows.fresh))
-        self._extras["n_runs"] = len(jobs) * n
+        call.extras["n_runs"] = len(jobs) * n
         return x_out
 
     def _new_rows(

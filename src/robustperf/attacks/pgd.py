@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from robustperf.attacks.base import ATTACKS, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.base import ATTACKS, AttackCall, AttackConfig, AttackConfigError, BaseAttack, SearchModel
 from robustperf.attacks.losses import LOSSES, attack_loss
 from robustperf.attacks.projections import ascent_direction, check_norm, project, random_start
 
@@ -117,14 +117,14 @@ class PGD(BaseAttack):
     config_cls = PGDConfig
     config: PGDConfig
 
-    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
         cfg = self.config
         x_best = x.clone()
         alive = torch.arange(x.shape[0], device=x.device)  # indices of points still robust
         for _ in range(cfg.n_restarts):
             if alive.numel() == 0:
                 break
-            x_best[alive], fooled = self._one_run(model, x[alive], y[alive], generator)
+            x_best[alive], fooled = self._one_run(model, x[alive], y[alive], call.generator)
             alive = alive[~fooled]
         return x_best
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from robustperf.attacks.base import ATTACKS, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.base import ATTACKS, AttackCall, AttackConfig, AttackConfigError, BaseAttack, SearchModel
 from robustperf.attacks.losses import margin
 from robustperf.attacks.projections import flat_norm, project
 
@@ -116,35 +116,34 @@ class Square(BaseAttack):
     config_cls = SquareConfig
     config: SquareConfig
 
-    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, generator: torch.Generator) -> Tensor:
+    def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
         if x.dim() != 4:
             raise AttackConfigError(f"square needs image batches (B, C, H, W), got shape {tuple(x.shape)}")
-        # window positions and block orientations come from a host generator: no device sync per draw
-        self._host = torch.Generator().manual_seed(self.config.seed)
+        # window positions and block orientations come from the host generator: no device sync per draw
         x_out = x.clone()
         alive = torch.arange(x.shape[0], device=x.device)
         queries = torch.zeros(x.shape[0], device=x.device)
         for _ in range(self.config.n_restarts):
             if alive.numel() == 0:
                 break
-            fooled = self._run(model, x[alive], y[alive], generator, alive, x_out, queries)
+            fooled = self._run(model, x[alive], y[alive], call, alive, x_out, queries)
             alive = alive[~fooled]
-        self._extras["mean_queries"] = float(queries.mean().item())
+        call.extras["mean_queries"] = float(queries.mean().item())
         return x_out
 
-    def _init(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _init(self, x: Tensor, call: AttackCall) -> Tensor:
         b, c, h, w = x.shape
         eps = self.config.eps
         if self.config.norm == "linf":
-            return torch.clamp(x + eps * _signs((b, c, 1, w), generator, x), 0.0, 1.0)  # vertical stripes
+            return torch.clamp(x + eps * _signs((b, c, 1, w), call.generator, x), 0.0, 1.0)  # vertical stripes
         s = h // 5
         delta = torch.zeros_like(x)
         start = (h - 5 * s) // 2
         for i in range(h // s):
             for j in range(w // s):
                 vh, vw = start + i * s, start + j * s
-                block = pseudo_gaussian(s, x.device, self._host).to(x.dtype)
-                delta[:, :, vh : vh + s, vw : vw + s] += block * _signs((b, c, 1, 1), generator, x)
+                block = pseudo_gaussian(s, x.device, call.host_generator).to(x.dtype)
+                delta[:, :, vh : vh + s, vw : vw + s] += block * _signs((b, c, 1, 1), call.generator, x)
         return torch.clamp(x + eps * delta / (flat_norm(delta) + 1e-12), 0.0, 1.0)
 
     def _run(
@@ -152,7 +151,7 @@ class Square(BaseAttack):
         model: SearchModel,
         x: Tensor,
         y: Tensor,
-        generator: torch.Generator,
+        call: AttackCall,
         pid: Tensor,
         x_out: Tensor,
         queries: Tensor,
@@ -161,7 +160,7 @@ class Square(BaseAttack):
         cfg = self.config
         fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         idx = torch.arange(x.shape[0], device=x.device)  # positions (in x) of the compact active rows
-        x_best = self._init(x, generator)
+        x_best = self._init(x, call)
         loss_min = margin(model.logits(x_best), y)
         queries[pid] += 1
         xs, ys = x, y
@@ -169,7 +168,7 @@ class Square(BaseAttack):
         for it in range(cfg.n_queries):
             if idx.numel() == 0:
                 break
-            x_new = self._propose(xs, x_best, it, generator)
+            x_new = self._propose(xs, x_best, it, call)
             loss = margin(model.logits(x_new), ys)
             queries[pid[idx]] += 1
             better = _col(loss < loss_min, x_new)
@@ -204,29 +203,29 @@ class Square(BaseAttack):
         keep = ~done
         return idx[keep], xs[keep], ys[keep], x_best[keep], loss_min[keep]
 
-    def _propose(self, x: Tensor, x_best: Tensor, it: int, generator: torch.Generator) -> Tensor:
+    def _propose(self, x: Tensor, x_best: Tensor, it: int, call: AttackCall) -> Tensor:
         cfg = self.config
         _, c, h, w = x.shape
         p = p_schedule(it, cfg.p_init, cfg.n_queries, cfg.rescale_schedule)
         side = round(math.sqrt(p * h * w))
         if cfg.norm == "linf":
             s = min(max(side, 1), h, w)
-            vh, vw = _randint(h - s, self._host), _randint(w - s, self._host)
+            vh, vw = _randint(h - s, call.host_generator), _randint(w - s, call.host_generator)
             x_new = x_best.clone()
             x_new[:, :, vh : vh + s, vw : vw + s] = x[:, :, vh : vh + s, vw : vw + s] + cfg.eps * _signs(
-                (x.shape[0], c, 1, 1), generator, x
+                (x.shape[0], c, 1, 1), call.generator, x
             )
             return project(x_new, x, cfg.eps, "linf")
-        return self._propose_l2(x, x_best, side, generator)
+        return self._propose_l2(x, x_best, side, call)
 
-    def _propose_l2(self, x: Tensor, x_best: Tensor, side: int, generator: torch.Generator) -> Tensor:
+    def _propose_l2(self, x: Tensor, x_best: Tensor, side: int, call: AttackCall) -> Tensor:
         """Alg. 3: move window 2's mass into window 1, refilled with a pseudo-Gaussian block; ||delta|| = eps."""
         eps = self.config.eps
         b, c, h, w = x.shape
         s = max(side, 3)
         s = min(s + 1 if s % 2 == 0 else s, h, w)
-        vh, vw = _randint(h - s, self._host), _randint(w - s, self._host)
-        vh2, vw2 = _randint(h - s, self._host), _randint(w - s, self._host)
+        vh, vw = _randint(h - s, call.host_generator), _randint(w - s, call.host_generator)
+        vh2, vw2 = _randint(h - s, call.host_generator), _randint(w - s, call.host_generator)
         delta = x_best - x
         w1 = (slice(None), slice(None), slice(vh, vh + s), slice(vw, vw + s))
         w2 = (slice(None), slice(None), slice(vh2, vh2 + s), slice(vw2, vw2 + s))
@@ -236,7 +235,7 @@ class Square(BaseAttack):
         norm_w1 = delta[w1].pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
         norm_union = (delta * union).pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()  # (B, C, 1, 1)
         norm_img = flat_norm(delta)
-        block = pseudo_gaussian(s, x.device, self._host).to(x.dtype) * _signs((b, c, 1, 1), generator, x)
+        block = pseudo_gaussian(s, x.device, call.host_generator).to(x.dtype) * _signs((b, c, 1, 1), call.generator, x)
         block = block + delta[w1] / (norm_w1 + 1e-12)
         budget = (torch.clamp(eps**2 - norm_img**2, min=0.0) / c + norm_union**2).sqrt()
         block = block / (block.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt() + 1e-12) * budget

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,6 @@ from robustperf.cli.common import console, fail, user_errors
 
 cost_app = typer.Typer(help="FLOPs, GPU-hours, energy, CO2 and USD of runs and models.", no_args_is_help=True)
 
-# Facts of the standard datasets, used when pricing a run without loading its data:
-# (channels, side, classes, training images). digits: scikit-learn's 8x8 set, 1,797 images
-# (the data part may upsample it; pass --input-shape to match).
-DATASETS: dict[str, tuple[int, int, int, int]] = {
-    "cifar10": (3, 32, 10, 50_000),
-    "cifar100": (3, 32, 100, 50_000),
-    "digits": (1, 8, 10, 1_797),
-}
-
-
 def _shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.split(","))
@@ -32,92 +21,6 @@ def _shape(text: str) -> tuple[int, ...]:
     if len(shape) != 3 or min(shape) < 1:
         fail(f"--input-shape {text!r} must be three positive integers C,H,W")
     return shape
-
-
-def _dataset_facts(
-    cfg: Any, input_shape: str | None, num_classes: int | None, train_size: int | None
-) -> tuple[tuple[int, ...], int, int]:
-    name = cfg.data.dataset
-    known = DATASETS.get(name)
-    if known is None and (input_shape is None or num_classes is None or train_size is None):
-        fail(f"dataset {name!r} has no built-in shape; give --input-shape, --num-classes and --train-size")
-    channels, side, classes, size = known if known else (0, 0, 0, 0)
-    side = cfg.data.image_size or side
-    shape = _shape(input_shape) if input_shape else (channels, side, side)
-    if train_size is None:
-        train_size = min(cfg.data.n_train, size) if (cfg.data.n_train and size) else (cfg.data.n_train or size)
-    size = train_size
-    return shape, num_classes or classes, size
-
-
-def _build_meta_model(cfg: Any, shape: tuple[int, ...], num_classes: int) -> Any:
-    import torch
-
-    from robustperf.models import create_model
-
-    with torch.device("meta"):  # no weights are allocated: counting a WRN-70-16 is free
-        return create_model(cfg.model.name, num_classes=num_classes, input_shape=shape, **cfg.model.kwargs)
-
-
-def _planned_samples(cfg: Any, train_size: int) -> tuple[float, float]:
-    """(training samples, evaluation rounds) the config plans."""
-    samples = float(cfg.optim.samples) if cfg.optim.samples else float(cfg.optim.epochs * train_size)
-    # Like the training loop: whole epochs, evaluated every n-th epoch and after the last one.
-    epochs = math.ceil(samples / train_size) if train_size else 0
-    return samples, float(math.ceil(epochs / cfg.eval.every_n_epochs))
-
-
-def estimate_run(
-    cfg: Any,
-    *,
-    gpu: str,
-    mfu: float,
-    throughput: float | None,
-    input_shape: str | None,
-    num_classes: int | None,
-    train_size: int | None,
-    watts: float | None,
-) -> dict[str, Any]:
-    """Price a planned run: counted FLOPs x planned samples -> GPU-hours -> joules -> kWh, CO2, USD."""
-    from robustperf.cost import conversions as cv
-    from robustperf.cost.accounting import pgd_eval_flops, run_cost, train_flops_per_sample
-    from robustperf.cost.constants import gpu_spec
-
-    shape, classes, size = _dataset_facts(cfg, input_shape, num_classes, train_size)
-    model = _build_meta_model(cfg, shape, classes)
-    flops = train_flops_per_sample(model, cfg, input_shape=shape, num_classes=classes)
-    samples, eval_rounds = _planned_samples(cfg, size)
-    ev = cfg.eval
-    eval_flops = eval_rounds * pgd_eval_flops(model, shape, n_examples=ev.n_examples, n_steps=ev.attack.n_steps).total
-    train_flops = flops.per_sample * samples
-    spec = gpu_spec(gpu)
-    if throughput:
-        hours = cv.gpu_hours_from_throughput(samples, throughput) * (1 + eval_flops / train_flops)
-    else:
-        hours = cv.gpu_hours_from_flops(train_flops + eval_flops, gpu=gpu, mfu=mfu)
-    board_watts = watts if watts is not None else spec.tdp_watts
-    joules = cv.joules_from_gpu_hours(hours, watts=board_watts)
-    cost = run_cost(
-        cfg.cost,
-        seconds=hours * 3600,
-        samples_seen=samples,
-        flops_per_sample=flops.per_sample,
-        joules=joules,
-        energy_source=f"estimate: {board_watts:g} W board power",
-        eval_flops=eval_flops,
-    )
-    cost.update(
-        gpu=spec.name,
-        mfu=None if throughput else mfu,
-        throughput=throughput,
-        input_shape=list(shape),
-        num_classes=classes,
-        train_size=size,
-        n_params=sum(p.numel() for p in model.parameters()),
-        flops_breakdown=flops.to_dict(),
-        run_id=cfg.run_id,
-    )
-    return cost
 
 
 def _print_cost(cost: dict[str, Any]) -> None:
@@ -170,15 +73,18 @@ def estimate(
 ) -> None:
     """Price a planned run before it starts: FLOPs, GPU-hours, kWh, CO2, USD."""
     from robustperf.config import load_config
+    from robustperf.cost.planning import estimate_run
+    from robustperf.training.methods import flop_iteration
 
     with user_errors():
         cfg = load_config(config, overrides)
         cost = estimate_run(
             cfg,
+            flop_iteration(cfg.method),
             gpu=gpu,
             mfu=mfu,
             throughput=throughput,
-            input_shape=input_shape,
+            input_shape=_shape(input_shape) if input_shape else None,
             num_classes=num_classes,
             train_size=train_size,
             watts=watts,
@@ -201,22 +107,20 @@ def flops(
     from robustperf.config import RunConfig
     from robustperf.cost import analytic
     from robustperf.cost.accounting import train_flops_per_sample
+    from robustperf.cost.planning import meta_model
+    from robustperf.training.methods import flop_iteration
 
     shape = _shape(input_shape)
     with user_errors():
         cfg = RunConfig().with_overrides({"model.name": model_name, "model.kwargs": _json(kwargs)})
-        model = _build_meta_model(cfg, shape, num_classes)
+        model = meta_model(cfg, shape, num_classes)
         n_params = sum(p.numel() for p in model.parameters())
         table = Table("method", "passes (counted)", "passes (analytic)", "FLOPs / image")
         fwd = 0.0
         for method in ("standard", "pgd_at", "trades", "mart", "fast_at"):
             k = 0 if method == "standard" else n_steps
-            b = train_flops_per_sample(
-                model,
-                cfg.with_overrides({"method.name": method, "method.attack.n_steps": k}),
-                input_shape=shape,
-                num_classes=num_classes,
-            )
+            method_cfg = cfg.with_overrides({"method.name": method, "method.attack.n_steps": k})
+            b = train_flops_per_sample(model, method_cfg, flop_iteration(method_cfg.method), input_shape=shape)
             fwd = b.forward_flops
             table.add_row(method, f"{b.passes:.3f}", f"{b.analytic_passes:g}", f"{b.per_sample:.4g}")
     console.print(

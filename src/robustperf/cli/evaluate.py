@@ -68,19 +68,19 @@ def _evaluate(
     seed: int,
     bf16: bool,
 ) -> None:
-    import torch
 
     from robustperf.data import build_data, eval_tensors
+    from robustperf.device import resolve_device
     from robustperf.evaluation import evaluate, save_result
+    from robustperf.models import load_run_model
     from robustperf.store import RunDir, utcnow
-    from robustperf.training import load_run_model
 
     rd = RunDir(run_dir)
     if not rd.exists():
         fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
     if which not in ("best", "last"):
         fail(f"--which {which!r}: use best or last")
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device, setting="--device")
     model, cfg = load_run_model(rd, which=which, device=dev)
     eps = parse_eps(eps_text) if eps_text is not None else float(cfg.method.attack.eps)
     norm = norm or cfg.method.attack.norm

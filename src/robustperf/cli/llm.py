@@ -73,12 +73,13 @@ def study_cmd(config: Path = CONFIG, overrides: list[str] = SET, runs_dir: Path 
 
     with user_errors():
         study = load_study(config, overrides or [])
-
-        def on_run(i: int, n: int, rd: object) -> None:
-            console.print(f"[{i}/{n}] {rd.run_id}")  # type: ignore[attr-defined]
-
-        long_path, table_path = run_study(study, runs_dir, on_run=on_run)
+        long_path, table_path, execution = run_study(study, runs_dir)
+    for r in execution.results:
+        console.print(f"{r.get('run_id')}: {r.get('status')}" + (f" ({r['failure_reason']})" if r.get("failure_reason")
+                                                                   else ""))
     console.print(f"per-run rounds: {long_path}\nASR vs round: {table_path}")
+    if execution.n_failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

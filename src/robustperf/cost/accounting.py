@@ -1,6 +1,7 @@
 """Per-sample training FLOPs of a configured run, and the JSON cost block of a run record.
 
-`train_flops_per_sample` counts one training iteration of the configured method
+`train_flops_per_sample` counts one training iteration of the configured method (the
+method's own step, handed over by the training engine: this module never imports it)
 with `FlopCounter` on a meta-device copy of the model (REFERENCE.md section 3:
 one iteration per (architecture, input shape, method, attack steps) is enough,
 and on the meta device it is free). The counted FLOPs divided by the forward
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from robustperf.cost import analytic
@@ -79,231 +80,72 @@ class FlopsBreakdown:
         }
 
 
-# ---------------------------------------------------------------------------- canonical method steps
-# The FLOP-relevant sequence of each method (which passes run, with which gradients).
-# The loss details do not change FLOPs: only matmuls/convs/attention are counted.
+# ---------------------------------------------------------------------------- counting a training iteration
 
-
-@dataclass(frozen=True)
-class StepSpec:
-    """What a counted training iteration runs: method, attack steps and size, TRADES/MART beta, AWP."""
-
-    method: str
-    n_steps: int
-    eps: float
-    step_size: float
-    beta: float
-    awp: bool
-
-
-def _attack(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: StepSpec, target_probs: torch.Tensor | None = None
-) -> torch.Tensor:
-    """PGD-k with gradients w.r.t. the input only (eval-mode BatchNorm), CE or TRADES-KL loss."""
-    import torch
-    import torch.nn.functional as nnf
-
-    x_adv = (x + torch.empty_like(x).uniform_(-spec.eps, spec.eps)).clamp(0, 1).detach()
-    for _ in range(spec.n_steps):
-        x_adv.requires_grad_(True)
-        logits = model(x_adv)
-        if spec.method == "trades_original":  # the original code re-runs the clean forward every step
-            target_probs = nnf.softmax(model(x), dim=1)
-        if target_probs is None:
-            loss = nnf.cross_entropy(logits, y)
-        else:
-            loss = nnf.kl_div(nnf.log_softmax(logits, dim=1), target_probs, reduction="batchmean")
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        x_adv = torch.min(torch.max(x_adv.detach() + spec.step_size * grad.sign(), x - spec.eps), x + spec.eps)
-        x_adv = x_adv.clamp(0, 1)
-    return x_adv.detach()
-
-
-def _outer_loss(
-    model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor | None, y: torch.Tensor, spec: StepSpec
-) -> torch.Tensor:
-    """The method's training loss (forward passes with parameter gradients enabled)."""
-    import torch.nn.functional as nnf
-
-    if x_adv is None:  # standard training
-        return nnf.cross_entropy(model(x), y)
-    if spec.method == "trades_original":  # three forwards: clean CE, and KL's two sides
-        clean_target = nnf.softmax(model(x), dim=1)
-        kl = nnf.kl_div(nnf.log_softmax(model(x_adv), dim=1), clean_target, reduction="batchmean")
-        return nnf.cross_entropy(model(x), y) + spec.beta * kl
-    if spec.method in ("trades", "mart"):
-        logits, adv_logits = model(x), model(x_adv)
-        kl = nnf.kl_div(nnf.log_softmax(adv_logits, dim=1), nnf.softmax(logits, dim=1), reduction="batchmean")
-        return nnf.cross_entropy(logits if spec.method != "mart" else adv_logits, y) + spec.beta * kl
-    return nnf.cross_entropy(model(x_adv), y)
-
-
-def canonical_step(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    spec: StepSpec,
-    on_attack_done: Callable[[], None] | None = None,
-) -> None:
-    """One training iteration of ``spec.method`` (attack, outer loss, backward; AWP's proxy pass)."""
-    import torch
-    import torch.nn.functional as nnf
-
-    x_adv = None
-    if spec.method != "standard":
-        model.eval()
-        target = None
-        if spec.method == "trades":
-            with torch.no_grad():  # TRADES: clean probabilities once (REFERENCE.md s.3, 2kF + 7F)
-                target = nnf.softmax(model(x), dim=1)
-        steps = replace(spec, n_steps=1) if spec.method in ("fast_at", "fgsm") else spec
-        x_adv = _attack(model, x, y, steps, target)
-    if on_attack_done is not None:
-        on_attack_done()
-    model.train()
-    if spec.awp:  # Wu et al. 2020: the proxy model's loss, forward + backward, before the real step
-        _outer_loss(model, x, x_adv, y, spec).backward()
-    _outer_loss(model, x, x_adv, y, spec).backward()
-
-
-def _spec_from_config(cfg: RunConfig) -> StepSpec:
-    atk = cfg.method.attack
-    return StepSpec(cfg.method.name, atk.n_steps, atk.eps, atk.step_size, cfg.method.beta, cfg.method.awp is not None)
+Iteration = Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor", Callable[[], None]], object]
+"""One training iteration ``(model, x, y, attack_done)``: the method's step, ``backward`` and whatever runs
+before the optimiser step, calling ``attack_done()`` when the inner maximisation ends (so the attack's
+share can be told apart). The training engine hands its methods' real iteration
+(`robustperf.training.methods.flop_iteration`); this module counts whatever it is handed."""
 
 
 def _per_image_ops(count: FlopCount, batch: int) -> dict[str, float]:
     return {f"{phase}/{op}": n / batch for (phase, op), n in count.by_op.items()}
 
 
-def _count_real_method(
-    meta: torch.nn.Module, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor
+def count_iteration(
+    model: torch.nn.Module, iteration: Iteration, *, input_shape: tuple[int, ...], batch_size: int = COUNT_BATCH
 ) -> tuple[FlopCount, FlopCount]:
-    """Run the training engine's own step (``robustperf.training.methods``) on the meta model.
-
-    Does what the loop does per batch: ``step``, ``loss.backward()``, ``after_backward``. AWP is
-    counted in its active phase (after warm-up). The attack part is the FLOPs inside ``perturb``.
-    """
-    from robustperf.cost.flops import FlopCount, FlopCounter
-    from robustperf.training.methods import create_method
-
-    method = create_method(cfg.method)
-    if cfg.method.awp is not None:
-        method.set_epoch(cfg.method.awp.warmup_epochs)
-    inner = getattr(method, "inner", method)
-    attack_parts: list[FlopCount] = []
-    with FlopCounter() as counter:
-        if hasattr(inner, "perturb"):
-            perturb = inner.perturb
-
-            def counted_perturb(*args: Any, **kwargs: Any) -> Any:
-                before = counter.result().total
-                out = perturb(*args, **kwargs)
-                attack_parts.append(_difference(counter.result(), before))
-                return out
-
-            inner.perturb = counted_perturb  # this method object is ours alone
-        meta.train()
-        out = method.step(meta, x, y)
-        out.loss.backward()
-        method.after_backward(meta)
-    attack = attack_parts[0] if attack_parts else FlopCount(0, 0)
-    return counter.result(), attack
-
-
-def _difference(after: FlopCount, before_total: int) -> FlopCount:
-    from robustperf.cost.flops import FlopCount
-
-    return FlopCount(after.total - before_total, 0)
-
-
-def _count_canonical(
-    meta: torch.nn.Module, spec: StepSpec, x: torch.Tensor, y: torch.Tensor
-) -> tuple[FlopCount, FlopCount]:
-    from robustperf.cost.flops import FlopCounter
-
-    if spec.method not in analytic.method_names():
-        raise analytic.UnknownMethodError(
-            f"cannot count FLOPs of method {spec.method!r}; known: {analytic.method_names()} "
-            "(or set cost.count_flops=false)"
-        )
-    attack_part: list[FlopCount] = []
-    with FlopCounter() as counter:
-        canonical_step(meta, x, y, spec, on_attack_done=lambda: attack_part.append(counter.result()))
-    return counter.result(), attack_part[0]
-
-
-def count_training_step(
-    model: torch.nn.Module,
-    cfg: RunConfig,
-    *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    batch_size: int = COUNT_BATCH,
-    use_engine: bool = True,
-) -> tuple[FlopCount, FlopCount, str]:
-    """Count one iteration of ``cfg.method`` on a meta copy of ``model``.
-
-    The training engine's own method step runs when it is importable and registered
-    (``use_engine``); otherwise, or if it cannot run on the meta device, `canonical_step`
-    (the same sequence of passes) is counted.
+    """Count ``iteration`` on a weightless meta-device copy of ``model`` (the model itself is not touched).
 
     Returns:
-        (whole iteration, attack part, what ran) for ``batch_size`` images.
+        (whole iteration, the part before ``attack_done()``; zero if it was not called) for ``batch_size`` inputs.
     """
     import torch
 
-    from robustperf.cost.flops import meta_copy
+    from robustperf.cost.flops import FlopCount, FlopCounter, meta_copy
 
     x = torch.rand((batch_size, *input_shape), device="meta")
     y = torch.zeros(batch_size, dtype=torch.long, device="meta")
-    del num_classes  # the head's size is in the model already; kept for the contract's signature
-    if use_engine and cfg.method.name != "trades_original":
-        try:
-            step, attack = _count_real_method(meta_copy(model), cfg, x, y)
-            return step, attack, "robustperf.training.methods step"
-        except ImportError:
-            log.debug("training methods not importable: counting the canonical sequence")
-        except Exception as exc:  # noqa: BLE001 - any failure on meta falls back, and says so
-            log.warning(
-                "counting %s's own step on the meta device failed (%s: %s); counting the canonical sequence instead",
-                cfg.method.name,
-                type(exc).__name__,
-                exc,
-            )
-    step, attack = _count_canonical(meta_copy(model), _spec_from_config(cfg), x, y)
-    return step, attack, "canonical sequence (robustperf.cost.accounting.canonical_step)"
+    marks: list[FlopCount] = []
+    with FlopCounter() as counter:
+        iteration(meta_copy(model), x, y, lambda: marks.append(counter.result()))
+    return counter.result(), marks[0] if marks else FlopCount(0, 0)
 
 
-def _analytic_passes(spec: StepSpec) -> float | None:
+def _analytic_passes(method: str, n_steps: int, awp: bool) -> float | None:
     try:
-        return analytic.forward_equivalents(spec.method, spec.n_steps, awp=spec.awp)
+        return analytic.forward_equivalents(method, n_steps, awp=awp)
     except analytic.UnknownMethodError:
         return None
 
 
 def train_flops_per_sample(
-    model: torch.nn.Module, cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: int
+    model: torch.nn.Module, cfg: RunConfig, iteration: Iteration, *, input_shape: tuple[int, ...],
+    num_classes: int | None = None,
 ) -> FlopsBreakdown:
-    """Counted training FLOPs per image seen for ``cfg``'s method on ``model``.
+    """Counted training FLOPs per image seen: ``iteration`` (``cfg``'s method) run once on ``model``.
 
     The model is not touched (a weightless meta-device copy runs), so this is
     instant even for a WRN-70-16 and safe mid-training.
 
     Args:
         model: the model as built for the run (any device).
-        cfg: run config (method name, attack steps/eps, beta, AWP).
+        cfg: run config (method name, attack steps, AWP: for the note and the analytic cross-check).
+        iteration: the method's training iteration (`Iteration`).
         input_shape: one image's shape, e.g. (3, 32, 32).
-        num_classes: classes of the task (the model's head already has them).
+        num_classes: unused (the model's head has them); kept so existing calls keep working.
     """
     from robustperf.cost.flops import forward_flops
 
+    del num_classes
     fwd = forward_flops(model, input_shape, batch_size=COUNT_BATCH)
-    step, attack, what = count_training_step(model, cfg, input_shape=input_shape, num_classes=num_classes)
+    step, attack = count_iteration(model, iteration, input_shape=input_shape)
     per_sample = step.total / COUNT_BATCH
-    spec = _spec_from_config(cfg)
+    method, n_steps, awp = cfg.method.name, cfg.method.attack.n_steps, cfg.method.awp is not None
     note = (
-        f"counted: one {spec.method} iteration (k={spec.n_steps}{', awp' if spec.awp else ''}), "
-        f"{what}, robustperf FlopCounter on the meta device, batch {COUNT_BATCH}"
+        f"counted: one {method} iteration (k={n_steps}{', awp' if awp else ''}), the method's own step, "
+        f"robustperf FlopCounter on the meta device, batch {COUNT_BATCH}"
     )
     return FlopsBreakdown(
         forward_flops=fwd,
@@ -313,7 +155,7 @@ def train_flops_per_sample(
         attack_flops=attack.total / COUNT_BATCH,
         forward_part=step.forward / COUNT_BATCH,
         backward_part=step.backward / COUNT_BATCH,
-        analytic_passes=_analytic_passes(spec),
+        analytic_passes=_analytic_passes(method, n_steps, awp),
         by_op=_per_image_ops(step, COUNT_BATCH),
     )
 

@@ -30,6 +30,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from robustperf.cost.flops import forward_flops
+from robustperf.device import synchronize
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +131,6 @@ class ActivationTracker(TorchDispatchMode):
         return out
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _prepare(model: torch.nn.Module, precision: str, device: torch.device) -> tuple[torch.nn.Module, torch.dtype, str]:
     """A copy of the model in ``precision`` on ``device``, the input dtype, and a note."""
     model = copy.deepcopy(model).eval()
@@ -154,10 +150,10 @@ def _time_batches(model: torch.nn.Module, x: torch.Tensor, cfg: InferenceConfig)
     times = []
     with torch.inference_mode():
         for i in range(cfg.warmup + cfg.iters):
-            _sync(x.device)
+            synchronize(x.device)
             t0 = time.perf_counter()
             model(x)
-            _sync(x.device)
+            synchronize(x.device)
             if i >= cfg.warmup:
                 times.append(time.perf_counter() - t0)
     return statistics.median(times)

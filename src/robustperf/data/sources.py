@@ -49,6 +49,35 @@ SourceLoader = Callable[[DataConfig], Source]
 DATASETS: Registry[SourceLoader] = Registry("dataset")
 
 
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a built-in data set is, known without loading it (for pricing a run before it starts).
+
+    Attributes:
+        channels: image channels.
+        side: image height = width at the native size.
+        num_classes: classes.
+        n_train: images in the training split.
+    """
+
+    channels: int
+    side: int
+    num_classes: int
+    n_train: int
+
+
+def _digits_n_train() -> int:
+    return 1797 - round(DIGITS_TEST_FRACTION * 1797)  # scikit-learn's 1,797 images, minus our test split
+
+
+# The data sets whose facts are fixed; folders, synthetic and random data depend on their config.
+DATASET_FACTS: dict[str, DatasetFacts] = {
+    "cifar10": DatasetFacts(3, 32, 10, 50_000),
+    "cifar100": DatasetFacts(3, 32, 100, 50_000),
+    "digits": DatasetFacts(1, 8, 10, _digits_n_train()),
+}
+
+
 def load_digits(cfg: DataConfig) -> Source:
     """scikit-learn's bundled 8x8 digits (1797 images, 10 classes): pixel values 0..16 scaled into [0, 1]."""
     from sklearn.datasets import load_digits as sk_digits

@@ -5,12 +5,21 @@ result = evaluate(model, x, y, attack="autoattack", eps=8 / 255)
 """
 
 from robustperf.evaluation.benchmark import ThreatModel, benchmark
-from robustperf.evaluation.evaluate import ADV_FILE, RESULT_FILE, EvalResult, EvaluationError, evaluate, save_result
+from robustperf.evaluation.evaluate import (
+    ADV_FILE,
+    RESULT_FILE,
+    EvalResult,
+    EvalSpec,
+    EvaluationError,
+    evaluate,
+    save_result,
+)
 
 __all__ = [
     "ADV_FILE",
     "RESULT_FILE",
     "EvalResult",
+    "EvalSpec",
     "EvaluationError",
     "ThreatModel",
     "benchmark",

@@ -12,9 +12,10 @@ clean originals, for the human study of REFERENCE.md section 2) are written at t
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from robustperf.attacks import checks
 from robustperf.attacks.autoattack import AutoAttack, AutoAttackConfig, AutoAttackResult
-from robustperf.store.io import write_json_atomic
+from robustperf.store.io import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -113,64 +114,94 @@ def _cascade_config(
     return cfg, "+".join(names), "custom"
 
 
+@dataclass(frozen=True)
+class EvalSpec:
+    """What an evaluation measures: the threat model, the attack and its settings (not where or how fast).
+
+    Attributes:
+        attack: "autoattack", a registered attack name ("pgd", "apgd-ce", ...) or a sequence of names run
+            as a cascade.
+        eps: radius of the threat model in [0, 1] pixel units.
+        norm: "linf" or "l2".
+        version: AutoAttack version ("standard", "plus", "rand"); only used with attack="autoattack".
+        seed: seed of every attack's own generator (the global RNG is untouched).
+        eps_list: further eps values to evaluate in the same call (adds `per_eps` and the eps flag).
+        search_dtype: "fp32", or "bf16" to search in bf16; verdicts are always fp32.
+        attack_params: per-stage parameter overrides, e.g. {"square": {"n_queries": 1000}}.
+        sanity_checks: run the sanity flags of `robustperf.attacks.checks`.
+    """
+
+    attack: str | tuple[str, ...] = "autoattack"
+    eps: float = 8 / 255
+    norm: str = "linf"
+    version: str = "standard"
+    seed: int = 0
+    eps_list: tuple[float, ...] = ()
+    search_dtype: str = "fp32"
+    attack_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sanity_checks: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attack, str):
+            object.__setattr__(self, "attack", tuple(self.attack))
+        object.__setattr__(self, "eps_list", tuple(float(e) for e in self.eps_list or ()))
+        object.__setattr__(self, "attack_params", dict(self.attack_params or {}))
+
+    @classmethod
+    def of(cls, spec: EvalSpec | None, settings: Mapping[str, Any]) -> EvalSpec:
+        """``spec`` (or the defaults) with ``settings`` laid over it; a misspelled setting names the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise EvaluationError(f"evaluate() has no setting {', '.join(unknown)}; the settings are "
+                                  f"{', '.join(sorted(names))} (pass several attacks as attack=[...])")
+        return replace(spec or cls(), **settings)
+
+
 def evaluate(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
+    spec: EvalSpec | None = None,
     *,
-    attack: str | Sequence[str] = "autoattack",
-    eps: float = 8 / 255,
-    norm: str = "linf",
-    version: str = "standard",
     batch_size: int = 500,
     device: torch.device | str | None = None,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    eps_list: Sequence[float] | None = None,
-    attacks: Sequence[str] | None = None,
-    search_dtype: str = "fp32",
-    attack_params: Mapping[str, Mapping[str, Any]] | None = None,
-    sanity_checks: bool = True,
-    save_outputs: bool = True,
     channels_last: bool | None = None,
     on_batch: Callable[[str, int, int], None] | None = None,
+    out_dir: str | Path | None = None,
+    save_outputs: bool = True,
+    **settings: Any,
 ) -> EvalResult:
     """Evaluate `model` on (x, y) under an attack; the model is put in eval mode and restored after.
+
+    What is measured is an `EvalSpec` (``spec``, or its fields as keywords: ``attack``, ``eps``, ``norm``,
+    ``version``, ``seed``, ``eps_list``, ``search_dtype``, ``attack_params``, ``sanity_checks``; keywords
+    override ``spec``); the other keywords say how it runs and where results go.
 
     Args:
         model: maps images in [0, 1] to logits.
         x: (N, C, H, W) images in [0, 1].
         y: (N,) integer labels.
-        attack: "autoattack", a registered attack name ("pgd", "apgd-ce", ...) or a list of names run
-            as a cascade.
-        eps: radius of the threat model in [0, 1] pixel units.
-        norm: "linf" or "l2".
-        version: AutoAttack version ("standard", "plus", "rand"); only used with attack="autoattack".
+        spec: the evaluation (default: AutoAttack standard at Linf 8/255, seed 0).
         batch_size: points per attack call.
         device: where to run (default: the model's device); the model is moved there.
-        seed: seed of every attack's own generator (the global RNG is untouched).
-        out_dir: folder for resumable state and the final result.json / adversarial.npz; None keeps
-            nothing on disk.
-        eps_list: further eps values to evaluate in the same call (adds `per_eps` and the eps flag).
-        attacks: alias of a list-valued `attack` (the cross-part contract's spelling).
-        search_dtype: "fp32", or "bf16" to search in bf16; verdicts are always fp32.
-        attack_params: per-stage parameter overrides, e.g. {"square": {"n_queries": 1000}}.
-        sanity_checks: run the sanity flags of `robustperf.attacks.checks`.
-        save_outputs: with `out_dir`, also write result.json and adversarial.npz there (callers that
-            store them elsewhere, like the CLI, pass False and call `save_result`).
         channels_last: run convolutions in channels-last memory format (None: on CUDA with image inputs);
             the model is returned to the default format afterwards.
         on_batch: progress callback(stage label, batch index, number of batches).
+        out_dir: folder for resumable state and the final result.json / adversarial.npz; None keeps
+            nothing on disk.
+        save_outputs: with `out_dir`, also write result.json and adversarial.npz there (callers that
+            store them elsewhere, like the CLI, pass False and call `save_result`).
+        **settings: `EvalSpec` fields.
 
     Returns:
         EvalResult.
 
     Raises:
-        EvaluationError: mismatched x and y, bad batch size or an empty data set.
+        EvaluationError: mismatched x and y, bad batch size, an empty data set or an unknown setting.
         AttackConfigError / RegistryError: an invalid attack configuration or an unknown attack name.
     """
-    if attacks is not None:
-        attack = tuple(attacks)
+    s = EvalSpec.of(spec, settings)
     _check_inputs(x, y, batch_size)
     dev = torch.device(device) if device is not None else _model_device(model)
     model = model.to(dev)
@@ -180,22 +211,23 @@ def evaluate(
     if use_cl:  # faster convolutions on tensor cores (REFERENCE.md section 6); numerics of the verdicts unchanged
         model.to(memory_format=torch.channels_last)
     try:
-        all_eps = sorted({float(eps), *(float(e) for e in (eps_list or []))})
+        all_eps = sorted({float(s.eps), *s.eps_list})
         runs: dict[float, tuple[AutoAttackResult, AutoAttackConfig]] = {}
         for e in all_eps:
             cfg, attack_name, version_used = _cascade_config(
-                attack, version, e, norm, seed, search_dtype, attack_params
+                s.attack, s.version, e, s.norm, s.seed, s.search_dtype, s.attack_params
             )
-            sub = _state_dir(out_dir, e, float(eps), len(all_eps))
+            sub = _state_dir(out_dir, e, float(s.eps), len(all_eps))
             runs[e] = (AutoAttack(cfg).run(model, x, y, batch_size=batch_size, device=dev, state_dir=sub,
                                            on_batch=on_batch), cfg)  # fmt: skip
-        main, _ = runs[float(eps)]
-        flags = _sanity_flags(model, x, y, main, runs, eps, norm, seed, batch_size, dev) if sanity_checks else {}
+        main, _ = runs[float(s.eps)]
+        flags = (_sanity_flags(model, x, y, main, runs, s.eps, s.norm, s.seed, batch_size, dev)
+                 if s.sanity_checks else {})
     finally:
         model.train(was_training)
         if use_cl:
             model.to(memory_format=torch.contiguous_format)
-    result = _to_result(main, flags, attack_name, version_used, float(eps), norm, seed, runs)
+    result = _to_result(main, flags, attack_name, version_used, float(s.eps), s.norm, s.seed, runs)
     if out_dir is not None and save_outputs:
         save_result(result, Path(out_dir), x, y)
     return result
@@ -331,12 +363,12 @@ def save_result(result: EvalResult, out_dir: Path, x: Tensor, y: Tensor, stem: s
         arrays["x_adv"] = result.x_adv[fooled].float().numpy()
         arrays["y_adv"] = result.y_adv[fooled].numpy()
         arrays["x_clean"] = x.detach().cpu()[fooled].float().numpy()
-    tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
+    buffer = io.BytesIO()
     # numpy's stub lets **kwds also bind `allow_pickle: bool`, so mypy rejects any **dict of arrays
-    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
-    tmp.replace(npz_path)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+    write_bytes_atomic(npz_path, buffer.getvalue())
     write_json_atomic(json_path, result.summary())
     return json_path, npz_path
 
 
-__all__ = ["ADV_FILE", "RESULT_FILE", "EvalResult", "EvaluationError", "evaluate", "save_result"]
+__all__ = ["ADV_FILE", "RESULT_FILE", "EvalResult", "EvalSpec", "EvaluationError", "evaluate", "save_result"]

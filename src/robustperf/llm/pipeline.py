@@ -21,10 +21,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from robustperf.device import resolve_device
 from robustperf.llm.attacks import AttackPrompt, LLMAttackResult, create_llm_attack, make_prompts, predictions
 from robustperf.llm.config import LLMAttackConfig, LLMConfig
 from robustperf.llm.metrics import attack_success_rate
@@ -32,7 +33,11 @@ from robustperf.llm.models import count_parameters, load_local_classifier, rando
 from robustperf.llm.tasks import Example, build_task
 from robustperf.llm.tokenizer import build_bpe_tokenizer, encode, load_tokenizer
 from robustperf.llm.training import finetune, make_optimizer
-from robustperf.store import RunDir, RunRecord, provenance, utcnow, write_json_atomic
+from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
+from robustperf.store.checkpoint import save_torch_atomic
+
+if TYPE_CHECKING:
+    from robustperf.cost.energy import EnergyReading
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +59,6 @@ class LLMSetup:
     train_ids: list[list[int]]
     val_ids: list[list[int]]
     n_dropped: int
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model_and_tokenizer(cfg: LLMConfig) -> tuple[Any, Any]:
@@ -172,38 +170,28 @@ def attack_training_examples(setup_: LLMSetup, examples: Sequence[Example], atta
 # ---------------------------------------------------------------------------- runs
 
 
-def _start_run(cfg: LLMConfig, runs_dir: str | Path, command: str) -> tuple[RunDir, bool]:
+def _open(cfg: LLMConfig, runs_dir: str | Path, command: str) -> tuple[RunDir, RunSession | None]:
+    """The run's directory and its opened session; no session when the run is finished already."""
     rd = RunDir.for_run(runs_dir, cfg.run_id(command))
     if rd.is_finished():
         logger.info("run %s is finished; returning it untouched", rd.run_id)
-        return rd, True
-    rd.path.mkdir(parents=True, exist_ok=True)
-    rd.write_config(cfg.resolved())
-    if not (rd.checkpoints / ROUND_STATE).is_file():
-        rd.metrics_path.unlink(missing_ok=True)  # nothing to resume from: the run restarts from its beginning
-    rd.write_record(RunRecord(run_id=rd.run_id, status="running", kind="llm", started_at=utcnow(),
-                              provenance=provenance({"seed": cfg.seed, "command": command})))
-    return rd, False
+        return rd, None
+    # with no round state there is nothing to resume from: the run restarts from its beginning
+    session = RunSession.open(rd, cfg.resolved(), kind="llm", resumes=(rd.checkpoints / ROUND_STATE).is_file(),
+                              provenance_extra={"seed": cfg.seed, "command": command})
+    return rd, session
 
 
-def _cost(cfg: LLMConfig, *, seconds: float, n_sequences: int, train_flops: float, attack_flops: float,
-          meter_reading: Any) -> dict[str, Any]:
+def _cost(cfg: LLMConfig, *, n_sequences: int, train_flops: float, attack_flops: float,
+          reading: EnergyReading) -> CostRecord:
     from robustperf.cost.accounting import run_cost
 
     per_seq = train_flops / n_sequences if n_sequences else 0.0
-    cost = run_cost(cfg.cost, seconds=seconds, samples_seen=n_sequences, flops_per_sample=per_seq,
-                    joules=meter_reading.joules, energy_source=meter_reading.source, eval_flops=attack_flops)
+    cost = run_cost(cfg.cost, seconds=reading.seconds, samples_seen=n_sequences, flops_per_sample=per_seq,
+                    joules=reading.joules, energy_source=reading.source, eval_flops=attack_flops)
     cost["attack_flops"] = attack_flops
     cost["flops_note"] = "papers/000: forward 2 x tokens x params, backward 4x; attack FLOPs in eval_flops"
-    return cost
-
-
-def _meter(cfg: LLMConfig) -> Any:
-    from robustperf.cost.energy import create_meter
-
-    meter = create_meter(cfg.cost.energy_meter)
-    meter.start()
-    return meter
+    return CostRecord.from_dict(cost)
 
 
 def final_metrics(rd: RunDir) -> dict[str, Any]:
@@ -212,45 +200,33 @@ def final_metrics(rd: RunDir) -> dict[str, Any]:
     return dict(record.final) if record else {}
 
 
-def _fail(rd: RunDir, exc: BaseException) -> None:
-    rd.update_record(status="failed", failure_reason=f"{type(exc).__name__}: {exc}", ended_at=utcnow())
-
-
 def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Fine-tune the classifier on the clean task (one run per seed of ``cfg``; use `per_seed`)."""
-    rd, done = _start_run(cfg, runs_dir, "finetune")
-    if done:
+    rd, session = _open(cfg, runs_dir, "finetune")
+    if session is None:
         return rd
-    try:
-        meter = _meter(cfg)
+    with session.failing_on_error():
+        session.start_meter(cfg.cost.energy_meter)
         s = setup(cfg)
         fit = finetune(s.model, s.train_ids, [e.label for e in s.train], cfg.training, pad_id=s.tokenizer.pad_token_id,
                        epochs=cfg.training.epochs, seed=cfg.seed, device=s.device, precision=cfg.runtime.precision)
         pred = predictions(s.model, s.tokenizer, s.val_ids, device=s.device, precision=cfg.runtime.precision)
         clean_acc = sum(p == e.label for p, e in zip(pred, s.val, strict=True)) / max(1, len(s.val))
         save_model(rd, s)
-        reading = meter.stop()
+        reading = session.stop_meter()
         final = {"command": "finetune", "clean_acc": clean_acc, "train_loss": fit.train_loss,
                  "n_params": count_parameters(s.model), "n_train": len(s.train), "n_val": len(s.val),
                  "n_dropped": s.n_dropped, "train_flops": fit.flops,
                  "n_sequences": fit.n_sequences, "n_tokens": fit.n_tokens}
-        rd.append_metrics({"round": 0, **final})
-        rd.update_record(status="finished", final=final, ended_at=utcnow(),
-                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=fit.n_sequences, train_flops=fit.flops,
-                                    attack_flops=0.0, meter_reading=reading))
-    except BaseException as exc:
-        _fail(rd, exc)
-        raise
+        session.log({"round": 0, **final})
+        session.finish(final=final, cost=_cost(cfg, n_sequences=fit.n_sequences, train_flops=fit.flops,
+                                               attack_flops=0.0, reading=reading))
     return rd
 
 
 def save_model(rd: RunDir, s: LLMSetup) -> None:
     """Weights (tensors only) and tokenizer into the run directory."""
-    rd.checkpoints.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in s.model.state_dict().items()}
-    tmp = rd.checkpoints / f".{CHECKPOINT}.tmp"
-    torch.save(state, tmp)
-    tmp.replace(rd.checkpoints / CHECKPOINT)
+    save_torch_atomic(rd.checkpoints / CHECKPOINT, {k: v.detach().cpu() for k, v in s.model.state_dict().items()})
     s.tokenizer.save_pretrained(str(rd.path / "tokenizer"))
 
 
@@ -269,25 +245,21 @@ def load_finetuned(cfg: LLMConfig, runs_dir: str | Path) -> tuple[LLMSetup, RunD
 
 def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Attack ``rounds.n_attack_val`` validation examples of the fine-tuned model with ``cfg.attack``."""
-    rd, done = _start_run(cfg, runs_dir, "attack")
-    if done:
+    rd, session = _open(cfg, runs_dir, "attack")
+    if session is None:
         return rd
-    try:
+    with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        meter = _meter(cfg)
+        session.start_meter(cfg.cost.energy_meter)
         n = cfg.rounds.n_attack_val
         ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision)
-        reading = meter.stop()
+        reading = session.stop_meter()
         _write_attacked(rd, "attack", s, ev.result)
         final = {"command": "attack", "attack": cfg.attack.name, "finetune_run": ft.run_id,
                  "n_params": count_parameters(s.model), **ev.summary()}
-        rd.append_metrics({"round": 0, **final})
-        rd.update_record(status="finished", final=final, ended_at=utcnow(),
-                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=0, train_flops=0.0,
-                                    attack_flops=ev.flops, meter_reading=reading))
-    except BaseException as exc:
-        _fail(rd, exc)
-        raise
+        session.log({"round": 0, **final})
+        session.finish(final=final, cost=_cost(cfg, n_sequences=0, train_flops=0.0, attack_flops=ev.flops,
+                                               reading=reading))
     return rd
 
 
@@ -299,27 +271,23 @@ def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult)
 
 def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Iterative adversarial training; one metrics row per round (round 0 = the clean fine-tune)."""
-    rd, done = _start_run(cfg, runs_dir, "advtrain")
-    if done:
+    rd, session = _open(cfg, runs_dir, "advtrain")
+    if session is None:
         return rd
-    try:
+    with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        meter = _meter(cfg)
+        session.start_meter(cfg.cost.energy_meter)
         ft_final = final_metrics(ft)
         rows, totals = _adversarial_rounds(cfg, s, rd, finetune_flops=float(ft_final["train_flops"]),
                                            finetune_sequences=int(ft_final["n_sequences"]))
-        reading = meter.stop()
+        reading = session.stop_meter()
         final = {"command": "advtrain", "finetune_run": ft.run_id, "n_params": count_parameters(s.model),
                  "attack": cfg.attack.name, "eval_attack": cfg.eval_attack.name, **rows[-1],
                  "asr_by_round": [r["asr"] for r in rows], "clean_acc_by_round": [r["clean_acc"] for r in rows],
                  "flops_by_round": [r["round_flops"] for r in rows]}
-        rd.update_record(status="finished", final=final, ended_at=utcnow(),
-                         cost=_cost(cfg, seconds=reading.seconds, n_sequences=int(totals["n_sequences"]),
-                                    train_flops=totals["train_flops"], attack_flops=totals["attack_flops"],
-                                    meter_reading=reading))
-    except BaseException as exc:
-        _fail(rd, exc)
-        raise
+        session.finish(final=final, cost=_cost(cfg, n_sequences=int(totals["n_sequences"]),
+                                               train_flops=totals["train_flops"],
+                                               attack_flops=totals["attack_flops"], reading=reading))
     return rd
 
 
@@ -382,13 +350,10 @@ class _RoundState:
 
 
 def _save_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer, st: _RoundState) -> None:
-    rd.checkpoints.mkdir(parents=True, exist_ok=True)
     payload = {"model": {k: v.detach().cpu() for k, v in s.model.state_dict().items()},
                "optimizer": optimizer.state_dict(), "pool_ids": st.pool_ids, "pool_labels": st.pool_labels,
                "rng": st.rng.getstate(), "totals": st.totals, "rows": st.rows}
-    tmp = rd.checkpoints / f".{ROUND_STATE}.tmp"
-    torch.save(payload, tmp)
-    tmp.replace(rd.checkpoints / ROUND_STATE)
+    save_torch_atomic(rd.checkpoints / ROUND_STATE, payload)
 
 
 def _load_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer) -> _RoundState | None:
@@ -411,3 +376,6 @@ def _load_round_state(rd: RunDir, s: LLMSetup, optimizer: torch.optim.Optimizer)
 
 def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+COMMANDS = {"finetune": run_finetune, "attack": run_attack, "advtrain": run_advtrain}

@@ -9,18 +9,23 @@ A study file is YAML::
       model.name: [neox-tiny, neox-small, neox-medium]
       attack.name: [gcg, random_token]
 
+    executor: {name: local, workers: 2}   # any sweep executor: local, manifest (Slurm/LSF/PBS), submitit, ray
+
 Every grid point x seed is one `run_advtrain` run in the run store (idempotent: finished runs are
-reused). Two CSVs are written next to the runs: ``<name>_rounds.csv`` (one row per run and round)
-and ``<name>_asr_vs_round.csv`` (one row per grid point and round, ready for plotting).
+reused), run on the study's executor (`robustperf.sweep.executors`) like an image study: first the
+fine-tune runs the grid points share (each once), then the adversarial-training runs. Two CSVs are
+written next to the runs: ``<name>_rounds.csv`` (one row per run and round) and
+``<name>_asr_vs_round.csv`` (one row per grid point and round, ready for plotting).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from robustperf.config import ConfigError, apply_overrides
 from robustperf.llm.config import LLMConfig, llm_config_from_dict
 from robustperf.llm.metrics import min_median_max
-from robustperf.store import RunDir
+from robustperf.store import RunDir, write_text_atomic
+from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
+from robustperf.sweep.study import ExecutorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ class StudyConfig(BaseModel):
     name: str = "study"
     base: dict[str, Any] = Field(default_factory=dict, description="an LLMConfig as a mapping")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values to sweep")
+    executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec(gpus_per_run=0),
+                                   description="where the runs execute (the sweep executors; CPU by default)")
 
     def configs(self) -> list[LLMConfig]:
         """One validated config per grid point (each may still hold several seeds)."""
@@ -70,24 +79,77 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyCon
     return study
 
 
-def run_study(study: StudyConfig, runs_dir: str | Path = "runs",
-              on_run: Callable[[int, int, RunDir], None] | None = None) -> tuple[Path, Path]:
-    """Run every grid point x seed (skipping finished runs) and write the two CSVs; returns their paths."""
-    from robustperf.llm.pipeline import run_advtrain
+def run_study(study: StudyConfig, runs_dir: str | Path = "runs", *, executor: str | Executor | None = None,
+              workers: int | None = None) -> tuple[Path, Path, ExecutionResult]:
+    """Run every grid point x seed on the study's executor (finished runs are skipped) and write the CSVs.
 
+    Args:
+        study: the study.
+        runs_dir: where the run directories go.
+        executor: an executor name (overrides ``study.executor.name``) or an Executor instance.
+        workers: overrides ``study.executor.workers``.
+
+    Returns:
+        (per-run rounds CSV, ASR-vs-round CSV, what the executor reported for the adversarial-training runs).
+    """
     runs = [c for cfg in study.configs() for c in cfg.per_seed()]
-    dirs = []
-    for i, cfg in enumerate(runs):
-        rd = run_advtrain(cfg, runs_dir)
-        dirs.append(rd)
-        if on_run:
-            on_run(i + 1, len(runs), rd)
-    rows = round_rows(dirs)
-    root = Path(runs_dir)
+    finetunes = {c.run_id("finetune"): _payload(c, "finetune") for c in runs}  # shared by grid points: once each
+    root = Path(runs_dir).resolve()
+    # two phases, so that no two adversarial-training runs fine-tune the same model at once (with a
+    # scheduler: submit the advtrain array to start after the finetune array, e.g. sbatch --dependency)
+    with _executor(study, executor, workers, "finetune") as ex:
+        ex.run(run_llm_one, list(finetunes.values()), root)
+    with _executor(study, executor, workers, "advtrain") as ex:
+        execution = ex.run(run_llm_one, [_payload(c, "advtrain") for c in runs], root)
+    for r in execution.results:
+        if r.get("status") == "failed":
+            logger.error("run %s failed: %s", r.get("run_id"), r.get("failure_reason"))
+    dirs = [RunDir.for_run(root, c.run_id("advtrain")) for c in runs]
+    rows = round_rows([rd for rd in dirs if rd.is_finished()])
     long_path, table_path = root / f"{study.name}_rounds.csv", root / f"{study.name}_asr_vs_round.csv"
     write_csv(long_path, rows)
     write_csv(table_path, asr_vs_round(rows))
-    return long_path, table_path
+    return long_path, table_path, execution
+
+
+def _payload(cfg: LLMConfig, command: str) -> dict[str, Any]:
+    return {"run_id": cfg.run_id(command), "command": command, "config": cfg.resolved()}
+
+
+def _executor(study: StudyConfig, executor: str | Executor | None, workers: int | None, phase: str) -> Executor:
+    if isinstance(executor, Executor):
+        return executor
+    ex = create_executor(executor or study.executor.name, study.executor,
+                         **({"workers": workers} if workers is not None else {}))
+    if hasattr(ex, "manifest_name"):
+        ex.manifest_name = f"{study.name}-{phase}"
+    return ex
+
+
+def run_llm_one(payload: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    """Run one LLM run of a study (what the executors call; picklable by reference); never raises for
+    the run's own failure, which its record holds.
+
+    Args:
+        payload: ``{"run_id", "command": "finetune" | "attack" | "advtrain", "config": resolved LLMConfig}``.
+        runs_dir: where the run directories go.
+
+    Returns:
+        ``{"run_id", "run_dir", "status": finished|skipped|failed, "failure_reason", "seconds"}``.
+    """
+    from robustperf.llm.pipeline import COMMANDS
+
+    start = time.perf_counter()
+    rd = RunDir.for_run(runs_dir, payload["run_id"])
+    summary: dict[str, Any] = {"run_id": rd.run_id, "run_dir": str(rd.path), "failure_reason": None}
+    if rd.is_finished():
+        return {**summary, "status": "skipped", "seconds": 0.0}
+    try:
+        COMMANDS[payload["command"]](llm_config_from_dict(payload["config"]), runs_dir)
+    except Exception as exc:  # a run's failure is data, not a crash of the study
+        return {**summary, "status": "failed", "failure_reason": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - start}
+    return {**summary, "status": "finished", "seconds": time.perf_counter() - start}
 
 
 def round_rows(dirs: list[RunDir]) -> list[dict[str, Any]]:
@@ -128,11 +190,9 @@ def asr_vs_round(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rows (same keys) to CSV, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())

@@ -13,13 +13,16 @@ from robustperf.models.base import (
     create_model,
     make_activation,
 )
+from robustperf.models.loading import ModelSpec, load_run_model
 
 __all__ = [
     "MODELS",
     "ModelError",
+    "ModelSpec",
     "NormalizedModel",
     "accepted_kwargs",
     "count_parameters",
     "create_model",
+    "load_run_model",
     "make_activation",
 ]

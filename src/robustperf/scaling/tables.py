@@ -86,11 +86,11 @@ def load_curves(runs_dir: str | Path) -> Any:
     rows = []
     for rd in iter_run_dirs(runs_dir):
         record = rd.read_record()
-        per_sample = (record.cost or {}).get("flops_per_sample") if record else None
+        per_sample = record.cost.get("flops_per_sample") if record else None
         if not per_sample:
             continue
         fid = (rd.read_config().get("data") or {}).get("synthetic_fid") or 0.0
-        n_params = (record.final or {}).get("n_params") if record else None
+        n_params = record.final.get("n_params") if record else None
         for m in rd.read_metrics():
             if m.get("kind") != "eval" or m.get("samples_seen") in (None, 0):
                 continue

@@ -60,6 +60,10 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_bytes_atomic(path, (dumps(obj, indent=2) + "\n").encode())
 

@@ -21,10 +21,11 @@ import os
 import platform
 import socket
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from robustperf.store.blocks import CostRecord, Metrics, RecordBlock
 from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 Status = Literal["pending", "running", "finished", "failed", "interrupted"]
@@ -36,27 +37,42 @@ def utcnow() -> str:
 
 @dataclass
 class RunRecord:
-    """What `result.json` holds. Numbers are numbers; round-trips through JSON."""
+    """What `result.json` holds. Numbers are numbers; round-trips through JSON.
+
+    ``final``, ``best`` and ``cost`` are typed blocks (`Metrics`, `CostRecord`) that read like dicts;
+    plain dicts given here are converted.
+    """
 
     run_id: str
     status: Status = "pending"
     failure_reason: str | None = None
-    final: dict[str, Any] = field(default_factory=dict)  # final clean/robust accuracy, losses
-    best: dict[str, Any] = field(default_factory=dict)  # metrics of the best epoch
-    cost: dict[str, Any] = field(default_factory=dict)  # raw joules/seconds/FLOPs + derived, with constants
+    final: Metrics = field(default_factory=Metrics)  # final clean/robust accuracy, losses
+    best: Metrics = field(default_factory=Metrics)  # metrics of the best epoch
+    cost: CostRecord = field(default_factory=CostRecord)  # raw joules/seconds/FLOPs + derived, with constants
     evaluations: dict[str, Any] = field(default_factory=dict)  # name -> summary from `robustperf evaluate`
     provenance: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     ended_at: str | None = None
     kind: str = "train"  # "train" or "llm"
 
+    def __post_init__(self) -> None:
+        for name, block in _BLOCKS.items():
+            setattr(self, name, block.from_dict(getattr(self, name)))
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, RecordBlock) else value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_BLOCKS: dict[str, type[RecordBlock]] = {"final": Metrics, "best": Metrics, "cost": CostRecord}
 
 
 class RunDir:
@@ -122,11 +138,13 @@ class RunDir:
         """Read-modify-write of result.json (one writer per run: rank 0 / the run's process)."""
         record = self.read_record() or RunRecord(run_id=self.run_id)
         for key, value in changes.items():
-            if isinstance(value, dict) and isinstance(getattr(record, key), dict):
-                merged = dict(getattr(record, key))
-                merged.update(value)
-                value = merged
+            current = getattr(record, key)
+            if isinstance(current, RecordBlock) and value is not None:
+                value = current.merged(value)
+            elif isinstance(value, dict) and isinstance(current, dict):
+                value = {**current, **value}
             setattr(record, key, value)
+        record.__post_init__()
         self.write_record(record)
         return record
 

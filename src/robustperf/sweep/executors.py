@@ -112,11 +112,23 @@ def _outcome(fut: cf.Future, config: dict[str, Any]) -> dict[str, Any]:
     return out if isinstance(out, dict) else {"run_id": _run_id(config), "status": "finished", "value": out}
 
 
-def _run_id(config: dict[str, Any]) -> str | None:
+def run_id_of(config: dict[str, Any]) -> str:
+    """The run id of what an executor runs: a resolved RunConfig, or a payload that names its run id
+    (``{"run_id": ..., "config": ...}``, what the LLM study ships).
+
+    Raises:
+        ConfigError: an invalid RunConfig.
+    """
+    if isinstance(config.get("run_id"), str) and isinstance(config.get("config"), dict):
+        return str(config["run_id"])
     from robustperf.config import config_from_dict
 
+    return config_from_dict(config).run_id
+
+
+def _run_id(config: dict[str, Any]) -> str | None:
     try:
-        return config_from_dict(config).run_id
+        return run_id_of(config)
     except ValueError:
         return None
 

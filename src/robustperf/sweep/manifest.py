@@ -71,12 +71,12 @@ def resolve_fn(reference: str) -> Callable[..., Any]:
 def write_manifest(path: str | Path, fn: Callable[..., Any], configs: Sequence[dict[str, Any]],
                    runs_dir: str | Path) -> Path:
     """Write one line per config (atomically) and return the manifest's path."""
-    from robustperf.config import config_from_dict
+    from robustperf.sweep.executors import run_id_of
 
     ref = fn_reference(fn)
     lines = []
     for i, config in enumerate(configs):
-        run_id = config_from_dict(config).run_id
+        run_id = run_id_of(config)
         lines.append(dumps({"index": i, "run_id": run_id, "runs_dir": str(Path(runs_dir).resolve()), **ref,
                             "config": config}))
     target = Path(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from robustperf.config import RunConfig, config_from_dict
-from robustperf.store import RunDir, utcnow
+from robustperf.store import RunDir, RunSession
 from robustperf.sweep.study import EvaluateSpec
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,12 @@ def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:
 
 def _evaluate(rd: RunDir, spec: EvaluateSpec) -> dict[str, Any]:
     """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json."""
-    import torch
-
     from robustperf.data import build_data, eval_tensors
+    from robustperf.device import resolve_device
     from robustperf.evaluation import evaluate
-    from robustperf.training import load_run_model
+    from robustperf.models import load_run_model
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
     # "final" is the last checkpoint ("last" in the training engine's naming)
     model, cfg = load_run_model(rd.path, which="last" if spec.which == "final" else spec.which, device=device)
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
@@ -158,9 +157,6 @@ def _eval_summary(result: Any) -> dict[str, Any]:
 
 def _record_failure(rd: RunDir, cfg: RunConfig, reason: str, trace: str) -> None:
     try:
-        if not rd.exists():
-            rd.write_config(cfg.resolved())
-        rd.update_record(status=FAILED, failure_reason=reason, ended_at=utcnow())
-        (rd.path / "failure.txt").write_text(trace)
+        RunSession.record_failure(rd, cfg.resolved(), reason, trace)
     except OSError as exc:  # the disk itself failed: nothing more we can record
         log.error("could not record failure of %s: %s", cfg.run_id, exc)

@@ -10,10 +10,12 @@ AWP is not a method of its own: set ``method.awp`` on "pgd_at" or "trades" to wr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 from robustperf.registry import Registry
 from robustperf.training.methods.adversarial import (
@@ -109,6 +111,30 @@ def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> Trai
     return method
 
 
+def flop_iteration(cfg: Any) -> Callable[[nn.Module, Tensor, Tensor, Callable[[], None]], None]:
+    """The training iteration of the method ``cfg`` describes, for FLOP counting
+    (`robustperf.cost.accounting.train_flops_per_sample` counts what it runs).
+
+    What the loop runs per batch before the optimiser step: ``step`` (attack, then outer loss; the
+    counter's mark between the two), ``loss.backward()``, ``after_backward`` (AWP). A fresh method is built
+    (no generator: the run's attack RNG is not touched); AWP is counted in its active phase.
+
+    Args:
+        cfg: the run's ``method`` section.
+    """
+    method = create_method(cfg)
+    if cfg.awp is not None:
+        method.set_epoch(cfg.awp.warmup_epochs)
+
+    def iteration(model: nn.Module, x: Tensor, y: Tensor, attack_done: Callable[[], None]) -> None:
+        model.train()
+        out = method.step(model, x, y, on_attack_done=attack_done)
+        out.loss.backward()
+        method.after_backward(model)
+
+    return iteration
+
+
 __all__ = [
     "AWP",
     "METHODS",
@@ -120,6 +146,7 @@ __all__ = [
     "TrainingMethod",
     "attack_mode",
     "create_method",
+    "flop_iteration",
     "settings_from_config",
     "trades_kl",
     "unwrap",

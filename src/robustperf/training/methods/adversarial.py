@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustperf.training.methods.base import (
+    AttackDone,
     MethodSettings,
     StepOutput,
     TrainingMethod,
@@ -55,8 +56,10 @@ class AdversarialMethod(TrainingMethod):
     def outer_loss(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, extra: dict[str, Tensor]) -> StepOutput:
         raise NotImplementedError
 
-    def step(self, model: nn.Module, x: Tensor, y: Tensor) -> StepOutput:
+    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
         x_adv, extra = self.perturb(model, x, y)
+        if on_attack_done is not None:
+            on_attack_done()
         return self.outer_loss(model, x, x_adv, y, extra)
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from robustperf.training.methods.adversarial import AdversarialMethod
-from robustperf.training.methods.base import StepOutput, TrainingMethod, attack_mode, unwrap
+from robustperf.training.methods.base import AttackDone, StepOutput, TrainingMethod, attack_mode, unwrap
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,10 @@ class AWP(TrainingMethod):
     def active(self) -> bool:
         return self.epoch >= self.awp.warmup_epochs
 
-    def step(self, model: nn.Module, x: Tensor, y: Tensor) -> StepOutput:
+    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
         x_adv, extra = self.inner.perturb(model, x, y)
+        if on_attack_done is not None:
+            on_attack_done()
         if self.active():
             self._perturb_weights(model, x, x_adv, y, extra)
         out = self.inner.outer_loss(model, x, x_adv, y, extra)

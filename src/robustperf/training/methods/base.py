@@ -7,7 +7,7 @@ TRADES, MART, fast AT and AWP share one loop. The loop calls ``loss.backward()``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BNMode = Literal["eval", "batch_frozen"]
+AttackDone = Callable[[], None] | None
 
 
 class MethodConfigError(ValueError):
@@ -150,8 +151,12 @@ class TrainingMethod:
         """Called by the loop at the start of each epoch (AWP's warm-up reads it)."""
         self.epoch = epoch
 
-    def step(self, model: nn.Module, x: Tensor, y: Tensor) -> StepOutput:
-        """Loss (to differentiate) and logits of one batch."""
+    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
+        """Loss (to differentiate) and logits of one batch.
+
+        ``on_attack_done`` is called once the inner maximisation is over (at once for methods without
+        one), so a FLOP counter can tell the attack's share from the outer loss's.
+        """
         raise NotImplementedError
 
     def after_backward(self, model: nn.Module) -> None:

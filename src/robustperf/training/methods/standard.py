@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from robustperf.training.methods.base import MethodSettings, StepOutput, TrainingMethod, accuracy, cross_entropy
+from robustperf.training.methods.base import (
+    AttackDone,
+    MethodSettings,
+    StepOutput,
+    TrainingMethod,
+    accuracy,
+    cross_entropy,
+)
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,9 @@ class Standard(TrainingMethod):
 
     settings: StandardSettings
 
-    def step(self, model: nn.Module, x: Tensor, y: Tensor) -> StepOutput:
+    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
+        if on_attack_done is not None:
+            on_attack_done()  # no inner maximisation
         logits = model(x)
         loss = cross_entropy(logits, y, self.settings.label_smoothing)
         return StepOutput(loss=loss, logits=logits, adv_logits=None, metrics={"clean_acc": accuracy(logits, y), "loss": loss.detach()})

@@ -34,11 +34,16 @@ class CheckpointError(ValueError):
     """No usable checkpoint where one was expected; the message names the fix."""
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Serialise `payload` in memory, then write it atomically to `path`."""
+def save_torch_atomic(path: str | Path, obj: Any) -> None:
+    """``torch.save`` of `obj` (tensors and plain data) serialised in memory, then written atomically."""
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(obj, buffer)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint payload (a dict with a ``format`` key) atomically to `path`."""
+    save_torch_atomic(path, payload)
 
 
 def save_last(directory: str | Path, payload: dict[str, Any]) -> None:

@@ -1,0 +1,220 @@
+"""`RunSession`: the one owner of a run's life in its run directory.
+
+Every kind of run (an image training run, an LLM fine-tune/attack/adversarial-training run, a study
+entry that failed before it could start) goes through the same steps, in this order::
+
+    session = RunSession.open(run_dir, config, kind=..., provenance=..., resumed_at_step=...)
+    session.start_meter(cost.energy_meter)        # energy and wall time of the work
+    ... the work: metrics rows through session.log(row) ...
+    session.finish(final=..., best=..., cost=CostRecord)   # or .fail(reason) / .interrupt(reason)
+
+`open` writes the resolved config, cuts (or clears) ``metrics.jsonl`` to match what is resumed, and
+marks the record ``running``; `finish` freezes the typed ``final``/``best``/``cost`` blocks and marks it
+``finished``; `fail` and `interrupt` write a metrics event and the reason. In a distributed run every
+rank holds a session but only the main one (``is_main``) writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from robustperf.store.blocks import CostRecord, Metrics
+from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic, write_text_atomic
+from robustperf.store.record import RunDir, provenance, utcnow
+
+if TYPE_CHECKING:
+    from robustperf.cost.energy import EnergyMeter, EnergyReading
+
+log = logging.getLogger(__name__)
+
+
+class RunSession:
+    """A run directory claimed by one process for one attempt at the run.
+
+    Attributes:
+        run_dir: the run directory.
+        is_main: whether this process writes (rank 0; True outside distributed runs).
+        resumed: whether this attempt continues an earlier one.
+    """
+
+    def __init__(self, run_dir: RunDir, *, is_main: bool = True, resumed: bool = False) -> None:
+        self.run_dir, self.is_main, self.resumed = run_dir, is_main, resumed
+        self._meter: EnergyMeter | None = None
+        self._prior_seconds = 0.0
+        self._prior_joules: float | None = 0.0
+        self._t_start = time.perf_counter()
+
+    # ------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        run_dir: RunDir,
+        config: Mapping[str, Any],
+        *,
+        kind: str = "train",
+        provenance_extra: Mapping[str, Any] | None = None,
+        resumed_at_step: int | None = None,
+        resumes: bool = False,
+        is_main: bool = True,
+    ) -> RunSession:
+        """Claim ``run_dir`` for this attempt and mark the run running.
+
+        Args:
+            run_dir: the run's directory (created if missing).
+            config: the resolved config, written as ``config.json``.
+            kind: the record's kind ("train" or "llm").
+            provenance_extra: what to add to the provenance (device, seed, command...).
+            resumed_at_step: the step of the checkpoint this attempt resumes from (metrics logged after it
+                are dropped); None: a fresh start (metrics of an earlier attempt are deleted).
+            resumes: the attempt resumes from a state the engine reconciles the metrics with itself (the LLM
+                rounds); the metrics are left as they are.
+            is_main: False on the non-main ranks of a distributed run (nothing is written).
+        """
+        session = cls(run_dir, is_main=is_main, resumed=resumes or resumed_at_step is not None)
+        if not is_main:
+            return session
+        # The one place a run directory is claimed: a per-run lock (store/lock.py, RunLock) belongs here,
+        # taken before anything is written and released in finish/fail/interrupt (and on process exit).
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        run_dir.write_config(dict(config))
+        previous = run_dir.read_record()
+        if resumed_at_step is not None:
+            session.truncate_metrics(resumed_at_step)
+            session.log({"kind": "event", "event": "resumed", "step": resumed_at_step, "time": utcnow()})
+        elif not resumes:
+            run_dir.metrics_path.unlink(missing_ok=True)  # a fresh start must not mix with an earlier attempt's rows
+        started = previous.started_at if (previous is not None and session.resumed) else utcnow()
+        run_dir.update_record(run_id=run_dir.run_id, status="running", failure_reason=None, started_at=started,
+                              ended_at=None, kind=kind,
+                              provenance=provenance({**(provenance_extra or {}), "resumed": session.resumed}))
+        return session
+
+    def truncate_metrics(self, step: int) -> int:
+        """Drop metrics rows logged after ``step`` (they are about to be redone); returns how many."""
+        path = self.run_dir.metrics_path
+        rows = read_jsonl(path)
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        dropped = len(rows) - len(kept)
+        if dropped:
+            log.warning("%s: dropped %d metrics rows logged after step %d (redone on resume)",
+                        self.run_dir.run_id, dropped, step)
+            write_bytes_atomic(path, "".join(dumps(r) + "\n" for r in kept).encode())
+        return dropped
+
+    # ------------------------------------------------------------------------------ while running
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Append one metrics row (main process only)."""
+        if self.is_main:
+            self.run_dir.append_metrics(dict(row))
+
+    def update(self, **changes: Any) -> None:
+        """Merge ``changes`` into result.json (main process only), e.g. the ``final``/``best`` of an evaluation."""
+        if self.is_main:
+            self.run_dir.update_record(**changes)
+
+    def write_text(self, name: str, text: str) -> None:
+        """A text file in the run directory, written atomically (main process only)."""
+        if self.is_main:
+            write_text_atomic(self.run_dir.path / name, text)
+
+    def start_meter(self, meter_name: str, *, device_index: int | None = None, prior_seconds: float = 0.0,
+                    prior_joules: float | None = 0.0) -> None:
+        """Start metering energy and time; ``prior_*``: what earlier attempts of a resumed run measured."""
+        from robustperf.cost.energy import create_meter
+
+        self._prior_seconds, self._prior_joules = prior_seconds, prior_joules
+        self._meter = create_meter(meter_name, device_index=device_index)
+        self._meter.start()
+        self._t_start = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Wall seconds of the run so far, earlier attempts included."""
+        return self._prior_seconds + (time.perf_counter() - self._t_start)
+
+    def measured(self) -> tuple[float, float | None]:
+        """(seconds, joules) so far, earlier attempts included; joules None for a time-only meter."""
+        reading = self._require_meter().read()
+        return self._prior_seconds + reading.seconds, _add(self._prior_joules, reading.joules)
+
+    def stop_meter(self) -> EnergyReading:
+        """End the metered window: totals with earlier attempts included (source: the meter's)."""
+        from dataclasses import replace
+
+        reading = self._require_meter().stop()
+        return replace(reading, seconds=self._prior_seconds + reading.seconds,
+                       joules=_add(self._prior_joules, reading.joules))
+
+    def _require_meter(self) -> EnergyMeter:
+        if self._meter is None:
+            raise RuntimeError("RunSession.start_meter() was not called")
+        return self._meter
+
+    # ------------------------------------------------------------------------------ ending
+
+    def finish(self, *, final: Mapping[str, Any] | None = None, best: Mapping[str, Any] | None = None,
+               cost: CostRecord | Mapping[str, Any] | None = None) -> None:
+        """Mark the run finished with its frozen ``final``, ``best`` and ``cost`` blocks."""
+        if not self.is_main:
+            return
+        changes: dict[str, Any] = {"status": "finished", "failure_reason": None, "ended_at": utcnow()}
+        if final is not None:
+            changes["final"] = Metrics.from_dict(final)
+        if best is not None:
+            changes["best"] = Metrics.from_dict(best)
+        if cost is not None:
+            changes["cost"] = CostRecord.from_dict(cost)
+        self.run_dir.update_record(**changes)
+        self._release()
+
+    def fail(self, reason: str, *, step: int | None = None, trace: str | None = None) -> None:
+        """Mark the run failed with ``reason``; ``step``: also log a failed event there; ``trace``: failure.txt."""
+        log.error("run %s failed: %s", self.run_dir.run_id, reason)
+        if not self.is_main:
+            return
+        if step is not None:
+            self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
+        self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
+        if trace is not None:
+            self.write_text("failure.txt", trace)
+        self._release()
+
+    def interrupt(self, reason: str, *, step: int, signal_name: str) -> None:
+        """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``)."""
+        if not self.is_main:
+            return
+        self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name, "time": utcnow()})
+        self.run_dir.update_record(status="interrupted", failure_reason=reason, ended_at=utcnow())
+        self._release()
+
+    def _release(self) -> None:
+        """The run directory is no longer this process's: where the per-run lock taken in `open` is released."""
+
+    @contextmanager
+    def failing_on_error(self) -> Iterator[RunSession]:
+        """Any exception inside marks the run failed (``Type: message``) and propagates."""
+        try:
+            yield self
+        except BaseException as exc:
+            self.fail(f"{type(exc).__name__}: {exc}")
+            raise
+
+    @staticmethod
+    def record_failure(run_dir: RunDir, config: Mapping[str, Any], reason: str, trace: str | None = None) -> None:
+        """Record a run that failed outside any session (before or around its engine): config if it was
+        never written, status failed with ``reason``, the traceback in ``failure.txt``."""
+        if not run_dir.exists():
+            run_dir.write_config(dict(config))
+        RunSession(run_dir).fail(reason, trace=trace)
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+__all__ = ["RunSession"]

@@ -1,0 +1,69 @@
+"""Stop signals: SIGTERM/SIGUSR1 end a run gracefully at the next step boundary.
+
+What Slurm's ``scancel``, a time limit with ``--signal=USR1@120`` or a preempting scheduler send. The
+loop installs a `StopRequest` while it trains and checks it after each step; when a signal arrived it
+writes ``last.pt`` at that step, marks the run ``interrupted`` and raises `TrainingInterrupted`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class TrainingInterrupted(RuntimeError):
+    """A run stopped by a signal after writing a checkpoint at the current step; rerun it to resume.
+
+    Attributes:
+        signum: the signal received; a CLI exits with ``128 + signum`` as a shell would.
+        step: the step the checkpoint holds.
+    """
+
+    def __init__(self, signum: int, step: int, run_dir: Path) -> None:
+        self.signum, self.step = signum, step
+        super().__init__(f"{signal.Signals(signum).name} received: checkpoint written at step {step} in "
+                         f"{run_dir}; run the same command again to resume from it")
+
+
+class StopRequest:
+    """Records the first SIGTERM/SIGUSR1 while installed; a second one gets the previous handler's
+    behaviour (default: terminate at once), so a stuck run can still be killed."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s received: finishing this step, writing a checkpoint, then stopping",
+                        signal.Signals(signum).name)
+            return
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        self.__exit__()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            os.kill(os.getpid(), signum)
+
+
+__all__ = ["STOP_SIGNALS", "StopRequest", "TrainingInterrupted"]

@@ -1,0 +1,56 @@
+"""One optimisation step of any method: the body of the training loop (also run by the throughput benchmark)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustperf.training.ema import EMA
+from robustperf.training.methods import StepOutput, TrainingMethod
+from robustperf.training.optim import set_lr
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on the device when ``precision == "bf16"`` (a no-op context for fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+class StepRunner:
+    """``method.step`` (attack + loss) under autocast -> ``backward`` -> ``method.after_backward`` (AWP) ->
+    gradient clipping -> learning rate -> optimiser step -> EMA update.
+    """
+
+    def __init__(
+        self,
+        method: TrainingMethod,
+        model: nn.Module,
+        raw: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        ema: EMA | None = None,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        grad_clip: float | None = None,
+    ) -> None:
+        self.method, self.model, self.raw, self.optimizer, self.ema = method, model, raw, optimizer, ema
+        self.precision, self.channels_last, self.grad_clip = precision, channels_last, grad_clip
+        self.device = next(raw.parameters()).device
+
+    def __call__(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            out = self.method.step(self.model, x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.method.after_backward(self.model)
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.raw.parameters(), self.grad_clip)
+        set_lr(self.optimizer, lr)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.raw)
+        return out
+
+
+__all__ = ["StepRunner", "autocast"]

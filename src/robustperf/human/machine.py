@@ -186,7 +186,7 @@ class ModelLabeller:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best", high_threshold: float = 0.5) -> ModelLabeller:
-        from robustperf.training import load_run_model
+        from robustperf.models import load_run_model
 
         model, _ = load_run_model(run_dir, which=which, device="cpu")
         return cls(model, high_threshold)

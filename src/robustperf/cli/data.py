@@ -1,4 +1,4 @@
-"""`robustperf data info|make-synthetic`: inspect a data set, write a synthetic-format copy for demos."""
+"""`robustperf data info|make-synthetic|fid|import|generate`: inspect data sets, measure FID, make synthetic sets."""
 
 from __future__ import annotations
 
@@ -93,6 +93,82 @@ def make_synthetic(
     meta = {"fid": fid, "source": f"copy of {bundle.name} train ({len(y)} images)", "num_classes": bundle.num_classes}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     console.print(f"wrote {len(y)} images of shape {images.shape[1:]} to {out}")
+
+
+@data_app.command("fid")
+def fid(
+    images: str = typer.Argument(..., help="a synthetic set (.npz or directory) or a dataset name"),
+    ref: str = typer.Option(..., "--ref", help="reference: a dataset name (digits, cifar10), a set path, or a "
+                                                "statistics .npz (mu, sigma)"),
+    extractor: str = typer.Option("auto", help="auto (digits-cnn for digits, else inception-v3-pool3), "
+                                               "inception-v3-pool3 or digits-cnn"),
+    split: str = typer.Option("train", help="split of a named reference data set"),
+    root: str | None = typer.Option(None, help="data.root of a CIFAR-style reference"),
+    weights: str | None = typer.Option(None, help="Inception weights file (default: the standard places)"),
+    cache_dir: str | None = typer.Option(None, help="cache for reference statistics and extractors "
+                                                    "(default $ROBUSTPERF_CACHE or ~/.cache/robustperf)"),
+    max_images: int | None = typer.Option(None, min=2, help="use a seeded subset of at most this many images"),
+    device: str = typer.Option("cpu", help="device for the Inception network"),
+    write_meta: bool = typer.Option(False, help="store the FID in the set's meta.json (directories only)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Frechet distance between the features of IMAGES and of the reference, naming the extractor used."""
+    import json
+
+    from robustperf.data.fid import measure_fid, write_fid_meta
+
+    target = Path(images)
+    if write_meta and not target.is_dir():
+        fail(f"--write-meta needs a synthetic directory; {images} is not one (use `robustperf data import`)")
+    with user_errors():
+        result = measure_fid(images, ref, extractor=None if extractor == "auto" else extractor, split=split,
+                             root=root, cache=cache_dir, max_images=max_images, device=device, weights=weights)
+        if write_meta:
+            write_fid_meta(target, result)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    console.print(f"FID {result.fid:.4f}  ({result.extractor}; {result.n_images} images vs "
+                  f"{result.n_reference} of {result.reference})")
+
+
+@data_app.command("import")
+def import_set(
+    source: Path = typer.Argument(..., help="an external generated set: .npz with images (uint8) and labels"),
+    out: Path = typer.Option(..., "--out", help="new synthetic directory (images.npy, labels.npy, meta.json)"),
+    ref: str = typer.Option(..., "--ref", help="reference for the FID (see `data fid --ref`)"),
+    extractor: str = typer.Option("auto", help="see `data fid`"),
+    split: str = typer.Option("train"),
+    root: str | None = typer.Option(None),
+    weights: str | None = typer.Option(None),
+    cache_dir: str | None = typer.Option(None),
+    fid_images: int | None = typer.Option(50_000, min=2, help="measure the FID on at most this many images"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Copy an external set into the synthetic-directory format with its FID measured, not typed."""
+    import numpy as np
+
+    from robustperf.data.fid import measure_fid, write_fid_meta
+    from robustperf.data.sources import load_synthetic
+
+    if out.exists() and any(out.iterdir()):
+        fail(f"{out} is not empty; choose a new --out directory")
+    with user_errors():
+        data, _ = load_synthetic(str(source))  # validates keys and shape before the expensive FID
+        result = measure_fid(str(source), ref, extractor=None if extractor == "auto" else extractor, split=split,
+                             root=root, cache=cache_dir, max_images=fid_images, device=device, weights=weights)
+    out.mkdir(parents=True, exist_ok=True)
+    with np.load(source) as npz:
+        key = "images" if "images" in npz.files else "x"
+        images = np.asarray(npz[key])
+    if images.dtype != np.uint8:  # floats in [0, 1] -> the uint8 the synthetic format stores
+        images = np.round(np.clip(images.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    if images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
+        images = images.transpose(0, 2, 3, 1)  # stored NHWC, like make-synthetic
+    np.save(out / "images.npy", np.ascontiguousarray(images))
+    np.save(out / "labels.npy", data.labels.numpy().astype(np.int64))
+    write_fid_meta(out, result, {"source": f"imported from {source}", "num_classes": int(data.labels.max()) + 1})
+    console.print(f"imported {len(data)} images to {out}; FID {result.fid:.4f} ({result.extractor})")
 
 
 def register(app: typer.Typer) -> None:

@@ -83,3 +83,47 @@ def test_fids_from_two_extractors_are_refused(tmp_path: Path) -> None:
     rows[0]["config.data.synthetic_path"] = _level(tmp_path, "other", 2.0, extractor="inception-v3-pool3")
     with pytest.raises(ValueError, match="different extractors"):
         analyze_quality(rows, bootstrap=0)
+
+
+@pytest.mark.slow
+def test_cli_quality_study_runs_fits_and_writes_results(tmp_path: Path, monkeypatch) -> None:
+    """End to end on real (tiny) runs: a measured synthetic set, 2 widths x 2 sizes, the fits, the files.
+
+    Slow: four runs, each in a fresh spawned process (over 10 minutes on the loaded shared 2-core VM)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("ROBUSTPERF_CACHE", str(tmp_path / "cache"))
+    syn = tmp_path / "syn"
+    made = runner.invoke(app, ["data", "make-synthetic", "digits", "--out", str(syn), "--set", "data.n_train=300"])
+    assert made.exit_code == 0, made.output
+    measured = runner.invoke(app, ["data", "fid", str(syn), "--ref", "digits", "--write-meta"])
+    assert measured.exit_code == 0, measured.output
+    study = {
+        "name": "tinyq", "runs_dir": str(tmp_path / "runs"),
+        "base": {"name": "tinyq", "data": {"dataset": "digits", "batch_size": 32, "synthetic_path": str(syn),
+                                           "synthetic_fraction": 0.5},
+                 "model": {"name": "tiny_cnn", "kwargs": {"width": 4}},
+                 "method": {"name": "pgd_at", "attack": {"eps": 0.1, "step_size": 0.1, "n_steps": 1}},
+                 "optim": {"epochs": 1, "lr": 0.05}, "eval": {"n_examples": 50}, "runtime": {"device": "cpu"}},
+        "grid": {"model.kwargs.width": [4, 8], "data.n_train": [32, 64]},
+        "fit": {"surface": "none"}, "executor": {"name": "local", "workers": 2, "gpus_per_run": 0},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out_md = tmp_path / "results.md"
+    result = runner.invoke(app, ["data", "quality-study", str(path), "--bootstrap", "5", "--results", str(out_md)],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "runs" / "reports" / "tinyq"
+    payload = json.loads((report / "quality.json").read_text())
+    assert len(payload["runs"]) == 4 and payload["extractor"].startswith("digits-cnn-v1-")
+    fid = json.loads((syn / "meta.json").read_text())["fid"]
+    assert {r["fid"] for r in payload["runs"]} == {pytest.approx(fid)}
+    assert (report / "quality_accuracy_vs_flops.png").stat().st_size > 0
+    text = out_md.read_text()
+    # 4 runs of one FID: too few for either law, and the file says so instead of printing parameters
+    assert "4 runs" in text and "too_few_points" in text

@@ -62,6 +62,20 @@ def test_fits_recover_the_quality_terms_and_the_ceiling_orders_by_fid(tmp_path: 
     assert any("FID-0 ceiling" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
+def test_robust_error_metric_maps_the_ceiling_to_one_minus_error(tmp_path: Path) -> None:
+    rows = _rows(tmp_path, fids=(2.0, 8.0))
+    for r in rows:  # a robust error that follows the law's shape, scaled into (0, 1)
+        r["final.robust_acc"] = 1.0 - 0.5 * r["final.adv_loss"]
+    analysis = analyze_quality(rows, bootstrap=0, metric="robust_error")
+    assert analysis.metric == "robust_error" and analysis.loss_to_accuracy is None
+    for c in analysis.ceilings:
+        assert c["accuracy"]["value"] == pytest.approx(1.0 - c["loss"]["value"])
+    a2 = {c["fid"]: c["accuracy"]["value"] for c in analysis.ceilings if c["law"] == "approach2"}
+    assert a2[0.0] > a2[2.0] > a2[8.0]
+    with pytest.raises(ValueError, match="metric"):
+        analyze_quality(rows, metric="accuracy")
+
+
 def test_fid_comes_from_the_measured_meta_and_real_only_runs_are_fid_zero(tmp_path: Path) -> None:
     rows = [
         {"run_id": "a", "status": "finished", "config.data.synthetic_path": _level(tmp_path, "m", 7.5),
@@ -122,7 +136,7 @@ def test_cli_quality_study_runs_fits_and_writes_results(tmp_path: Path, monkeypa
     payload = json.loads((report / "quality.json").read_text())
     assert len(payload["runs"]) == 4 and payload["extractor"].startswith("digits-cnn-v1-")
     fid = json.loads((syn / "meta.json").read_text())["fid"]
-    assert {r["fid"] for r in payload["runs"]} == {pytest.approx(fid)}
+    assert all(r["fid"] == pytest.approx(fid) for r in payload["runs"])
     assert (report / "quality_accuracy_vs_flops.png").stat().st_size > 0
     text = out_md.read_text()
     # 4 runs of one FID: too few for either law, and the file says so instead of printing parameters

@@ -208,6 +208,7 @@ def quality_study(
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     bootstrap: int = typer.Option(200, min=0, help="bootstrap resamples for the intervals"),
     human_accuracy: float | None = typer.Option(None, help="draw a human-level robust accuracy line (0..1)"),
+    metric: str = typer.Option("adv_loss", help="fit the laws on adv_loss (the papers') or robust_error"),
     results: Path | None = typer.Option(None, help="also copy the results markdown here"),
 ) -> None:
     """Run a data-quality study (finished runs are skipped), fit Approach 2 and 3 with the measured FIDs and write
@@ -231,28 +232,30 @@ def quality_study(
     key = spec.evaluate.key if spec.evaluate.attacks else None
     t_fit = time.perf_counter()
     with user_errors():
-        analysis = analyze_quality(rows, evaluation_key=key, bootstrap=bootstrap, seed=spec.fit.seed)
+        analysis = analyze_quality(rows, evaluation_key=key, bootstrap=bootstrap, seed=spec.fit.seed, metric=metric)
     fit_seconds = time.perf_counter() - t_fit
     out = result.runs_dir / "reports" / spec.name
     out.mkdir(parents=True, exist_ok=True)
+    stem = "quality" if metric == "adv_loss" else f"quality_{metric}"
     fig = accuracy_vs_flops(analysis, human_accuracy=human_accuracy)
-    fig.savefig(out / "quality_accuracy_vs_flops.png", dpi=120)
+    fig.savefig(out / f"{stem}_accuracy_vs_flops.png", dpi=120)
     header = [f"study {spec.name}: {len(ids)} runs ({ex.count('finished') if ex else 0} finished now, "
               f"{ex.count('skipped') if ex else 0} already done, {ex.n_failed if ex else 0} failed); this command "
               f"{time.perf_counter() - t0:.0f} s wall (runs {result.wall_seconds:.0f} s, fits {fit_seconds:.1f} s)",
               f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f}",
               f"robust accuracy: {key or 'final.robust_acc'}; loss: final.adv_loss"]
     text = results_markdown(analysis, title=f"Data-quality study {spec.name}", header_lines=header)
-    (out / "quality.md").write_text(text)
+    (out / f"{stem}.md").write_text(text)
     payload = {"approach2": analysis.approach2.to_dict() if analysis.approach2 is not None else None,
                "approach3": analysis.approach3.to_dict() if analysis.approach3 is not None else None,
                "ceilings": analysis.ceilings, "extractor": analysis.extractor, "notes": analysis.notes,
+               "metric": analysis.metric,
                "runs": analysis.frame.to_dict(orient="records")}
-    (out / "quality.json").write_text(json.dumps(payload, indent=2, default=str))
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str))
     if results is not None:
         results.write_text(text)
     console.print(text)
-    console.print(f"written: {out / 'quality.md'}, quality.json, quality_accuracy_vs_flops.png")
+    console.print(f"written: {out / stem}.md, {stem}.json, {stem}_accuracy_vs_flops.png")
     if ex is not None and ex.n_failed:
         raise typer.Exit(1)
 

@@ -32,6 +32,7 @@ class QualityAnalysis:
         approach2, approach3: FitResults (status as the fit reports it), or None with the reason in notes.
         loss_to_accuracy: FitResult of accuracy = slope * loss + intercept on these runs, or None.
         ceilings: one dict per (law, FID): ceiling loss and accuracy with intervals.
+        metric: what the laws were fitted on: "adv_loss" (the papers' CE + 5 KL) or "robust_error" (1 - robust acc).
         extractor: the FID extractor every run's FID came from.
         notes: why something was skipped, and where an FID was not measured.
     """
@@ -43,6 +44,7 @@ class QualityAnalysis:
     ceilings: list[dict[str, Any]] = field(default_factory=list)
     extractor: str | None = None
     notes: list[str] = field(default_factory=list)
+    metric: str = "adv_loss"
 
 
 def _measured_fid(row: dict[str, Any], notes: list[str]) -> tuple[float, str | None]:
@@ -93,9 +95,16 @@ def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
+METRICS = ("adv_loss", "robust_error")
+
+
 def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = None, bootstrap: int = 200,
-                    seed: int = 0) -> QualityAnalysis:
+                    seed: int = 0, metric: str = "adv_loss") -> QualityAnalysis:
     """Fit Approach 2 and 3 with the FID terms and predict the ceilings (see the module docstring).
+
+    ``metric="robust_error"`` fits the laws on 1 - robust accuracy instead of the papers' adversarial loss;
+    on tiny, briefly trained models the CE + 5 KL loss can fall as the models get *worse* (less confident
+    predictions shrink the KL term), which the error cannot. The ceiling accuracy is then 1 - the ceiling.
 
     Raises:
         ValueError: runs whose FIDs come from different extractors, or a synthetic set with no FID at all.
@@ -103,6 +112,8 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
     from robustperf.scaling import fit_approach2, fit_approach3, fit_loss_to_accuracy
     from robustperf.scaling.forecasting import ceiling_loss, estimate_derived
 
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     frame, notes = quality_frame(rows, evaluation_key=evaluation_key)
     if frame.empty:
         return QualityAnalysis(frame, notes=[*notes, "no finished runs"])
@@ -111,16 +122,19 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
         raise ValueError(f"the runs' FIDs come from different extractors {extractors}; FIDs from different "
                          f"extractors are different quantities: remeasure every set with one extractor")
     extractor = extractors[0] if extractors else None
-    need = frame.dropna(subset=["n_params", "samples_seen", "adv_loss"])
-    N, D, L, F = (need[c].to_numpy(float) for c in ("n_params", "samples_seen", "adv_loss", "fid"))
+    frame["robust_error"] = 1.0 - frame["robust_acc"]
+    need = frame.dropna(subset=["n_params", "samples_seen", metric])
+    N, D, L, F = (need[c].to_numpy(float) for c in ("n_params", "samples_seen", metric, "fid"))
     a2 = _quiet(fit_approach2, N, D, L, F, bootstrap=bootstrap, seed=seed)
     a3 = _quiet(fit_approach3, N, D, L, F, bootstrap=bootstrap, seed=seed)
     for res in (a2, a3):
         if not res.ok:
             notes.append(f"{res.law}: status {res.status} ({res.message})")
     l2a = None
-    acc = need.dropna(subset=["robust_acc"])
-    if len(acc) >= 3:
+    acc = need.dropna(subset=["robust_acc", "adv_loss"])
+    if metric == "robust_error":
+        pass  # accuracy = 1 - L: no regression needed
+    elif len(acc) >= 3:
         l2a = _quiet(fit_loss_to_accuracy, acc["adv_loss"].to_numpy(float), acc["robust_acc"].to_numpy(float),
                      bootstrap=bootstrap, seed=seed)
     else:
@@ -133,13 +147,14 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
         for fid in levels:
             loss = estimate_derived(res, lambda law, f=fid: ceiling_loss(law, fid=f))
             entry: dict[str, Any] = {"law": res.law, "status": str(res.status), "fid": fid, "loss": loss.to_dict()}
-            if l2a is not None:  # the loss interval mapped through the runs' line (its own error not included)
-                slope, intercept = l2a.params["slope"], l2a.params["intercept"]
+            if l2a is not None or metric == "robust_error":  # the loss interval mapped to accuracy (the line's
+                # own error not included)
+                slope, intercept = (-1.0, 1.0) if l2a is None else (l2a.params["slope"], l2a.params["intercept"])
                 ends = [slope * v + intercept for v in (loss.low, loss.high) if v is not None]
                 entry["accuracy"] = {"value": slope * loss.value + intercept,
                                      "low": min(ends) if ends else None, "high": max(ends) if ends else None}
             ceilings.append(entry)
-    return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes)
+    return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric)
 
 
 def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None) -> Any:
@@ -195,8 +210,8 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
     """The results file: runs per level, fitted parameters with 95 % intervals, ceilings, notes."""
     lines = [f"# {title}", "", *header_lines, ""]
     f = analysis.frame
-    lines += [f"FID extractor: {analysis.extractor}", "", "| FID | runs | best robust acc | best adv loss |",
-              "|---|---|---|---|"]
+    lines += [f"FID extractor: {analysis.extractor}; laws fitted on: {analysis.metric}", "",
+              "| FID | runs | best robust acc | best adv loss |", "|---|---|---|---|"]
     for fid, sub in f.groupby("fid"):
         lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub['adv_loss'].min():.4f} |")
     for fit in (analysis.approach2, analysis.approach3):

@@ -54,6 +54,7 @@ def test_fits_recover_the_quality_terms_and_the_ceiling_orders_by_fid(tmp_path: 
     assert acc == sorted(acc, reverse=True)  # worse data, lower ceiling
     # the planted law's FID-0 ceiling (REFERENCE.md: 0.89652 with the paper's loss->accuracy line)
     assert acc[0] == pytest.approx(0.8965, abs=0.02)
+    assert not any("outside [0, 1]" in n for n in analysis.notes)  # a sound fit raises no impossible-ceiling note
     c0 = ceilings[0.0]["accuracy"]
     assert c0["low"] <= c0["value"] <= c0["high"]
     text = results_markdown(analysis, title="t", header_lines=["h"])

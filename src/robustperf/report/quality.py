@@ -154,6 +154,12 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
                 entry["accuracy"] = {"value": slope * loss.value + intercept,
                                      "low": min(ends) if ends else None, "high": max(ends) if ends else None}
             ceilings.append(entry)
+    impossible = sorted({(c["law"], c["fid"]) for c in ceilings
+                         if c["loss"]["value"] < 0 or not 0.0 <= c.get("accuracy", {}).get("value", 0.5) <= 1.0})
+    for law_name in sorted({name for name, _ in impossible}):
+        notes.append(f"{law_name}: the predicted ceiling lies outside [0, 1] accuracy (or below 0 loss) at FID "
+                     f"{', '.join(f'{f:g}' for name, f in impossible if name == law_name)}: the fit is not physically "
+                     f"meaningful whatever its status says; do not use its ceilings")
     return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric)
 
 

@@ -66,7 +66,8 @@ def info(
 def make_synthetic(
     target: str = typer.Argument(..., help="a config file or dataset name whose training set is copied"),
     out: Path = typer.Option(..., "--out", help="directory to write images.npy, labels.npy, meta.json"),
-    fid: float | None = typer.Option(None, help="FID tag to store in meta.json"),
+    fid: float | None = typer.Option(None, help="a typed FID tag for demos; `data fid OUT --ref REF --write-meta` "
+                                                "measures one instead"),
     overrides: list[str] = typer.Option([], "--set", help="data.key=value override (repeatable)"),
 ) -> None:
     """Write a data set's training images in the synthetic-directory format (uint8 NHWC), for demos and tests.

@@ -1,0 +1,249 @@
+"""The data-quality axis of a study (papers/001 Sec. 3.2.2-3.2.3, App. F.2-F.3): FID-aware laws and the FID-0 ceiling.
+
+Each run's FID is the one measured for its synthetic set (``meta.json`` written by `robustperf data generate`
+or `data import`), never a typed tag: a config's ``data.synthetic_fid`` is used only where the set has no
+measured value, and then the note says so. All runs must share one FID extractor. On (N, D, FID, adversarial
+loss) it fits Approach 2 (two stages: the base data set, then eps and zeta) and Approach 3, maps loss to
+robust accuracy with the runs' own line (App. F.2.2), and predicts the ceiling: the loss and accuracy as
+N, D -> infinity at FID 0 and at each level's FID, with bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QualityAnalysis:
+    """The FID-aware fits of one study.
+
+    Attributes:
+        frame: one row per finished run: run_id, n_params, samples_seen, flops, adv_loss, robust_acc, fid,
+            extractor, synthetic_path.
+        approach2, approach3: FitResults (status as the fit reports it), or None with the reason in notes.
+        loss_to_accuracy: FitResult of accuracy = slope * loss + intercept on these runs, or None.
+        ceilings: one dict per (law, FID): ceiling loss and accuracy with intervals.
+        metric: what the laws were fitted on: "adv_loss" (the papers' CE + 5 KL) or "robust_error" (1 - robust acc).
+        extractor: the FID extractor every run's FID came from.
+        notes: why something was skipped, and where an FID was not measured.
+    """
+
+    frame: Any
+    approach2: Any = None
+    approach3: Any = None
+    loss_to_accuracy: Any = None
+    ceilings: list[dict[str, Any]] = field(default_factory=list)
+    extractor: str | None = None
+    notes: list[str] = field(default_factory=list)
+    metric: str = "adv_loss"
+
+
+def _measured_fid(row: dict[str, Any], notes: list[str]) -> tuple[float, str | None]:
+    """(FID, extractor) of a run's training data: the synthetic set's measured FID, 0 for real data only."""
+    path = row.get("config.data.synthetic_path")
+    frac = row.get("config.data.synthetic_fraction") or 0.0
+    if not path or float(frac) <= 0:
+        return 0.0, None
+    meta_path = Path(str(path)).expanduser() / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("fid") is not None and meta.get("fid_extractor"):
+        return float(meta["fid"]), str(meta["fid_extractor"])
+    typed = row.get("config.data.synthetic_fid")
+    if typed is None or (isinstance(typed, float) and np.isnan(typed)):
+        raise ValueError(f"run {row.get('run_id')}: synthetic set {path} has no measured FID; measure it with "
+                         f"`robustperf data fid {path} --ref <dataset> --write-meta`")
+    notes.append(f"run {row.get('run_id')}: FID {typed} is a typed tag, not measured")
+    return float(typed), None
+
+
+def quality_frame(rows: list[dict[str, Any]], *, evaluation_key: str | None = None) -> tuple[Any, list[str]]:
+    """Finished runs with their measured FID; robust accuracy from the study's evaluation when present."""
+    import pandas as pd
+
+    notes: list[str] = []
+    out = []
+    for row in rows:
+        if row.get("status") != "finished":
+            continue
+        fid, extractor = _measured_fid(row, notes)
+        key = f"evaluations.{evaluation_key}.robust_acc" if evaluation_key else None
+        robust = row.get(key) if key and row.get(key) is not None else row.get("final.robust_acc")
+        out.append({"run_id": row.get("run_id"), "n_params": row.get("final.n_params"),
+                    "samples_seen": row.get("final.samples_seen"), "flops": row.get("cost.train_flops"),
+                    "adv_loss": row.get("final.adv_loss"), "robust_acc": robust,
+                    "clean_acc": row.get("final.clean_acc"), "fid": fid, "extractor": extractor,
+                    "synthetic_path": row.get("config.data.synthetic_path")})
+    frame = pd.DataFrame(out)
+    for col in ("n_params", "samples_seen", "flops", "adv_loss", "robust_acc", "clean_acc", "fid"):
+        if col in frame:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame, notes
+
+
+def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+METRICS = ("adv_loss", "robust_error")
+
+
+def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = None, bootstrap: int = 200,
+                    seed: int = 0, metric: str = "adv_loss") -> QualityAnalysis:
+    """Fit Approach 2 and 3 with the FID terms and predict the ceilings (see the module docstring).
+
+    ``metric="robust_error"`` fits the laws on 1 - robust accuracy instead of the papers' adversarial loss;
+    on tiny, briefly trained models the CE + 5 KL loss can fall as the models get *worse* (less confident
+    predictions shrink the KL term), which the error cannot. The ceiling accuracy is then 1 - the ceiling.
+
+    Raises:
+        ValueError: runs whose FIDs come from different extractors, or a synthetic set with no FID at all.
+    """
+    from robustperf.scaling import fit_approach2, fit_approach3, fit_loss_to_accuracy
+    from robustperf.scaling.forecasting import ceiling_loss, estimate_derived
+
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    frame, notes = quality_frame(rows, evaluation_key=evaluation_key)
+    if frame.empty:
+        return QualityAnalysis(frame, notes=[*notes, "no finished runs"])
+    extractors = sorted({e for e in frame["extractor"].dropna()})
+    if len(extractors) > 1:
+        raise ValueError(f"the runs' FIDs come from different extractors {extractors}; FIDs from different "
+                         f"extractors are different quantities: remeasure every set with one extractor")
+    extractor = extractors[0] if extractors else None
+    frame["robust_error"] = 1.0 - frame["robust_acc"]
+    need = frame.dropna(subset=["n_params", "samples_seen", metric])
+    N, D, L, F = (need[c].to_numpy(float) for c in ("n_params", "samples_seen", metric, "fid"))
+    a2 = _quiet(fit_approach2, N, D, L, F, bootstrap=bootstrap, seed=seed)
+    a3 = _quiet(fit_approach3, N, D, L, F, bootstrap=bootstrap, seed=seed)
+    for res in (a2, a3):
+        if not res.ok:
+            notes.append(f"{res.law}: status {res.status} ({res.message})")
+    l2a = None
+    acc = need.dropna(subset=["robust_acc", "adv_loss"])
+    if metric == "robust_error":
+        pass  # accuracy = 1 - L: no regression needed
+    elif len(acc) >= 3:
+        l2a = _quiet(fit_loss_to_accuracy, acc["adv_loss"].to_numpy(float), acc["robust_acc"].to_numpy(float),
+                     bootstrap=bootstrap, seed=seed)
+    else:
+        notes.append("loss -> accuracy: fewer than 3 runs with robust accuracy")
+    ceilings = []
+    levels = sorted({0.0, *(float(f) for f in np.unique(F))})
+    for res in (a2, a3):
+        if not res.params:
+            continue
+        for fid in levels:
+            loss = estimate_derived(res, lambda law, f=fid: ceiling_loss(law, fid=f))
+            entry: dict[str, Any] = {"law": res.law, "status": str(res.status), "fid": fid, "loss": loss.to_dict()}
+            if l2a is not None or metric == "robust_error":  # the loss interval mapped to accuracy (the line's
+                # own error not included)
+                slope, intercept = (-1.0, 1.0) if l2a is None else (l2a.params["slope"], l2a.params["intercept"])
+                ends = [slope * v + intercept for v in (loss.low, loss.high) if v is not None]
+                entry["accuracy"] = {"value": slope * loss.value + intercept,
+                                     "low": min(ends) if ends else None, "high": max(ends) if ends else None}
+            ceilings.append(entry)
+    impossible = sorted({(c["law"], c["fid"]) for c in ceilings
+                         if c["loss"]["value"] < 0 or not 0.0 <= c.get("accuracy", {}).get("value", 0.5) <= 1.0})
+    for law_name in sorted({name for name, _ in impossible}):
+        notes.append(f"{law_name}: the predicted ceiling lies outside [0, 1] accuracy (or below 0 loss) at FID "
+                     f"{', '.join(f'{f:g}' for name, f in impossible if name == law_name)}: the fit is not physically "
+                     f"meaningful whatever its status says; do not use its ceilings")
+    return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric)
+
+
+def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None) -> Any:
+    """Robust accuracy vs training FLOPs, one colour per FID level, ceilings dashed (papers/001 Fig. 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    frame = analysis.frame.dropna(subset=["flops", "robust_acc"])
+    cmap = plt.get_cmap("viridis")
+    fids = sorted(frame["fid"].unique()) if not frame.empty else []
+    for i, fid in enumerate(fids):
+        sub = frame[frame["fid"] == fid].sort_values("flops")
+        colour = cmap(i / max(1, len(fids) - 1))
+        ax.scatter(sub["flops"], sub["robust_acc"], color=colour, s=18, label=f"FID {fid:.3g}")
+        best = sub.groupby("flops")["robust_acc"].max()
+        ax.plot(best.index, np.maximum.accumulate(best.to_numpy()), color=colour, lw=1)
+        ceiling = _ceiling(analysis, "approach2", fid)
+        if ceiling is not None:
+            ax.axhline(ceiling, color=colour, ls="--", lw=0.8)
+    zero = _ceiling(analysis, "approach2", 0.0)
+    if zero is not None:
+        ax.axhline(zero, color="black", ls="--", lw=1, label=f"FID-0 ceiling (Approach 2) {zero:.3f}")
+    if human_accuracy is not None:
+        ax.axhline(human_accuracy, color="tab:red", ls=":", lw=1.2, label=f"human {human_accuracy:.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("robust accuracy")
+    extractor = f" (FID: {analysis.extractor})" if analysis.extractor else ""
+    ax.set_title("robust accuracy vs compute per data quality" + extractor, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _ceiling(analysis: QualityAnalysis, law: str, fid: float) -> float | None:
+    for c in analysis.ceilings:
+        if c["law"] == law and np.isclose(c["fid"], fid) and "accuracy" in c:
+            return float(c["accuracy"]["value"])
+    return None
+
+
+def _estimate(fit: Any, name: str) -> str:
+    try:
+        return str(fit.estimate(name))
+    except (KeyError, ValueError):
+        return "-"
+
+
+def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: list[str]) -> str:
+    """The results file: runs per level, fitted parameters with 95 % intervals, ceilings, notes."""
+    lines = [f"# {title}", "", *header_lines, ""]
+    f = analysis.frame
+    lines += [f"FID extractor: {analysis.extractor}; laws fitted on: {analysis.metric}", "",
+              "| FID | runs | best robust acc | best adv loss |", "|---|---|---|---|"]
+    for fid, sub in f.groupby("fid"):
+        lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub['adv_loss'].min():.4f} |")
+    for fit in (analysis.approach2, analysis.approach3):
+        if fit is None:
+            continue
+        lines += ["", f"## {fit.law}: status {fit.status}", "",
+                  f"{fit.n_points} runs, objective {fit.objective:.4g}, R^2 (log) {fit.metrics.get('r2_log', float('nan')):.3f}"
+                  + (f"; {fit.message}" if fit.message else ""), "", "| parameter | value [95 % bootstrap interval] |",
+                  "|---|---|"]
+        lines += [f"| {name} | {_estimate(fit, name)} |" for name in fit.params]
+    if analysis.loss_to_accuracy is not None:
+        p = analysis.loss_to_accuracy.params
+        lines += ["", f"loss -> robust accuracy on these runs: accuracy = {p['slope']:.4f} L + {p['intercept']:.4f} "
+                      f"(R^2 {analysis.loss_to_accuracy.metrics.get('r2', float('nan')):.3f})"]
+    lines += ["", "## Ceilings (N, D -> infinity)", "", "| law | status | FID | loss | robust accuracy |",
+              "|---|---|---|---|---|"]
+    for c in analysis.ceilings:
+        acc = c.get("accuracy")
+        acc_s = "-" if acc is None else _interval(acc)
+        lines.append(f"| {c['law']} | {c['status']} | {c['fid']:.3f} | {_interval(c['loss'])} | {acc_s} |")
+    if analysis.notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in analysis.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def _interval(e: dict[str, Any]) -> str:
+    if e.get("low") is None or e.get("high") is None:
+        return f"{e['value']:.4g}"
+    return f"{e['value']:.4g} [{e['low']:.4g}, {e['high']:.4g}]"

@@ -52,3 +52,19 @@ def test_fake_meter_fills_the_record(tmp_path: Path) -> None:
     assert cost["flops_per_sample"] > 0
     assert cost["train_flops"] == pytest.approx(cost["flops_per_sample"] * record.final["samples_seen"])
     assert "Strubell" in cost["constants"]["pue"]["source"]
+
+
+def test_stated_watts_estimate_is_labelled_in_the_record(tmp_path: Path) -> None:
+    train = _train_fn()
+    cfg = RunConfig().with_overrides(
+        {
+            "data.dataset": "digits", "data.n_train": 32, "data.n_test": 16, "data.batch_size": 16,
+            "model.name": "tiny_cnn", "method.name": "standard", "optim.epochs": 1, "eval.n_examples": 8,
+            "eval.attack.n_steps": 1, "cost.energy_meter": "estimate", "cost.watts": 50.0,
+            "runtime.device": "cpu", "runtime.progress": False,
+        }
+    )
+    cost = train(cfg, tmp_path).read_record().cost
+    assert cost["energy_method"] == "estimated"
+    assert cost["energy_source"] == "estimate: 50 W = stated power 50 W (cost.watts / --watts)"
+    assert cost["energy_joules"] == pytest.approx(50.0 * cost["seconds"], rel=0.05)

@@ -201,7 +201,7 @@ def _cost(cfg: LLMConfig, *, seconds: float, n_sequences: int, train_flops: floa
 def _meter(cfg: LLMConfig) -> Any:
     from robustperf.cost.energy import create_meter
 
-    meter = create_meter(cfg.cost.energy_meter)
+    meter = create_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
     meter.start()
     return meter
 

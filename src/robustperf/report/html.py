@@ -72,7 +72,9 @@ def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str
         "pareto": ("Clean vs robust accuracy coloured by cost, and the robust accuracy vs cost Pareto front.",
                    plots.pareto(analysis.frame, overlay=overlay)),
         "cost_breakdown": ("Cost of each run: wall time, energy (x PUE), CO2 and USD (constants in each run's "
-                           "result.json).", plots.cost_breakdown(analysis.frame)),
+                           "result.json). Each energy panel says whether its numbers were metered (NVML, RAPL) or "
+                           "estimated (a stated power x measured time; the power and its source are in each run's "
+                           "cost.energy_source).", plots.cost_breakdown(analysis.frame)),
     }
 
 
@@ -141,8 +143,8 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> 
     n_fail = int((frame["status"] == "failed").sum())
     total = {c: frame[c].sum(min_count=1) for c in ("flops", "seconds", "energy_kwh", "co2_kg", "usd") if c in frame}
     energy = total.get("energy_kwh")
-    energy_text = ("energy not metered (no GPU energy counter on this machine)" if energy is None or energy != energy
-                   else f"{tables.fmt(float(energy))} kWh")
+    energy_text = ("energy not measured (cost.energy_meter=none)" if energy is None or energy != energy
+                   else f"{tables.fmt(float(energy))} kWh ({plots.energy_label(frame)})")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed) in <code>{html.escape(str(runs_dir))}</code>; "
                f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "

@@ -367,7 +367,7 @@ class _Trainer:
         from robustperf.cost.energy import create_meter
 
         index = self.device.index if self.device.type == "cuda" else None
-        self.meter = create_meter(self.cfg.cost.energy_meter, device_index=index)
+        self.meter = create_meter(self.cfg.cost.energy_meter, device_index=index, watts=self.cfg.cost.watts)
         self.meter.start()
         self.t_start = time.perf_counter()
         try:

@@ -147,6 +147,23 @@ def _print_forecast(result, gpu: str, mfu: float) -> None:
         console.print(f"[red]{result.message}[/]")
     for name, c in result.constants.items():
         console.print(f"  {name} = {c['value']}  ({c['source']})")
+    _print_equivalents(result.cost)
+
+
+def _print_equivalents(cost: dict[str, Any]) -> None:
+    """The forecast's kWh and CO2 as flights, household-years, car-km and a share of a country's emissions."""
+    from robustperf.cost.constants import COUNTRY_ANNUAL_CO2_KG, COUNTRY_DEFAULT, EQUIVALENTS, describe_equivalents
+    from robustperf.cost.constants import equivalents as to_equivalents
+
+    kwh, co2 = cost.get("energy_kwh"), cost.get("co2_kg")
+    values = to_equivalents(None if kwh is None else kwh.value, None if co2 is None else co2.value)
+    if not values or not all(math.isfinite(v) for v in values.values()):
+        return
+    console.print(f"equivalent to: {describe_equivalents(values)} (point values; the intervals scale alike)")
+    for eq in EQUIVALENTS.values():
+        console.print(f"  1 {eq.unit} = {eq.per_unit.value:g} {eq.per_unit.unit}  ({eq.per_unit.source})")
+    country = COUNTRY_ANNUAL_CO2_KG[COUNTRY_DEFAULT]
+    console.print(f"  annual emissions ({COUNTRY_DEFAULT}) = {country.value:g} {country.unit}  ({country.source})")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`robustperf cost estimate|inference|flops|grids`: price a run before it starts, measure inference cost."""
+"""`robustperf cost estimate|inference|flops|grids|breakdown`: price a run, measure inference and robust overhead."""
 
 from __future__ import annotations
 
@@ -297,6 +297,78 @@ def grids() -> None:
     for short, g in GPUS.items():
         gpus.add_row(short, g.name, f"{g.peak_bf16_tflops:g}", f"{g.tdp_watts:g}", g.source)
     console.print(gpus)
+
+
+@cost_app.command("breakdown")
+def breakdown(
+    config: Path = typer.Argument(..., help="run config YAML (model, data, attack settings, device)"),
+    overrides: list[str] = typer.Option([], "--set", help="section.key=value override (repeatable)"),
+    methods: str = typer.Option("pgd_at,trades", help="comma-separated methods compared with standard training"),
+    repeats: int = typer.Option(5, help="epochs per method; the fastest and slowest are dropped"),
+    max_steps: int | None = typer.Option(None, help="batches per measured epoch (default: the whole epoch)"),
+    profile_steps: int = typer.Option(3, help="steps profiled per method for the layer-type breakdown (0: skip)"),
+    meter: str = typer.Option("auto", help="energy meter: auto | nvml | rapl | estimate | ..."),
+    watts: float | None = typer.Option(None, help="stated power for an energy estimate where nothing is metered"),
+    out: Path | None = typer.Option(None, help="directory for overhead.json and overhead.png"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Robust vs standard training: per-epoch time, energy, power, CO2 ratios and time by layer type."""
+    from robustperf.config import load_config
+    from robustperf.cost.overhead import OverheadConfig, measure_overhead, plot_overhead
+
+    with user_errors():
+        cfg = load_config(config, overrides)
+        oc = OverheadConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), repeats=repeats,
+                            max_steps=max_steps, profile_steps=profile_steps, meter=meter, watts=watts)
+        result = measure_overhead(cfg, oc)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "overhead.json").write_text(json.dumps(result.to_dict(), indent=1))
+        plot_overhead(result).savefig(out / "overhead.png", dpi=120)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    _print_overhead(result)
+    if out is not None:
+        console.print(f"wrote {out / 'overhead.json'} and {out / 'overhead.png'}")
+
+
+def _print_overhead(result: Any) -> None:
+    from robustperf.cost.overhead import LAYER_TYPES, PHASES
+
+    def f(x: float | None, spec: str = ".4g") -> str:
+        return "-" if x is None else format(x, spec)
+
+    console.print(f"{result.model} ({result.n_params:,} parameters) on {result.device}, batch {result.batch_size}; "
+                  f"energy {result.energy_method}: {result.energy_source}")
+    names = [e.method for e in result.epochs]
+    per_epoch = Table("per epoch", *names, title="trimmed mean of the repeats; x: ratio to standard training")
+    rows: list[tuple[str, Any]] = [
+        ("seconds", lambda e: f(e.seconds)), ("joules", lambda e: f(e.joules)), ("watts", lambda e: f(e.watts)),
+        ("CO2 g", lambda e: f(None if e.co2_kg is None else e.co2_kg * 1e3)),
+        ("x time", lambda e: f(e.ratios.get("seconds"), ".3f")), ("x energy", lambda e: f(e.ratios.get("joules"), ".3f")),
+        ("x power", lambda e: f(e.ratios.get("watts"), ".3f")), ("x CO2", lambda e: f(e.ratios.get("co2_kg"), ".3f")),
+        ("x FLOPs (counted)", lambda e: f(e.ratios.get("flops"), ".3f")),
+        ("seconds, every repeat", lambda e: " ".join(f"{s:.3g}" for s in e.seconds_repeats)),
+    ]
+    for label, cell in rows:
+        per_epoch.add_row(label, *(cell(e) for e in result.epochs))
+    console.print(per_epoch)
+    if result.layers:
+        clock = result.layers[0].clock
+        layers = Table("ms per step", *(layer.method for layer in result.layers),
+                       title=f"time by layer type and phase ({clock}, torch.profiler)")
+        for k in LAYER_TYPES:
+            layers.add_row(k, *(f"{layer.by_type[k]:.2f} ({layer.by_type[k] / layer.total_ms:.0%})"
+                                for layer in result.layers))
+        layers.add_row("total", *(f"{layer.total_ms:.2f}" for layer in result.layers))
+        labels = {"attack": "phase: attack input-gradient passes", "update": "phase: weight update fwd+bwd",
+                  "optimizer": "phase: optimizer step"}
+        for p in PHASES:
+            layers.add_row(labels[p], *(f"{layer.by_phase[p]:.2f}" for layer in result.layers))
+        console.print(layers)
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,70 @@
+"""int8 with convolutions quantised (FX static PTQ), and the int8 model's robustness with masking flags."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustperf.cost.inference import (
+    InferenceBenchmark,
+    InferenceConfig,
+    count_quantized_convs,
+    quantize_int8,
+    quantized_robustness,
+)
+from robustperf.models import create_model
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return create_model("tiny_cnn", num_classes=10, input_shape=(1, 8, 8), mean=(0.5,), std=(0.25,), width=8).eval()
+
+
+def test_int8_static_quantises_the_convolutions() -> None:
+    model = _cnn()
+    calibration = [torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    q = quantize_int8(model, calibration)
+    assert count_quantized_convs(model) == (0, 2)  # the float model: two nn.Conv2d, untouched
+    assert count_quantized_convs(q) == (2, 0)  # every conv is an int8 kernel now, none left in float
+    convs = [m for m in q.modules() if "Conv" in type(m).__name__]
+    assert all(type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized") for m in convs)  # conv+bn+relu fused
+    w = convs[0].weight()
+    assert w.is_quantized and w.dtype == torch.qint8
+    assert any(type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized") for m in q.modules())
+    x = torch.rand(64, 1, 8, 8)
+    with torch.inference_mode():
+        ref, out = model(x), q(x)
+    # int8 follows the float model closely: most predictions agree, logits within quantisation error
+    assert (ref.argmax(1) == out.argmax(1)).float().mean() >= 0.8
+    assert (ref - out).abs().max() < 0.5 * ref.abs().max()
+
+
+def test_benchmark_int8_modes() -> None:
+    cfg = InferenceConfig(input_shape=(1, 8, 8), batch_sizes=(4,), precisions=("int8",), warmup=0, iters=1,
+                          meter="estimate", watts=10.0)
+    static = InferenceBenchmark(cfg).measure(_cnn()).points[0]
+    assert static.supported and "2 conv(s) quantised, 0 float conv(s) left" in static.note
+    assert static.energy_source is not None and static.energy_source.startswith("estimate: 10 W")
+    dynamic = InferenceBenchmark(InferenceConfig(**{**cfg.__dict__, "int8_mode": "dynamic"})).measure(_cnn()).points[0]
+    assert "convolutions stay fp32" in dynamic.note
+    with pytest.raises(ValueError, match="int8_mode"):
+        InferenceConfig(int8_mode="int4")
+
+
+def test_quantized_robustness_flags_missing_gradients() -> None:
+    torch.set_num_threads(1)
+    model = _cnn()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(12, 1, 8, 8, generator=gen)
+    with torch.inference_mode():
+        y = model(x).argmax(1)  # labels the float model gets right, so robust accuracy is not trivially 0
+    q = quantize_int8(model, [x])
+    r = quantized_robustness(model, q, x, y, eps=0.3, version="custom", attacks=("apgd-ce",), square_queries=30,
+                             attack_params={"apgd-ce": {"n_iter": 10}})
+    assert r.clean_acc_float == 1.0 and 0.5 <= r.clean_acc_int8 <= 1.0
+    assert r.white_box_int8 is not None and "grad" in r.white_box_int8  # no autograd through int8 kernels
+    assert r.flags["no_gradients"]["fired"]
+    assert r.robust_acc_int8 == min(r.square_acc_int8, r.transfer_acc_int8)
+    assert r.robust_acc_float < 1.0  # eps 0.3 on 8x8 digits-sized inputs: APGD breaks an untrained CNN
+    assert 0.0 <= r.robust_acc_int8 <= r.clean_acc_int8

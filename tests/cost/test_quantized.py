@@ -68,3 +68,34 @@ def test_quantized_robustness_flags_missing_gradients() -> None:
     assert r.robust_acc_int8 == min(r.square_acc_int8, r.transfer_acc_int8)
     assert r.robust_acc_float < 1.0  # eps 0.3 on 8x8 digits-sized inputs: APGD breaks an untrained CNN
     assert 0.0 <= r.robust_acc_int8 <= r.clean_acc_int8
+
+
+def test_cli_inference_on_a_trained_run(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+    from robustperf.config import RunConfig
+    from robustperf.training import train
+
+    cfg = RunConfig().with_overrides({
+        "data.dataset": "digits", "data.n_train": 128, "data.n_test": 32, "data.batch_size": 32,
+        "model.name": "tiny_cnn", "model.kwargs": {"width": 4}, "method.name": "standard", "optim.epochs": 1,
+        "eval.n_examples": 16, "eval.attack.n_steps": 1, "cost.energy_meter": "none", "runtime.device": "cpu",
+        "runtime.progress": False, "method.attack.eps": 0.1,
+    })
+    run_dir = train(cfg, tmp_path)
+    res = CliRunner().invoke(app, [
+        "cost", "inference", "--run", str(run_dir.path), "--batch-sizes", "4", "--precisions", "fp32,int8",
+        "--iters", "1", "--n-examples", "8", "--aa-version", "custom", "--aa-attacks", "apgd-ce",
+        "--square-queries", "10", "--meter", "estimate", "--watts", "15", "--json",
+    ])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    int8 = [p for p in out["points"] if p["precision"] == "int8"][0]
+    assert int8["supported"] and "conv(s) quantised, 0 float conv(s) left" in int8["note"]
+    assert int8["joules_per_image"] > 0
+    rob = out["int8_robustness"]
+    assert rob["n_examples"] == 8 and rob["eps"] == pytest.approx(0.1)
+    assert rob["flags"]["no_gradients"]["fired"]

@@ -238,7 +238,7 @@ def _json(text: str) -> dict[str, Any]:
 
 @cost_app.command("inference")
 def inference(
-    model_name: str = typer.Argument(..., help="model name (see `robustperf models list`)"),
+    model_name: str | None = typer.Argument(None, help="model name (see `robustperf models list`); or give --run"),
     kwargs: str = typer.Option("{}", "--kwargs", help="model kwargs as JSON"),
     input_shape: str = typer.Option("3,32,32", help="C,H,W"),
     num_classes: int = typer.Option(10),
@@ -246,41 +246,103 @@ def inference(
     precisions: str = typer.Option("fp32,bf16,fp16,int8", help="comma-separated: fp32,bf16,fp16,int8"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
     iters: int = typer.Option(5, help="timed batches per point (median reported)"),
+    int8_mode: str = typer.Option("static", help="static (FX PTQ: convs + linears) | dynamic (nn.Linear only)"),
+    meter: str = typer.Option("auto", help="energy meter for joules per image"),
+    watts: float | None = typer.Option(None, help="stated power for an energy estimate where nothing is metered"),
+    run: Path | None = typer.Option(None, help="a trained run: its model, calibration on its training images, and "
+                                               "clean/robust accuracy of the float and int8 models on its test set"),
+    n_examples: int = typer.Option(200, help="test images for the accuracy and AutoAttack numbers (with --run)"),
+    aa_version: str = typer.Option("standard", help="AutoAttack version on the float model (with --run)"),
+    aa_attacks: str | None = typer.Option(None, help="comma-separated attacks for --aa-version custom, e.g. apgd-ce"),
+    square_queries: int = typer.Option(1000, help="Square queries against the int8 model (with --run)"),
+    eps_opt: float | None = typer.Option(None, "--eps", help="attack radius (default: the run's method.attack.eps)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Latency, throughput and memory at several batch sizes and precisions; params; GFLOPs."""
+    """Latency, throughput, memory and energy per image at several batch sizes and precisions; int8 robustness."""
     from robustperf.cost.inference import InferenceBenchmark, InferenceConfig
     from robustperf.models import create_model
 
-    shape = _shape(input_shape)
+    robustness = None
     with user_errors():
-        bench = InferenceBenchmark(
-            InferenceConfig(
-                input_shape=shape,
-                batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
-                precisions=tuple(p.strip() for p in precisions.split(",")),
-                device=device,
-                iters=iters,
-            )
+        calibration = None
+        if run is not None:
+            model, cfg, calibration, (x_test, y_test) = _run_model_and_data(run, n_examples)
+            shape = tuple(x_test.shape[1:])
+            model_name = cfg.model.name
+            # the training threat model, as the loop's per-epoch evaluation uses (training/evaluation.py)
+            eps, norm = (cfg.method.attack.eps if eps_opt is None else eps_opt), cfg.method.attack.norm
+        elif model_name is None:
+            fail("give a model name (e.g. tiny_cnn) or --run RUN_DIR")
+        else:
+            shape = _shape(input_shape)
+            model = create_model(model_name, num_classes=num_classes, input_shape=shape, **_json(kwargs))
+        cfg_inf = InferenceConfig(
+            input_shape=shape,
+            batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
+            precisions=tuple(p.strip() for p in precisions.split(",")),
+            device=device,
+            iters=iters,
+            int8_mode=int8_mode,
+            meter=meter,
+            watts=watts,
         )
-        model = create_model(model_name, num_classes=num_classes, input_shape=shape, **_json(kwargs))
-        result = bench.measure(model)
+        result = InferenceBenchmark(cfg_inf).measure(model, calibration=calibration)
+        if run is not None and "int8" in cfg_inf.precisions:
+            from robustperf.cost.inference import quantize_int8, quantized_robustness
+
+            quantized = quantize_int8(model, calibration or [x_test])
+            attacks = tuple(a.strip() for a in aa_attacks.split(",")) if aa_attacks else ()
+            robustness = quantized_robustness(model, quantized, x_test, y_test, eps=eps, norm=norm,
+                                              version=aa_version, attacks=attacks, square_queries=square_queries)
     if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        out["int8_robustness"] = robustness.to_dict() if robustness is not None else None
+        console.print_json(json.dumps(out))
         return
     console.print(
         f"{model_name}: {result.n_params:,} parameters, {result.param_bytes / 2**20:.2f} MiB of weights, "
         f"{result.gflops:.4g} GFLOPs/image on {result.device}"
     )
     console.print(f"activation memory: {result.activation_memory_method}")
-    table = Table("precision", "batch", "latency ms", "images/s", "peak activations MiB", "note")
+    sources = {p.energy_source for p in result.points if p.energy_source}
+    console.print(f"energy: {'; '.join(sorted(sources)) or 'not measured'}")
+    table = Table("precision", "batch", "latency ms", "images/s", "mJ / image", "peak activations MiB")
+    notes: dict[str, str] = {}
     for p in result.points:
+        if p.note:
+            notes.setdefault(p.precision, p.note)
         if not p.supported:
-            table.add_row(p.precision, str(p.batch_size), "-", "-", "-", p.note)
+            table.add_row(p.precision, str(p.batch_size), "-", "-", "-", "-")
             continue
         mib = "-" if p.peak_activation_bytes is None else f"{p.peak_activation_bytes / 2**20:.2f}"
-        table.add_row(p.precision, str(p.batch_size), f"{p.latency_ms:.3f}", f"{p.throughput:.1f}", mib, p.note)
+        mj = "-" if p.joules_per_image is None else f"{p.joules_per_image * 1e3:.4g}"
+        table.add_row(p.precision, str(p.batch_size), f"{p.latency_ms:.3f}", f"{p.throughput:.1f}", mj, mib)
     console.print(table)
+    for precision, note in notes.items():
+        console.print(f"{precision}: {note}")
+    if robustness is not None:
+        r = robustness
+        acc = Table("model", "clean acc", "robust acc", "how", title=f"accuracy on {r.n_examples} test images, "
+                    f"{r.norm} eps {r.eps:.4g}")
+        acc.add_row("fp32", f"{r.clean_acc_float:.3f}", f"{r.robust_acc_float:.3f}", f"AutoAttack {r.version}")
+        acc.add_row("int8", f"{r.clean_acc_int8:.3f}", f"{r.robust_acc_int8:.3f}",
+                    f"min(Square {r.square_acc_int8:.3f}, transfer from fp32 {r.transfer_acc_int8:.3f})")
+        console.print(acc)
+        for name, flag in r.flags.items():
+            if flag["fired"]:
+                console.print(f"[yellow]flag {name}[/]: {flag['detail']}")
+
+
+def _run_model_and_data(run: Path, n_examples: int) -> tuple[Any, Any, list[Any], tuple[Any, Any]]:
+    """A trained run's model, its config, calibration batches from its training set, and test tensors."""
+    from robustperf.data import build_data, eval_tensors
+    from robustperf.training import load_run_model
+
+    model, cfg = load_run_model(run, which="best", device="cpu")
+    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
+    x_cal, _ = eval_tensors(bundle.train, min(512, len(bundle.train)), seed=1)
+    calibration = [x_cal[i:i + 128] for i in range(0, len(x_cal), 128)]
+    return model, cfg, calibration, eval_tensors(bundle.test, n_examples, seed=0)
 
 
 @cost_app.command("grids")

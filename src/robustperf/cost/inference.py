@@ -242,18 +242,23 @@ def _prepare(
     return model.to(device=device, dtype=dtype), dtype, ""
 
 
-def _time_batches(model: torch.nn.Module, x: torch.Tensor, cfg: InferenceConfig) -> float:
-    """Median seconds per batch."""
+def _time_batches(model: torch.nn.Module, x: torch.Tensor, cfg: InferenceConfig, meter: Any = None) -> tuple[float, Any]:
+    """Median seconds per batch, and the energy reading over the timed batches (warm-up excluded)."""
     times = []
+    reading = None
     with torch.inference_mode():
         for i in range(cfg.warmup + cfg.iters):
             _sync(x.device)
+            if i == cfg.warmup and meter is not None:
+                meter.start()
             t0 = time.perf_counter()
             model(x)
             _sync(x.device)
             if i >= cfg.warmup:
                 times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        if meter is not None:
+            reading = meter.stop()
+    return statistics.median(times), reading
 
 
 def _peak_activation(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -315,16 +320,13 @@ class InferenceBenchmark:
         for batch in self.config.batch_sizes:
             x = torch.rand((batch, *self.config.input_shape), device=device).to(dtype)
             try:
-                meter.start()
-                seconds = _time_batches(prepared, x, self.config)
-                reading = meter.stop()
+                seconds, reading = _time_batches(prepared, x, self.config, meter)
                 peak = _peak_activation(prepared, x)
             except (RuntimeError, NotImplementedError) as exc:  # e.g. fp16 convolution missing on this CPU
                 points.append(InferencePoint(precision, batch, False, note=f"{type(exc).__name__}: {exc}"[:200]))
                 continue
-            # the meter window covers warm-up and timed batches alike: joules per image over all of them
-            n_images = batch * (self.config.warmup + self.config.iters)
-            jpi = None if reading.joules is None else reading.joules / n_images
+            # the meter window is the timed batches (warm-up excluded)
+            jpi = None if reading.joules is None else reading.joules / (batch * self.config.iters)
             points.append(InferencePoint(precision, batch, True, seconds * 1e3, batch / seconds, peak, note,
                                          jpi, reading.source))
         return points

@@ -105,6 +105,14 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         rows = [r for r in rows if r["run_id"] in wanted]
     if not rows:
         raise FileNotFoundError(f"no runs in {runs_dir}" + (f" for study {study.name!r}" if study else ""))
+    tuning_html = ""
+    if study is not None and study.tuning.grid:  # fit to the selected runs; show tuning cost beside them
+        from robustperf.report.tuning import tuning_groups, tuning_table
+
+        groups = tuning_groups(rows, list(study.tuning.grid), study.tuning.select_on)
+        unselected = {r for g in groups for r in g.tuning_ids}
+        rows = [r for r in rows if r["run_id"] not in unselected]
+        tuning_html = "<h2>Hyperparameter tuning cost</h2>" + tuning_table(groups, study.tuning.select_on)
     eval_key = study.evaluate.key if study is not None and study.evaluate.attacks else None
     analysis = analyze(rows, fit=study.fit if study else None, forecast=study.forecast if study else None,
                        evaluation_key=eval_key)
@@ -122,6 +130,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         sections.append(f"<figure class='figure{wide}' id='fig-{name}'>{svg}<figcaption>{html.escape(caption)}"
                         f"</figcaption></figure>")
     page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir)
+    if tuning_html:
+        page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))

@@ -266,7 +266,9 @@ def inference(
     with user_errors():
         calibration = None
         if run is not None:
-            model, cfg, calibration, (x_test, y_test) = _run_model_and_data(run, n_examples)
+            from robustperf.cost.inference import load_run_for_inference
+
+            model, cfg, calibration, (x_test, y_test) = load_run_for_inference(run, n_examples)
             shape = tuple(x_test.shape[1:])
             model_name = cfg.model.name
             # the training threat model, as the loop's per-epoch evaluation uses (training/evaluation.py)
@@ -331,18 +333,6 @@ def inference(
         for name, flag in r.flags.items():
             if flag["fired"]:
                 console.print(f"[yellow]flag {name}[/]: {flag['detail']}")
-
-
-def _run_model_and_data(run: Path, n_examples: int) -> tuple[Any, Any, list[Any], tuple[Any, Any]]:
-    """A trained run's model, its config, calibration batches from its training set, and test tensors."""
-    from robustperf.data import build_data, eval_tensors
-    from robustperf.training import load_run_model
-
-    model, cfg = load_run_model(run, which="best", device="cpu")
-    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
-    x_cal, _ = eval_tensors(bundle.train, min(512, len(bundle.train)), seed=1)
-    calibration = [x_cal[i:i + 128] for i in range(0, len(x_cal), 128)]
-    return model, cfg, calibration, eval_tensors(bundle.test, n_examples, seed=0)
 
 
 @cost_app.command("grids")

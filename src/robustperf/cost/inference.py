@@ -441,3 +441,18 @@ def quantized_robustness(
         square_acc_int8=square_acc, transfer_acc_int8=transfer_acc, robust_acc_int8=min(square_acc, transfer_acc),
         flags=flags, seconds=time.perf_counter() - t0,
     )
+
+
+def load_run_for_inference(
+    run: Any, n_examples: int, *, n_calibration: int = 512
+) -> tuple[torch.nn.Module, Any, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A trained run's best model (CPU), its config, int8 calibration batches from its training images,
+    and ``n_examples`` held-out test images with labels (the same seeded subset the training loop evaluates)."""
+    from robustperf.data import build_data, eval_tensors
+    from robustperf.training import load_run_model
+
+    model, cfg = load_run_model(run, which="best", device="cpu")
+    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
+    x_cal, _ = eval_tensors(bundle.train, min(n_calibration, len(bundle.train)), seed=1)
+    calibration = [x_cal[i:i + 128] for i in range(0, len(x_cal), 128)]
+    return model, cfg, calibration, eval_tensors(bundle.test, n_examples, seed=0)

@@ -349,6 +349,17 @@ def grids() -> None:
     for short, g in GPUS.items():
         gpus.add_row(short, g.name, f"{g.peak_bf16_tflops:g}", f"{g.tdp_watts:g}", g.source)
     console.print(gpus)
+    from robustperf.cost.constants import COUNTRY_ANNUAL_CO2_KG, CPU_WATTS_PER_CORE, EQUIVALENTS
+
+    other = Table("constant", "value", "unit", "year", "source", title="energy estimate and relatable equivalents")
+    c = CPU_WATTS_PER_CORE
+    other.add_row("CPU power per core (estimate)", f"{c.value:g}", c.unit, str(c.year), c.source)
+    for eq in EQUIVALENTS.values():
+        s = eq.per_unit
+        other.add_row(f"1 {eq.unit}", f"{s.value:g}", s.unit, str(s.year), s.source)
+    for country, s in COUNTRY_ANNUAL_CO2_KG.items():
+        other.add_row(f"annual emissions: {country}", f"{s.value:g}", s.unit, str(s.year), s.source)
+    console.print(other)
 
 
 @cost_app.command("breakdown")

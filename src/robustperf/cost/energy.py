@@ -540,7 +540,11 @@ def rapl_unavailable_reason(root: str | Path = DEFAULT_POWERCAP_ROOT) -> str | N
 
 
 class RaplMeter:
-    """Sums the energy of every package and DRAM zone over the window, unwrapping each counter."""
+    """Sums the energy of every package and DRAM zone over the window, unwrapping each counter.
+
+    RAPL meters the whole socket: whatever else runs on the CPU during the window is in the joules too
+    (measure an idle baseline with `measure_idle_watts` to see how much).
+    """
 
     source = "rapl"
 

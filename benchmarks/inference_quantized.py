@@ -69,7 +69,8 @@ def main() -> None:
              f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}.",
              f"Command: `python {' '.join(sys.argv)}`.", "",
              f"{result.n_params:,} parameters, {result.gflops:.4g} GFLOPs per image (counted).",
-             f"Energy: {points[0].energy_source}.", "",
+             f"Energy: {points[0].energy_source}. mJ / image integrates the meter over every timed batch (the mean "
+             "batch time), latency is the median batch: on a loaded machine the mean exceeds the median.", "",
              "| precision | device | batch | latency ms (median) | images/s | mJ / image | peak activations KiB |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for p in points:

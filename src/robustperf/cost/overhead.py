@@ -398,8 +398,11 @@ def _batches(loader: Any, max_steps: int | None) -> list[tuple[torch.Tensor, tor
 
 def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int,
                    name: str) -> LayerBreakdown:
-    """Profile ``steps`` training steps and split their self time by layer type and phase."""
-    import torch
+    """Profile ``steps`` training steps and split their self time by layer type and phase.
+
+    Each figure is the median over the profiled steps of that category's time in a step, so one step that
+    the OS descheduled (a shared machine) does not move it.
+    """
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
     cuda = trainer.device.type == "cuda"
@@ -408,35 +411,40 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
     with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1)) as prof:
         for i in range(steps + 1):
             x, y = batches[i % len(batches)]
-            trainer.step(x, y, mark=record_function)
-            _sync(trainer.device)
+            with record_function(f"{_MARK}step"):
+                trainer.step(x, y, mark=record_function)
+                _sync(trainer.device)
             prof.step()
     events = list(prof.events())
-    ranges = [(ev.name[len(_MARK):], ev.time_range.start, ev.time_range.end)
-              for ev in events if ev.name.startswith(_MARK)]
-    by_type = dict.fromkeys(LAYER_TYPES, 0.0)
-    by_phase = dict.fromkeys(PHASES, 0.0)
-    by_phase_type: dict[str, float] = {}
+    marks = [(ev.name[len(_MARK):], ev.time_range.start, ev.time_range.end)
+             for ev in events if ev.name.startswith(_MARK)]
+    step_ranges = sorted((start, end) for phase, start, end in marks if phase == "step")
+    ranges = [m for m in marks if m[0] != "step"]
+    per_step: list[dict[str, float]] = [{} for _ in step_ranges]
     for ev in events:
         if ev.name.startswith(_MARK) or ev.name.startswith("ProfilerStep"):
             continue
         us = float(getattr(ev, "self_device_time_total", 0.0) if cuda else ev.self_cpu_time_total)
-        if us <= 0:
+        t = ev.time_range.start
+        index = next((i for i, (a, b) in enumerate(step_ranges) if a <= t <= b), None)
+        if us <= 0 or index is None:
             continue
-        phase = _phase_of(ev.time_range.start, ranges)
+        phase = _phase_of(t, ranges)
         kind = "optimizer" if phase == "optimizer" else classify_op(ev.name)
-        by_type[kind] += us
-        if phase is not None:
-            by_phase[phase] += us
-            key = f"{phase}/{kind}"
-            by_phase_type[key] = by_phase_type.get(key, 0.0) + us
-    per_step = 1e-3 / max(1, steps)  # us -> ms per step
-    del torch
+        bucket = per_step[index]
+        for key in (f"type/{kind}", *((f"phase/{phase}", f"pt/{phase}/{kind}") if phase is not None else ())):
+            bucket[key] = bucket.get(key, 0.0) + us
+
+    def median_ms(key: str) -> float:
+        return statistics.median([b.get(key, 0.0) for b in per_step]) * 1e-3 if per_step else 0.0
+
+    pairs = sorted({k[3:] for b in per_step for k in b if k.startswith("pt/")})
     return LayerBreakdown(
-        method=name, steps=steps, clock="device self time" if cuda else "cpu self time",
-        by_type={k: v * per_step for k, v in by_type.items()},
-        by_phase={k: v * per_step for k, v in by_phase.items()},
-        by_phase_type={k: v * per_step for k, v in sorted(by_phase_type.items())},
+        method=name, steps=len(per_step),
+        clock=("device" if cuda else "cpu") + " self time, median over steps",
+        by_type={k: median_ms(f"type/{k}") for k in LAYER_TYPES},
+        by_phase={p: median_ms(f"phase/{p}") for p in PHASES},
+        by_phase_type={k: median_ms(f"pt/{k}") for k in pairs},
     )
 
 

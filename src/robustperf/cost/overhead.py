@@ -432,19 +432,21 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
         phase = _phase_of(t, ranges)
         kind = "optimizer" if phase == "optimizer" else classify_op(ev.name)
         bucket = per_step[index]
-        for key in (f"type/{kind}", *((f"phase/{phase}", f"pt/{phase}/{kind}") if phase is not None else ())):
+        for key in (f"type/{kind}", *((f"pt/{phase}/{kind}",) if phase is not None else ())):
             bucket[key] = bucket.get(key, 0.0) + us
 
     def median_ms(key: str) -> float:
         return statistics.median([b.get(key, 0.0) for b in per_step]) * 1e-3 if per_step else 0.0
 
     pairs = sorted({k[3:] for b in per_step for k in b if k.startswith("pt/")})
+    by_phase_type = {k: median_ms(f"pt/{k}") for k in pairs}
     return LayerBreakdown(
         method=name, steps=len(per_step),
         clock=("device" if cuda else "cpu") + " self time, median over steps",
         by_type={k: median_ms(f"type/{k}") for k in LAYER_TYPES},
-        by_phase={p: median_ms(f"phase/{p}") for p in PHASES},
-        by_phase_type={k: median_ms(f"pt/{k}") for k in pairs},
+        # a phase is the sum of its (phase, type) medians, so phases and types describe the same typical step
+        by_phase={p: sum(v for k, v in by_phase_type.items() if k.startswith(f"{p}/")) for p in PHASES},
+        by_phase_type=by_phase_type,
     )
 
 

@@ -52,3 +52,17 @@ def test_report_forecast_table_has_equivalents() -> None:
     assert "equivalent to" in out
     assert "1 round-trip flights" in out and "1 years of an average US household" in out
     assert "US EIA" in out  # sources under the table
+
+
+def test_cli_forecast_json_and_cost_estimate_carry_equivalents() -> None:
+    import json
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["forecast", "--law", "bartoldson2024_approach2", "--fid", "1.65", "--flops", "1e21",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["equivalents"]["flights_ny_sf"] > 0 and out["equivalents"]["share_us"] > 0
+    res = runner.invoke(app, ["cost", "estimate", "configs/quickstart.yaml"])
+    assert res.exit_code == 0, res.output
+    assert "equivalent to" in res.output and "round-trip flights" in " ".join(res.output.split())

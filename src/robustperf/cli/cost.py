@@ -146,6 +146,9 @@ def _print_cost(cost: dict[str, Any]) -> None:
         rows.append(
             (f"USD (cloud at ${lo}-{hi}/GPU-h)", f"{cost['gpu_hours'] * lo:.4g} - {cost['gpu_hours'] * hi:.4g}")
         )
+    from robustperf.cost.constants import describe_equivalents, equivalents
+
+    rows.append(("equivalent to", describe_equivalents(equivalents(cost["energy_kwh"], cost["co2_kg"]))))
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)

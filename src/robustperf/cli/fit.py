@@ -125,7 +125,12 @@ def forecast_command(
                           k=DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k, gpu=gpu, mfu=mfu, name=law,
                           **cost_kwargs)
     if as_json:
-        console.print_json(json.dumps(result.to_dict(), default=lambda o: None if o != o else o))
+        from robustperf.cost.constants import equivalents
+
+        out = result.to_dict()
+        kwh, co2 = result.cost.get("energy_kwh"), result.cost.get("co2_kg")
+        out["equivalents"] = equivalents(None if kwh is None else kwh.value, None if co2 is None else co2.value)
+        console.print_json(json.dumps(out, default=lambda o: None if o != o else o))
         return
     _print_forecast(result, gpu, mfu)
 

@@ -95,7 +95,11 @@ def markdown(result: OverheadResult, *, what: str, machine: str, command: str) -
         for k in LAYER_TYPES:
             lines.append(f"| {k} | " + " | ".join(f"{layer.by_type[k]:.2f} ({layer.by_type[k] / layer.total_ms:.0%})"
                                                   for layer in result.layers) + " |")
-        lines.append("| total | " + " | ".join(f"{layer.total_ms:.2f}" for layer in result.layers) + " |")
+        lines.append("| total in ops | " + " | ".join(f"{layer.total_ms:.2f}" for layer in result.layers) + " |")
+        lines.append("| untracked (Python, dispatch, profiler) | "
+                     + " | ".join(f"{layer.untracked_ms:.2f}" for layer in result.layers) + " |")
+        lines.append("| step wall time (profiled) | " + " | ".join(f"{layer.wall_ms:.2f}" for layer in result.layers)
+                     + " |")
         names = {"attack": "phase: attack input-gradient passes", "update": "phase: weight update fwd+bwd",
                  "optimizer": "phase: optimizer step"}
         for p in PHASES:

@@ -427,7 +427,9 @@ def _print_overhead(result: Any) -> None:
         for k in LAYER_TYPES:
             layers.add_row(k, *(f"{layer.by_type[k]:.2f} ({layer.by_type[k] / layer.total_ms:.0%})"
                                 for layer in result.layers))
-        layers.add_row("total", *(f"{layer.total_ms:.2f}" for layer in result.layers))
+        layers.add_row("total in ops", *(f"{layer.total_ms:.2f}" for layer in result.layers))
+        layers.add_row("untracked (Python, dispatch, profiler)", *(f"{layer.untracked_ms:.2f}" for layer in result.layers))
+        layers.add_row("step wall time (profiled)", *(f"{layer.wall_ms:.2f}" for layer in result.layers))
         labels = {"attack": "phase: attack input-gradient passes", "update": "phase: weight update fwd+bwd",
                   "optimizer": "phase: optimizer step"}
         for p in PHASES:

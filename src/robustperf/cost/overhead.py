@@ -143,6 +143,9 @@ class LayerBreakdown:
         by_phase: phase -> ms per step: "attack" (input-gradient passes), "update" (the weight update's
             forward + backward), "optimizer" (the optimizer step).
         by_phase_type: "phase/type" -> ms per step.
+        wall_ms: median wall time of a profiled step (the profiler's own overhead included).
+        untracked_ms: median of the step's wall time outside every op: Python, the dispatcher, the
+            autograd engine's bookkeeping and the profiler itself (large for tiny models on a CPU).
     """
 
     method: str
@@ -151,9 +154,12 @@ class LayerBreakdown:
     by_type: dict[str, float]
     by_phase: dict[str, float]
     by_phase_type: dict[str, float]
+    wall_ms: float = 0.0
+    untracked_ms: float = 0.0
 
     @property
     def total_ms(self) -> float:
+        """Time inside profiled ops per step (sum of the layer types)."""
         return sum(self.by_type.values())
 
 
@@ -347,6 +353,10 @@ def measure_overhead(cfg: RunConfig, config: OverheadConfig | None = None) -> Ov
     notes = [f"epoch = {len(batches)} batches of {cfg.data.batch_size} ({images} images, prepared once: data "
              f"loading not timed); {config.repeats} repeats per method, interleaved; fastest and slowest dropped, "
              "mean of the rest"]
+    if layers:
+        notes.append("layer types: median over the profiled steps of each category's self time (an undisturbed "
+                     "step: on a shared machine descheduling lands on random ops); step wall time is the median "
+                     "profiled step, delays and profiler overhead included")
     if method_kind == "estimated":
         notes.append("energy is an estimate (a constant power x time), so its ratios equal the time ratios "
                      "and power ratios are 1 by construction; meter with RAPL or NVML for real power differences")
@@ -420,7 +430,7 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
              for ev in events if ev.name.startswith(_MARK)]
     step_ranges = sorted((start, end) for phase, start, end in marks if phase == "step")
     ranges = [m for m in marks if m[0] != "step"]
-    per_step: list[dict[str, float]] = [{} for _ in step_ranges]
+    per_step: list[dict[str, float]] = [{"wall": end - start} for start, end in step_ranges]
     for ev in events:
         if ev.name.startswith(_MARK) or ev.name.startswith("ProfilerStep"):
             continue
@@ -432,6 +442,7 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
         phase = _phase_of(t, ranges)
         kind = "optimizer" if phase == "optimizer" else classify_op(ev.name)
         bucket = per_step[index]
+        bucket["ops"] = bucket.get("ops", 0.0) + us
         for key in (f"type/{kind}", *((f"pt/{phase}/{kind}",) if phase is not None else ())):
             bucket[key] = bucket.get(key, 0.0) + us
 
@@ -447,6 +458,9 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
         # a phase is the sum of its (phase, type) medians, so phases and types describe the same typical step
         by_phase={p: sum(v for k, v in by_phase_type.items() if k.startswith(f"{p}/")) for p in PHASES},
         by_phase_type=by_phase_type,
+        wall_ms=median_ms("wall"),
+        untracked_ms=statistics.median([max(0.0, b["wall"] - b.get("ops", 0.0)) for b in per_step]) * 1e-3
+        if per_step and not cuda else 0.0,
     )
 
 

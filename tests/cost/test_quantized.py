@@ -99,3 +99,36 @@ def test_cli_inference_on_a_trained_run(tmp_path) -> None:  # noqa: ANN001
     rob = out["int8_robustness"]
     assert rob["n_examples"] == 8 and rob["eps"] == pytest.approx(0.1)
     assert rob["flags"]["no_gradients"]["fired"]
+
+
+def test_metered_energy_window_is_extended_to_min_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from robustperf.cost import energy
+    from robustperf.cost.energy import EnergyReading
+
+    windows: list[float] = []
+
+    class Counter:  # a metered source: 100 W while the window is open
+        source = "rapl"
+
+        def start(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def read(self) -> EnergyReading:
+            dt = time.perf_counter() - self.t0
+            return EnergyReading(100.0 * dt, dt, self.source)
+
+        def stop(self) -> EnergyReading:
+            r = self.read()
+            windows.append(r.seconds)
+            return r
+
+    monkeypatch.setattr(energy, "create_meter", lambda *a, **k: Counter())
+    cfg = InferenceConfig(input_shape=(1, 8, 8), batch_sizes=(2,), precisions=("fp32",), warmup=0, iters=1,
+                          min_energy_seconds=0.2)
+    point = InferenceBenchmark(cfg).measure(_cnn()).points[0]
+    assert windows and windows[0] >= 0.2  # one batch takes well under 0.2 s: untimed batches filled the window
+    assert point.energy_source == "rapl"
+    # joules per image = 100 W x window / images in the window, so it is ~100 W x the time of one image
+    assert point.joules_per_image == pytest.approx(100.0 * point.latency_ms / 1e3 / 2, rel=3.0)

@@ -178,3 +178,12 @@ def test_run_cost_records_estimated_vs_metered() -> None:
     assert metered["energy_method"] == "metered"
     none = run_cost(CostConfig(), seconds=1.0, samples_seen=1, flops_per_sample=1.0, joules=None, energy_source="none")
     assert none["energy_method"] == "none" and none["energy_kwh"] is None
+
+
+def test_estimate_uses_the_gpu_datasheet_tdp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(energy, "_gpu_name", lambda index: "NVIDIA H100 80GB HBM3")
+    power = estimate_power(None, device_index=0)
+    assert power.watts == 700.0 and "H100" in power.basis
+    monkeypatch.setattr(energy, "_gpu_name", lambda index: "Some Unknown GPU")
+    monkeypatch.setattr(energy, "_cores_in_use", lambda: 4)
+    assert estimate_power(None, device_index=0).watts == pytest.approx(48.0)  # falls back to CPU cores

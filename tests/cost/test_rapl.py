@@ -187,3 +187,18 @@ def test_estimate_uses_the_gpu_datasheet_tdp(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(energy, "_gpu_name", lambda index: "Some Unknown GPU")
     monkeypatch.setattr(energy, "_cores_in_use", lambda: 4)
     assert estimate_power(None, device_index=0).watts == pytest.approx(48.0)  # falls back to CPU cores
+
+
+def test_cores_in_use_follow_torch_threads() -> None:
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert energy._cores_in_use() == 1
+        torch.set_num_threads(64)
+        assert energy._cores_in_use() == len(os.sched_getaffinity(0))  # capped by the CPUs we may run on
+    finally:
+        torch.set_num_threads(before)

@@ -618,10 +618,17 @@ class PowerEstimate:
 
 
 def _cores_in_use() -> int:
+    """CPU cores this process can use: its affinity, capped by torch's intra-op threads when torch is loaded."""
+    import sys
+
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    torch = sys.modules.get("torch")  # never import torch here
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        cores = max(1, min(cores, int(torch.get_num_threads())))
+    return cores
 
 
 def _gpu_name(device_index: int | None) -> str | None:

@@ -45,7 +45,7 @@ def test_config_validation_names_the_fix() -> None:
     ("aten::relu", "activation"), ("aten::threshold_backward", "activation"), ("aten::gelu", "activation"),
     ("aten::addmm", "linear"), ("aten::mm", "linear"), ("aten::_scaled_dot_product_flash_attention", "attention"),
     ("aten::_log_softmax", "loss"), ("aten::nll_loss_forward", "loss"), ("aten::sign", "other"),
-    ("aten::clamp", "other"),
+    ("aten::clamp", "other"), ("Optimizer.zero_grad#SGD.zero_grad", "optimizer"),
 ])
 def test_classify_op(op: str, kind: str) -> None:
     assert classify_op(op) == kind
@@ -86,7 +86,7 @@ def test_overhead_of_pgd_at_and_trades_on_a_tiny_cnn(tmp_path: Path) -> None:
         assert layer.by_type["conv"] > 0 and layer.by_type["optimizer"] > 0
         assert layer.wall_ms >= 0.8 * layer.total_ms  # ops run inside the step (medians: not exact)
         assert layer.untracked_ms >= 0
-        assert layer.by_phase["optimizer"] == pytest.approx(layer.by_type["optimizer"])
+        assert layer.by_type["optimizer"] >= layer.by_phase["optimizer"] > 0  # + zero_grad in the update phase
     json.dumps(result.to_dict())  # JSON-ready
     fig = plot_overhead(result)
     assert len(fig.axes) == 2 and fig.axes[1].patches  # the stacked layer bars are drawn

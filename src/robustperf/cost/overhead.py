@@ -47,6 +47,7 @@ LAYER_TYPES = ("conv", "batch_norm", "activation", "linear", "attention", "loss"
 PHASES = ("attack", "update", "optimizer")
 # Op-name patterns (aten ops, autograd nodes), checked in this order; the first match wins.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("optimizer", re.compile(r"^Optimizer\.")),  # Optimizer.zero_grad#SGD.zero_grad (step runs in its own phase)
     ("attention", re.compile(r"scaled_dot_product|attention|bmm|baddbmm", re.I)),
     ("loss", re.compile(r"softmax|nll_loss|cross_entropy|kl_div|SoftmaxBackward|NllLoss", re.I)),
     ("conv", re.compile(r"conv", re.I)),
@@ -486,15 +487,18 @@ def plot_overhead(result: OverheadResult) -> Any:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     metrics = (("seconds", "time"), ("joules", "energy"), ("watts", "power"), ("co2_kg", "CO2"))
     width = 0.8 / max(1, len(result.epochs))
+    top = 1.0
     for i, e in enumerate(result.epochs):
         values = [e.ratios.get(k) or 0.0 for k, _ in metrics]
+        top = max(top, *values)
         ax1.bar([j + i * width for j in range(len(metrics))], values, width, label=e.method)
+    ax1.set_ylim(0, top * 1.2)  # head room for the legend above the bars
     ax1.set_xticks([j + width * (len(result.epochs) - 1) / 2 for j in range(len(metrics))])
     ax1.set_xticklabels([label for _, label in metrics])
     ax1.axhline(1.0, color="grey", lw=0.8)
     ax1.set_ylabel("per epoch, ratio to standard training")
     ax1.set_title(f"overhead per epoch ({result.energy_method} energy)", fontsize=10)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="upper center", ncols=len(result.epochs))
     if result.layers:
         left = [0.0] * len(result.layers)
         names = [layer.method for layer in result.layers]

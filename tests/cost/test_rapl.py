@@ -104,7 +104,9 @@ def test_polling_thread_catches_two_wraps_between_reads(tree: dict[str, Path]) -
     meter.start()
     for value in (600_000, 100_000, 800_000, 300_000):  # three wraps, each step < one range
         _set(zone, value)
-        time.sleep(0.1)  # the poller reads every 10 ms
+        deadline = time.monotonic() + 10.0
+        while meter._last[0] != value and time.monotonic() < deadline:  # the poller (every 10 ms) saw it
+            time.sleep(0.005)
     reading = meter.stop()
     # 0 -> 0.6 (+0.6) -> 0.1 (+0.5) -> 0.8 (+0.7) -> 0.3 (+0.5) = 2.3 J; a read only at the end would see 0.3 J.
     assert reading.joules == pytest.approx(2.3)

@@ -32,12 +32,13 @@ def test_int8_static_quantises_the_convolutions() -> None:
     w = convs[0].weight()
     assert w.is_quantized and w.dtype == torch.qint8
     assert any(type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized") for m in q.modules())
-    x = torch.rand(64, 1, 8, 8)
+    x = torch.rand(256, 1, 8, 8, generator=torch.Generator().manual_seed(100))
     with torch.inference_mode():
         ref, out = model(x), q(x)
-    # int8 follows the float model closely: most predictions agree, logits within quantisation error
-    assert (ref.argmax(1) == out.argmax(1)).float().mean() >= 0.8
-    assert (ref - out).abs().max() < 0.5 * ref.abs().max()
+    # int8 follows the float model: logits within quantisation error (2-5 % of the largest logit measured
+    # here), and most predictions agree although an untrained model's logits are nearly tied
+    assert (ref - out).abs().max() < 0.15 * ref.abs().max()
+    assert (ref.argmax(1) == out.argmax(1)).float().mean() >= 0.75
 
 
 def test_benchmark_int8_modes() -> None:

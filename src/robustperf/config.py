@@ -145,7 +145,10 @@ class CostConfig(_Section):
     co2_g_per_kwh: float | None = Field(None, ge=0, description="overrides the preset")
     usd_per_kwh: float = Field(0.12, ge=0, description="US average electricity price (Debenedetti et al. 2023)")
     usd_per_gpu_hour: float | None = Field(None, ge=0)
-    energy_meter: str = Field("auto", description="auto | nvml | sampling | fake | none")
+    energy_meter: str = Field("auto", description="auto | nvml | sampling | rapl | estimate | fake | none")
+    watts: float | None = Field(
+        None, gt=0, description="stated mean power for an energy estimate where nothing can be metered"
+    )
     count_flops: bool = True
 
 

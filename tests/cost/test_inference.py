@@ -25,7 +25,8 @@ def test_points_for_every_precision_and_batch() -> None:
     assert result.param_bytes == 4 * result.n_params
     assert result.gflops * 1e9 == pytest.approx(2 * 27 * 8 * 64 + 2 * 512 * 10)
     int8 = [p for p in result.points if p.precision == "int8"]
-    assert all("nn.Linear" in p.note for p in int8)
+    assert all(p.supported and "static int8" in p.note and "1 conv(s) quantised" in p.note for p in int8)
+    assert all(p.joules_per_image is not None and p.joules_per_image > 0 for p in result.points if p.supported)
     assert "estimate" in result.activation_memory_method
 
 

@@ -85,3 +85,37 @@ def test_the_loop_prices_the_methods_own_iteration_and_survives_a_counter_failur
         record = train(cfg, tmp_path / "broken").read_record()
     assert record.status == "finished" and record.cost["flops_per_sample"] is None
     assert "cannot run on the meta device" in caplog.text
+
+
+def test_stated_watts_estimate_is_labelled_in_the_record(tmp_path: Path) -> None:
+    train = _train_fn()
+    cfg = RunConfig().with_overrides(
+        {
+            "data.dataset": "digits", "data.n_train": 32, "data.n_test": 16, "data.batch_size": 16,
+            "model.name": "tiny_cnn", "method.name": "standard", "optim.epochs": 1, "eval.n_examples": 8,
+            "eval.attack.n_steps": 1, "cost.energy_meter": "estimate", "cost.watts": 50.0,
+            "runtime.device": "cpu", "runtime.progress": False,
+        }
+    )
+    cost = train(cfg, tmp_path).read_record().cost
+    assert cost["energy_method"] == "estimated"
+    assert cost["energy_source"] == "estimate: 50 W = stated power 50 W (cost.watts / --watts)"
+    assert cost["energy_joules"] == pytest.approx(50.0 * cost["seconds"], rel=0.05)
+
+
+def test_default_auto_meter_fills_energy_on_a_cpu(tmp_path: Path) -> None:
+    """The default meter ("auto") gives every run an energy figure, metered or labelled as an estimate."""
+    train = _train_fn()
+    cfg = RunConfig().with_overrides(
+        {
+            "data.dataset": "digits", "data.n_train": 32, "data.n_test": 16, "data.batch_size": 16,
+            "model.name": "tiny_cnn", "method.name": "standard", "optim.epochs": 1, "eval.n_examples": 8,
+            "eval.attack.n_steps": 1, "runtime.device": "cpu", "runtime.progress": False,
+        }
+    )
+    assert cfg.cost.energy_meter == "auto"
+    cost = train(cfg, tmp_path).read_record().cost
+    assert cost["energy_method"] in {"metered", "estimated"}
+    assert cost["energy_kwh"] > 0 and cost["co2_kg"] > 0 and cost["usd"] > 0
+    if cost["energy_method"] == "estimated":  # no GPU and no readable RAPL counter, as on this VM
+        assert cost["energy_source"].startswith("estimate: ")

@@ -1,4 +1,4 @@
-"""`robustperf cost estimate|inference|flops|grids`: price a run before it starts, measure inference cost."""
+"""`robustperf cost estimate|inference|flops|grids|breakdown`: price a run, measure inference and robust overhead."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def _print_cost(cost: dict[str, Any]) -> None:
         rows.append(
             (f"USD (cloud at ${lo}-{hi}/GPU-h)", f"{cost['gpu_hours'] * lo:.4g} - {cost['gpu_hours'] * hi:.4g}")
         )
+    from robustperf.cost.constants import describe_equivalents, equivalents
+
+    rows.append(("equivalent to", describe_equivalents(equivalents(cost["energy_kwh"], cost["co2_kg"]))))
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
@@ -142,7 +145,7 @@ def _json(text: str) -> dict[str, Any]:
 
 @cost_app.command("inference")
 def inference(
-    model_name: str = typer.Argument(..., help="model name (see `robustperf models list`)"),
+    model_name: str | None = typer.Argument(None, help="model name (see `robustperf models list`); or give --run"),
     kwargs: str = typer.Option("{}", "--kwargs", help="model kwargs as JSON"),
     input_shape: str = typer.Option("3,32,32", help="C,H,W"),
     num_classes: int = typer.Option(10),
@@ -150,41 +153,93 @@ def inference(
     precisions: str = typer.Option("fp32,bf16,fp16,int8", help="comma-separated: fp32,bf16,fp16,int8"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
     iters: int = typer.Option(5, help="timed batches per point (median reported)"),
+    int8_mode: str = typer.Option("static", help="static (FX PTQ: convs + linears) | dynamic (nn.Linear only)"),
+    meter: str = typer.Option("auto", help="energy meter for joules per image"),
+    watts: float | None = typer.Option(None, help="stated power for an energy estimate where nothing is metered"),
+    run: Path | None = typer.Option(None, help="a trained run: its model, calibration on its training images, and "
+                                               "clean/robust accuracy of the float and int8 models on its test set"),
+    n_examples: int = typer.Option(200, help="test images for the accuracy and AutoAttack numbers (with --run)"),
+    aa_version: str = typer.Option("standard", help="AutoAttack version on the float model (with --run)"),
+    aa_attacks: str | None = typer.Option(None, help="comma-separated attacks for --aa-version custom, e.g. apgd-ce"),
+    square_queries: int = typer.Option(1000, help="Square queries against the int8 model (with --run)"),
+    eps_opt: float | None = typer.Option(None, "--eps", help="attack radius (default: the run's method.attack.eps)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Latency, throughput and memory at several batch sizes and precisions; params; GFLOPs."""
+    """Latency, throughput, memory and energy per image at several batch sizes and precisions; int8 robustness."""
     from robustperf.cost.inference import InferenceBenchmark, InferenceConfig
     from robustperf.models import create_model
 
-    shape = _shape(input_shape)
+    robustness = None
     with user_errors():
-        bench = InferenceBenchmark(
-            InferenceConfig(
-                input_shape=shape,
-                batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
-                precisions=tuple(p.strip() for p in precisions.split(",")),
-                device=device,
-                iters=iters,
-            )
+        calibration = None
+        if run is not None:
+            from robustperf.cost.inference import load_run_for_inference
+
+            model, cfg, calibration, (x_test, y_test) = load_run_for_inference(run, n_examples)
+            shape = tuple(x_test.shape[1:])
+            model_name = cfg.model.name
+            # the training threat model, as the loop's per-epoch evaluation uses (training/evaluation.py)
+            eps, norm = (cfg.method.attack.eps if eps_opt is None else eps_opt), cfg.method.attack.norm
+        elif model_name is None:
+            fail("give a model name (e.g. tiny_cnn) or --run RUN_DIR")
+        else:
+            shape = _shape(input_shape)
+            model = create_model(model_name, num_classes=num_classes, input_shape=shape, **_json(kwargs))
+        cfg_inf = InferenceConfig(
+            input_shape=shape,
+            batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
+            precisions=tuple(p.strip() for p in precisions.split(",")),
+            device=device,
+            iters=iters,
+            int8_mode=int8_mode,
+            meter=meter,
+            watts=watts,
         )
-        model = create_model(model_name, num_classes=num_classes, input_shape=shape, **_json(kwargs))
-        result = bench.measure(model)
+        result = InferenceBenchmark(cfg_inf).measure(model, calibration=calibration)
+        if run is not None and "int8" in cfg_inf.precisions:
+            from robustperf.cost.inference import quantize_int8, quantized_robustness
+
+            quantized = quantize_int8(model, calibration or [x_test])
+            attacks = tuple(a.strip() for a in aa_attacks.split(",")) if aa_attacks else ()
+            robustness = quantized_robustness(model, quantized, x_test, y_test, eps=eps, norm=norm,
+                                              version=aa_version, attacks=attacks, square_queries=square_queries)
     if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        out["int8_robustness"] = robustness.to_dict() if robustness is not None else None
+        console.print_json(json.dumps(out))
         return
     console.print(
         f"{model_name}: {result.n_params:,} parameters, {result.param_bytes / 2**20:.2f} MiB of weights, "
         f"{result.gflops:.4g} GFLOPs/image on {result.device}"
     )
     console.print(f"activation memory: {result.activation_memory_method}")
-    table = Table("precision", "batch", "latency ms", "images/s", "peak activations MiB", "note")
+    sources = {p.energy_source for p in result.points if p.energy_source}
+    console.print(f"energy: {'; '.join(sorted(sources)) or 'not measured'}")
+    table = Table("precision", "batch", "latency ms", "images/s", "mJ / image", "peak activations MiB")
+    notes: dict[str, str] = {}
     for p in result.points:
+        if p.note:
+            notes.setdefault(p.precision, p.note)
         if not p.supported:
-            table.add_row(p.precision, str(p.batch_size), "-", "-", "-", p.note)
+            table.add_row(p.precision, str(p.batch_size), "-", "-", "-", "-")
             continue
         mib = "-" if p.peak_activation_bytes is None else f"{p.peak_activation_bytes / 2**20:.2f}"
-        table.add_row(p.precision, str(p.batch_size), f"{p.latency_ms:.3f}", f"{p.throughput:.1f}", mib, p.note)
+        mj = "-" if p.joules_per_image is None else f"{p.joules_per_image * 1e3:.4g}"
+        table.add_row(p.precision, str(p.batch_size), f"{p.latency_ms:.3f}", f"{p.throughput:.1f}", mj, mib)
     console.print(table)
+    for precision, note in notes.items():
+        console.print(f"{precision}: {note}")
+    if robustness is not None:
+        r = robustness
+        acc = Table("model", "clean acc", "robust acc", "how", title=f"accuracy on {r.n_examples} test images, "
+                    f"{r.norm} eps {r.eps:.4g}")
+        acc.add_row("fp32", f"{r.clean_acc_float:.3f}", f"{r.robust_acc_float:.3f}", f"AutoAttack {r.version}")
+        acc.add_row("int8", f"{r.clean_acc_int8:.3f}", f"{r.robust_acc_int8:.3f}",
+                    f"min(Square {r.square_acc_int8:.3f}, transfer from fp32 {r.transfer_acc_int8:.3f})")
+        console.print(acc)
+        for name, flag in r.flags.items():
+            if flag["fired"]:
+                console.print(f"[yellow]flag {name}[/]: {flag['detail']}")
 
 
 @cost_app.command("grids")
@@ -201,6 +256,91 @@ def grids() -> None:
     for short, g in GPUS.items():
         gpus.add_row(short, g.name, f"{g.peak_bf16_tflops:g}", f"{g.tdp_watts:g}", g.source)
     console.print(gpus)
+    from robustperf.cost.constants import COUNTRY_ANNUAL_CO2_KG, CPU_WATTS_PER_CORE, EQUIVALENTS
+
+    other = Table("constant", "value", "unit", "year", "source", title="energy estimate and relatable equivalents")
+    c = CPU_WATTS_PER_CORE
+    other.add_row("CPU power per core (estimate)", f"{c.value:g}", c.unit, str(c.year), c.source)
+    for eq in EQUIVALENTS.values():
+        s = eq.per_unit
+        other.add_row(f"1 {eq.unit}", f"{s.value:g}", s.unit, str(s.year), s.source)
+    for country, s in COUNTRY_ANNUAL_CO2_KG.items():
+        other.add_row(f"annual emissions: {country}", f"{s.value:g}", s.unit, str(s.year), s.source)
+    console.print(other)
+
+
+@cost_app.command("breakdown")
+def breakdown(
+    config: Path = typer.Argument(..., help="run config YAML (model, data, attack settings, device)"),
+    overrides: list[str] = typer.Option([], "--set", help="section.key=value override (repeatable)"),
+    methods: str = typer.Option("pgd_at,trades", help="comma-separated methods compared with standard training"),
+    repeats: int = typer.Option(5, help="epochs per method; the fastest and slowest are dropped"),
+    max_steps: int | None = typer.Option(None, help="batches per measured epoch (default: the whole epoch)"),
+    profile_steps: int = typer.Option(3, help="steps profiled per method for the layer-type breakdown (0: skip)"),
+    meter: str = typer.Option("auto", help="energy meter: auto | nvml | rapl | estimate | ..."),
+    watts: float | None = typer.Option(None, help="stated power for an energy estimate where nothing is metered"),
+    out: Path | None = typer.Option(None, help="directory for overhead.json and overhead.png"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Robust vs standard training: per-epoch time, energy, power, CO2 ratios and time by layer type."""
+    from robustperf.config import load_config
+    from robustperf.training.overhead import OverheadConfig, measure_overhead, plot_overhead
+
+    with user_errors():
+        cfg = load_config(config, overrides)
+        oc = OverheadConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), repeats=repeats,
+                            max_steps=max_steps, profile_steps=profile_steps, meter=meter, watts=watts)
+        result = measure_overhead(cfg, oc)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "overhead.json").write_text(json.dumps(result.to_dict(), indent=1))
+        plot_overhead(result).savefig(out / "overhead.png", dpi=120)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    _print_overhead(result)
+    if out is not None:
+        console.print(f"wrote {out / 'overhead.json'} and {out / 'overhead.png'}")
+
+
+def _print_overhead(result: Any) -> None:
+    from robustperf.training.overhead import LAYER_TYPES, PHASES
+
+    def f(x: float | None, spec: str = ".4g") -> str:
+        return "-" if x is None else format(x, spec)
+
+    console.print(f"{result.model} ({result.n_params:,} parameters) on {result.device}, batch {result.batch_size}; "
+                  f"energy {result.energy_method}: {result.energy_source}")
+    names = [e.method for e in result.epochs]
+    per_epoch = Table("per epoch", *names, title="trimmed mean of the repeats; x: ratio to standard training")
+    rows: list[tuple[str, Any]] = [
+        ("seconds", lambda e: f(e.seconds)), ("joules", lambda e: f(e.joules)), ("watts", lambda e: f(e.watts)),
+        ("CO2 g", lambda e: f(None if e.co2_kg is None else e.co2_kg * 1e3)),
+        ("x time", lambda e: f(e.ratios.get("seconds"), ".3f")), ("x energy", lambda e: f(e.ratios.get("joules"), ".3f")),
+        ("x power", lambda e: f(e.ratios.get("watts"), ".3f")), ("x CO2", lambda e: f(e.ratios.get("co2_kg"), ".3f")),
+        ("x FLOPs (counted)", lambda e: f(e.ratios.get("flops"), ".3f")),
+        ("seconds, every repeat", lambda e: " ".join(f"{s:.3g}" for s in e.seconds_repeats)),
+    ]
+    for label, cell in rows:
+        per_epoch.add_row(label, *(cell(e) for e in result.epochs))
+    console.print(per_epoch)
+    if result.layers:
+        clock = result.layers[0].clock
+        layers = Table("ms per step", *(layer.method for layer in result.layers),
+                       title=f"time by layer type and phase ({clock}, torch.profiler)")
+        for k in LAYER_TYPES:
+            layers.add_row(k, *(f"{layer.by_type[k]:.2f} ({layer.by_type[k] / layer.total_ms:.0%})"
+                                for layer in result.layers))
+        layers.add_row("total in ops", *(f"{layer.total_ms:.2f}" for layer in result.layers))
+        layers.add_row("untracked (Python, dispatch, profiler)", *(f"{layer.untracked_ms:.2f}" for layer in result.layers))
+        layers.add_row("step wall time (profiled)", *(f"{layer.wall_ms:.2f}" for layer in result.layers))
+        labels = {"attack": "phase: attack input-gradient passes", "update": "phase: weight update fwd+bwd",
+                  "optimizer": "phase: optimizer step"}
+        for p in PHASES:
+            layers.add_row(labels[p], *(f"{layer.by_phase[p]:.2f}" for layer in result.layers))
+        console.print(layers)
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 def register(app: typer.Typer) -> None:

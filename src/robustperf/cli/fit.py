@@ -130,7 +130,12 @@ def forecast_command(
                           k=DEFAULT_FLOPS_PER_PARAM_SAMPLE if k is None else k, gpu=gpu, mfu=mfu, name=law,
                           **cost_kwargs)
     if as_json:
-        console.print_json(json.dumps(result.to_dict(), default=lambda o: None if o != o else o))
+        from robustperf.cost.constants import equivalents
+
+        out = result.to_dict()
+        kwh, co2 = result.cost.get("energy_kwh"), result.cost.get("co2_kg")
+        out["equivalents"] = equivalents(None if kwh is None else kwh.value, None if co2 is None else co2.value)
+        console.print_json(json.dumps(out, default=lambda o: None if o != o else o))
         return
     _print_forecast(result, gpu, mfu)
 
@@ -152,6 +157,23 @@ def _print_forecast(result, gpu: str, mfu: float) -> None:
         console.print(f"[red]{result.message}[/]")
     for name, c in result.constants.items():
         console.print(f"  {name} = {c['value']}  ({c['source']})")
+    _print_equivalents(result.cost)
+
+
+def _print_equivalents(cost: dict[str, Any]) -> None:
+    """The forecast's kWh and CO2 as flights, household-years, car-km and a share of a country's emissions."""
+    from robustperf.cost.constants import COUNTRY_ANNUAL_CO2_KG, COUNTRY_DEFAULT, EQUIVALENTS, describe_equivalents
+    from robustperf.cost.constants import equivalents as to_equivalents
+
+    kwh, co2 = cost.get("energy_kwh"), cost.get("co2_kg")
+    values = to_equivalents(None if kwh is None else kwh.value, None if co2 is None else co2.value)
+    if not values or not all(math.isfinite(v) for v in values.values()):
+        return
+    console.print(f"equivalent to: {describe_equivalents(values)} (point values; the intervals scale alike)")
+    for eq in EQUIVALENTS.values():
+        console.print(f"  1 {eq.unit} = {eq.per_unit.value:g} {eq.per_unit.unit}  ({eq.per_unit.source})")
+    country = COUNTRY_ANNUAL_CO2_KG[COUNTRY_DEFAULT]
+    console.print(f"  annual emissions ({COUNTRY_DEFAULT}) = {country.value:g} {country.unit}  ({country.source})")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,11 +3,11 @@
 Importing this package must not import torch (scaling uses the constants).
 
 Modules:
-    constants    sourced constants (PUE, grid intensities, prices, GPU specs); pure Python.
+    constants    sourced constants (PUE, grid intensities, prices, GPU specs, equivalents); pure Python.
     conversions  joules/FLOPs/time -> kWh, CO2, USD, GPU-hours; pure Python.
     analytic     forward-pass equivalents per method, f_arch, C = k f N D; pure Python.
-    energy       energy meters (nvml, sampling, fake, none, auto); torch only for DDP sums.
+    energy       energy meters (nvml, sampling, rapl, estimate, fake, none, auto); torch only for DDP sums.
     flops        dispatch-mode FLOP counter, meta-device copies (torch).
     accounting   counted training FLOPs per sample, eval FLOPs, the run record's cost block.
-    inference    latency/throughput/memory per batch size and precision (torch).
+    inference    latency/throughput/memory/energy per batch size and precision, int8 with convs (torch).
 """

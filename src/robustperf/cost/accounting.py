@@ -192,11 +192,14 @@ def run_cost(
         samples_seen: training images processed (all ranks).
         flops_per_sample: `FlopsBreakdown.per_sample` (None or NaN: not counted, stored as null).
         joules: measured device energy summed over GPUs (None: time-only meter).
-        energy_source: the meter's name ("nvml", "sampling", "fake", "none").
+        energy_source: the meter's source ("nvml", "sampling", "rapl", "fake", "none", or
+            "estimate: <power and why>"); stored with ``energy_method`` (metered/estimated/fake/none).
         n_gpus: devices used (for GPU-hours).
         peak_memory_bytes: peak accelerator memory, if measured.
         eval_flops: FLOPs spent on evaluation during training (reported beside, not inside, train_flops).
     """
+    from robustperf.cost.energy import energy_method
+
     consts = resolve_constants(cost_cfg)
     per_sample = _finite(flops_per_sample)  # None when FLOPs were not counted (cost.count_flops=false)
     train_flops = None if per_sample is None else per_sample * float(samples_seen)
@@ -226,6 +229,7 @@ def run_cost(
         "usd_electricity": usd_energy,
         "usd_gpu_hours": usd_cloud,
         "energy_source": energy_source,
+        "energy_method": energy_method(energy_source) if joules is not None else "none",
         "peak_memory_bytes": peak_memory_bytes,
         "constants": consts.to_dict(),
     }

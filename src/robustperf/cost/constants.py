@@ -62,6 +62,89 @@ GPUS: dict[str, GPUSpec] = {
     "a6000": GPUSpec("NVIDIA RTX A6000", 154.8, 300.0, 48.0, "NVIDIA RTX A6000 datasheet (dense FP16/BF16 tensor, 300 W)"),
 }
 
+# CPU power when nothing can be metered: per core in use (the "Any" processor of the Green
+# Algorithms calculator; its table of named CPUs ranges from ~4 to ~24 W per core).
+CPU_WATTS_PER_CORE = Sourced(
+    12.0, "W/core", "Green Algorithms calculator default for an unlisted CPU (Lannelongue et al. 2021, TDP_cpu.csv 'Any')", 2021
+)
+
+
+# ---------------------------------------------------------------------------- relatable equivalents
+# What a forecast's kWh and CO2 amount to in everyday terms (papers/004 XIV.A, C.3). Written from the
+# cited publications; check a value against its source before quoting it outside a comparison.
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """One everyday quantity: ``per_unit`` of ``basis`` (kWh or kg CO2) makes one ``unit``."""
+
+    key: str
+    unit: str  # e.g. "round-trip flights NY-SF (one passenger)"
+    basis: str  # "kwh" or "co2_kg"
+    per_unit: Sourced
+
+
+EQUIVALENTS: dict[str, Equivalent] = {
+    "flights_ny_sf": Equivalent(
+        "flights_ny_sf",
+        "round-trip flights New York-San Francisco (one passenger)",
+        "co2_kg",
+        Sourced(900.0, "kg CO2e", "Strubell et al. 2019, Table 1: air travel, 1 passenger, NY<->SF, 1,984 lbs", 2019),
+    ),
+    "household_years": Equivalent(
+        "household_years",
+        "years of an average US household's electricity",
+        "kwh",
+        Sourced(10791.0, "kWh/year", "US EIA, average annual electricity use of a US residential customer, 2022", 2022),
+    ),
+    "car_km": Equivalent(
+        "car_km",
+        "km driven by an average US passenger car",
+        "co2_kg",
+        Sourced(0.2485, "kg CO2/km", "US EPA, typical passenger vehicle ~400 g CO2 per mile (22.2 mpg, 8,887 g/gallon)", 2023),
+    ),
+}
+
+# Annual emissions of a country (or the world), for "share of a country's annual emissions".
+COUNTRY_ANNUAL_CO2_KG: dict[str, Sourced] = {
+    "us": Sourced(6.343e12, "kg CO2e/year", "US EPA Inventory of U.S. Greenhouse Gas Emissions and Sinks, gross 2022", 2022),
+    "germany": Sourced(6.73e11, "kg CO2e/year", "Umweltbundesamt, German greenhouse gas emissions 2023", 2023),
+    "world": Sourced(3.68e13, "kg CO2/year", "Global Carbon Budget 2023, fossil CO2 emissions 2023 (projected)", 2023),
+}
+COUNTRY_DEFAULT = "us"
+COUNTRY_NAMES = {"us": "the United States'", "germany": "Germany's", "world": "the world's"}
+
+
+def equivalents(kwh: float | None, co2_kg: float | None, *, country: str = COUNTRY_DEFAULT) -> dict[str, float]:
+    """A kWh and CO2 figure told as flights, household-years, car-km and a share of a country's emissions.
+
+    Keys: the `EQUIVALENTS` keys and ``"share_<country>"`` (a fraction, not a percentage). A key is
+    missing when the figure it rests on is None.
+    """
+    if country not in COUNTRY_ANNUAL_CO2_KG:
+        raise ValueError(f"unknown country {country!r}; choose one of {sorted(COUNTRY_ANNUAL_CO2_KG)}")
+    out: dict[str, float] = {}
+    for key, eq in EQUIVALENTS.items():
+        value = kwh if eq.basis == "kwh" else co2_kg
+        if value is not None:
+            out[key] = value / eq.per_unit.value
+    if co2_kg is not None:
+        out[f"share_{country}"] = co2_kg / COUNTRY_ANNUAL_CO2_KG[country].value
+    return out
+
+
+def describe_equivalents(values: dict[str, float], *, country: str = COUNTRY_DEFAULT) -> str:
+    """One line such as "= 0.12 round-trip flights ...; 3.4 km driven ...; 1.2e-9 of US annual emissions"."""
+    parts = []
+    for key, eq in EQUIVALENTS.items():
+        if key in values:
+            parts.append(f"{values[key]:.3g} {eq.unit}")
+    share = values.get(f"share_{country}")
+    if share is not None:
+        parts.append(f"{share:.3g} of {COUNTRY_NAMES.get(country, country)} annual emissions")
+    return "; ".join(parts)
+
+
 # Measured here (REFERENCE.md section 6, one H100 80GB, torch 2.11): bf16 8192^3 matmul.
 H100_MEASURED_BF16_MATMUL_TFLOPS = Sourced(793.0, "TFLOP/s", "measured: 8192^3 bf16 matmul on one H100 80GB (REFERENCE.md s.6)", 2026)
 

@@ -16,6 +16,17 @@ Usage::
     ...  # one epoch
     reading = meter.stop()  # EnergyReading(joules=..., seconds=..., source="nvml")
 
+Without an NVIDIA GPU, ``auto`` reads the CPU's RAPL counters (Linux powercap,
+``/sys/class/powercap/intel-rapl:*/energy_uj``: package and DRAM domains, wrap-around
+at ``max_energy_range_uj`` handled, polled on a thread so a long window cannot wrap
+twice unseen). Where no counter can be read (many VMs, or ``energy_uj`` readable by
+root only since Linux 5.10), it falls back to an *estimate*: a stated power (``watts``,
+``cost.watts``) or the hardware's rated power (GPU datasheet TDP; CPU: 12 W per core in
+use, Green Algorithms' default) times the measured time, as codecarbon does when it has
+no counter. An estimate's ``source`` starts with ``"estimate:"`` and says what power it
+assumed and why, and that string is what the run record stores; `energy_method` maps a
+source to metered / estimated / none.
+
 ``pynvml`` (package ``nvidia-ml-py``, extra ``robustperf[gpu]``) is imported lazily.
 """
 
@@ -27,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from robustperf.registry import Registry
@@ -47,7 +59,8 @@ class EnergyReading:
     Attributes:
         joules: energy drawn by the metered device(s); None when the meter measures time only.
         seconds: wall-clock seconds of the window.
-        source: which meter produced it ("nvml", "sampling", "fake", "none").
+        source: which meter produced it ("nvml", "sampling", "rapl", "fake", "none", or
+            "estimate: <watts and where they come from>").
         idle_watts: idle baseline of the device if one was measured (not subtracted from ``joules``).
         n_devices: how many devices' energy is summed in ``joules``.
     """
@@ -411,6 +424,295 @@ class SamplingMeter:
         return len(self._times)
 
 
+# ---------------------------------------------------------------------------- RAPL (Linux powercap)
+
+DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
+METERED_SOURCES = frozenset({"nvml", "sampling", "rapl"})
+
+
+def energy_method(source: str | None) -> str:
+    """What kind of number a reading's ``source`` stands for: metered, estimated, fake or none."""
+    if source is None or source == "none":
+        return "none"
+    if source.startswith("estimate"):
+        return "estimated"
+    if source == "fake":
+        return "fake"
+    return "metered" if source.split(":")[0] in METERED_SOURCES else "unknown"
+
+
+@dataclass(frozen=True)
+class RaplDomain:
+    """One powercap zone whose energy we count.
+
+    Attributes:
+        name: the zone's ``name`` file ("package-0", "dram").
+        path: the zone directory (holds ``energy_uj`` and ``max_energy_range_uj``).
+        max_range_uj: the counter wraps to 0 after this many microjoules.
+    """
+
+    name: str
+    path: Path
+    max_range_uj: int
+
+
+def _read_int(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
+def discover_rapl(root: str | Path = DEFAULT_POWERCAP_ROOT) -> list[RaplDomain]:
+    """The package and DRAM zones under a powercap root (empty if there are none).
+
+    Top-level ``intel-rapl:N`` zones are CPU packages; their ``dram`` sub-zones are
+    added. ``core``/``uncore`` sub-zones are parts of the package and ``psys`` (the
+    whole SoC on laptops) overlaps the packages, so neither is counted.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    domains: list[RaplDomain] = []
+    seen: set[Path] = set()
+    # sysfs lists every zone at the top level (symlinks) and nests sub-zones in their parent: take each once.
+    for zone in sorted([*base.glob("intel-rapl:*"), *base.glob("intel-rapl:*/intel-rapl:*")], key=lambda z: z.name):
+        real = zone.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        parts = zone.name.split(":")
+        if not (zone / "energy_uj").exists() or not (zone / "name").exists():
+            continue
+        name = (zone / "name").read_text().strip()
+        is_package = len(parts) == 2 and name.startswith("package")
+        is_dram = len(parts) == 3 and name == "dram"
+        if not (is_package or is_dram):
+            continue
+        try:
+            max_range = _read_int(zone / "max_energy_range_uj")
+        except (OSError, ValueError):
+            max_range = 0
+        domains.append(RaplDomain(name, zone, max_range))
+    return domains
+
+
+def rapl_delta_uj(before: int, after: int, max_range_uj: int) -> int:
+    """Microjoules between two readings of one counter, allowing one wrap-around."""
+    if after >= before:
+        return after - before
+    if max_range_uj <= 0:
+        raise EnergyMeterError("RAPL counter went backwards and max_energy_range_uj is unknown: cannot unwrap it")
+    return after + max_range_uj - before
+
+
+@dataclass(frozen=True)
+class RaplMeterConfig:
+    """RAPL package + DRAM counters of the CPU(s).
+
+    Attributes:
+        root: the powercap directory (tests point this at a fake tree).
+        poll_interval_s: a thread reads the counters this often so no counter can wrap twice
+            between reads (at 200 W a 262 kJ counter wraps every ~22 min); None: only on read().
+    """
+
+    root: str = DEFAULT_POWERCAP_ROOT
+    poll_interval_s: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s is not None and not 0.01 <= self.poll_interval_s <= 600:
+            raise EnergyMeterError(f"rapl poll_interval_s must be in [0.01, 600] or None, got {self.poll_interval_s}")
+
+
+def rapl_unavailable_reason(root: str | Path = DEFAULT_POWERCAP_ROOT) -> str | None:
+    """Why RAPL cannot be metered under ``root`` (None when it can)."""
+    domains = discover_rapl(root)
+    if not domains:
+        return f"no RAPL package zones under {root}"
+    for d in domains:
+        try:
+            _read_int(d.path / "energy_uj")
+        except PermissionError:
+            return (
+                f"{d.path / 'energy_uj'} is readable by root only (Linux >= 5.10); "
+                f"`sudo chmod o+r {Path(root)}/intel-rapl:*/energy_uj {Path(root)}/intel-rapl:*/*/energy_uj` to meter"
+            )
+        except (OSError, ValueError) as exc:
+            return f"cannot read {d.path / 'energy_uj'} ({exc})"
+    return None
+
+
+class RaplMeter:
+    """Sums the energy of every package and DRAM zone over the window, unwrapping each counter.
+
+    RAPL meters the whole socket: whatever else runs on the CPU during the window is in the joules too
+    (measure an idle baseline with `measure_idle_watts` to see how much).
+    """
+
+    source = "rapl"
+
+    def __init__(self, config: RaplMeterConfig | None = None, *, clock: Clock = time.perf_counter) -> None:
+        self.config = config or RaplMeterConfig()
+        self._window = _Window(clock)
+        self._domains: list[RaplDomain] = []
+        self._last: list[int] = []
+        self._total_uj = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def domains(self) -> list[RaplDomain]:
+        return list(self._domains)
+
+    def start(self) -> None:
+        reason = rapl_unavailable_reason(self.config.root)
+        if reason is not None:
+            raise EnergyMeterError(f"RAPL meter: {reason}; or use cost.energy_meter=estimate")
+        self._domains = discover_rapl(self.config.root)
+        with self._lock:
+            self._last = [_read_int(d.path / "energy_uj") for d in self._domains]
+            self._total_uj = 0
+        self._window.begin()
+        self._stop.clear()
+        if self.config.poll_interval_s is not None:
+            self._thread = threading.Thread(target=self._loop, name="robustperf-rapl", daemon=True)
+            self._thread.start()
+
+    def _poll(self) -> None:
+        with self._lock:
+            for i, d in enumerate(self._domains):
+                now = _read_int(d.path / "energy_uj")
+                self._total_uj += rapl_delta_uj(self._last[i], now, d.max_range_uj)
+                self._last[i] = now
+
+    def _loop(self) -> None:
+        interval = self.config.poll_interval_s or 10.0
+        while not self._stop.wait(interval):
+            try:
+                self._poll()
+            except (OSError, ValueError, EnergyMeterError) as exc:  # keep metering; read() raises if it persists
+                log.warning("RAPL poll failed: %s", exc)
+
+    def read(self) -> EnergyReading:
+        if not self._last:
+            raise RuntimeError("rapl meter: call start() before read()/stop()")
+        seconds = self._window.elapsed("rapl meter")
+        self._poll()
+        return EnergyReading(self._total_uj / 1e6, seconds, self.source, n_devices=len(self._domains))
+
+    def stop(self) -> EnergyReading:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self.read()
+
+
+# ---------------------------------------------------------------------------- estimate (stated power x time)
+
+
+@dataclass(frozen=True)
+class PowerEstimate:
+    """A stated power and why it was chosen (goes into the reading's source)."""
+
+    watts: float
+    basis: str
+
+
+def _cores_in_use() -> int:
+    """CPU cores this process can use: its affinity, capped by torch's intra-op threads when torch is loaded."""
+    import sys
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    torch = sys.modules.get("torch")  # never import torch here
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        cores = max(1, min(cores, int(torch.get_num_threads())))
+    return cores
+
+
+def _gpu_name(device_index: int | None) -> str | None:
+    import sys
+
+    torch = sys.modules.get("torch")  # never import torch here
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return None
+        return str(torch.cuda.get_device_name(0 if device_index is None else device_index))
+    except (RuntimeError, AssertionError):
+        return None
+
+
+def estimate_power(
+    watts: float | None = None, *, device_index: int | None = None, n_cores: int | None = None
+) -> PowerEstimate:
+    """The power an estimate assumes: the stated ``watts``, else the GPU's datasheet TDP, else per-core CPU power.
+
+    Args:
+        watts: a stated mean power (``cost.watts`` / ``--watts``).
+        device_index: the CUDA device trained on (None: CPU unless torch sees a GPU).
+        n_cores: CPU cores in use (default: this process's CPU affinity).
+    """
+    from robustperf.cost.constants import CPU_WATTS_PER_CORE, gpu_spec
+
+    if watts is not None:
+        if watts <= 0:
+            raise EnergyMeterError(f"watts must be > 0, got {watts}")
+        return PowerEstimate(float(watts), f"stated power {watts:g} W (cost.watts / --watts)")
+    name = _gpu_name(device_index) if device_index is not None else None
+    if name is not None:
+        try:
+            spec = gpu_spec(name)
+            return PowerEstimate(spec.tdp_watts, f"TDP of {spec.name} ({spec.source})")
+        except ValueError:
+            log.info("GPU %s has no datasheet entry: estimating from CPU cores instead", name)
+    cores = n_cores or _cores_in_use()
+    per_core = CPU_WATTS_PER_CORE
+    return PowerEstimate(
+        per_core.value * cores,
+        f"{per_core.value:g} W/core x {cores} CPU core(s) in use (Green Algorithms default per-core power, "
+        f"{per_core.year}; DRAM not included)",
+    )
+
+
+@dataclass(frozen=True)
+class EstimateMeterConfig:
+    """Energy = a stated power x measured seconds."""
+
+    watts: float
+    basis: str = "stated power"
+
+    def __post_init__(self) -> None:
+        if not self.watts > 0:
+            raise EnergyMeterError(f"estimate meter watts must be > 0, got {self.watts}; give --watts / cost.watts")
+
+
+class EstimateMeter:
+    """Not a measurement: ``joules = watts x seconds`` with the assumption written into ``source``."""
+
+    def __init__(self, config: EstimateMeterConfig, *, clock: Clock = time.perf_counter) -> None:
+        self.config = config
+        self.source = f"estimate: {config.watts:g} W = {config.basis}"
+        self._window = _Window(clock)
+
+    def start(self) -> None:
+        self._window.begin()
+
+    def read(self) -> EnergyReading:
+        seconds = self._window.elapsed("estimate meter")
+        return EnergyReading(self.config.watts * seconds, seconds, self.source)
+
+    def stop(self) -> EnergyReading:
+        return self.read()
+
+
+def _estimate(device_index: int | None = None, watts: float | None = None) -> EstimateMeter:
+    power = estimate_power(watts, device_index=device_index)
+    return EstimateMeter(EstimateMeterConfig(power.watts, power.basis))
+
+
 # ---------------------------------------------------------------------------- factory and helpers
 
 
@@ -439,15 +741,28 @@ def _counter_supported(device_index: int | None) -> bool:
         pynvml.nvmlShutdown()
 
 
-def _auto(device_index: int | None = None, **kwargs: Any) -> EnergyMeter:
-    """NVML counter if a GPU with the counter is present, power sampling if only power is, else time only."""
-    if not _gpu_present():
-        log.info("no NVIDIA GPU visible to NVML: metering time only")
-        return NoneMeter()
-    if _counter_supported(device_index):
-        return NvmlMeter(NvmlMeterConfig(device_index=device_index))
-    log.info("GPU has no NVML energy counter: falling back to power sampling")
-    return SamplingMeter(SamplingMeterConfig(device_index=device_index, **kwargs))
+def _auto(
+    device_index: int | None = None,
+    watts: float | None = None,
+    powercap_root: str = DEFAULT_POWERCAP_ROOT,
+    **kwargs: Any,
+) -> EnergyMeter:
+    """The best meter here: NVML counter, else NVML power sampling, else RAPL, else an estimate.
+
+    A stated ``watts`` is used only by the estimate (a meter that can measure does).
+    """
+    if _gpu_present():
+        if _counter_supported(device_index):
+            return NvmlMeter(NvmlMeterConfig(device_index=device_index))
+        log.info("GPU has no NVML energy counter: falling back to power sampling")
+        return SamplingMeter(SamplingMeterConfig(device_index=device_index, **kwargs))
+    reason = rapl_unavailable_reason(powercap_root)
+    if reason is None:
+        log.info("no NVIDIA GPU visible to NVML: metering the CPU with RAPL")
+        return RaplMeter(RaplMeterConfig(root=powercap_root))
+    meter = _estimate(device_index, watts)
+    log.info("no NVIDIA GPU and no RAPL counter (%s): energy is an %s", reason, meter.source)
+    return meter
 
 
 ENERGY_METERS.register("none", lambda device_index=None: NoneMeter())
@@ -457,23 +772,37 @@ ENERGY_METERS.register(
     "sampling",
     lambda device_index=None, interval_s=0.1: SamplingMeter(SamplingMeterConfig(device_index, interval_s)),
 )
+ENERGY_METERS.register(
+    "rapl",
+    lambda device_index=None, powercap_root=DEFAULT_POWERCAP_ROOT, poll_interval_s=10.0: RaplMeter(
+        RaplMeterConfig(powercap_root, poll_interval_s)
+    ),
+)
+ENERGY_METERS.register("estimate", _estimate)
 ENERGY_METERS.register("auto", _auto)
+_TAKES_WATTS = {"auto", "estimate", "fake"}
 
 
-def create_meter(name: str = "auto", *, device_index: int | None = None, **kwargs: Any) -> EnergyMeter:
-    """Build an energy meter by name: "auto", "nvml", "sampling", "fake" or "none".
+def create_meter(
+    name: str = "auto", *, device_index: int | None = None, watts: float | None = None, **kwargs: Any
+) -> EnergyMeter:
+    """Build an energy meter by name: "auto", "nvml", "sampling", "rapl", "estimate", "fake" or "none".
 
-    Construction does no work; "nvml" and "sampling" touch the driver in ``start()``
-    ("auto" probes NVML here to decide).
+    Construction does no work; "nvml", "sampling" and "rapl" touch the hardware in ``start()``
+    ("auto" probes NVML and the powercap tree here to decide).
 
     Args:
         name: meter name (``cost.energy_meter`` in the run config).
         device_index: logical CUDA index to meter (None: device 0 / torch's current device).
-        **kwargs: meter options, e.g. ``watts`` for "fake", ``interval_s`` for "sampling".
+        watts: stated mean power for "estimate" (and for "auto" when it falls back to an estimate;
+            "fake" draws it); meters that measure ignore it.
+        **kwargs: meter options, e.g. ``interval_s`` for "sampling", ``powercap_root`` for "rapl"/"auto".
     """
     factory = ENERGY_METERS.get(name)
     if name == "nvml":
         import_pynvml()  # fail before any work with the install hint
+    if watts is not None and name in _TAKES_WATTS:
+        kwargs["watts"] = watts
     try:
         return factory(device_index=device_index, **kwargs)
     except TypeError as exc:

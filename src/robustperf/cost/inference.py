@@ -4,8 +4,20 @@
 
 Precisions: fp32; bf16 and fp16 (the model's weights and inputs cast, as deployed;
 a precision the backend cannot run is reported unsupported with the error); int8
-via PyTorch dynamic quantization of ``nn.Linear`` layers on CPU only (convolutions
-stay fp32 there, so CNNs barely change - the result says so).
+(CPU only) by FX graph-mode post-training *static* quantisation (`quantize_int8`):
+convolutions, linear layers and their fused BatchNorm/ReLU become int8 kernels with
+per-channel weight scales, activation ranges calibrated on ``calibration_batches``
+batches (the caller's images, or uniform random ones). ``int8_mode="dynamic"`` keeps the
+old dynamic quantisation of ``nn.Linear`` only (convolutions stay fp32).
+
+Energy per image: each timed point runs under an energy meter (``InferenceConfig.meter``;
+``auto`` is NVML on a GPU, RAPL or a labelled estimate on a CPU) and reports joules per image
+with the meter's source.
+
+`quantized_robustness` answers papers/004's "will AutoAttack work with quantized models?": an
+int8 model has no autograd, so the white-box stages cannot run on it (flagged, not hidden);
+its robust accuracy is bounded by the black-box Square attack run on it and by transferring
+AutoAttack examples from the float model.
 
 Peak activation memory: on CUDA ``torch.cuda.max_memory_allocated`` above the
 weights (measured). On CPU there is no allocator statistic, so we *estimate* it by
@@ -53,6 +65,13 @@ class InferenceConfig:
         device: "cpu", "cuda" or "cuda:N".
         warmup: untimed batches before timing.
         iters: timed batches (the median latency is reported).
+        int8_mode: "static" (FX post-training static quantisation: convs and linears) or "dynamic"
+            (``nn.Linear`` only).
+        calibration_batches: batches of the largest batch size used to calibrate static int8.
+        meter: energy meter for joules per image (`robustperf.cost.energy.create_meter`).
+        watts: stated power for an energy estimate where nothing is metered.
+        min_energy_seconds: the energy window is extended with untimed batches to at least this long
+            (energy counters update every ~100 ms; REFERENCE.md s.3 asks for windows >= 1 s).
     """
 
     input_shape: tuple[int, ...] = (3, 32, 32)
@@ -61,8 +80,19 @@ class InferenceConfig:
     device: str = "cpu"
     warmup: int = 2
     iters: int = 5
+    int8_mode: str = "static"
+    calibration_batches: int = 4
+    meter: str = "auto"
+    watts: float | None = None
+    min_energy_seconds: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.min_energy_seconds < 0:
+            raise InferenceConfigError("min_energy_seconds must be >= 0")
+        if self.int8_mode not in ("static", "dynamic"):
+            raise InferenceConfigError(f"int8_mode must be 'static' (convs too) or 'dynamic', got {self.int8_mode!r}")
+        if self.calibration_batches < 1:
+            raise InferenceConfigError("calibration_batches must be >= 1")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise InferenceConfigError(f"unknown precision(s) {bad}; choose from {list(PRECISIONS)}")
@@ -83,6 +113,8 @@ class InferencePoint:
     throughput: float | None = None  # images per second
     peak_activation_bytes: int | None = None
     note: str = ""
+    joules_per_image: float | None = None
+    energy_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,32 +163,116 @@ class ActivationTracker(TorchDispatchMode):
         return out
 
 
-def _prepare(model: torch.nn.Module, precision: str, device: torch.device) -> tuple[torch.nn.Module, torch.dtype, str]:
+def _quantized_conv(module: torch.nn.Module) -> bool:
+    from torch.ao.nn.quantized.modules.conv import _ConvNd as QuantizedConvNd
+
+    return isinstance(module, QuantizedConvNd)
+
+
+def quantize_int8(model: torch.nn.Module, calibration: list[torch.Tensor], *, backend: str = "x86") -> torch.nn.Module:
+    """Post-training static int8 quantisation of ``model`` (a copy) with FX graph mode, convolutions included.
+
+    Conv/BatchNorm/ReLU and Linear/ReLU chains are fused, weights quantised per channel, and activation
+    ranges calibrated by running ``calibration`` batches through observers. The result runs on CPU only.
+
+    Args:
+        model: a float model (untouched).
+        calibration: input batches in [0, 1] (real images give realistic activation ranges).
+        backend: quantised engine ("x86", "fbgemm", "qnnpack", "onednn").
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if not calibration:
+        raise InferenceConfigError("static int8 quantisation needs at least one calibration batch")
+    if backend not in torch.backends.quantized.supported_engines:
+        raise InferenceConfigError(
+            f"quantised engine {backend!r} is not in this torch build; choose from {torch.backends.quantized.supported_engines}"
+        )
+    torch.backends.quantized.engine = backend
+    float_model = copy.deepcopy(model).cpu().float().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao quantisation is deprecated in favour of torchao; it still works
+        try:
+            prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), (calibration[0].cpu(),))
+        except Exception as exc:  # noqa: BLE001 - FX cannot trace every model; say which and how to proceed
+            raise InferenceConfigError(
+                f"FX graph-mode quantisation could not trace {type(model).__name__} ({type(exc).__name__}: {exc}); "
+                "use int8_mode='dynamic' (nn.Linear only)"
+            ) from exc
+        with torch.inference_mode():
+            for batch in calibration:
+                prepared(batch.cpu().float())
+        return convert_fx(prepared)
+
+
+def count_quantized_convs(model: torch.nn.Module) -> tuple[int, int]:
+    """(quantised conv modules, float ``nn.Conv*`` modules left) in a model."""
+    quantized = sum(1 for m in model.modules() if _quantized_conv(m))
+    float_convs = sum(1 for m in model.modules() if type(m) in (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))
+    return quantized, float_convs
+
+
+def _prepare(
+    model: torch.nn.Module, precision: str, device: torch.device, cfg: InferenceConfig | None = None,
+    calibration: list[torch.Tensor] | None = None,
+) -> tuple[torch.nn.Module, torch.dtype, str]:
     """A copy of the model in ``precision`` on ``device``, the input dtype, and a note."""
-    model = copy.deepcopy(model).eval()
+    cfg = cfg or InferenceConfig()
     if precision == "int8":
         if device.type != "cpu":
-            raise InferenceConfigError("int8 dynamic quantization runs on CPU only")
+            raise InferenceConfigError("int8 quantised kernels run on CPU only; use --device cpu for int8")
+        if cfg.int8_mode == "static":
+            if calibration is None:
+                gen = torch.Generator().manual_seed(0)
+                calibration = [torch.rand((max(cfg.batch_sizes), *cfg.input_shape), generator=gen)
+                               for _ in range(cfg.calibration_batches)]
+            quantized = quantize_int8(model, calibration)
+            n_q, n_float = count_quantized_convs(quantized)
+            return quantized, torch.float32, (
+                f"static int8 (FX, {torch.backends.quantized.engine}): {n_q} conv(s) quantised, {n_float} float conv(s) left; "
+                f"calibrated on {len(calibration)} batch(es)"
+            )
+        model = copy.deepcopy(model).eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao eager quantization is deprecated in favour of torchao
             quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return quantized, torch.float32, "dynamic int8 on nn.Linear only; convolutions stay fp32"
+    model = copy.deepcopy(model).eval()
     dtype = DTYPES[precision]
     return model.to(device=device, dtype=dtype), dtype, ""
 
 
-def _time_batches(model: torch.nn.Module, x: torch.Tensor, cfg: InferenceConfig) -> float:
-    """Median seconds per batch."""
+def _time_batches(
+    model: torch.nn.Module, x: torch.Tensor, cfg: InferenceConfig, meter: Any = None
+) -> tuple[float, Any, int]:
+    """Median seconds per batch; the energy reading over the timed batches (warm-up excluded), extended
+    with untimed batches until the window lasts ``cfg.min_energy_seconds`` (counters tick every ~100 ms);
+    and how many batches the energy window covers."""
     times = []
+    reading = None
+    n_metered = 0
     with torch.inference_mode():
         for i in range(cfg.warmup + cfg.iters):
             synchronize(x.device)
+            if i == cfg.warmup and meter is not None:
+                meter.start()
             t0 = time.perf_counter()
             model(x)
             synchronize(x.device)
             if i >= cfg.warmup:
                 times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+                n_metered += 1
+        if meter is not None:
+            from robustperf.cost.energy import energy_method
+
+            counter = energy_method(getattr(meter, "source", None)) == "metered"  # an estimate needs no long window
+            while counter and meter.read().seconds < cfg.min_energy_seconds:
+                model(x)
+                synchronize(x.device)
+                n_metered += 1
+            reading = meter.stop()
+    return statistics.median(times), reading, n_metered
 
 
 def _peak_activation(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -178,12 +294,18 @@ class InferenceBenchmark:
     def __init__(self, config: InferenceConfig | None = None) -> None:
         self.config = config or InferenceConfig()
 
-    def measure(self, model: torch.nn.Module) -> InferenceResult:
-        """Measure ``model`` (it is copied per precision and left untouched)."""
+    def measure(self, model: torch.nn.Module, *, calibration: list[torch.Tensor] | None = None) -> InferenceResult:
+        """Measure ``model`` (it is copied per precision and left untouched).
+
+        Args:
+            model: the float model.
+            calibration: input batches for static int8 calibration (default: uniform random images).
+        """
         cfg = self.config
         device = torch.device(cfg.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InferenceConfigError(f"device {cfg.device!r} asked for but CUDA is not available; use --device cpu")
+        self._calibration = calibration
         points = [p for precision in cfg.precisions for p in self._measure_precision(model, precision, device)]
         params = list(model.parameters())
         return InferenceResult(
@@ -200,18 +322,151 @@ class InferenceBenchmark:
         )
 
     def _measure_precision(self, model: torch.nn.Module, precision: str, device: torch.device) -> list[InferencePoint]:
+        from robustperf.cost.energy import create_meter
+
         try:
-            prepared, dtype, note = _prepare(model, precision, device)
+            prepared, dtype, note = _prepare(model, precision, device, self.config, getattr(self, "_calibration", None))
         except (InferenceConfigError, RuntimeError) as exc:
             return [InferencePoint(precision, b, False, note=str(exc)) for b in self.config.batch_sizes]
+        meter = create_meter(self.config.meter, device_index=device.index if device.type == "cuda" else None,
+                             watts=self.config.watts)
         points = []
         for batch in self.config.batch_sizes:
             x = torch.rand((batch, *self.config.input_shape), device=device).to(dtype)
             try:
-                seconds = _time_batches(prepared, x, self.config)
+                seconds, reading, n_metered = _time_batches(prepared, x, self.config, meter)
                 peak = _peak_activation(prepared, x)
             except (RuntimeError, NotImplementedError) as exc:  # e.g. fp16 convolution missing on this CPU
                 points.append(InferencePoint(precision, batch, False, note=f"{type(exc).__name__}: {exc}"[:200]))
                 continue
-            points.append(InferencePoint(precision, batch, True, seconds * 1e3, batch / seconds, peak, note))
+            # the meter window: the timed batches (warm-up excluded), extended to min_energy_seconds
+            jpi = None if reading.joules is None else reading.joules / (batch * n_metered)
+            points.append(InferencePoint(precision, batch, True, seconds * 1e3, batch / seconds, peak, note,
+                                         jpi, reading.source))
         return points
+
+
+# ---------------------------------------------------------------------------- robustness of the int8 model
+
+
+@dataclass(frozen=True)
+class QuantizedRobustness:
+    """Accuracy and robust accuracy of a float model and its int8 copy (papers/004: "will AutoAttack work?").
+
+    Attributes:
+        n_examples, eps, norm: what was evaluated.
+        clean_acc_float, clean_acc_int8: clean accuracy of each model.
+        robust_acc_float: AutoAttack (``version``) on the float model.
+        white_box_int8: None if gradient attacks ran on the int8 model, else why they cannot (no autograd).
+        square_acc_int8: robust accuracy of the int8 model under black-box Square (forward queries only).
+        transfer_acc_int8: robust accuracy of the int8 model on the float model's AutoAttack examples.
+        robust_acc_int8: the lowest of the int8 numbers measured (an upper bound on its true robust accuracy).
+        flags: name -> {fired, detail}: gradient masking signs of the int8 evaluation.
+    """
+
+    n_examples: int
+    eps: float
+    norm: str
+    version: str
+    clean_acc_float: float
+    clean_acc_int8: float
+    robust_acc_float: float
+    white_box_int8: str | None
+    square_acc_int8: float
+    transfer_acc_int8: float
+    robust_acc_int8: float
+    flags: dict[str, dict[str, Any]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([model(x[i:i + batch]).argmax(1) == y[i:i + batch] for i in range(0, len(x), batch)])
+
+
+def quantized_robustness(
+    model: torch.nn.Module,
+    quantized: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    version: str = "standard",
+    attacks: tuple[str, ...] = (),
+    square_queries: int = 1000,
+    attack_params: dict[str, dict[str, Any]] | None = None,
+    batch_size: int = 256,
+) -> QuantizedRobustness:
+    """Clean and robust accuracy of ``model`` (float) and ``quantized`` (int8) on CPU, with masking flags.
+
+    1. AutoAttack (``version``; ``attacks`` for version "custom") on the float model (the reference).
+    2. A white-box gradient attack (APGD-CE) tried on the int8 model: quantised kernels have no autograd,
+       so it raises; the reason is kept and the ``no_gradients`` flag fires (gradient masking by
+       construction - a number from gradient attacks on it would be meaningless).
+    3. Square (black-box, forward queries only) run on the int8 model itself.
+    4. Transfer: the float model's AutoAttack examples classified by the int8 model.
+
+    The int8 model's reported robust accuracy is the lower of 3 and 4 (each is an upper bound).
+    """
+    from robustperf.attacks import create_attack
+    from robustperf.attacks.autoattack import AutoAttack
+
+    t0 = time.perf_counter()
+    model = copy.deepcopy(model).cpu().float().eval()
+    x, y = x.cpu().float(), y.cpu()
+    n = int(x.shape[0])
+    aa = create_attack("autoattack", eps=eps, norm=norm, version=version, attacks=tuple(attacks),
+                       attack_params=attack_params or {})
+    assert isinstance(aa, AutoAttack)
+    ref = aa.run(model, x, y, batch_size=batch_size)
+    clean_q = _correct(quantized, x, y)
+    white_box: str | None = None
+    try:
+        grad_attack = create_attack("apgd-ce", eps=eps, norm=norm)
+        grad_attack.perturb(quantized, x[: min(n, 8)], y[: min(n, 8)])
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        white_box = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    square = create_attack("square", eps=eps, norm=norm, n_queries=square_queries).perturb(quantized, x, y)
+    square_robust = clean_q & square.robust.cpu()
+    transfer_robust = clean_q & _correct(quantized, ref.x_adv.cpu(), y)
+    square_acc = float(square_robust.float().mean())
+    transfer_acc = float(transfer_robust.float().mean())
+    flags = {
+        "no_gradients": {
+            "fired": white_box is not None,
+            "detail": ("white-box gradient attacks cannot run on the int8 model (" + white_box + "); its robust "
+                       "accuracy comes from black-box Square and transfer from the float model only"
+                       ) if white_box else "gradient attacks ran on the int8 model",
+        },
+        "int8_more_robust_than_float": {
+            "fired": min(square_acc, transfer_acc) > float(ref.robust.float().mean()) + 0.02,
+            "detail": "the int8 model looks more robust than the float one: the attacks it allows are weaker "
+                      "(no gradients), not the model stronger - do not report it as a robustness gain",
+        },
+    }
+    return QuantizedRobustness(
+        n_examples=n, eps=eps, norm=norm, version=version,
+        clean_acc_float=float(ref.clean_correct.float().mean()), clean_acc_int8=float(clean_q.float().mean()),
+        robust_acc_float=float(ref.robust.float().mean()), white_box_int8=white_box,
+        square_acc_int8=square_acc, transfer_acc_int8=transfer_acc, robust_acc_int8=min(square_acc, transfer_acc),
+        flags=flags, seconds=time.perf_counter() - t0,
+    )
+
+
+def load_run_for_inference(
+    run: Any, n_examples: int, *, n_calibration: int = 512
+) -> tuple[torch.nn.Module, Any, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A trained run's best model (CPU), its config, int8 calibration batches from its training images,
+    and ``n_examples`` held-out test images with labels (the same seeded subset the training loop evaluates)."""
+    from robustperf.data import build_data, eval_tensors
+    from robustperf.models import load_run_model
+
+    model, cfg = load_run_model(run, which="best", device="cpu")
+    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
+    x_cal, _ = eval_tensors(bundle.train, min(n_calibration, len(bundle.train)), seed=1)
+    calibration = [x_cal[i:i + 128] for i in range(0, len(x_cal), 128)]
+    return model, cfg, calibration, eval_tensors(bundle.test, n_examples, seed=0)

@@ -206,7 +206,7 @@ def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     if session is None:
         return rd
     with session.failing_on_error():
-        session.start_meter(cfg.cost.energy_meter)
+        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
         s = setup(cfg)
         fit = finetune(s.model, s.train_ids, [e.label for e in s.train], cfg.training, pad_id=s.tokenizer.pad_token_id,
                        epochs=cfg.training.epochs, seed=cfg.seed, device=s.device, precision=cfg.runtime.precision)
@@ -250,7 +250,7 @@ def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         return rd
     with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(cfg.cost.energy_meter)
+        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
         n = cfg.rounds.n_attack_val
         ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision)
         reading = session.stop_meter()
@@ -276,7 +276,7 @@ def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         return rd
     with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(cfg.cost.energy_meter)
+        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
         ft_final = final_metrics(ft)
         rows, totals = _adversarial_rounds(cfg, s, rd, finetune_flops=float(ft_final["train_flops"]),
                                            finetune_sequences=int(ft_final["n_sequences"]))

@@ -73,7 +73,9 @@ def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str
         "pareto": ("Clean vs robust accuracy coloured by cost, and the robust accuracy vs cost Pareto front.",
                    plots.pareto(analysis.frame, overlay=overlay)),
         "cost_breakdown": ("Cost of each run: wall time, energy (x PUE), CO2 and USD (constants in each run's "
-                           "result.json).", plots.cost_breakdown(analysis.frame)),
+                           "result.json). Each energy panel says whether its numbers were metered (NVML, RAPL) or "
+                           "estimated (a stated power x measured time; the power and its source are in each run's "
+                           "cost.energy_source).", plots.cost_breakdown(analysis.frame)),
     }
 
 
@@ -104,6 +106,14 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         rows = [r for r in rows if r["run_id"] in wanted]
     if not rows:
         raise FileNotFoundError(f"no runs in {runs_dir}" + (f" for study {study.name!r}" if study else ""))
+    tuning_html = ""
+    if study is not None and study.tuning.grid:  # fit to the selected runs; show tuning cost beside them
+        from robustperf.report.tuning import tuning_groups, tuning_table
+
+        groups = tuning_groups(rows, list(study.tuning.grid), study.tuning.select_on)
+        unselected = {r for g in groups for r in g.tuning_ids}
+        rows = [r for r in rows if r["run_id"] not in unselected]
+        tuning_html = "<h2>Hyperparameter tuning cost</h2>" + tuning_table(groups, study.tuning.select_on)
     eval_key = study.evaluate.key if study is not None and study.evaluate.attacks else None
     analysis = analyze(rows, fit=study.fit if study else None, forecast=study.forecast if study else None,
                        evaluation_key=eval_key)
@@ -122,6 +132,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         sections.append(f"<figure class='figure{wide}' id='fig-{name}'>{svg}<figcaption>{html.escape(caption)}"
                         f"</figcaption></figure>")
     page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir)
+    if tuning_html:
+        page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))
@@ -143,8 +155,8 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> 
     n_fail = int((frame["status"] == "failed").sum())
     total = {c: frame[c].sum(min_count=1) for c in ("flops", "seconds", "energy_kwh", "co2_kg", "usd") if c in frame}
     energy = total.get("energy_kwh")
-    energy_text = ("energy not metered (no GPU energy counter on this machine)" if energy is None or energy != energy
-                   else f"{tables.fmt(float(energy))} kWh")
+    energy_text = ("energy not measured (cost.energy_meter=none)" if energy is None or energy != energy
+                   else f"{tables.fmt(float(energy))} kWh ({plots.energy_label(frame)})")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed) in <code>{html.escape(str(runs_dir))}</code>; "
                f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "

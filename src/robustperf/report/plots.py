@@ -219,18 +219,37 @@ def cost_breakdown(frame: Any) -> Figure:
     height = max(3.0, 0.22 * len(data) + 1.5)
     fig, axes = _figure(12.0, height, ncols=4)
     labels = [_short_label(r) for _, r in data.iterrows()]
+    energy_note = energy_label(data)
     for ax, (col, label) in zip(axes, COST_PANELS, strict=True):
+        title = label if col == "seconds" else f"{label}\n{energy_note}"
         values = data.get(col, None)
         if values is None or values.notna().sum() == 0:
-            _empty(ax, f"no {label} recorded\n(energy needs a meter: nvml on a GPU)")
+            _empty(ax, f"no {label} recorded\n(set cost.energy_meter=auto, or cost.watts for an estimate)")
             ax.set_title(label)
             continue
         ax.barh(range(len(data)), values.fillna(0.0), color=ACC_COLOR)
         ax.set_yticks(range(len(data)))
         ax.set_yticklabels(labels if ax is axes[0] else [], fontsize=7)
-        ax.set_title(label)
+        ax.set_title(title, fontsize=9)
         ax.invert_yaxis()
     return fig
+
+
+def energy_label(frame: Any) -> str:
+    """Whether a frame's energy figures were metered or estimated: "metered", "estimated", or the mix."""
+    from robustperf.cost.energy import energy_method
+
+    sources = frame.get("energy_source", [])
+    counts: dict[str, int] = {}
+    for src in sources:
+        method = energy_method(src if isinstance(src, str) else None)
+        if method != "none":
+            counts[method] = counts.get(method, 0) + 1
+    if not counts:
+        return "not measured"
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "mixed: " + ", ".join(f"{n} {m}" for m, n in sorted(counts.items()))
 
 
 def _short_label(row: Any) -> str:

@@ -68,15 +68,37 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
     cols = (("target", "target"), ("law", "law"), ("flops", "FLOPs"), ("accuracy", "robust acc"), ("N", "N*"),
             ("D", "D*"), ("gpu_hours", "H100 GPU-h"), ("energy_kwh", "kWh"), ("co2_kg", "CO2 kg"), ("usd", "USD"),
             ("message", "note"))
-    head = "".join(f"<th>{h}</th>" for _, h in cols)
+    head = "".join(f"<th>{h}</th>" for _, h in cols) + "<th>equivalent to</th>"
     body = []
     for r in rows:
         cells = []
         for key, _ in cols:
             value = r.get(key)
             cells.append(f"<td>{_interval(value) if isinstance(value, tuple) else fmt(value)}</td>")
+        cells.append(f"<td>{html.escape(_equivalents_text(r))}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<p class='note'>{html.escape(_equivalents_sources())}</p>")
+
+
+def _equivalents_text(row: dict[str, Any]) -> str:
+    """A forecast row's kWh and CO2 (point values) as flights, household-years, car-km and a share of emissions."""
+    from robustperf.cost.constants import describe_equivalents, equivalents
+
+    def point(v: Any) -> float | None:
+        x = v[0] if isinstance(v, tuple) else v
+        return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+    return describe_equivalents(equivalents(point(row.get("energy_kwh")), point(row.get("co2_kg"))))
+
+
+def _equivalents_sources() -> str:
+    from robustperf.cost.constants import COUNTRY_ANNUAL_CO2_KG, COUNTRY_DEFAULT, EQUIVALENTS
+
+    parts = [f"1 {e.unit} = {e.per_unit.value:g} {e.per_unit.unit} ({e.per_unit.source})" for e in EQUIVALENTS.values()]
+    c = COUNTRY_ANNUAL_CO2_KG[COUNTRY_DEFAULT]
+    parts.append(f"annual emissions = {c.value:g} {c.unit} ({c.source})")
+    return "Equivalents: " + "; ".join(parts) + "."
 
 
 def fits_table(analysis: Any) -> str:

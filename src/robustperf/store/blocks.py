@@ -120,7 +120,8 @@ class CostRecord(RecordBlock):
         usd: electricity cost, else cloud GPU-hours.
         usd_electricity: energy_kwh x price.
         usd_gpu_hours: gpu_hours x hourly price, when one was set.
-        energy_source: which meter measured the energy.
+        energy_source: which meter measured the energy (or what an estimate assumed).
+        energy_method: "metered", "estimated", "fake" or "none".
         peak_memory_bytes: peak accelerator memory, when measured.
         constants: the constants used, each with its source.
     """
@@ -140,6 +141,7 @@ class CostRecord(RecordBlock):
     usd_electricity: float | None = None
     usd_gpu_hours: float | None = None
     energy_source: str | None = None
+    energy_method: str | None = None
     peak_memory_bytes: int | None = None
     constants: Mapping[str, Any] | None = None
 

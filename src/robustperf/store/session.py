@@ -123,13 +123,20 @@ class RunSession:
         if self.is_main:
             write_text_atomic(self.run_dir.path / name, text)
 
-    def start_meter(self, meter_name: str, *, device_index: int | None = None, prior_seconds: float = 0.0,
-                    prior_joules: float | None = 0.0) -> None:
-        """Start metering energy and time; ``prior_*``: what earlier attempts of a resumed run measured."""
+    def start_meter(self, meter_name: str, *, device_index: int | None = None, watts: float | None = None,
+                    prior_seconds: float = 0.0, prior_joules: float | None = 0.0) -> None:
+        """Start metering energy and time.
+
+        Args:
+            meter_name: a registered energy meter ("auto", "nvml", "rapl", "estimate", ...).
+            device_index: the CUDA device to meter, if any.
+            watts: the stated power an estimating meter multiplies by time (None: its own default).
+            prior_seconds, prior_joules: what earlier attempts of a resumed run measured.
+        """
         from robustperf.cost.energy import create_meter
 
         self._prior_seconds, self._prior_joules = prior_seconds, prior_joules
-        self._meter = create_meter(meter_name, device_index=device_index)
+        self._meter = create_meter(meter_name, device_index=device_index, watts=watts)
         self._meter.start()
         self._t_start = time.perf_counter()
 

@@ -12,6 +12,7 @@ A study file is YAML::
     evaluate: {attacks: [pgd], which: best, n_examples: 200}
     fit: {envelope: true, surface: chinchilla}
     forecast: {robust_acc_targets: [0.5, 0.6]}
+    tuning: {grid: {optim.lr: [0.05, 0.2]}, select_on: robust_acc}   # optional: tuning runs per point
     executor: {name: local, workers: 2}
 
 `expand(study)` turns it into the list of RunConfigs (deduplicated by run id, in grid order). Every
@@ -80,6 +81,29 @@ class ForecastSpec(_Section):
         return v
 
 
+class TuningSpec(_Section):
+    """Hyperparameter tuning inside the study (papers/004: tuning is a hidden cost of a method).
+
+    Every study point (grid x runs x seeds) is trained once per combination of ``grid``; the runs that
+    differ only in these keys form one tuning group, the best of them on ``select_on`` is the selected
+    run and the others are its tuning runs. The report fits laws to the selected runs and shows each
+    selected run's cost alone and with its tuning runs' cost added.
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values tried per point")
+    select_on: Literal["robust_acc", "clean_acc", "adv_loss"] = Field(
+        "robust_acc", description="final.* metric that picks the selected run of a tuning group"
+    )
+
+    @field_validator("grid")
+    @classmethod
+    def _values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if len(values) < 2:
+                raise ValueError(f"tuning.grid key {key!r} needs >= 2 values to tune over; move it to `grid`")
+        return grid
+
+
 class ExecutorSpec(_Section):
     """Where the runs execute (see `robustperf.sweep.executors.EXECUTORS`)."""
 
@@ -107,6 +131,7 @@ class StudyConfig(_Section):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     fit: FitSpec = Field(default_factory=FitSpec)
     forecast: ForecastSpec = Field(default_factory=ForecastSpec)
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     source_dir: str | None = Field(None, description="directory of the study file (set by load_study)")
 
@@ -175,15 +200,18 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def grid_points(study: StudyConfig) -> list[dict[str, Any]]:
-    """The override dicts of a study: explicit runs x grid product x seeds, in that order."""
+    """The override dicts of a study: explicit runs x grid product x seeds x tuning grid, in that order."""
     keys = list(study.grid)
     product = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(study.grid[k] for k in keys))]
     explicit = study.runs or [{}]
+    tkeys = list(study.tuning.grid)
+    tuning = [dict(zip(tkeys, c, strict=True)) for c in itertools.product(*(study.tuning.grid[k] for k in tkeys))]
     points = []
     for run in explicit:
         for combo in product:
             for seed in study.seeds:
-                points.append({**run, **combo, "runtime.seed": seed})
+                for tune in tuning:  # [{}] without tuning
+                    points.append({**run, **combo, **tune, "runtime.seed": seed})
     return points
 
 

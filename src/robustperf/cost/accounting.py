@@ -113,9 +113,9 @@ def count_iteration(
     return counter.result(), marks[0] if marks else FlopCount(0, 0)
 
 
-def _analytic_passes(method: str, n_steps: int, awp: bool) -> float | None:
+def _analytic_passes(method: str, n_steps: int, awp: bool, replays: int | None = None) -> float | None:
     try:
-        return analytic.forward_equivalents(method, n_steps, awp=awp)
+        return analytic.forward_equivalents(method, n_steps, awp=awp, replays=replays)
     except analytic.UnknownMethodError:
         return None
 
@@ -155,9 +155,13 @@ def train_flops_per_sample(
         attack_flops=attack.total / COUNT_BATCH,
         forward_part=step.forward / COUNT_BATCH,
         backward_part=step.backward / COUNT_BATCH,
-        analytic_passes=_analytic_passes(method, n_steps, awp),
+        analytic_passes=_analytic_passes(method, n_steps, awp, _int_or_none(cfg.method.kwargs.get("replays"))),
         by_op=_per_image_ops(step, COUNT_BATCH),
     )
+
+
+def _int_or_none(value: int | float | str | bool | None) -> int | None:
+    return None if value is None else int(value)
 
 
 # ---------------------------------------------------------------------------- the record's cost block

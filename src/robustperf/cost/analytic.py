@@ -15,6 +15,10 @@ trades  (k steps)  2k + 7         Zhang et al. 2019, clean probabilities compute
 trades_original    3k + 9         the original TRADES code re-runs the clean forward every step
 mart    (k steps)  2k + 6         Wang et al. 2020: CE attack, loss on clean and adversarial logits
 fast_at / fgsm     5              Wong et al. 2020: one random-start FGSM step (k = 1 PGD-AT)
+fgsm_noproj        5              de Jorge et al. 2022 (N-FGSM): noise, one FGSM step, no projection
+free_at  (m)       3m             Shafahi et al. 2019: m replays per minibatch, each one forward and one
+                                  backward that yields the weight and the input gradient (3F), so per
+                                  weight update free AT costs what natural training costs
 + awp              + loss passes  Wu et al. 2020: one more forward+backward of the method's loss
                                   on the proxy model (3 for CE losses, 6 for TRADES/MART)
 =================  =============  ===================================================
@@ -66,6 +70,9 @@ def _fast_at(k: int) -> float:
     return 5.0  # always one FGSM step, whatever the attack config's n_steps
 
 
+FREE_AT_DEFAULT_REPLAYS = 8  # Shafahi et al. 2019's m on CIFAR-10 (the default of free_at's settings)
+
+
 _PASSES: dict[str, Callable[[int], float]] = {
     "standard": _standard,
     "pgd_at": _pgd_at,
@@ -76,6 +83,7 @@ _PASSES: dict[str, Callable[[int], float]] = {
     "mart": _mart,
     "fast_at": _fast_at,
     "fgsm": _fast_at,
+    "fgsm_noproj": _fast_at,
 }
 
 # Forward+backward passes of each method's outer loss (what AWP's proxy step repeats).
@@ -86,6 +94,7 @@ _LOSS_PASSES: dict[str, float] = {
     "madry": 3.0,
     "fast_at": 3.0,
     "fgsm": 3.0,
+    "fgsm_noproj": 3.0,
     "trades": 6.0,
     "trades_original": 6.0,
     "mart": 6.0,
@@ -94,22 +103,31 @@ _LOSS_PASSES: dict[str, float] = {
 
 def method_names() -> list[str]:
     """Methods with an analytic formula."""
-    return sorted(_PASSES)
+    return sorted([*_PASSES, "free_at"])
 
 
-def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False) -> float:
+def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False, replays: int | None = None) -> float:
     """Forward-pass equivalents per training image per iteration (k_method).
 
     Args:
-        method: "standard", "pgd_at", "trades", "trades_original", "mart", "fast_at"/"fgsm".
-        n_steps: attack steps k (ignored by "standard" and by "fast_at", which always takes one step).
+        method: "standard", "pgd_at", "trades", "trades_original", "mart", "fast_at"/"fgsm", "fgsm_noproj",
+            "free_at".
+        n_steps: attack steps k (ignored by "standard", "free_at" and the single-step methods).
         awp: adversarial weight perturbation on top (Wu et al. 2020).
+        replays: free AT's m (None: its default, 8); per image drawn from the loader, m replays of 3F.
 
     Returns:
         k_method, e.g. 27.0 for TRADES-10 and 23.0 for PGD-10 AT (REFERENCE.md section 3).
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if method == "free_at":
+        if awp:
+            raise UnknownMethodError("no analytic cost for free_at with AWP (robustperf does not wrap free_at)")
+        m = FREE_AT_DEFAULT_REPLAYS if replays is None else replays
+        if m < 1:
+            raise ValueError(f"replays must be >= 1, got {m}")
+        return 3.0 * m
     try:
         passes = _PASSES[method](n_steps)
     except KeyError:

@@ -17,7 +17,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 class StepRunner:
     """``method.step`` (attack + loss) under autocast -> ``backward`` -> ``method.after_backward`` (AWP) ->
-    gradient clipping -> learning rate -> optimiser step -> EMA update.
+    gradient clipping -> learning rate -> optimiser step -> EMA update; ``method.replays`` times per batch
+    (free AT replays each minibatch m times, one optimiser step each; every other method once).
     """
 
     def __init__(
@@ -37,8 +38,17 @@ class StepRunner:
         self.device = next(raw.parameters()).device
 
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
+        """One minibatch: the output of its one update, or the mean loss and metrics of its replays."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        outs = [self._update(x, y, lr) for _ in range(self.method.replays)]
+        if len(outs) == 1:
+            return outs[0]
+        metrics = {k: torch.stack([o.metrics[k].detach().float() for o in outs]).mean() for k in outs[-1].metrics}
+        loss = torch.stack([o.loss.detach().float() for o in outs]).mean()
+        return StepOutput(loss=loss, logits=None, adv_logits=None, metrics=metrics)
+
+    def _update(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
         with autocast(self.device, self.precision):
             out = self.method.step(self.model, x, y)
         self.optimizer.zero_grad(set_to_none=True)

@@ -39,17 +39,21 @@ from robustperf.training.methods.base import (
     trades_kl,
     unwrap,
 )
+from robustperf.training.methods.single_step import FreeAT, FreeATSettings, NoProjFGSM, NoProjFGSMSettings
 from robustperf.training.methods.standard import Standard, StandardSettings
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registry entry: the settings class, the method class, a one-line summary, AWP support."""
+    """A registry entry: the settings class, the method class, a one-line summary, AWP support, and
+    whether it attacks with a single step (the per-epoch evaluation then also runs FGSM and watches for
+    catastrophic overfitting)."""
 
     settings_cls: type[MethodSettings]
     method_cls: type[TrainingMethod]
     summary: str
     supports_awp: bool = False
+    single_step: bool = False
 
 
 METHODS: Registry[MethodSpec] = Registry("training method")
@@ -63,7 +67,18 @@ METHODS.register(
 )
 METHODS.register("mart", MethodSpec(MARTSettings, MART, "misclassification-aware AT (Wang et al. 2020)"))
 METHODS.register(
-    "fast_at", MethodSpec(FastATSettings, FastAT, "FGSM from a random start, step 1.25 eps (Wong et al. 2020)")
+    "fast_at",
+    MethodSpec(FastATSettings, FastAT, "FGSM from a random start, step 1.25 eps (Wong et al. 2020)", single_step=True),
+)
+METHODS.register(
+    "free_at",
+    MethodSpec(FreeATSettings, FreeAT, "free AT: m replays per batch, delta carried (Shafahi et al. 2019); "
+               "kwargs: replays, step_ratio", single_step=True),
+)
+METHODS.register(
+    "fgsm_noproj",
+    MethodSpec(NoProjFGSMSettings, NoProjFGSM, "FGSM without projection, noise U(-2eps, 2eps), step eps "
+               "(N-FGSM, de Jorge et al. 2022); kwargs: noise_ratio, step_ratio", single_step=True),
 )
 
 
@@ -85,7 +100,14 @@ def settings_from_config(cfg: Any) -> MethodSettings:
     if spec.settings_cls is TRADESSettings:
         values["loss"] = "kl"  # the TRADES inner maximisation is the KL by definition
     fields = {f.name for f in dataclasses.fields(spec.settings_cls)}
-    return spec.settings_cls(**{k: v for k, v in values.items() if k in fields})
+    chosen = {k: v for k, v in values.items() if k in fields}
+    kwargs = dict(getattr(cfg, "kwargs", None) or {})
+    own = fields - set(values)  # the method's own settings, e.g. free_at's replays
+    unknown = sorted(set(kwargs) - own)
+    if unknown:
+        valid = ", ".join(sorted(own)) or "none"
+        raise MethodConfigError(f"method.kwargs {unknown} not understood by {cfg.name!r} (valid: {valid}): remove or rename")
+    return spec.settings_cls(**chosen, **kwargs)
 
 
 def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> TrainingMethod:
@@ -116,7 +138,8 @@ def flop_iteration(cfg: Any) -> Callable[[nn.Module, Tensor, Tensor, Callable[[]
     (`robustperf.cost.accounting.train_flops_per_sample` counts what it runs).
 
     What the loop runs per batch before the optimiser step: ``step`` (attack, then outer loss; the
-    counter's mark between the two), ``loss.backward()``, ``after_backward`` (AWP). A fresh method is built
+    counter's mark between the two), ``loss.backward()``, ``after_backward`` (AWP); ``method.replays`` times
+    (free AT), so the count is per image drawn from the loader. A fresh method is built
     (no generator: the run's attack RNG is not touched); AWP is counted in its active phase.
 
     Args:
@@ -128,9 +151,10 @@ def flop_iteration(cfg: Any) -> Callable[[nn.Module, Tensor, Tensor, Callable[[]
 
     def iteration(model: nn.Module, x: Tensor, y: Tensor, attack_done: Callable[[], None]) -> None:
         model.train()
-        out = method.step(model, x, y, on_attack_done=attack_done)
-        out.loss.backward()
-        method.after_backward(model)
+        for replay in range(method.replays):  # free AT: m passes per batch (the loop's replays)
+            out = method.step(model, x, y, on_attack_done=attack_done if replay == 0 else None)
+            out.loss.backward()
+            method.after_backward(model)
 
     return iteration
 
@@ -139,6 +163,10 @@ __all__ = [
     "AWP",
     "METHODS",
     "AWPSettings",
+    "FreeAT",
+    "FreeATSettings",
+    "NoProjFGSM",
+    "NoProjFGSMSettings",
     "MethodConfigError",
     "MethodSettings",
     "MethodSpec",

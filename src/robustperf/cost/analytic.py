@@ -19,6 +19,8 @@ fgsm_noproj        5              de Jorge et al. 2022 (N-FGSM): noise, one FGSM
 free_at  (m)       3m             Shafahi et al. 2019: m replays per minibatch, each one forward and one
                                   backward that yields the weight and the input gradient (3F), so per
                                   weight update free AT costs what natural training costs
+ensemble (of M)    as M           k members each trained with method M: k times M's FLOPs, but F is the
+                                  ensemble's forward (k member forwards), so the passes are M's
 + awp              + loss passes  Wu et al. 2020: one more forward+backward of the method's loss
                                   on the proxy model (3 for CE losses, 6 for TRADES/MART)
 =================  =============  ===================================================
@@ -71,6 +73,7 @@ def _fast_at(k: int) -> float:
 
 
 FREE_AT_DEFAULT_REPLAYS = 8  # Shafahi et al. 2019's m on CIFAR-10 (the default of free_at's settings)
+ENSEMBLE_DEFAULT_MEMBER = "pgd_at"  # the default member_method of the ensemble method's settings
 
 
 _PASSES: dict[str, Callable[[int], float]] = {
@@ -103,10 +106,11 @@ _LOSS_PASSES: dict[str, float] = {
 
 def method_names() -> list[str]:
     """Methods with an analytic formula."""
-    return sorted([*_PASSES, "free_at"])
+    return sorted([*_PASSES, "free_at", "ensemble"])
 
 
-def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False, replays: int | None = None) -> float:
+def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False, replays: int | None = None,
+                        member_method: str | None = None) -> float:
     """Forward-pass equivalents per training image per iteration (k_method).
 
     Args:
@@ -115,12 +119,18 @@ def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False, re
         n_steps: attack steps k (ignored by "standard", "free_at" and the single-step methods).
         awp: adversarial weight perturbation on top (Wu et al. 2020).
         replays: free AT's m (None: its default, 8); per image drawn from the loader, m replays of 3F.
+        member_method: "ensemble" only: how each member is trained (None: pgd_at).
 
     Returns:
         k_method, e.g. 27.0 for TRADES-10 and 23.0 for PGD-10 AT (REFERENCE.md section 3).
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if method == "ensemble":
+        member = member_method or ENSEMBLE_DEFAULT_MEMBER
+        if member == "ensemble":
+            raise UnknownMethodError("an ensemble's members cannot be ensembles")
+        return forward_equivalents(member, n_steps, awp=awp, replays=replays)
     if method == "free_at":
         if awp:
             raise UnknownMethodError("no analytic cost for free_at with AWP (robustperf does not wrap free_at)")

@@ -365,10 +365,13 @@ class _Trainer:
         per_image = 2 + 2 * parts.eval_settings.n_steps + (3 if parts.eval_settings.fgsm else 0)
         eval_flops = forward * parts.x_eval.shape[0] * per_image * n_evals
         peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
-        return CostRecord.from_dict(run_cost(
+        cost = run_cost(
             self.cfg.cost, seconds=reading.seconds, samples_seen=self.progress.samples_seen,
             flops_per_sample=flops_per_sample, joules=joules, energy_source=reading.source,
-            n_gpus=self.info.world_size, peak_memory_bytes=peak, eval_flops=eval_flops))
+            n_gpus=self.info.world_size, peak_memory_bytes=peak, eval_flops=eval_flops)
+        # what one prediction costs (an ensemble's k member forwards): inference beside training
+        cost["inference_flops_per_image"] = forward if math.isfinite(forward) else None
+        return CostRecord.from_dict(cost)
 
     def _finish(self) -> None:
         p = self.progress

@@ -39,6 +39,7 @@ from robustperf.training.methods.base import (
     trades_kl,
     unwrap,
 )
+from robustperf.training.methods.ensemble import EnsembleMethod, EnsembleSettings
 from robustperf.training.methods.single_step import FreeAT, FreeATSettings, NoProjFGSM, NoProjFGSMSettings
 from robustperf.training.methods.standard import Standard, StandardSettings
 
@@ -74,6 +75,11 @@ METHODS.register(
     "free_at",
     MethodSpec(FreeATSettings, FreeAT, "free AT: m replays per batch, delta carried (Shafahi et al. 2019); "
                "kwargs: replays, step_ratio", single_step=True),
+)
+METHODS.register(
+    "ensemble",
+    MethodSpec(EnsembleSettings, EnsembleMethod, "members of an ensemble model trained independently, "
+               "predictions averaged at inference; kwargs: member_method (default pgd_at)"),
 )
 METHODS.register(
     "fgsm_noproj",
@@ -125,7 +131,14 @@ def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> Trai
     if cfg.awp is not None and not spec.supports_awp:
         ok = ", ".join(n for n in METHODS.names() if METHODS.get(n).supports_awp)
         raise MethodConfigError(f"method.awp works with {ok}, not {cfg.name!r}: remove method.awp or change method.name")
-    method = spec.method_cls(settings_from_config(cfg), generator)
+    settings = settings_from_config(cfg)
+    if isinstance(settings, EnsembleSettings):
+        if settings.member_method == cfg.name:
+            raise MethodConfigError("an ensemble's member_method cannot be 'ensemble': name e.g. pgd_at or trades")
+        member_cfg = cfg.model_copy(update={"name": settings.member_method, "kwargs": {}})
+        method: TrainingMethod = EnsembleMethod(settings, generator, create_method(member_cfg, generator=generator))
+    else:
+        method = spec.method_cls(settings, generator)
     if cfg.awp is not None:
         if not isinstance(method, AdversarialMethod):
             raise MethodConfigError(f"method.awp needs an adversarial method (perturb + outer loss), not {cfg.name!r}")
@@ -163,6 +176,8 @@ __all__ = [
     "AWP",
     "METHODS",
     "AWPSettings",
+    "EnsembleMethod",
+    "EnsembleSettings",
     "FreeAT",
     "FreeATSettings",
     "NoProjFGSM",

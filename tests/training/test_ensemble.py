@@ -132,3 +132,10 @@ def test_an_ensemble_run_records_training_and_inference_cost(tmp_path: Path) -> 
     assert cost["flops_per_sample"] <= 2 * 7 * forward_flops(member, SHAPE)
     assert cost["flops_per_sample"] == pytest.approx(2 * 7 * forward_flops(member, SHAPE), rel=0.1)
     assert math.isfinite(record["final"]["robust_acc"])
+
+
+def test_the_ensemble_method_on_a_plain_model_fails_before_the_run_starts(tmp_path: Path) -> None:
+    cfg = make_cfg(method__name="ensemble")
+    with pytest.raises(MethodConfigError, match="model.name=ensemble"):
+        train(cfg, tmp_path)
+    assert not (tmp_path / cfg.run_id / "result.json").exists()

@@ -251,3 +251,30 @@ def test_single_step_runs_record_fgsm_accuracy_and_the_flag(tmp_path: Path) -> N
     # 64 eval images x 2 evals x (clean + PGD-3 (2F a step) + scoring + FGSM step (2F) + scoring)
     forward = forward_flops(load_run_model(run.path, which="last")[0], (1, 8, 8))
     assert record["cost"]["eval_flops"] == pytest.approx(forward * 64 * 2 * (1 + 6 + 1 + 2 + 1))
+
+
+def test_a_planned_free_at_run_costs_what_natural_training_costs() -> None:
+    """`cost estimate` divides the planned data by m like the loop, so free AT for N epochs is priced like
+    natural training for N epochs (3F per weight update; natural training skips the first conv's input
+    gradient, so it is a little cheaper)."""
+    from robustperf.cost.planning import estimate_run, planned_samples
+
+    base = {"data.dataset": "digits", "model.name": "tiny_cnn", "optim.epochs": 8}
+    free = RunConfig().with_overrides({**base, "method.name": "free_at", "method.kwargs": {"replays": 4}})
+    std = RunConfig().with_overrides({**base, "method.name": "standard"})
+    assert planned_samples(free, 1000)[0] == 2000 == planned_samples(std, 1000)[0] / 4
+    assert planned_samples(RunConfig().with_overrides({**base, "method.name": "free_at"}), 1000)[0] == 1000
+    priced = [estimate_run(c, flop_iteration(c.method), gpu="h100", mfu=0.4)["train_flops"] for c in (free, std)]
+    assert priced[1] < priced[0] < 1.2 * priced[1]
+
+
+def test_methods_list_shows_each_methods_kwargs() -> None:
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    result = CliRunner().invoke(app, ["methods", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "replays=8" in lines["free_at"] and "noise_ratio=2" in lines["fgsm_noproj"]
+    assert "member_method='pgd_at'" in lines["ensemble"]

@@ -39,7 +39,7 @@ per sample (about 290 for WideResNets on 32x32, so Bartoldson et al. 2024's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from robustperf.cost.constants import Sourced
 
@@ -102,6 +102,15 @@ _LOSS_PASSES: dict[str, float] = {
     "trades_original": 6.0,
     "mart": 6.0,
 }
+
+
+def replays_of(method: str, kwargs: Mapping[str, object] | None = None) -> int:
+    """Optimiser steps per minibatch of ``method`` (free AT: its ``replays``, default 8; others: 1), which
+    divide the planned epochs or samples (Shafahi et al. 2019 train N/m epochs)."""
+    if method != "free_at":
+        return 1
+    value = (kwargs or {}).get("replays")
+    return FREE_AT_DEFAULT_REPLAYS if value is None else int(str(value))
 
 
 def method_names() -> list[str]:

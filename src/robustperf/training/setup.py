@@ -117,6 +117,7 @@ def build_parts(cfg: RunConfig, info: DistInfo, device: torch.device) -> TrainPa
         raise TrainingError("the training loader yields no batch: lower data.batch_size or raise data.n_train")
     generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17 + info.rank)
     method = create_method(cfg.method, generator=generator)  # draws nothing from the global RNG
+    method.check_model(raw)  # e.g. the ensemble method needs an ensemble model: fail before any work
     total_steps = _total_steps(cfg, steps_per_epoch, info.world_size, method.replays)
     optimizer = build_optimizer(raw, cfg.optim)
     warmup = round(cfg.optim.warmup_epochs * steps_per_epoch / method.replays)

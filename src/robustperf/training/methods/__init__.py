@@ -73,19 +73,29 @@ METHODS.register(
 )
 METHODS.register(
     "free_at",
-    MethodSpec(FreeATSettings, FreeAT, "free AT: m replays per batch, delta carried (Shafahi et al. 2019); "
-               "kwargs: replays, step_ratio", single_step=True),
+    MethodSpec(FreeATSettings, FreeAT, "free AT: m replays per batch, delta carried, epochs / m "
+               "(Shafahi et al. 2019)", single_step=True),
 )
 METHODS.register(
     "ensemble",
     MethodSpec(EnsembleSettings, EnsembleMethod, "members of an ensemble model trained independently, "
-               "predictions averaged at inference; kwargs: member_method (default pgd_at)"),
+               "predictions averaged at inference (model.name: ensemble)"),
 )
 METHODS.register(
     "fgsm_noproj",
     MethodSpec(NoProjFGSMSettings, NoProjFGSM, "FGSM without projection, noise U(-2eps, 2eps), step eps "
-               "(N-FGSM, de Jorge et al. 2022); kwargs: noise_ratio, step_ratio", single_step=True),
+               "(N-FGSM, de Jorge et al. 2022)", single_step=True),
 )
+
+
+# the settings `settings_from_config` fills from the config's own fields (keep in step with its `values`)
+_FROM_CONFIG = ("eps", "step_size", "n_steps", "norm", "loss", "random_start", "label_smoothing", "bn_mode", "beta")
+
+
+def method_kwargs(name: str) -> dict[str, Any]:
+    """The settings ``name`` takes from ``method.kwargs`` (its own, beyond the config's fields), with defaults."""
+    spec = METHODS.get(name)
+    return {f.name: f.default for f in dataclasses.fields(spec.settings_cls) if f.name not in _FROM_CONFIG}
 
 
 def settings_from_config(cfg: Any) -> MethodSettings:
@@ -108,7 +118,7 @@ def settings_from_config(cfg: Any) -> MethodSettings:
     fields = {f.name for f in dataclasses.fields(spec.settings_cls)}
     chosen = {k: v for k, v in values.items() if k in fields}
     kwargs = dict(getattr(cfg, "kwargs", None) or {})
-    own = fields - set(values)  # the method's own settings, e.g. free_at's replays
+    own = set(method_kwargs(cfg.name))  # the method's own settings, e.g. free_at's replays
     unknown = sorted(set(kwargs) - own)
     if unknown:
         valid = ", ".join(sorted(own)) or "none"
@@ -190,6 +200,7 @@ __all__ = [
     "attack_mode",
     "create_method",
     "flop_iteration",
+    "method_kwargs",
     "settings_from_config",
     "trades_kl",
     "unwrap",

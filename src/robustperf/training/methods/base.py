@@ -152,6 +152,9 @@ class TrainingMethod:
         """Optimiser steps the loop takes per minibatch, each a fresh ``step`` on the same batch (free AT: m)."""
         return 1
 
+    def check_model(self, model: nn.Module) -> None:
+        """Raise `MethodConfigError` if this method cannot train ``model`` (called once before training)."""
+
     def set_epoch(self, epoch: int) -> None:
         """Called by the loop at the start of each epoch (AWP's warm-up reads it)."""
         self.epoch = epoch

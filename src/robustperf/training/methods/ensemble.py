@@ -12,7 +12,7 @@ the FLOP counter measures on the whole ensemble) the method's forward equivalent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,9 @@ from robustperf.training.methods.base import (
     StepOutput,
     TrainingMethod,
 )
+
+if TYPE_CHECKING:
+    from robustperf.models.ensemble import Ensemble
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,21 @@ class EnsembleMethod(TrainingMethod):
         super().set_epoch(epoch)
         self.member.set_epoch(epoch)
 
-    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
+    def check_model(self, model: nn.Module) -> None:
+        self._ensemble(model)
+
+    @staticmethod
+    def _ensemble(model: nn.Module) -> Ensemble:
         from robustperf.models.ensemble import find_ensemble
 
         ens = find_ensemble(model)
         if ens is None:
             raise MethodConfigError("method 'ensemble' trains the members of an ensemble model: set "
                                     "model.name=ensemble (model.kwargs: member, members, combine, ...)")
+        return ens
+
+    def step(self, model: nn.Module, x: Tensor, y: Tensor, *, on_attack_done: AttackDone = None) -> StepOutput:
+        ens = self._ensemble(model)
         k = len(ens.members)
         if isinstance(self.member, AdversarialMethod):
             perturbed: list[tuple[Tensor, dict[str, Tensor]]] = []

@@ -58,8 +58,8 @@ class TrainEvent:
 
     Attributes:
         kind: "start", "step", "eval", "end", "failed" or "interrupted".
-        step: optimiser steps done so far.
-        total_steps: optimiser steps of the whole run.
+        step: minibatches done so far (optimiser steps, except free AT's ``method.replays`` per minibatch).
+        total_steps: minibatches of the whole run.
         epoch: current epoch (0-based).
         samples_seen: training images processed by all ranks.
         metrics: numbers of the event (eval metrics, or the logged train metrics).

@@ -41,12 +41,18 @@ class StepRunner:
         """One minibatch: the output of its one update, or the mean loss and metrics of its replays."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        outs = [self._update(x, y, lr) for _ in range(self.method.replays)]
-        if len(outs) == 1:
-            return outs[0]
-        metrics = {k: torch.stack([o.metrics[k].detach().float() for o in outs]).mean() for k in outs[-1].metrics}
-        loss = torch.stack([o.loss.detach().float() for o in outs]).mean()
-        return StepOutput(loss=loss, logits=None, adv_logits=None, metrics=metrics)
+        replays = self.method.replays
+        if replays == 1:
+            return self._update(x, y, lr)
+        losses: list[Tensor] = []
+        metrics: dict[str, list[Tensor]] = {}
+        for _ in range(replays):  # keep only detached numbers: each replay's graph is freed by its backward
+            out = self._update(x, y, lr)
+            losses.append(out.loss.detach().float())
+            for key, value in out.metrics.items():
+                metrics.setdefault(key, []).append(value.detach().float())
+        means = {key: torch.stack(values).mean() for key, values in metrics.items()}
+        return StepOutput(loss=torch.stack(losses).mean(), logits=None, adv_logits=None, metrics=means)
 
     def _update(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
         with autocast(self.device, self.precision):

@@ -104,6 +104,9 @@ class MethodConfig(_Section):
     bn_mode: Literal["eval", "batch_frozen"] = Field(
         "eval", description="BatchNorm while attacking: eval mode, or batch stats with frozen running stats"
     )
+    kwargs: dict[str, Scalar] = Field(
+        default_factory=dict, description="method-specific settings, e.g. {replays: 4} for free_at (methods list)"
+    )
 
 
 class OptimConfig(_Section):
@@ -194,6 +197,8 @@ class RunConfig(_Section):
         optim = payload["optim"]
         if optim["ema_decay"] is None and optim["ema_warmup_steps"] is None:
             optim["ema_warmup_steps"] = 0  # moot without EMA: keeps the run ids from before the None default
+        if not payload["method"]["kwargs"]:
+            del payload["method"]["kwargs"]  # keeps the run ids from before method.kwargs existed
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
         prefix = self.name or f"{self.method.name}-{self.model.name}"
         return f"{_slug(prefix)}-{digest}"

@@ -20,6 +20,7 @@ from robustperf.models import MODELS, ModelError, count_parameters, create_model
 SMALL: dict[str, dict[str, Any]] = {
     "tiny_mlp": {"width": 8},
     "tiny_cnn": {"width": 4},
+    "ensemble": {"member": "tiny_cnn", "members": 2, "width": 4},
     "wide_resnet": {"depth": 10, "width": 1},
     "resnet18": {},
     "resnet50": {},
@@ -27,7 +28,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "timm": {"model_name": "resnet10t"},
 }
 # grey 8x8 (digits) for every model, RGB as well for the cheap ones (keeps the file fast on 2 CPU cores)
-CASES = [(n, (1, 8, 8)) for n in sorted(SMALL)] + [(n, (3, 16, 16)) for n in ("tiny_mlp", "tiny_cnn", "wide_resnet")]
+CASES = [(n, (1, 8, 8)) for n in sorted(SMALL)] + [(n, (3, 16, 16)) for n in ("tiny_mlp", "tiny_cnn", "wide_resnet", "ensemble")]
 
 
 def test_all_models_are_in_the_contract() -> None:

@@ -20,6 +20,8 @@ from robustperf.cost import analytic
         ("mart", 10, False, 26.0),
         ("fast_at", 1, False, 5.0),
         ("fast_at", 10, False, 5.0),
+        ("fgsm_noproj", 1, False, 5.0),
+        ("free_at", 10, False, 24.0),  # m = 8 replays of 3F, whatever n_steps
         ("pgd_at", 10, True, 26.0),
         ("trades", 10, True, 33.0),
     ],

@@ -12,6 +12,7 @@ from robustperf.registry import RegistryError
 SMALL = {
     "tiny_mlp": {"width": 8},
     "tiny_cnn": {"width": 4},
+    "ensemble": {"member": "tiny_cnn", "members": 2, "width": 4},
     "wide_resnet": {"depth": 10, "width": 1},
     "resnet18": {},
     "resnet50": {},

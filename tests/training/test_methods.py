@@ -40,6 +40,8 @@ CASES = [
     ("trades", None),
     ("mart", None),
     ("fast_at", None),
+    ("free_at", None),
+    ("fgsm_noproj", None),
     ("pgd_at", AWPConfig(gamma=0.01)),
     ("trades", AWPConfig(gamma=0.01)),
 ]
@@ -159,7 +161,7 @@ def test_fast_at_step_is_one_and_a_quarter_eps() -> None:
 
 
 def test_registry_errors_name_alternatives() -> None:
-    assert set(METHODS.names()) >= {"standard", "pgd_at", "trades", "mart", "fast_at"}
+    assert set(METHODS.names()) >= {"standard", "pgd_at", "trades", "mart", "fast_at", "free_at", "fgsm_noproj"}
     with pytest.raises(RegistryError, match="trades"):
         create_method(MethodConfig(name="trade"))
     with pytest.raises(MethodConfigError, match="pgd_at, trades"):

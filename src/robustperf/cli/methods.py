@@ -12,13 +12,14 @@ methods_app = typer.Typer(help="Training methods.", no_args_is_help=True)
 
 @methods_app.command("list")
 def list_methods() -> None:
-    """One line per training method: name, AWP support, summary."""
-    from robustperf.training.methods import METHODS
+    """One line per training method: name, AWP support, its method.kwargs with defaults, summary."""
+    from robustperf.training.methods import METHODS, method_kwargs
 
-    table = Table("method", "awp", "summary")
+    table = Table("method", "awp", "method.kwargs (default)", "summary")
     for name in METHODS.names():
         spec = METHODS.get(name)
-        table.add_row(name, "yes" if spec.supports_awp else "", spec.summary)
+        own = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v:g}" for k, v in method_kwargs(name).items())
+        table.add_row(name, "yes" if spec.supports_awp else "", own, spec.summary)
     console.print(table)
 
 

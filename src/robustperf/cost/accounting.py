@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,9 +113,13 @@ def count_iteration(
     return counter.result(), marks[0] if marks else FlopCount(0, 0)
 
 
-def _analytic_passes(method: str, n_steps: int, awp: bool) -> float | None:
+def _analytic_passes(method: str, n_steps: int, awp: bool, kwargs: Mapping[str, Any]) -> float | None:
+    """The analytic table's k_method; free AT's replays and an ensemble's member method come from the
+    config's ``method.kwargs`` (missing: the analytic table's defaults, which equal the methods')."""
+    replays, member = kwargs.get("replays"), kwargs.get("member_method")
     try:
-        return analytic.forward_equivalents(method, n_steps, awp=awp)
+        return analytic.forward_equivalents(method, n_steps, awp=awp, replays=None if replays is None else int(replays),
+                                            member_method=None if member is None else str(member))
     except analytic.UnknownMethodError:
         return None
 
@@ -155,7 +159,7 @@ def train_flops_per_sample(
         attack_flops=attack.total / COUNT_BATCH,
         forward_part=step.forward / COUNT_BATCH,
         backward_part=step.backward / COUNT_BATCH,
-        analytic_passes=_analytic_passes(method, n_steps, awp),
+        analytic_passes=_analytic_passes(method, n_steps, awp, cfg.method.kwargs),
         by_op=_per_image_ops(step, COUNT_BATCH),
     )
 

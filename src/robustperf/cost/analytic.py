@@ -15,6 +15,12 @@ trades  (k steps)  2k + 7         Zhang et al. 2019, clean probabilities compute
 trades_original    3k + 9         the original TRADES code re-runs the clean forward every step
 mart    (k steps)  2k + 6         Wang et al. 2020: CE attack, loss on clean and adversarial logits
 fast_at / fgsm     5              Wong et al. 2020: one random-start FGSM step (k = 1 PGD-AT)
+fgsm_noproj        5              de Jorge et al. 2022 (N-FGSM): noise, one FGSM step, no projection
+free_at  (m)       3m             Shafahi et al. 2019: m replays per minibatch, each one forward and one
+                                  backward that yields the weight and the input gradient (3F), so per
+                                  weight update free AT costs what natural training costs
+ensemble (of M)    as M           k members each trained with method M: k times M's FLOPs, but F is the
+                                  ensemble's forward (k member forwards), so the passes are M's
 + awp              + loss passes  Wu et al. 2020: one more forward+backward of the method's loss
                                   on the proxy model (3 for CE losses, 6 for TRADES/MART)
 =================  =============  ===================================================
@@ -33,7 +39,7 @@ per sample (about 290 for WideResNets on 32x32, so Bartoldson et al. 2024's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from robustperf.cost.constants import Sourced
 
@@ -66,6 +72,10 @@ def _fast_at(k: int) -> float:
     return 5.0  # always one FGSM step, whatever the attack config's n_steps
 
 
+FREE_AT_DEFAULT_REPLAYS = 8  # Shafahi et al. 2019's m on CIFAR-10 (the default of free_at's settings)
+ENSEMBLE_DEFAULT_MEMBER = "pgd_at"  # the default member_method of the ensemble method's settings
+
+
 _PASSES: dict[str, Callable[[int], float]] = {
     "standard": _standard,
     "pgd_at": _pgd_at,
@@ -76,6 +86,7 @@ _PASSES: dict[str, Callable[[int], float]] = {
     "mart": _mart,
     "fast_at": _fast_at,
     "fgsm": _fast_at,
+    "fgsm_noproj": _fast_at,
 }
 
 # Forward+backward passes of each method's outer loss (what AWP's proxy step repeats).
@@ -86,30 +97,56 @@ _LOSS_PASSES: dict[str, float] = {
     "madry": 3.0,
     "fast_at": 3.0,
     "fgsm": 3.0,
+    "fgsm_noproj": 3.0,
     "trades": 6.0,
     "trades_original": 6.0,
     "mart": 6.0,
 }
 
 
+def replays_of(method: str, kwargs: Mapping[str, object] | None = None) -> int:
+    """Optimiser steps per minibatch of ``method`` (free AT: its ``replays``, default 8; others: 1), which
+    divide the planned epochs or samples (Shafahi et al. 2019 train N/m epochs)."""
+    if method != "free_at":
+        return 1
+    value = (kwargs or {}).get("replays")
+    return FREE_AT_DEFAULT_REPLAYS if value is None else int(str(value))
+
+
 def method_names() -> list[str]:
     """Methods with an analytic formula."""
-    return sorted(_PASSES)
+    return sorted([*_PASSES, "free_at", "ensemble"])
 
 
-def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False) -> float:
+def forward_equivalents(method: str, n_steps: int = 10, *, awp: bool = False, replays: int | None = None,
+                        member_method: str | None = None) -> float:
     """Forward-pass equivalents per training image per iteration (k_method).
 
     Args:
-        method: "standard", "pgd_at", "trades", "trades_original", "mart", "fast_at"/"fgsm".
-        n_steps: attack steps k (ignored by "standard" and by "fast_at", which always takes one step).
+        method: "standard", "pgd_at", "trades", "trades_original", "mart", "fast_at"/"fgsm", "fgsm_noproj",
+            "free_at".
+        n_steps: attack steps k (ignored by "standard", "free_at" and the single-step methods).
         awp: adversarial weight perturbation on top (Wu et al. 2020).
+        replays: free AT's m (None: its default, 8); per image drawn from the loader, m replays of 3F.
+        member_method: "ensemble" only: how each member is trained (None: pgd_at).
 
     Returns:
         k_method, e.g. 27.0 for TRADES-10 and 23.0 for PGD-10 AT (REFERENCE.md section 3).
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if method == "ensemble":
+        member = member_method or ENSEMBLE_DEFAULT_MEMBER
+        if member == "ensemble":
+            raise UnknownMethodError("an ensemble's members cannot be ensembles")
+        return forward_equivalents(member, n_steps, awp=awp, replays=replays)
+    if method == "free_at":
+        if awp:
+            raise UnknownMethodError("no analytic cost for free_at with AWP (robustperf does not wrap free_at)")
+        m = FREE_AT_DEFAULT_REPLAYS if replays is None else replays
+        if m < 1:
+            raise ValueError(f"replays must be >= 1, got {m}")
+        return 3.0 * m
     try:
         passes = _PASSES[method](n_steps)
     except KeyError:

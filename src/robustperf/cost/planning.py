@@ -59,8 +59,11 @@ def meta_model(cfg: RunConfig, input_shape: tuple[int, ...], num_classes: int) -
 
 
 def planned_samples(cfg: RunConfig, train_size: int) -> tuple[float, float]:
-    """(training samples, evaluation rounds) the config plans."""
+    """(training samples, evaluation rounds) the config plans (free AT: divided by its replays, like the loop)."""
+    from robustperf.cost.analytic import replays_of
+
     samples = float(cfg.optim.samples) if cfg.optim.samples else float(cfg.optim.epochs * train_size)
+    samples /= replays_of(cfg.method.name, cfg.method.kwargs)
     # Like the training loop: whole epochs, evaluated every n-th epoch and after the last one.
     epochs = math.ceil(samples / train_size) if train_size else 0
     return samples, float(math.ceil(epochs / cfg.eval.every_n_epochs))

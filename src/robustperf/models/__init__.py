@@ -3,7 +3,7 @@
 Every model takes inputs in [0, 1] and normalises inside (`NormalizedModel`).
 """
 
-from robustperf.models import resnet, timm_adapter, tiny, wide_resnet  # noqa: F401  (register the models)
+from robustperf.models import ensemble, resnet, timm_adapter, tiny, wide_resnet  # noqa: F401  (register the models)
 from robustperf.models.base import (
     MODELS,
     ModelError,

@@ -110,6 +110,9 @@ def accepted_kwargs(builder: ModelBuilder) -> list[str]:
 
 
 def _check_kwargs(name: str, builder: ModelBuilder, kwargs: dict[str, Any]) -> None:
+    params = inspect.signature(builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return  # the builder passes the rest on and checks them itself (the ensemble: to its member)
     allowed = accepted_kwargs(builder)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:

@@ -29,6 +29,7 @@ COLUMNS: dict[str, str] = {
     "config.data.dataset": "dataset",
     "config.data.n_train": "n_train",
     "config.method.attack.n_steps": "attack_steps",
+    "config.method.beta": "beta",
     "config.runtime.seed": "seed",
     "final.n_params": "n_params",
     "final.samples_seen": "samples_seen",

@@ -34,7 +34,7 @@ tr.failed td{background:#fde8e8} .ci{color:#777;font-size:.9em} .flag{color:#a40
 """
 
 
-WIDE_FIGURES = ("pareto", "cost_breakdown")
+WIDE_FIGURES = ("pareto", "cost_breakdown", "tradeoff_front")
 
 
 def _svg(fig: Any) -> str:
@@ -76,7 +76,19 @@ def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str
                            "result.json). Each energy panel says whether its numbers were metered (NVML, RAPL) or "
                            "estimated (a stated power x measured time; the power and its source are in each run's "
                            "cost.energy_source).", plots.cost_breakdown(analysis.frame)),
+        **_tradeoff_figures(analysis),
     }
+
+
+def _tradeoff_figures(analysis: Analysis) -> dict[str, tuple[str, Any]]:
+    """The TRADES beta sweep's Pareto front, when the runs sweep beta (papers/004: vary lambda, don't tune it)."""
+    from robustperf.report.tradeoff import has_tradeoff_sweep, tradeoff_front
+
+    if not has_tradeoff_sweep(analysis.frame):
+        return {}
+    return {"tradeoff_front": ("TRADES beta sweep: clean vs robust accuracy per beta and their Pareto front "
+                               "(papers/004: the front is drawn by varying lambda instead of tuning it).",
+                               tradeoff_front(analysis.frame))}
 
 
 def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study: StudyConfig | None = None,

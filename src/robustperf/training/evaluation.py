@@ -4,11 +4,18 @@ REFERENCE.md section 2 / Bartoldson et al. 2024 (papers/001, Sec. 3): PGD-40 on 
 the training threat model, step 2/255 at eps 8/255; the "adversarial test loss" of their scaling laws
 is the TRADES objective with beta = 5 on those PGD examples:
 ``adv_loss = CE(f(x), y) + 5 * KL(softmax(f(x)) || softmax(f(x_adv)))`` (batch mean, as in TRADES).
+
+Runs of single-step methods (fast AT, free AT, FGSM without projection) are also evaluated with FGSM, and
+each evaluation is compared with the previous one for catastrophic overfitting (Wong et al. 2020): PGD
+accuracy collapsing while FGSM accuracy rises, the signature of a model that has learnt to mask the
+gradient of a single step (`catastrophic_overfitting`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +24,9 @@ from torch import Tensor, nn
 from robustperf.training.methods.base import trades_kl
 
 ADV_LOSS_BETA = 5.0  # papers/001 Sec. 3: "the reported adversarial loss is the TRADES loss with beta = 5"
+# Wong et al. 2020 ("Fast is better than free", Sec. 5 and their code) stop fast AT when the PGD accuracy
+# falls by more than 0.2 from one epoch to the next: the collapse we flag (with FGSM accuracy rising).
+CO_PGD_DROP = 0.2
 
 
 @dataclass(frozen=True)
@@ -31,11 +41,15 @@ class EvalSettings:
     random_start: bool = True
     batch_size: int = 256
     seed: int = 0
+    fgsm: bool = False
 
 
 def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
     """Evaluation attack for a run: eps from ``method.attack`` (the training threat model), step size
-    scaled with it so that the ratio of ``eval.attack`` is kept (2/255 at 8/255 by default)."""
+    scaled with it so that the ratio of ``eval.attack`` is kept (2/255 at 8/255 by default); FGSM too
+    when the method attacks with a single step (catastrophic-overfitting watch)."""
+    from robustperf.training.methods import METHODS
+
     ev, train_attack = cfg.eval.attack, cfg.method.attack
     ratio = ev.step_size / ev.eps if ev.eps > 0 else 0.25
     return EvalSettings(
@@ -47,6 +61,7 @@ def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
         random_start=ev.random_start,
         batch_size=cfg.data.eval_batch_size,
         seed=cfg.runtime.seed,
+        fgsm=METHODS.get(cfg.method.name).single_step and train_attack.norm == "linf",
     )
 
 
@@ -56,7 +71,8 @@ def _logits(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSettings) -> dict[str, float]:
-    """Clean accuracy and loss, PGD robust accuracy and the adversarial (TRADES beta=5) loss.
+    """Clean accuracy and loss, PGD robust accuracy, the adversarial (TRADES beta=5) loss, and with
+    ``settings.fgsm`` the accuracy on FGSM points (one step of size eps from x, CE loss, no random start).
 
     The model is put in eval mode and restored; a dedicated seeded generator drives the random start,
     so the global RNG (and hence an exact resume) is untouched.
@@ -72,7 +88,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(settings.seed + 7919)
-    n_clean = n_robust = 0
+    n_clean = n_robust = n_fgsm = 0
     ce_sum = kl_sum = 0.0
     try:
         for start in range(0, x.shape[0], settings.batch_size):
@@ -88,15 +104,34 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             # so robust accuracy can never exceed clean accuracy)
             n_robust += int(((adv.argmax(1) == yb) & (clean.argmax(1) == yb)).sum())
             ce_sum += float(F.cross_entropy(clean, yb, reduction="sum"))
+            if settings.fgsm:
+                x_fgsm = pgd_perturb(model, xb, yb, eps=settings.eps, step_size=settings.eps, n_steps=1,
+                                     norm="linf", loss="ce", random_start=False)
+                n_fgsm += int((_logits(model, x_fgsm).argmax(1) == yb).sum())
             kl_sum += float(trades_kl(adv, clean)) * xb.shape[0]
     finally:
         model.train(was_training)
     n = x.shape[0]
     clean_loss = ce_sum / n
-    return {
+    out: dict[str, float] = {
         "clean_acc": n_clean / n,
         "robust_acc": n_robust / n,
         "clean_loss": clean_loss,
         "adv_loss": clean_loss + ADV_LOSS_BETA * kl_sum / n,
         "n_eval": n,
     }
+    if settings.fgsm:
+        out["fgsm_acc"] = n_fgsm / n
+    return out
+
+
+def catastrophic_overfitting(previous: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """True when, from the previous evaluation to this one, PGD accuracy fell by at least `CO_PGD_DROP`
+    while FGSM accuracy rose: the model resists the single step it trains on and no longer the multi-step
+    attack (catastrophic overfitting, Wong et al. 2020; de Jorge et al. 2022). False without FGSM numbers.
+    """
+    keys = ("robust_acc", "fgsm_acc")
+    if not all(k in previous and k in current for k in keys):
+        return False
+    collapsed = previous["robust_acc"] - current["robust_acc"] >= CO_PGD_DROP
+    return bool(collapsed and current["fgsm_acc"] > previous["fgsm_acc"])

@@ -58,8 +58,8 @@ class TrainEvent:
 
     Attributes:
         kind: "start", "step", "eval", "end", "failed" or "interrupted".
-        step: optimiser steps done so far.
-        total_steps: optimiser steps of the whole run.
+        step: minibatches done so far (optimiser steps, except free AT's ``method.replays`` per minibatch).
+        total_steps: minibatches of the whole run.
         epoch: current epoch (0-based).
         samples_seen: training images processed by all ranks.
         metrics: numbers of the event (eval metrics, or the logged train metrics).
@@ -313,6 +313,8 @@ class _Trainer:
                 metrics = evaluate_robustness(parts.eval_module, parts.x_eval, parts.y_eval, parts.eval_settings)
             metrics.update(epoch=epoch, step=p.step, samples_seen=p.samples_seen, train_loss=train_loss,
                            eval_seconds=time.perf_counter() - t0, n_params=parts.n_params)
+            if "fgsm_acc" in metrics:
+                _watch_overfitting(p.last_eval, metrics)
             self.session.log({"kind": "eval", **metrics})
             p.last_eval = metrics
             key = self.cfg.eval.select_best_on
@@ -358,13 +360,18 @@ class _Trainer:
                 log.warning("counting the FLOPs of %s's step failed (%s: %s): FLOPs are stored as null",
                             self.cfg.method.name, type(exc).__name__, exc)
         # per evaluated image: clean forward + PGD-k (2F per step, input gradients only) + adversarial forward
+        # (+ FGSM's step and scoring forward for single-step methods)
         n_evals = math.ceil(parts.n_epochs / self.cfg.eval.every_n_epochs)
-        eval_flops = forward * parts.x_eval.shape[0] * (2 + 2 * parts.eval_settings.n_steps) * n_evals
+        per_image = 2 + 2 * parts.eval_settings.n_steps + (3 if parts.eval_settings.fgsm else 0)
+        eval_flops = forward * parts.x_eval.shape[0] * per_image * n_evals
         peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
-        return CostRecord.from_dict(run_cost(
+        cost = run_cost(
             self.cfg.cost, seconds=reading.seconds, samples_seen=self.progress.samples_seen,
             flops_per_sample=flops_per_sample, joules=joules, energy_source=reading.source,
-            n_gpus=self.info.world_size, peak_memory_bytes=peak, eval_flops=eval_flops))
+            n_gpus=self.info.world_size, peak_memory_bytes=peak, eval_flops=eval_flops)
+        # what one prediction costs (an ensemble's k member forwards): inference beside training
+        cost["inference_flops_per_image"] = forward if math.isfinite(forward) else None
+        return CostRecord.from_dict(cost)
 
     def _finish(self) -> None:
         p = self.progress
@@ -383,9 +390,24 @@ class _Trainer:
                                      dict(metrics or {}), model))
 
 
+def _watch_overfitting(previous: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Flag catastrophic overfitting in ``metrics`` (kept once seen, with the epoch it was first seen)."""
+    from robustperf.training.evaluation import catastrophic_overfitting
+
+    if previous.get("catastrophic_overfitting"):
+        metrics.update(catastrophic_overfitting=True, co_epoch=previous.get("co_epoch"))
+    elif catastrophic_overfitting(previous, metrics):
+        metrics.update(catastrophic_overfitting=True, co_epoch=metrics["epoch"])
+        log.warning("catastrophic overfitting at epoch %d: PGD accuracy %.3f -> %.3f while FGSM accuracy "
+                    "%.3f -> %.3f", metrics["epoch"], previous["robust_acc"], metrics["robust_acc"],
+                    previous["fgsm_acc"], metrics["fgsm_acc"])
+    else:
+        metrics["catastrophic_overfitting"] = False
+
+
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "clean_loss", "train_loss",
-            "n_params")
+            "n_params", "fgsm_acc", "catastrophic_overfitting", "co_epoch")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

@@ -39,7 +39,7 @@ class TrainParts:
         n_params: parameters of the model.
         loader: the resumable training loader.
         steps_per_epoch: batches per epoch.
-        total_steps: optimiser steps of the whole run.
+        total_steps: minibatches of the whole run (optimiser steps / ``method.replays``).
         n_epochs: epochs begun by the run (the last may be partial).
         optimizer: the optimiser.
         schedule: learning-rate factor per step.
@@ -115,13 +115,14 @@ def build_parts(cfg: RunConfig, info: DistInfo, device: torch.device) -> TrainPa
     steps_per_epoch = len(loader)
     if steps_per_epoch < 1:
         raise TrainingError("the training loader yields no batch: lower data.batch_size or raise data.n_train")
-    total_steps = _total_steps(cfg, steps_per_epoch, info.world_size)
+    generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17 + info.rank)
+    method = create_method(cfg.method, generator=generator)  # draws nothing from the global RNG
+    method.check_model(raw)  # e.g. the ensemble method needs an ensemble model: fail before any work
+    total_steps = _total_steps(cfg, steps_per_epoch, info.world_size, method.replays)
     optimizer = build_optimizer(raw, cfg.optim)
-    warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    warmup = round(cfg.optim.warmup_epochs * steps_per_epoch / method.replays)
     schedule = LRSchedule(cfg.optim.schedule, total_steps, warmup, tuple(cfg.optim.milestones))
     ema = EMA(raw, cfg.optim.ema_decay, cfg.optim.ema_warmup_steps) if cfg.optim.ema_decay else None
-    generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17 + info.rank)
-    method = create_method(cfg.method, generator=generator)
     # the same held-out subset for every run (seed 0), so runs with different seeds compare directly
     x_eval, y_eval = eval_tensors(bundle.test, cfg.eval.n_examples, seed=0)
     model = _wrap(raw, cfg, info, device)
@@ -136,12 +137,17 @@ def build_parts(cfg: RunConfig, info: DistInfo, device: torch.device) -> TrainPa
     )
 
 
-def _total_steps(cfg: RunConfig, steps_per_epoch: int, world_size: int) -> int:
-    """Steps of the run: ``optim.samples`` (global images) when set, else ``optim.epochs`` epochs."""
+def _total_steps(cfg: RunConfig, steps_per_epoch: int, world_size: int, replays: int = 1) -> int:
+    """Minibatches of the run: ``optim.samples`` (global images) when set, else ``optim.epochs`` epochs.
+
+    A method that replays each minibatch m times (free AT) takes m optimiser steps per minibatch, so the
+    budget is divided by m (Shafahi et al. 2019 train N/m epochs): ``optim.epochs`` and ``optim.samples``
+    keep meaning as many weight updates as natural training with that setting.
+    """
     if cfg.optim.samples is None:
-        return cfg.optim.epochs * steps_per_epoch
+        return max(1, math.ceil(cfg.optim.epochs * steps_per_epoch / replays))
     global_batch = cfg.data.batch_size * world_size
-    return max(1, math.ceil(cfg.optim.samples / global_batch))
+    return max(1, math.ceil(cfg.optim.samples / (global_batch * replays)))
 
 
 def _wrap(model: nn.Module, cfg: RunConfig, info: DistInfo, device: torch.device) -> nn.Module:

@@ -17,7 +17,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 class StepRunner:
     """``method.step`` (attack + loss) under autocast -> ``backward`` -> ``method.after_backward`` (AWP) ->
-    gradient clipping -> learning rate -> optimiser step -> EMA update.
+    gradient clipping -> learning rate -> optimiser step -> EMA update; ``method.replays`` times per batch
+    (free AT replays each minibatch m times, one optimiser step each; every other method once).
     """
 
     def __init__(
@@ -37,8 +38,23 @@ class StepRunner:
         self.device = next(raw.parameters()).device
 
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
+        """One minibatch: the output of its one update, or the mean loss and metrics of its replays."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        replays = self.method.replays
+        if replays == 1:
+            return self._update(x, y, lr)
+        losses: list[Tensor] = []
+        metrics: dict[str, list[Tensor]] = {}
+        for _ in range(replays):  # keep only detached numbers: each replay's graph is freed by its backward
+            out = self._update(x, y, lr)
+            losses.append(out.loss.detach().float())
+            for key, value in out.metrics.items():
+                metrics.setdefault(key, []).append(value.detach().float())
+        means = {key: torch.stack(values).mean() for key, values in metrics.items()}
+        return StepOutput(loss=torch.stack(losses).mean(), logits=None, adv_logits=None, metrics=means)
+
+    def _update(self, x: Tensor, y: Tensor, lr: float) -> StepOutput:
         with autocast(self.device, self.precision):
             out = self.method.step(self.model, x, y)
         self.optimizer.zero_grad(set_to_none=True)

@@ -39,17 +39,22 @@ from robustperf.training.methods.base import (
     trades_kl,
     unwrap,
 )
+from robustperf.training.methods.ensemble import EnsembleMethod, EnsembleSettings
+from robustperf.training.methods.single_step import FreeAT, FreeATSettings, NoProjFGSM, NoProjFGSMSettings
 from robustperf.training.methods.standard import Standard, StandardSettings
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registry entry: the settings class, the method class, a one-line summary, AWP support."""
+    """A registry entry: the settings class, the method class, a one-line summary, AWP support, and
+    whether it attacks with a single step (the per-epoch evaluation then also runs FGSM and watches for
+    catastrophic overfitting)."""
 
     settings_cls: type[MethodSettings]
     method_cls: type[TrainingMethod]
     summary: str
     supports_awp: bool = False
+    single_step: bool = False
 
 
 METHODS: Registry[MethodSpec] = Registry("training method")
@@ -63,8 +68,34 @@ METHODS.register(
 )
 METHODS.register("mart", MethodSpec(MARTSettings, MART, "misclassification-aware AT (Wang et al. 2020)"))
 METHODS.register(
-    "fast_at", MethodSpec(FastATSettings, FastAT, "FGSM from a random start, step 1.25 eps (Wong et al. 2020)")
+    "fast_at",
+    MethodSpec(FastATSettings, FastAT, "FGSM from a random start, step 1.25 eps (Wong et al. 2020)", single_step=True),
 )
+METHODS.register(
+    "free_at",
+    MethodSpec(FreeATSettings, FreeAT, "free AT: m replays per batch, delta carried, epochs / m "
+               "(Shafahi et al. 2019)", single_step=True),
+)
+METHODS.register(
+    "ensemble",
+    MethodSpec(EnsembleSettings, EnsembleMethod, "members of an ensemble model trained independently, "
+               "predictions averaged at inference (model.name: ensemble)"),
+)
+METHODS.register(
+    "fgsm_noproj",
+    MethodSpec(NoProjFGSMSettings, NoProjFGSM, "FGSM without projection, noise U(-2eps, 2eps), step eps "
+               "(N-FGSM, de Jorge et al. 2022)", single_step=True),
+)
+
+
+# the settings `settings_from_config` fills from the config's own fields (keep in step with its `values`)
+_FROM_CONFIG = ("eps", "step_size", "n_steps", "norm", "loss", "random_start", "label_smoothing", "bn_mode", "beta")
+
+
+def method_kwargs(name: str) -> dict[str, Any]:
+    """The settings ``name`` takes from ``method.kwargs`` (its own, beyond the config's fields), with defaults."""
+    spec = METHODS.get(name)
+    return {f.name: f.default for f in dataclasses.fields(spec.settings_cls) if f.name not in _FROM_CONFIG}
 
 
 def settings_from_config(cfg: Any) -> MethodSettings:
@@ -85,7 +116,14 @@ def settings_from_config(cfg: Any) -> MethodSettings:
     if spec.settings_cls is TRADESSettings:
         values["loss"] = "kl"  # the TRADES inner maximisation is the KL by definition
     fields = {f.name for f in dataclasses.fields(spec.settings_cls)}
-    return spec.settings_cls(**{k: v for k, v in values.items() if k in fields})
+    chosen = {k: v for k, v in values.items() if k in fields}
+    kwargs = dict(getattr(cfg, "kwargs", None) or {})
+    own = set(method_kwargs(cfg.name))  # the method's own settings, e.g. free_at's replays
+    unknown = sorted(set(kwargs) - own)
+    if unknown:
+        valid = ", ".join(sorted(own)) or "none"
+        raise MethodConfigError(f"method.kwargs {unknown} not understood by {cfg.name!r} (valid: {valid}): remove or rename")
+    return spec.settings_cls(**chosen, **kwargs)
 
 
 def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> TrainingMethod:
@@ -103,7 +141,14 @@ def create_method(cfg: Any, *, generator: torch.Generator | None = None) -> Trai
     if cfg.awp is not None and not spec.supports_awp:
         ok = ", ".join(n for n in METHODS.names() if METHODS.get(n).supports_awp)
         raise MethodConfigError(f"method.awp works with {ok}, not {cfg.name!r}: remove method.awp or change method.name")
-    method = spec.method_cls(settings_from_config(cfg), generator)
+    settings = settings_from_config(cfg)
+    if isinstance(settings, EnsembleSettings):
+        if settings.member_method == cfg.name:
+            raise MethodConfigError("an ensemble's member_method cannot be 'ensemble': name e.g. pgd_at or trades")
+        member_cfg = cfg.model_copy(update={"name": settings.member_method, "kwargs": {}})
+        method: TrainingMethod = EnsembleMethod(settings, generator, create_method(member_cfg, generator=generator))
+    else:
+        method = spec.method_cls(settings, generator)
     if cfg.awp is not None:
         if not isinstance(method, AdversarialMethod):
             raise MethodConfigError(f"method.awp needs an adversarial method (perturb + outer loss), not {cfg.name!r}")
@@ -116,7 +161,8 @@ def flop_iteration(cfg: Any) -> Callable[[nn.Module, Tensor, Tensor, Callable[[]
     (`robustperf.cost.accounting.train_flops_per_sample` counts what it runs).
 
     What the loop runs per batch before the optimiser step: ``step`` (attack, then outer loss; the
-    counter's mark between the two), ``loss.backward()``, ``after_backward`` (AWP). A fresh method is built
+    counter's mark between the two), ``loss.backward()``, ``after_backward`` (AWP); ``method.replays`` times
+    (free AT), so the count is per image drawn from the loader. A fresh method is built
     (no generator: the run's attack RNG is not touched); AWP is counted in its active phase.
 
     Args:
@@ -128,9 +174,10 @@ def flop_iteration(cfg: Any) -> Callable[[nn.Module, Tensor, Tensor, Callable[[]
 
     def iteration(model: nn.Module, x: Tensor, y: Tensor, attack_done: Callable[[], None]) -> None:
         model.train()
-        out = method.step(model, x, y, on_attack_done=attack_done)
-        out.loss.backward()
-        method.after_backward(model)
+        for replay in range(method.replays):  # free AT: m passes per batch (the loop's replays)
+            out = method.step(model, x, y, on_attack_done=attack_done if replay == 0 else None)
+            out.loss.backward()
+            method.after_backward(model)
 
     return iteration
 
@@ -139,6 +186,12 @@ __all__ = [
     "AWP",
     "METHODS",
     "AWPSettings",
+    "EnsembleMethod",
+    "EnsembleSettings",
+    "FreeAT",
+    "FreeATSettings",
+    "NoProjFGSM",
+    "NoProjFGSMSettings",
     "MethodConfigError",
     "MethodSettings",
     "MethodSpec",
@@ -147,6 +200,7 @@ __all__ = [
     "attack_mode",
     "create_method",
     "flop_iteration",
+    "method_kwargs",
     "settings_from_config",
     "trades_kl",
     "unwrap",

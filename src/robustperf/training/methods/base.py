@@ -147,6 +147,14 @@ class TrainingMethod:
         self.generator = generator
         self.epoch = 0
 
+    @property
+    def replays(self) -> int:
+        """Optimiser steps the loop takes per minibatch, each a fresh ``step`` on the same batch (free AT: m)."""
+        return 1
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise `MethodConfigError` if this method cannot train ``model`` (called once before training)."""
+
     def set_epoch(self, epoch: int) -> None:
         """Called by the loop at the start of each epoch (AWP's warm-up reads it)."""
         self.epoch = epoch
@@ -160,7 +168,7 @@ class TrainingMethod:
         raise NotImplementedError
 
     def after_backward(self, model: nn.Module) -> None:
-        """Hook between ``loss.backward()`` and the optimiser step (no-op except for AWP)."""
+        """Hook between ``loss.backward()`` and the optimiser step (AWP restores weights, free AT moves delta)."""
 
     def state_dict(self) -> dict[str, Any]:
         """RNG state of the attack's random start (part of an exact resume)."""

@@ -67,5 +67,23 @@ def reindex(runs_dir: Path = RUNS_DIR) -> None:
     console.print(str(rebuild_index(runs_dir)))
 
 
+@runs_app.command("repair")
+def repair(runs_dir: Path = RUNS_DIR) -> None:
+    """Make damaged run directories readable: rebuild result.json from the last checkpoint, else mark the run corrupt."""
+    from robustperf.cli.common import user_errors
+    from robustperf.store import rebuild_index
+    from robustperf.store.repair import repair_runs
+
+    if not runs_dir.is_dir():
+        fail(f"{runs_dir} is not a directory: pass the runs directory with --runs-dir")
+    with user_errors():
+        outcomes = repair_runs(runs_dir)
+        table = Table("run_id", "status", "action")
+        for o in outcomes:
+            table.add_row(o.run_id, o.status, o.action)
+        console.print(table)
+        rebuild_index(runs_dir)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")

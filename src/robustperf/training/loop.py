@@ -38,7 +38,9 @@ import torch
 from torch import Tensor, nn
 
 from robustperf.config import RunConfig
-from robustperf.store import RunDir, provenance, read_jsonl, utcnow
+from robustperf.store import RunDir, provenance, utcnow
+from robustperf.store.lock import hold_run
+from robustperf.store.repair import truncate_metrics_after
 from robustperf.training import checkpoint as ckpt
 from robustperf.training.distributed import (
     DistInfo,
@@ -224,6 +226,7 @@ def train(
     resume: bool = True,
     callback: Callback | None = None,
     checkpoint_every_n_steps: int | None = None,
+    force: bool = False,
 ) -> RunDir:
     """Train the run `cfg` describes in ``runs_dir/cfg.run_id`` and return its directory.
 
@@ -239,28 +242,36 @@ def train(
         callback: called with a `TrainEvent` at start, every step, every evaluation and at the end.
         checkpoint_every_n_steps: also write ``last.pt`` every this many steps (mid-epoch resume
             points), in addition to every ``runtime.checkpoint_every_n_epochs`` epochs.
+        force: take the run's lock even though it is reported as held (only once its holder is gone).
 
     Raises:
+        RunLockedError: another live process is training this run.
         TrainingError: the configured device does not exist, or a checkpoint does not fit the run.
         CheckpointError: checkpoints exist but none is loadable.
     """
     info = dist_info_from_env()
     run_dir = RunDir.for_run(runs_dir, cfg.run_id)
-    if resume and run_dir.is_finished():
-        log.info("run %s is already finished: %s", cfg.run_id, run_dir.path)
-        return run_dir
-    device = resolve_device(cfg.runtime.device, info)
-    created = init_distributed(info, device)
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-             torch.backends.cudnn.benchmark)
+    # one owner per run (rank 0 holds it for all ranks): a second process refuses with RunLockedError
+    lock = hold_run(run_dir.path, force=force) if info.is_main else None
     try:
-        return _Trainer(cfg, run_dir, info, device, callback, checkpoint_every_n_steps).run(resume)
+        if resume and run_dir.is_finished():
+            log.info("run %s is already finished: %s", cfg.run_id, run_dir.path)
+            return run_dir
+        device = resolve_device(cfg.runtime.device, info)
+        created = init_distributed(info, device)
+        saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                 torch.backends.cudnn.benchmark)
+        try:
+            return _Trainer(cfg, run_dir, info, device, callback, checkpoint_every_n_steps).run(resume)
+        finally:
+            # configure_backends changes process-wide switches: leave them as we found them
+            torch.use_deterministic_algorithms(saved[0])
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+            if created:
+                torch.distributed.destroy_process_group()
     finally:
-        # configure_backends changes process-wide switches: leave them as we found them
-        torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-        if created:
-            torch.distributed.destroy_process_group()
+        if lock is not None:
+            lock.release()
 
 
 class _Trainer:
@@ -405,13 +416,8 @@ class _Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop rows logged after the checkpoint we resume from: they are about to be redone."""
-        rows = read_jsonl(self.run_dir.metrics_path)
-        kept = [r for r in rows if r.get("step", 0) <= self.step]
-        if len(kept) != len(rows):
-            text = "".join(_dumps(r) + "\n" for r in kept)
-            from robustperf.store.io import write_bytes_atomic
-
-            write_bytes_atomic(self.run_dir.metrics_path, text.encode())
+        every = self.cfg.eval.every_n_epochs
+        truncate_metrics_after(self.run_dir.metrics_path, self.step, expected_evals=self.epoch // every)
 
     # ------------------------------------------------------------------------------------ loop
 
@@ -702,12 +708,6 @@ def _is_better(new: float, old: float, key: str) -> bool:
 
 def _add(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
-
-
-def _dumps(row: dict[str, Any]) -> str:
-    from robustperf.store.io import dumps
-
-    return dumps(row)
 
 
 def load_run_model(run_dir: str | Path | RunDir, which: str = "best", device: str | torch.device = "cpu"):

@@ -17,8 +17,10 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print `message` in red to stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print `message` in red to stderr, on one line (no wrapping, no markup read from it), and exit non-zero."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

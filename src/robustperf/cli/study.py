@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
+from robustperf.store.names import path_under
 
 
 def study(
@@ -46,7 +47,7 @@ def study(
         from robustperf.report import build_report
 
         with user_errors():
-            html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
+            html = build_report(result.runs_dir, path_under(result.runs_dir, "reports", spec.name), study=spec)
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
@@ -89,7 +90,7 @@ def report(
 
             spec = load_study(path)
             root = Path(runs_dir or spec.runs_dir)
-            target = out or root / "reports" / spec.name
+            target = out or path_under(root, "reports", spec.name)
             html = build_report(root, target, study=spec, overlays=overlay)
         elif path.is_dir():
             html = build_report(path, out or path / "reports" / "all", overlays=overlay)

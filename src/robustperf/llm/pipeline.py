@@ -15,10 +15,11 @@ round's compute (training 6 x tokens x params, plus the attacks' own forward/bac
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from robustperf.llm.tasks import Example, build_task
 from robustperf.llm.tokenizer import build_bpe_tokenizer, encode, load_tokenizer
 from robustperf.llm.training import finetune, make_optimizer
 from robustperf.store import RunDir, RunRecord, provenance, utcnow, write_json_atomic
+from robustperf.store.lock import hold_run
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +218,21 @@ def _fail(rd: RunDir, exc: BaseException) -> None:
     rd.update_record(status="failed", failure_reason=f"{type(exc).__name__}: {exc}", ended_at=utcnow())
 
 
+def _owned(command: str) -> Callable[[Callable[[LLMConfig, str | Path], RunDir]], Callable[..., RunDir]]:
+    """Hold the run's lock (`robustperf.store.lock.hold_run`) while `command` runs: one process per run."""
+
+    def wrap(fn: Callable[[LLMConfig, str | Path], RunDir]) -> Callable[..., RunDir]:
+        @functools.wraps(fn)
+        def owned(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
+            with hold_run(RunDir.for_run(runs_dir, cfg.run_id(command)).path):
+                return fn(cfg, runs_dir)
+
+        return owned
+
+    return wrap
+
+
+@_owned("finetune")
 def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Fine-tune the classifier on the clean task (one run per seed of ``cfg``; use `per_seed`)."""
     rd, done = _start_run(cfg, runs_dir, "finetune")
@@ -267,6 +284,7 @@ def load_finetuned(cfg: LLMConfig, runs_dir: str | Path) -> tuple[LLMSetup, RunD
     return s, ft
 
 
+@_owned("attack")
 def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Attack ``rounds.n_attack_val`` validation examples of the fine-tuned model with ``cfg.attack``."""
     rd, done = _start_run(cfg, runs_dir, "attack")
@@ -297,6 +315,7 @@ def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult)
     write_json_atomic(rd.evaluations_dir / f"{name}.json", rows)
 
 
+@_owned("advtrain")
 def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Iterative adversarial training; one metrics row per round (round 0 = the clean fine-tune)."""
     rd, done = _start_run(cfg, runs_dir, "advtrain")

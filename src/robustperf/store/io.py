@@ -27,7 +27,7 @@ class DamagedFileError(ValueError):
         super().__init__(f"{path} is damaged ({detail}): {fix}")
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """0666 minus the process umask: what `open(path, "w")` would create (0644 under umask 022)."""
     return 0o666 & ~_umask()
 
@@ -76,7 +76,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp creates 0600 whatever the umask
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

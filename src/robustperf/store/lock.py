@@ -196,7 +196,7 @@ class RunLock:
         os.close(fd)  # closing the last descriptor drops the flock
 
     def __enter__(self) -> RunLock:
-        return self.acquire()
+        return self if self.held else self.acquire()  # `with hold_run(...)`: already acquired
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

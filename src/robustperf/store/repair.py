@@ -88,27 +88,50 @@ def repair_metrics_tail(path: str | Path) -> int:
     return 1
 
 
-def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | None = None) -> int:
+def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | None = None,
+                           size_at_checkpoint: int | None = None) -> int:
     """On resume from a checkpoint at `step`: drop the rows logged after it (they are about to be redone).
 
-    Returns the number of rows dropped. With `expected_evals` (evaluation rows the run wrote up to
-    `step`), a file holding fewer is reported: rows were lost (a truncated or edited file).
+    With `size_at_checkpoint` (the file's size when the checkpoint was written) the file is cut back to
+    exactly that size, which also drops rows logged at the checkpoint's own step after it was written (an
+    evaluation at an epoch end that follows a mid-epoch checkpoint at the same step); without it, rows
+    with a larger step are dropped. Returns the number of rows dropped. With `expected_evals` (evaluation
+    rows the run wrote up to `step`), a file holding fewer is reported: rows were lost (a truncated file).
     """
     from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic
 
     p = Path(path)
-    rows = read_jsonl(p)
-    kept = [r for r in rows if r.get("step", 0) <= step]
-    if len(kept) != len(rows):
-        write_bytes_atomic(p, "".join(dumps(r) + "\n" for r in kept).encode())
-        log.info("%s: dropped %d row(s) logged after the checkpoint at step %d (they are redone)", p,
-                 len(rows) - len(kept), step)
+    if size_at_checkpoint is not None and p.is_file():
+        size = p.stat().st_size
+        if size < size_at_checkpoint:
+            log.warning("%s is shorter (%d bytes) than when the checkpoint at step %d was written (%d bytes): rows "
+                        "were lost (a truncated file); the run goes on, its curves have gaps", p, size, step,
+                        size_at_checkpoint)
+            dropped = 0
+        else:
+            with open(p, "rb") as f:
+                f.seek(size_at_checkpoint)
+                dropped = sum(1 for line in f.read().splitlines() if line.strip())
+            with open(p, "r+b") as f:
+                f.truncate(size_at_checkpoint)
+                f.flush()
+                os.fsync(f.fileno())
+        rows = read_jsonl(p)
+    else:
+        rows = read_jsonl(p)
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        dropped = len(rows) - len(kept)
+        if dropped:
+            write_bytes_atomic(p, "".join(dumps(r) + "\n" for r in kept).encode())
+        rows = kept
+    if dropped:
+        log.info("%s: dropped %d row(s) logged after the checkpoint at step %d (they are redone)", p, dropped, step)
     if expected_evals is not None:
-        n_evals = sum(1 for r in kept if r.get("kind") == "eval")
+        n_evals = sum(1 for r in rows if r.get("kind") == "eval")
         if n_evals < expected_evals:
             log.warning("%s holds %d of the %d evaluation rows written before step %d: rows were lost (a truncated "
                         "file); the run goes on, its curves have gaps", p, n_evals, expected_evals, step)
-    return len(rows) - len(kept)
+    return dropped
 
 
 def open_run(rd: RunDir) -> None:

@@ -300,6 +300,7 @@ class _Trainer:
         self.sums: dict[str, Tensor | int] = {}  # running sums; "n" counts the batches
         self.epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
         self.epoch_batches = 0
+        self.metrics_bytes: int | None = None  # size of metrics.jsonl when the resumed checkpoint was written
 
     # ------------------------------------------------------------------------------------ setup
 
@@ -417,7 +418,8 @@ class _Trainer:
     def _truncate_metrics(self) -> None:
         """Drop rows logged after the checkpoint we resume from: they are about to be redone."""
         every = self.cfg.eval.every_n_epochs
-        truncate_metrics_after(self.run_dir.metrics_path, self.step, expected_evals=self.epoch // every)
+        truncate_metrics_after(self.run_dir.metrics_path, self.step, expected_evals=self.epoch // every,
+                               size_at_checkpoint=self.metrics_bytes)
 
     # ------------------------------------------------------------------------------------ loop
 
@@ -613,6 +615,8 @@ class _Trainer:
                 "joules": _add(self.prior_joules, reading.joules),
                 "epoch_loss": self.epoch_loss.clone().cpu(), "epoch_batches": self.epoch_batches,
                 "sums": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.sums.items()},
+                # where a resume cuts metrics.jsonl back to: rows after this point are redone
+                "metrics_bytes": self.run_dir.metrics_path.stat().st_size if self.run_dir.metrics_path.exists() else 0,
             },
             "best": dict(self.best),
             "last_eval": dict(self.last_eval),
@@ -646,6 +650,7 @@ class _Trainer:
         self.epoch_batches = int(progress["epoch_batches"])
         self.sums = {k: (v.to(self.device) if isinstance(v, Tensor) else v) for k, v in progress["sums"].items()}
         self.best, self.last_eval = dict(payload["best"]), dict(payload["last_eval"])
+        self.metrics_bytes = progress.get("metrics_bytes")  # None in checkpoints of older versions
         log.info("resumed %s at step %d (epoch %d)", self.run_dir.run_id, self.step, self.epoch)
         return payload
 

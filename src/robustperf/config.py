@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -85,11 +94,11 @@ class AttackConfig(_Section):
     loss: Literal["ce", "cw", "kl"] = "ce"
     random_start: bool = True
 
-    @model_validator(mode="after")
-    def _eps_in_pixel_range(self) -> AttackConfig:
+    @field_validator("eps")
+    @classmethod
+    def _eps_in_pixel_range(cls, eps: float, info: ValidationInfo) -> float:
         # inputs are pixels in [0, 1]: an L-inf radius above 1 (eps: 8 meant as 8/255) perturbs nothing sensible
-        check_eps(self.eps, self.norm)
-        return self
+        return check_eps(eps, info.data.get("norm", "linf"))
 
 
 def check_eps(eps: float, norm: str) -> float:

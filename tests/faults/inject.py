@@ -7,6 +7,8 @@ kills this process with SIGKILL the NTH time it is about to finish writing FILE:
 - ``replace``: the temp file of an atomic write is complete and fsynced, ``os.replace`` has not run
   (checkpoints, result.json, index.sqlite, the report's files): a stale temp file is left behind.
 - ``append``: half of a metrics line is written with no newline (a torn append), then the kill.
+- ``term``: SIGTERM (what ``scancel`` or a preempting scheduler sends) instead of a kill, at that moment;
+  the run checkpoints at its current step and exits as interrupted.
 
 Nothing is simulated after the kill: the next process sees exactly what the kernel left on disk.
 """
@@ -34,12 +36,14 @@ def install(window: str, name: str, nth: int) -> None:
         seen["n"] += 1
         return seen["n"] == nth
 
-    if window == "replace":
+    if window in ("replace", "term"):
         real_replace = os.replace
 
         def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
             if hit(dst):
-                _die()
+                if window == "replace":
+                    _die()
+                os.kill(os.getpid(), signal.SIGTERM)  # what scancel / preemption sends; the write goes on
             real_replace(src, dst, *args, **kwargs)
 
         os.replace = replace  # Path.replace calls os.replace too
@@ -61,7 +65,7 @@ def install(window: str, name: str, nth: int) -> None:
 
         record.append_jsonl = append
     else:
-        raise SystemExit(f"unknown window {window!r}: replace or append")
+        raise SystemExit(f"unknown window {window!r}: replace, append or term")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,21 @@ def test_kill_in_a_training_write_window_then_resume(fault, config_file: Path, r
     assert_same_as(_only_run(tmp_path), reference)
 
 
+@pytest.mark.parametrize("nth", [pytest.param(1, id="after-first-checkpoint"),
+                                 pytest.param(3, id="after-epoch-end", marks=pytest.mark.slow)])
+def test_sigterm_then_resubmit_resumes_to_identical_weights(nth: int, config_file: Path, reference: RunDir,
+                                                            tmp_path: Path) -> None:
+    """SIGTERM as Slurm sends it: checkpoint at the current step, exit 128+15 as interrupted; the resubmitted
+    job resumes to the uninterrupted run's weights."""
+    stopped = _cli(["train", str(config_file), "--runs-dir", str(tmp_path)], fault=("term", "last.pt", nth))
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "SIGTERM received: checkpoint written at step" in " ".join(stopped.stderr.split())
+    assert _only_run(tmp_path).read_record().status == "interrupted"
+    resumed = _cli(["train", str(config_file), "--runs-dir", str(tmp_path)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_as(_only_run(tmp_path), reference)
+
+
 # ------------------------------------------------------------------------------------ studies
 
 

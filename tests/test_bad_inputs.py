@@ -76,6 +76,8 @@ CASES = [
          ("eval.attack.eps", "eps=2 is outside the [0, 1] pixel range")),
     Case("eps-negative", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.eps=-0.1"], {}, 2,
          ("method.attack.eps", "must be >= 0")),
+    Case("run-traversal-name", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "name=../../x"], {}, 2,
+         ("name: '../../x' is not a safe run name", "letters, digits")),
     Case("unknown-key", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lrr=0.1"], {}, 2,
          ("unknown key 'optim.lrr'",)),
     Case("n-train-beyond-data", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "data.n_train=5000"], {}, 2,

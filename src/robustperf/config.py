@@ -201,6 +201,19 @@ class RunConfig(_Section):
     cost: CostConfig = Field(default_factory=CostConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        # the name prefixes the run id, which names the run's directory
+        from robustperf.store.names import SAFE_NAME_RULE, check_name
+
+        if name is not None:
+            try:
+                check_name(name, "run name")
+            except ValueError:
+                raise ValueError(f"{name!r} is not a safe run name: use {SAFE_NAME_RULE}") from None
+        return name
+
     def resolved(self) -> dict[str, Any]:
         """Every field, defaults included, as plain JSON-able data."""
         return self.model_dump(mode="json")

@@ -425,6 +425,12 @@ class _Trainer:
 
     def _loop(self) -> str | None:
         """Train until ``total_steps``; returns a failure reason or None."""
+        if self.batch_in_epoch and (self.batch_in_epoch >= self.steps_per_epoch or self.step >= self.total_steps):
+            # resumed from a step checkpoint written at an epoch's (or the run's) last step, before that epoch
+            # ended: its evaluation and epoch checkpoint are still to do
+            failure = self._end_epoch()
+            if failure is not None:
+                return failure
         while self.step < self.total_steps:
             if self.batch_in_epoch == 0:
                 self.loader.set_epoch(self.epoch)

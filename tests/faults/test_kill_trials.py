@@ -4,8 +4,8 @@ Each trial runs the real CLI in a subprocess with a SIGKILL planted by ``inject.
 one write window (checkpoint, result.json, a metrics append, the index, the report) or kills a study's
 parent process alone, reruns the same command, and checks against an uninterrupted reference:
 identical weights, identical metric rows (0 duplicated, 0 lost), the same FLOPs and samples and a
-cost in seconds that is not inflated, no temp file left. A few trials run by default; the rest
-(``-m slow``) bring the total to more than 20.
+cost in seconds that is not inflated, no temp file left. Four tests run by default (one kill trial,
+SIGTERM, two studies at once, the same study twice); ``-m slow`` adds the rest: 24 kill/stop trials.
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ TRAIN_TRIALS = [
     ("append", "metrics.jsonl", 1), ("append", "metrics.jsonl", 3), ("append", "metrics.jsonl", 5),
     ("append", "metrics.jsonl", 8), ("append", "metrics.jsonl", 10),
 ]
-FAST = {("replace", "last.pt", 3), ("replace", "result.json", 2), ("append", "metrics.jsonl", 5)}
+# by default one trial (the window that found a bug: killed between a step checkpoint at the run's last step
+# and the final evaluation); `-m slow` runs all 17
+FAST = {("replace", "result.json", 3)}
 
 
 @pytest.mark.parametrize("fault", [pytest.param(t, marks=() if t in FAST else pytest.mark.slow, id="-".join(map(str, t)))
@@ -163,8 +165,8 @@ def _assert_study_same(runs: Path, ref_runs: Path) -> None:
 STUDY_TRIALS = [("replace", "index.sqlite", 1), ("replace", "report.html", 1), ("replace", "analysis.json", 1)]
 
 
-@pytest.mark.parametrize("fault", [pytest.param(t, marks=() if t[1] == "index.sqlite" else pytest.mark.slow,
-                                                id="-".join(map(str, t))) for t in STUDY_TRIALS])
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [pytest.param(t, id="-".join(map(str, t))) for t in STUDY_TRIALS])
 def test_kill_the_study_while_it_writes_the_index_or_report(fault, reference_study: Path, tmp_path: Path) -> None:
     study = _study(tmp_path, "s", [2, 3])
     args = ["study", str(study), "--runs-dir", str(tmp_path / "runs")]
@@ -197,8 +199,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after_checkpoints", [pytest.param(1, id="first-checkpoint"),
-                                               pytest.param(3, id="third-checkpoint", marks=pytest.mark.slow)])
+                                               pytest.param(3, id="third-checkpoint")])
 def test_kill_the_study_parent_alone_leaves_no_orphan(after_checkpoints: int, reference_study: Path,
                                                       tmp_path: Path) -> None:
     """kill -9 of the study process only: its worker stops too, and the rerun trains nothing twice."""

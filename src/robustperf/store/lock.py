@@ -91,11 +91,13 @@ class RunLock:
         kind: "run" or "study", for the message.
         force: break a lock that is still reported as held (only once its holder is gone).
         lock_name: file name of the lock inside `directory`.
+        name: what the message calls it (default: the directory's name, i.e. the run id).
     """
 
     def __init__(self, directory: str | Path, *, what: str = "trained", kind: str = "run", force: bool = False,
-                 lock_name: str = LOCK_NAME) -> None:
+                 lock_name: str = LOCK_NAME, name: str | None = None) -> None:
         self.directory = Path(directory)
+        self._name = name
         self.path = self.directory / lock_name
         self.what, self.kind, self.force = what, kind, force
         self._key = str(self.path.resolve()) if self.path.parent.exists() else str(self.path.absolute())
@@ -103,7 +105,8 @@ class RunLock:
 
     @property
     def name(self) -> str:
-        return self.directory.name
+        """What the message calls the locked thing: the run id (its directory's name) or the study name."""
+        return self._name or self.directory.name
 
     def acquire(self) -> RunLock:
         """Take the lock now or raise `RunLockedError` (never waits)."""
@@ -247,7 +250,8 @@ def is_locked(directory: str | Path, lock_name: str = LOCK_NAME) -> bool:
 
 def study_lock(runs_dir: str | Path, name: str, *, force: bool = False) -> RunLock:
     """The lock of study `name` in `runs_dir` (``runs_dir/studies/.<name>.lock``); not yet acquired."""
-    return RunLock(Path(runs_dir) / "studies", what="run", kind="study", force=force, lock_name=f".{name}.lock")
+    return RunLock(Path(runs_dir) / "studies", what="run", kind="study", force=force, lock_name=f".{name}.lock",
+                   name=name)
 
 
 def filesystem_type(path: str | Path) -> str | None:

@@ -180,3 +180,21 @@ def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
     assert out.exit_code == 3 and len(lines) == 1
     assert f"is being trained by PID {holder.pid}" in lines[0] and "use --force after that process is gone" in lines[0]
     assert not (run / "config.json").exists()
+
+
+@pytest.mark.parametrize("loader", ["run", "study", "llm", "llm_study"])
+def test_every_config_loader_shares_the_yaml_checks_and_the_error_formatter(loader: str, tmp_path: Path) -> None:
+    """Empty, malformed and misspelled files give the same one-line messages through every loader."""
+    from robustperf.config import ConfigError, load_config
+    from robustperf.llm.config import load_llm_config
+    from robustperf.llm.study import load_study as load_llm_study
+    from robustperf.sweep import load_study
+
+    load = {"run": load_config, "study": load_study, "llm": load_llm_config, "llm_study": load_llm_study}[loader]
+    path = tmp_path / "x.yaml"
+    for text, words in (("", "is empty"), ("a: [1\n", "is not valid YAML at line 2, column 1"),
+                        ("- 1\n", "must hold a mapping"), ("name: ok\nbogus_key: 1\n", "unknown key 'bogus_key'")):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load(path)
+        assert words in str(err.value) and "\n" not in str(err.value), (loader, text, str(err.value))

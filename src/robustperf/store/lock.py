@@ -173,7 +173,8 @@ class RunLock:
 
     def _message(self, holder: dict[str, Any]) -> str:
         pid, host, started = holder.get("pid", "?"), holder.get("host", "?"), holder.get("started", "?")
-        return (f"{self.kind} {self.name} is being {self.what} by PID {pid} on host {host} (started {started}); "
+        what = holder.get("what") or self.what  # what the holder is doing, as it wrote it
+        return (f"{self.kind} {self.name} is being {what} by PID {pid} on host {host} (started {started}); "
                 "wait, or use --force after that process is gone")
 
     def release(self) -> None:

@@ -60,7 +60,7 @@ def run_one(
     rd = RunDir.for_run(runs_dir, cfg.run_id)
     summary: dict[str, Any] = {"run_id": cfg.run_id, "run_dir": str(rd.path), "failure_reason": None}
     try:  # one owner per run: held for training, evaluation and the final record
-        lock = hold_run(rd.path, what="run")
+        lock = hold_run(rd.path, what="trained")
     except RunLockedError as exc:  # another process has it: the study comes back to it later
         log.info("%s", exc)
         summary.update(status=LOCKED, failure_reason=str(exc), seconds=0.0, evaluation=None)

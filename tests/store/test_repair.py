@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,11 @@ TINY = {"data.dataset": "digits", "data.n_train": 60, "data.n_test": 40, "data.b
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> RunDir:
-    torch.set_num_threads(1)
-    return train(RunConfig().with_overrides(TINY), tmp_path_factory.mktemp("runs"))
+def finished(tmp_path_factory) -> Iterator[RunDir]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the resumed runs below compare bit for bit with this one
+    yield train(RunConfig().with_overrides(TINY), tmp_path_factory.mktemp("runs"))
+    torch.set_num_threads(threads)
 
 
 def _copy(rd: RunDir, dest: Path) -> RunDir:

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -84,6 +93,22 @@ class AttackConfig(_Section):
     n_steps: int = Field(10, ge=0)
     loss: Literal["ce", "cw", "kl"] = "ce"
     random_start: bool = True
+
+    @field_validator("eps")
+    @classmethod
+    def _eps_in_pixel_range(cls, eps: float, info: ValidationInfo) -> float:
+        # inputs are pixels in [0, 1]: an L-inf radius above 1 (eps: 8 meant as 8/255) perturbs nothing sensible
+        return check_eps(eps, info.data.get("norm", "linf"))
+
+
+def check_eps(eps: float, norm: str) -> float:
+    """Refuse an eps outside the data's range: negative, or above 1 for L-inf (pixel units; 8/255, not 8)."""
+    if not eps >= 0:
+        raise ValueError(f"eps={eps} must be >= 0 (pixel units, e.g. 8/255)")
+    if norm == "linf" and eps > 1:
+        raise ValueError(f"eps={eps:g} is outside the [0, 1] pixel range of the inputs: eps is in pixel units, "
+                         f"write {eps:g}/255 if you mean {eps:g} on the 0-255 scale")
+    return eps
 
 
 class AWPConfig(_Section):
@@ -184,6 +209,19 @@ class RunConfig(_Section):
     cost: CostConfig = Field(default_factory=CostConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        # the name prefixes the run id, which names the run's directory
+        from robustperf.store.names import SAFE_NAME_RULE, check_name
+
+        if name is not None:
+            try:
+                check_name(name, "run name")
+            except ValueError:
+                raise ValueError(f"{name!r} is not a safe run name: use {SAFE_NAME_RULE}") from None
+        return name
+
     def resolved(self) -> dict[str, Any]:
         """Every field, defaults included, as plain JSON-able data."""
         return self.model_dump(mode="json")
@@ -245,15 +283,54 @@ def _split_override(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _format_validation_error(err: ValidationError) -> str:
-    lines = []
+def format_validation_error(err: ValidationError, what: str = "config") -> str:
+    """One line naming every bad key of a pydantic error: the one formatter every config loader uses.
+
+    ``invalid config: unknown key 'optim.lrr': remove it or check its spelling; data.n_train: Input should
+    be greater than or equal to 1``.
+    """
+    parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
+            parts.append(f"unknown key {loc!r}: remove it or check its spelling")
         else:
-            lines.append(f"{loc}: {e['msg']}")
-    return "invalid config:\n  " + "\n  ".join(lines)
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}")
+    return f"invalid {what}: " + "; ".join(parts)
+
+
+def load_yaml_mapping(path: str | Path, what: str = "config file", example: str = "configs/quickstart.yaml",
+                      allow_empty: bool = False) -> dict[str, Any]:
+    """Read a YAML (or JSON) file that must hold a mapping; every problem is one `ConfigError` line.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, empty (unless `allow_empty`), not YAML (with the line
+            and column of the error), or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {str(p)!r} does not exist (see {example} for an example)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {str(p)!r} cannot be read ({exc}): check the path and its permissions") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML{where}: {problem} (see {example})") from None
+    if loaded is None:
+        if allow_empty:
+            return {}
+        raise ConfigError(f"{what} {str(p)!r} is empty: give at least one section (see {example}), or run without "
+                          "a file to use the defaults")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {str(p)!r} must hold a mapping of sections, not a {type(loaded).__name__} "
+                          f"(see {example})")
+    return loaded
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -261,22 +338,14 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err)) from None
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist (see configs/ for examples)")
-        loaded = yaml.safe_load(p.read_text())
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
-        data = loaded
+        data = load_yaml_mapping(path)
     if overrides:
         data = apply_overrides(data, overrides)
     return config_from_dict(data)

@@ -30,6 +30,12 @@ import sweep_targets  # noqa: E402
 ROOT = HERE.parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _test_entry_points(monkeypatch) -> None:
+    """run-one calls only registered entry points; the test targets are registered the way a deployment would."""
+    monkeypatch.setenv("ROBUSTPERF_RUN_ENTRY_POINTS", "sweep_targets:busy_run,sweep_targets:failing_run")
+
+
 def _configs(widths: list[int], seeds: tuple[int, ...] = (0,)) -> list[dict]:
     study = study_from_dict({"name": "exec", "base": {"model": {"name": "tiny_cnn"}},
                              "grid": {"model.kwargs.width": widths}, "seeds": list(seeds)})
@@ -67,7 +73,7 @@ def test_manifest_indices_in_separate_processes_match_the_local_pool(tmp_path: P
     sbatch = (manifest.parent / "submit.sbatch").read_text()
     assert "#SBATCH --array=0-3%64" in sbatch and "run-one --manifest" in sbatch
     assert "#SBATCH --signal=B:USR1@120" in sbatch and "\nexec " in sbatch  # the signal reaches the run itself
-    assert "#BSUB -J study[1-4]%64" in (manifest.parent / "submit.bsub").read_text()
+    assert "#BSUB -J 'study[1-4]%64'" in (manifest.parent / "submit.bsub").read_text()
     assert "#PBS -J 0-3" in (manifest.parent / "submit.qsub").read_text()
 
 

@@ -67,3 +67,29 @@ def test_run_one_reports_a_stop_signal_as_interrupted_and_resumes(tmp_path: Path
     again = run_one(TINY, tmp_path)
     assert again["status"] == "finished" and rd.read_record().status == "finished"
     assert any(r.get("event") == "resumed" and r["step"] == 1 for r in rd.read_metrics())
+
+
+def test_a_run_held_by_another_process_is_left_alone_and_reported_locked(tmp_path: Path) -> None:
+    """In a study a held run is not trained beside its owner: `run_one` says "locked"; `run-one` exits 75."""
+    import json
+    import subprocess
+
+    from robustperf.sweep.manifest import write_manifest
+
+    cfg = RunConfig.model_validate(TINY)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom robustperf.store.lock import RunLock\n"
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / cfg.run_id)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        out = run_one(cfg, tmp_path)
+        assert out["status"] == "locked" and f"is being trained by PID {holder.pid}" in out["failure_reason"]
+        manifest = write_manifest(tmp_path / "m" / "manifest.jsonl", run_one, [cfg.resolved()], tmp_path)
+        cli = subprocess.run([sys.executable, "-m", "robustperf", "run-one", "--manifest", str(manifest), "--index", "0",
+                              "--json"], capture_output=True, text=True)
+        assert cli.returncode == 75 and json.loads(cli.stdout.strip().splitlines()[-1])["status"] == "locked"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / cfg.run_id / "config.json").exists()  # nothing was written into the held run
+    assert run_one(cfg, tmp_path)["status"] == "finished"  # once its holder is gone, it runs

@@ -130,14 +130,16 @@ def test_submitit_on_a_real_slurm_completes_a_small_study(slurm: dict[str, str],
     assert len(read_jsonl(tmp_path / "executions.jsonl")) == 3
 
 
-def test_manifest_sbatch_array_runs_on_a_real_slurm(slurm: dict[str, str], tmp_path: Path) -> None:
+def test_manifest_sbatch_array_runs_on_a_real_slurm(slurm: dict[str, str], tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ROBUSTPERF_RUN_ENTRY_POINTS", "sweep_targets:busy_run")  # run-one calls registered ones only
     study = study_from_dict({"name": "arr", "grid": {"model.kwargs.width": [1, 2]}})
     configs = [c.resolved() for c in expand(study)]
     ex = create_executor("manifest", ExecutorSpec(name="manifest", submit=False, gpus_per_run=0, timeout_min=5))
     ex.manifest_name = "arr"
     ex.run(functools.partial(sweep_targets.busy_run, n_loops=50), configs, tmp_path)
     script = ex.manifest_path.parent / "submit.sbatch"
-    env = {**slurm, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {**slurm, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+           "ROBUSTPERF_RUN_ENTRY_POINTS": "sweep_targets:busy_run"}
     subprocess.run(["sbatch", "--wait", "--partition=debug", str(script)], env=env, check=True, timeout=180,
                    capture_output=True)
     assert sorted(r["status"] for r in load_index(tmp_path)) == ["finished", "finished"]

@@ -24,7 +24,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DEBUG level")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DEBUG level"),
+          debug: bool = typer.Option(False, "--debug", help="show the traceback of an error")) -> None:
+    from robustperf.cli.common import set_debug
+
+    set_debug(debug)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 

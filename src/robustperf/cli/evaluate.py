@@ -51,8 +51,13 @@ def evaluate_cmd(
     bf16: bool = typer.Option(False, "--bf16", help="search in bf16 (every verdict is still fp32)"),
 ) -> None:
     """Evaluate a trained run under AutoAttack or PGD and record the result in the run."""
+    from robustperf.store.lock import RunLock
+
     with user_errors():
-        _evaluate(run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
+        if not (run_dir / "config.json").is_file():
+            fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
+        with RunLock(run_dir, what="evaluated"):  # not while another process trains or evaluates it
+            _evaluate(run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
 
 
 def _evaluate(

@@ -48,14 +48,18 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
 @runs_app.command("show")
 def show_run(run: str = typer.Argument(..., help="run id or run directory"), runs_dir: Path = RUNS_DIR) -> None:
     """Print a run's resolved config and result record as JSON."""
+    from robustperf.cli.common import user_errors
     from robustperf.store import RunDir
+    from robustperf.store.names import path_under
 
-    path = Path(run) if Path(run).is_dir() else runs_dir / run
+    with user_errors():  # a run id stays inside the runs directory; an explicit directory is taken as given
+        path = Path(run) if Path(run).is_dir() else path_under(runs_dir, run)
     rd = RunDir(path)
     if not rd.exists():
         fail(f"no run {run!r} in {runs_dir} (see `robustperf runs list --runs-dir DIR`)")
-    record = rd.read_record()
-    out = {"run_dir": str(rd.path), "config": rd.read_config(), "result": record.to_dict() if record else None}
+    with user_errors():  # a damaged file is named, with the fix
+        record = rd.read_record()
+        out = {"run_dir": str(rd.path), "config": rd.read_config(), "result": record.to_dict() if record else None}
     console.print_json(json.dumps(out))
 
 
@@ -65,6 +69,24 @@ def reindex(runs_dir: Path = RUNS_DIR) -> None:
     from robustperf.store import rebuild_index
 
     console.print(str(rebuild_index(runs_dir)))
+
+
+@runs_app.command("repair")
+def repair(runs_dir: Path = RUNS_DIR) -> None:
+    """Make damaged run directories readable: rebuild result.json from the last checkpoint, else mark the run corrupt."""
+    from robustperf.cli.common import user_errors
+    from robustperf.store import rebuild_index
+    from robustperf.store.repair import repair_runs
+
+    if not runs_dir.is_dir():
+        fail(f"{runs_dir} is not a directory: pass the runs directory with --runs-dir")
+    with user_errors():
+        outcomes = repair_runs(runs_dir)
+        table = Table("run_id", "status", "action")
+        for o in outcomes:
+            table.add_row(o.run_id, o.status, o.action)
+        console.print(table)
+        rebuild_index(runs_dir)
 
 
 def register(app: typer.Typer) -> None:

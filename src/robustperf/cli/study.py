@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
+from robustperf.store.names import path_under
 
 
 def study(
@@ -17,13 +18,15 @@ def study(
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     plan: bool = typer.Option(False, "--plan", help="only write manifest.jsonl and sbatch/bsub/qsub scripts"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
+    force: bool = typer.Option(False, "--force", help="take over the study's lock (only once the process holding it "
+                               "is gone)"),
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
 
     with user_errors():
         spec = load_study(study_file)
-        result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan)
+        result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan, force=force)
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"
         console.print(f"manifest: {result.manifest_path}")
@@ -44,7 +47,7 @@ def study(
         from robustperf.report import build_report
 
         with user_errors():
-            html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
+            html = build_report(result.runs_dir, path_under(result.runs_dir, "reports", spec.name), study=spec)
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
@@ -57,7 +60,9 @@ def run_one_cmd(
 ) -> None:
     """Run one manifest entry (index from --index, SLURM_ARRAY_TASK_ID, LSB_JOBINDEX or PBS_ARRAY_INDEX)."""
     from robustperf.sweep import run_manifest_index
+    from robustperf.sweep.executors import die_with_parent_from_env
 
+    die_with_parent_from_env()  # started by a study's manifest executor: never outlive it
     with user_errors():
         summary = run_manifest_index(manifest, index)
     if as_json:
@@ -66,6 +71,8 @@ def run_one_cmd(
         console.print(f"{summary.get('run_id')}: {summary.get('status')} {summary.get('failure_reason') or ''}")
     if summary.get("status") in ("failed", "interrupted"):
         raise typer.Exit(1)
+    if summary.get("status") == "locked":  # another process is running it: try again later (EX_TEMPFAIL)
+        raise typer.Exit(75)
 
 
 def report(
@@ -83,7 +90,7 @@ def report(
 
             spec = load_study(path)
             root = Path(runs_dir or spec.runs_dir)
-            target = out or root / "reports" / spec.name
+            target = out or path_under(root, "reports", spec.name)
             html = build_report(root, target, study=spec, overlays=overlay)
         elif path.is_dir():
             html = build_report(path, out or path / "reports" / "all", overlays=overlay)

@@ -75,6 +75,8 @@ def train_command(
     overrides: list[str] = typer.Option(None, "--set", help="override a key: --set optim.lr=0.05 (repeatable)"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="directory holding one folder per run"),
     no_resume: bool = typer.Option(False, "--no-resume", help="start over instead of resuming a previous attempt"),
+    force: bool = typer.Option(False, "--force", help="take over the run's lock (only once the process holding it is "
+                               "gone, e.g. a stale lock on a network file system)"),
 ) -> None:
     """Train one model; prints the run directory and the final clean and PGD accuracy."""
     with user_errors():
@@ -86,7 +88,7 @@ def train_command(
         show = cfg.runtime.progress and os.environ.get("RANK", "0") == "0"
         try:
             with _ProgressReporter(show) as reporter:
-                run_dir = train(cfg, runs_dir, resume=not no_resume, callback=reporter)
+                run_dir = train(cfg, runs_dir, resume=not no_resume, callback=reporter, force=force)
         except TrainingInterrupted as exc:
             fail(str(exc), code=128 + exc.signum)  # what a shell reports for a signalled process
     record = run_dir.read_record()

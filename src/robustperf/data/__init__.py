@@ -2,7 +2,7 @@
 on-device augmentation and the mixed real + synthetic training loader."""
 
 from robustperf.data.augment import AUGMENTATIONS, augment, crop_flip
-from robustperf.data.bundle import DataBundle, build_data, eval_tensors
+from robustperf.data.bundle import DataBundle, build_data, check_data, eval_tensors
 from robustperf.data.datasets import ArrayDataset, DataError, FolderDataset, to_unit
 from robustperf.data.loader import TrainLoader, make_train_loader
 from robustperf.data.samplers import EpochSampler, SinglePassSampler, derive_seed
@@ -21,6 +21,7 @@ __all__ = [
     "TrainLoader",
     "augment",
     "build_data",
+    "check_data",
     "crop_flip",
     "derive_seed",
     "eval_tensors",

@@ -43,6 +43,27 @@ class DataBundle:
     synthetic_fid: float | None = None
 
 
+def _check_n_train(cfg: DataConfig, available: int) -> None:
+    if cfg.n_train is not None and cfg.n_train > available:
+        raise DataError(f"data.n_train={cfg.n_train} but {cfg.dataset} has {available} training samples: lower "
+                        f"data.n_train to at most {available}, or leave it unset to use them all")
+
+
+def check_data(cfg: DataConfig) -> int:
+    """Load the data set's source once and check the data section against it (before any training).
+
+    Returns:
+        The number of training samples the data set has.
+
+    Raises:
+        DataError: missing files, or ``n_train`` beyond the data set's size (the message gives the real size).
+        RegistryError: an unknown dataset name.
+    """
+    source = DATASETS.get(cfg.dataset)(cfg)
+    _check_n_train(cfg, len(source.train))
+    return len(source.train)
+
+
 def build_data(cfg: DataConfig, *, seed: int) -> DataBundle:
     """Load the configured data set, take the seeded n_train subset and the first n_test test samples.
 
@@ -59,6 +80,7 @@ def build_data(cfg: DataConfig, *, seed: int) -> DataBundle:
     """
     source = DATASETS.get(cfg.dataset)(cfg)
     train, test = source.train, source.test
+    _check_n_train(cfg, len(train))
     if cfg.n_train is not None and cfg.n_train < len(train):
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         train = _subset(train, perm[: cfg.n_train])

@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from robustperf.config import ConfigError, CostConfig, apply_overrides
+from robustperf.config import ConfigError, CostConfig, apply_overrides, format_validation_error, load_yaml_mapping
 from robustperf.llm.attack_config import AttackConfigError, build_attack_config
 
 
@@ -177,23 +176,12 @@ def _prune_attack(section: dict[str, Any]) -> None:
             section.pop(name, None)
 
 
-def _format(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
-        else:
-            lines.append(f"{loc}: {e['msg']}")
-    return "invalid LLM config:\n  " + "\n  ".join(lines)
-
-
 def llm_config_from_dict(data: dict[str, Any]) -> LLMConfig:
     """Validate a plain dict; errors name every bad key."""
     try:
         return LLMConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format(err)) from None
+        raise ConfigError(format_validation_error(err, "LLM config")) from None
 
 
 def load_llm_config(path: str | Path | None = None,
@@ -201,13 +189,7 @@ def load_llm_config(path: str | Path | None = None,
     """Load an `LLMConfig` from YAML/JSON and apply ``section.key=value`` overrides (None: defaults)."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist (see configs/llm_*.yaml)")
-        loaded = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
-        data = loaded
+        data = load_yaml_mapping(path, "config file", "configs/llm_quickstart.yaml")
     if overrides:
         data = apply_overrides(data, overrides)
     return llm_config_from_dict(data)

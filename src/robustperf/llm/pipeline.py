@@ -15,10 +15,11 @@ round's compute (training 6 x tokens x params, plus the attacks' own forward/bac
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from robustperf.llm.tokenizer import build_bpe_tokenizer, encode, load_tokenizer
 from robustperf.llm.training import finetune, make_optimizer
 from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
+from robustperf.store.lock import hold_run
 
 if TYPE_CHECKING:
     from robustperf.cost.energy import EnergyReading
@@ -200,6 +202,21 @@ def final_metrics(rd: RunDir) -> dict[str, Any]:
     return dict(record.final) if record else {}
 
 
+def _owned(command: str) -> Callable[[Callable[[LLMConfig, str | Path], RunDir]], Callable[..., RunDir]]:
+    """Hold the run's lock (`robustperf.store.lock.hold_run`) while `command` runs: one process per run."""
+
+    def wrap(fn: Callable[[LLMConfig, str | Path], RunDir]) -> Callable[..., RunDir]:
+        @functools.wraps(fn)
+        def owned(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
+            with hold_run(RunDir.for_run(runs_dir, cfg.run_id(command)).path):
+                return fn(cfg, runs_dir)
+
+        return owned
+
+    return wrap
+
+
+@_owned("finetune")
 def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Fine-tune the classifier on the clean task (one run per seed of ``cfg``; use `per_seed`)."""
     rd, session = _open(cfg, runs_dir, "finetune")
@@ -243,6 +260,7 @@ def load_finetuned(cfg: LLMConfig, runs_dir: str | Path) -> tuple[LLMSetup, RunD
     return s, ft
 
 
+@_owned("attack")
 def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Attack ``rounds.n_attack_val`` validation examples of the fine-tuned model with ``cfg.attack``."""
     rd, session = _open(cfg, runs_dir, "attack")
@@ -269,6 +287,7 @@ def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult)
     write_json_atomic(rd.evaluations_dir / f"{name}.json", rows)
 
 
+@_owned("advtrain")
 def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Iterative adversarial training; one metrics row per round (round 0 = the clean fine-tune)."""
     rd, session = _open(cfg, runs_dir, "advtrain")

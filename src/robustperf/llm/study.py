@@ -29,13 +29,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from robustperf.config import ConfigError, apply_overrides
+from robustperf.config import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
 from robustperf.llm.config import LLMConfig, llm_config_from_dict
 from robustperf.llm.metrics import min_median_max
 from robustperf.store import RunDir, write_text_atomic
+from robustperf.store.names import check_name
 from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
 from robustperf.sweep.study import ExecutorSpec
 
@@ -65,14 +65,12 @@ class StudyConfig(BaseModel):
 
 def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
     """Read a study YAML; ``overrides`` apply to ``base`` (e.g. ``rounds.n_rounds=2``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"study file {str(p)!r} does not exist (see configs/llm_quickstart_study.yaml)")
-    data = yaml.safe_load(p.read_text()) or {}
+    data = load_yaml_mapping(path, "study file", "configs/llm_quickstart_study.yaml")
     try:
         study = StudyConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"invalid study file {p}: {err}") from None
+        raise ConfigError(format_validation_error(err, f"study file {str(path)!r}")) from None
+    check_name(study.name, "study name")  # it names the CSVs written next to the runs
     if overrides:
         study = study.model_copy(update={"base": apply_overrides(study.base, overrides)})
     study.configs()  # validate every grid point before any work

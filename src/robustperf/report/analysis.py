@@ -114,9 +114,25 @@ def collect_flags(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 items = json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
                 names = list(items) if isinstance(items, (list, dict)) else [str(items)]
                 flags.extend((row["run_id"], f"{key}: {n}") for n in names)
-        if row.get("status") == "failed":
-            flags.append((row["run_id"], f"failed: {row.get('failure_reason')}"))
+        if row.get("status") in ("failed", "corrupt"):
+            flags.append((row["run_id"], f"{row.get('status')}: {row.get('failure_reason')}"))
     return flags
+
+
+def left_out_notes(frame: Any) -> list[str]:
+    """One note per run the fits leave out, with why (status and reason, or no FLOPs recorded)."""
+    notes = []
+    for _, row in frame.iterrows():
+        status = row.get("status")
+        if status != "finished":
+            reason = row.get("failure_reason")
+            why = f"status {status}" + (f": {reason}" if isinstance(reason, str) and reason else "")
+        elif not row.get("flops", 0) > 0:
+            why = "no training FLOPs recorded"
+        else:
+            continue
+        notes.append(f"fits leave out run {row.get('run_id')} ({why})")
+    return notes
 
 
 def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast: ForecastSpec | None = None,
@@ -127,6 +143,7 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     frame, source = runs_frame(rows, evaluation_key)
     notes: list[str] = []
     done = frame[(frame["status"] == "finished") & (frame["flops"] > 0)]
+    notes.extend(left_out_notes(frame))
     envelope, envelope_ids = _envelopes(done, fit, notes) if fit.envelope else ({}, {})
     surface = _surface(done, fit, notes)
     l2a = _loss_to_accuracy(done, notes)

@@ -165,12 +165,13 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> 
     frame = analysis.frame
     n_fin = int((frame["status"] == "finished").sum())
     n_fail = int((frame["status"] == "failed").sum())
+    n_corrupt = int((frame["status"] == "corrupt").sum())  # damaged records: `robustperf runs repair`
     total = {c: frame[c].sum(min_count=1) for c in ("flops", "seconds", "energy_kwh", "co2_kg", "usd") if c in frame}
     energy = total.get("energy_kwh")
     energy_text = ("energy not measured (cost.energy_meter=none)" if energy is None or energy != energy
                    else f"{tables.fmt(float(energy))} kWh ({plots.energy_label(frame)})")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed) in <code>{html.escape(str(runs_dir))}</code>; "
+    summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed, {n_corrupt} corrupt) in <code>{html.escape(str(runs_dir))}</code>; "
                f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "
                f"{tables.fmt(float(total.get('seconds', 0)))} s of training, {energy_text}. "
                f"Robust accuracy from <code>{html.escape(analysis.robust_source)}</code>. Generated {now}.")

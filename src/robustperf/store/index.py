@@ -4,19 +4,32 @@ One process (the CLI, or a sweep at its end) scans ``runs_dir/*/`` and writes
 ``runs_dir/index.sqlite``: one row per run with flattened config and result
 columns (``config.model.name``, ``final.robust_acc``, ``cost.energy_kwh``...).
 The directories stay the source of truth; deleting the index loses nothing.
+
+Any number of processes may rebuild and read it at once (a study's end, `robustperf runs list`, a
+report): a rebuild holds ``runs_dir/.index.lock`` (rebuilders queue on it; readers never wait for it),
+removes temp files of rebuilds killed midway, writes its own uniquely named temp file and swaps it in
+with ``os.replace``; connections use a busy timeout, so a reader sees either the old or the new index, never a half-written one. The
+file is never changed in place, so there is no journal to share and WAL mode would add nothing (its
+``-wal`` file would outlive the file it belongs to after a swap).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from robustperf.store.io import read_json
+from robustperf.store.io import file_mode, read_json
 from robustperf.store.record import RunDir
 
 INDEX_NAME = "index.sqlite"
+BUSY_TIMEOUT_S = 30.0  # how long a connection waits for another one's write lock before "database is locked"
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -69,15 +82,45 @@ def rebuild_index(runs_dir: str | Path) -> Path:
     """Rebuild ``index.sqlite`` from the run directories (atomically replaced)."""
     root = Path(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    rows = collect_rows(root)
-    columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    tmp = root / f".{INDEX_NAME}.tmp"
-    tmp.unlink(missing_ok=True)
-    con = sqlite3.connect(tmp)
+    with _index_lock(root):  # one writer at a time, scanning too: a later rebuild never swaps in an older scan
+        rows = collect_rows(root)
+        columns: list[str] = []
+        for row in rows:
+            for key in row:
+                if key not in columns:
+                    columns.append(key)
+        for stale in root.glob(f".{INDEX_NAME}.*.tmp"):  # left by a writer killed mid-rebuild
+            stale.unlink(missing_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{INDEX_NAME}.", suffix=".tmp")  # unique per writer
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            _write_table(tmp, columns, rows)
+            os.chmod(tmp, file_mode())  # mkstemp gives 0600; the index is as readable as the runs
+            tmp.replace(root / INDEX_NAME)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return root / INDEX_NAME
+
+
+@contextlib.contextmanager
+def _index_lock(root: Path) -> Iterator[None]:
+    """Blocking exclusive lock of the index (``runs_dir/.index.lock``)."""
+    fd = os.open(root / ".index.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+
+
+def _write_table(tmp: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    con = _connect(tmp)
     try:
         cols_sql = ", ".join(f'"{c}"' for c in columns) or '"run_id"'
         con.execute(f"CREATE TABLE runs ({cols_sql})")
@@ -90,9 +133,6 @@ def rebuild_index(runs_dir: str | Path) -> Path:
         con.commit()
     finally:
         con.close()
-    target = root / INDEX_NAME
-    tmp.replace(target)
-    return target
 
 
 def _sql_value(value: Any) -> Any:
@@ -107,7 +147,7 @@ def load_index(runs_dir: str | Path, rebuild: bool = True) -> list[dict[str, Any
     path = root / INDEX_NAME
     if rebuild or not path.exists():
         path = rebuild_index(root)
-    con = sqlite3.connect(path)
+    con = _connect(path)
     con.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]

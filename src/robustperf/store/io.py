@@ -4,7 +4,8 @@ Every file a run writes goes through here. `write_json_atomic` writes a temp
 file in the same directory, fsyncs it and `os.replace`s it over the target, so
 a reader (or a resumed run after kill -9) sees either the old or the new file,
 never half of one. This is safe on NFS/Lustre/GPFS, where rename within a
-directory is atomic.
+directory is atomic. Files get the mode an ordinary ``open`` would give them (0644 under the usual
+umask 022), not `mkstemp`'s 0600. A file that does not parse raises `DamagedFileError`, which names it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,32 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+class DamagedFileError(ValueError):
+    """A stored file that cannot be read back (truncated, torn, not JSON); the message names it and the fix."""
+
+    def __init__(self, path: str | Path, detail: str, fix: str) -> None:
+        self.path, self.detail = Path(path), detail
+        super().__init__(f"{path} is damaged ({detail}): {fix}")
+
+
+def file_mode() -> int:
+    """0666 minus the process umask: what `open(path, "w")` would create (0644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # /proc/self/status reads the umask without changing it (setting it, even briefly, races other threads)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _default(obj: Any) -> Any:
@@ -49,6 +76,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -68,8 +96,14 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_bytes_atomic(path, (dumps(obj, indent=2) + "\n").encode())
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, fix: str = "restore it or delete it") -> Any:
+    """Parse a JSON file; a file that does not parse raises `DamagedFileError` naming it and `fix`."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DamagedFileError(path, f"not UTF-8 text: {exc.reason}", fix) from None
+    except json.JSONDecodeError as exc:
+        raise DamagedFileError(path, f"{exc.msg} at line {exc.lineno} column {exc.colno}", fix) from None
 
 
 def append_jsonl(path: str | Path, obj: Any) -> None:

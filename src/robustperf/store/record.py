@@ -10,8 +10,10 @@
       evaluations/       outputs of `robustperf evaluate` (per-point flags, adversarial examples)
 
 `result.json` is rewritten atomically whenever the status changes; its
-``status`` is ``running``, ``finished``, ``failed`` (with ``failure_reason``) or ``interrupted`` (a stop
-signal; resumable from the checkpoint its ``failure_reason`` names).
+``status`` is ``running``, ``finished``, ``failed`` (with ``failure_reason``), ``interrupted`` (a stop
+signal; resumable from the checkpoint its ``failure_reason`` names) or ``corrupt`` (a damaged record that
+no checkpoint could rebuild; see `robustperf.store.repair`). Reading a damaged file raises
+`DamagedFileError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Literal
 from robustperf.store.blocks import CostRecord, Metrics, RecordBlock
 from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
 
-Status = Literal["pending", "running", "finished", "failed", "interrupted"]
+Status = Literal["pending", "running", "finished", "failed", "interrupted", "corrupt"]
 
 
 def utcnow() -> str:
@@ -112,13 +114,18 @@ class RunDir:
     def exists(self) -> bool:
         return self.config_path.exists()
 
+    def repair_hint(self) -> str:
+        """What a message about a damaged file of this run tells the user to do."""
+        return (f"repair it with `robustperf runs repair --runs-dir {self.path.parent}` (rebuilds result.json from "
+                f"the last checkpoint, else marks the run corrupt) or delete {self.path}")
+
     def write_config(self, resolved: dict[str, Any]) -> None:
         write_json_atomic(self.config_path, resolved)
 
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.exists():
             raise FileNotFoundError(f"{self.path} is not a run directory (no config.json)")
-        return read_json(self.config_path)
+        return read_json(self.config_path, fix=self.repair_hint())
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, row)
@@ -129,7 +136,7 @@ class RunDir:
     def read_record(self) -> RunRecord | None:
         if not self.result_path.exists():
             return None
-        return RunRecord.from_dict(read_json(self.result_path))
+        return RunRecord.from_dict(read_json(self.result_path, fix=self.repair_hint()))
 
     def write_record(self, record: RunRecord) -> None:
         write_json_atomic(self.result_path, record.to_dict())

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from robustperf.store.blocks import CostRecord, Metrics
-from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic, write_text_atomic
+from robustperf.store.io import write_text_atomic
 from robustperf.store.record import RunDir, provenance, utcnow
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class RunSession:
         resumed_at_step: int | None = None,
         resumes: bool = False,
         is_main: bool = True,
+        metrics_bytes: int | None = None,
+        expected_evals: int | None = None,
     ) -> RunSession:
         """Claim ``run_dir`` for this attempt and mark the run running.
 
@@ -74,17 +76,22 @@ class RunSession:
             resumes: the attempt resumes from a state the engine reconciles the metrics with itself (the LLM
                 rounds); the metrics are left as they are.
             is_main: False on the non-main ranks of a distributed run (nothing is written).
+            metrics_bytes: size of metrics.jsonl when the resumed checkpoint was written (cut back to it).
+            expected_evals: evaluation rows the run wrote up to the checkpoint (fewer: a warning, rows were lost).
         """
         session = cls(run_dir, is_main=is_main, resumed=resumes or resumed_at_step is not None)
         if not is_main:
             return session
-        # The one place a run directory is claimed: a per-run lock (store/lock.py, RunLock) belongs here,
-        # taken before anything is written and released in finish/fail/interrupt (and on process exit).
+        # The one place a run directory is claimed. Its owner (store/lock.py `hold_run`: train(), run_one, the
+        # LLM pipeline) holds the run's lock from before its "finished?" check until after the final record,
+        # and opening it as owner already removed stale temps, cut a torn metrics tail and repaired a damaged
+        # result.json (store/repair.py `open_run`).
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.write_config(dict(config))
         previous = run_dir.read_record()
         if resumed_at_step is not None:
-            session.truncate_metrics(resumed_at_step)
+            session.truncate_metrics(resumed_at_step, size_at_checkpoint=metrics_bytes,
+                                     expected_evals=expected_evals)
             session.log({"kind": "event", "event": "resumed", "step": resumed_at_step, "time": utcnow()})
         elif not resumes:
             run_dir.metrics_path.unlink(missing_ok=True)  # a fresh start must not mix with an earlier attempt's rows
@@ -94,16 +101,17 @@ class RunSession:
                               provenance=provenance({**(provenance_extra or {}), "resumed": session.resumed}))
         return session
 
-    def truncate_metrics(self, step: int) -> int:
-        """Drop metrics rows logged after ``step`` (they are about to be redone); returns how many."""
-        path = self.run_dir.metrics_path
-        rows = read_jsonl(path)
-        kept = [r for r in rows if r.get("step", 0) <= step]
-        dropped = len(rows) - len(kept)
+    def truncate_metrics(self, step: int, *, size_at_checkpoint: int | None = None,
+                         expected_evals: int | None = None) -> int:
+        """Drop metrics rows logged after the checkpoint at ``step`` (they are about to be redone); returns how
+        many (`robustperf.store.repair.truncate_metrics_after`: cut back to ``size_at_checkpoint`` when known)."""
+        from robustperf.store.repair import truncate_metrics_after
+
+        dropped = truncate_metrics_after(self.run_dir.metrics_path, step, expected_evals=expected_evals,
+                                         size_at_checkpoint=size_at_checkpoint)
         if dropped:
             log.warning("%s: dropped %d metrics rows logged after step %d (redone on resume)",
                         self.run_dir.run_id, dropped, step)
-            write_bytes_atomic(path, "".join(dumps(r) + "\n" for r in kept).encode())
         return dropped
 
     # ------------------------------------------------------------------------------ while running

@@ -8,7 +8,8 @@ config, waits, and turns a crashed worker into a ``failed`` entry instead of an 
 
 - ``local``: `ProcessPoolExecutor` with the ``spawn`` context and one fresh process per run
   (``max_tasks_per_child=1``); each worker holds one GPU slot (``CUDA_VISIBLE_DEVICES``), CPU workers
-  get ``cores // workers`` torch threads; a run that kills its process fails alone.
+  get ``cores // workers`` torch threads; a run that kills its process fails alone. Workers die with the
+  study (`die_with_parent`): a killed study leaves no orphan training beside its rerun.
 - ``manifest``: writes ``manifest.jsonl`` and sbatch/bsub/qsub array scripts (`robustperf.sweep.manifest`)
   and, unless ``submit=False``, runs each index as its own ``robustperf run-one`` process.
 - ``submitit``: Slurm job arrays through submitit (``cluster="local"`` runs them as local processes),
@@ -23,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -170,9 +172,54 @@ def visible_gpus() -> list[str]:
         return []
 
 
+PARENT_ENV = "ROBUSTPERF_DIE_WITH_PARENT"  # a worker started with this PID set stops when that process is gone
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM, poll_seconds: float = 1.0) -> None:
+    """Make this worker process receive `signum` when `parent_pid` (the study) dies, so it never trains on
+    as an orphan beside a rerun.
+
+    SIGTERM is what a cluster sends: a training run checkpoints at its current step and stops as
+    ``interrupted``, so the rerun resumes it. Linux: ``prctl(PR_SET_PDEATHSIG)`` (immediate); everywhere
+    (and as a back-up, since the kernel ties that signal to the parent *thread*): a daemon thread that
+    checks every `poll_seconds` whether this process has been re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watchdog thread below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os.kill(os.getpid(), signum)
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != parent_pid:
+                log.warning("study process %d is gone: stopping this worker (PID %d)", parent_pid, os.getpid())
+                os.kill(os.getpid(), signum)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="robustperf-parent-watch").start()
+
+
+def die_with_parent_from_env() -> None:
+    """`die_with_parent` for a worker started by a study that set ``ROBUSTPERF_DIE_WITH_PARENT``."""
+    value = os.environ.pop(PARENT_ENV, "")
+    if value.isdigit():
+        die_with_parent(int(value))
+
+
 def _run_pinned(fn: RunFn, config: dict[str, Any], runs_dir: str, slot: int, gpu: str | None,
-                threads: int) -> dict[str, Any]:
+                threads: int, parent_pid: int | None = None) -> dict[str, Any]:
     """Worker entry point: pin the GPU and thread count before torch is first imported, then call fn."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu if gpu is not None else ""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -224,7 +271,8 @@ class LocalExecutor(Executor):
             gpu = self._gpus[slot] if self._gpus else None
             ctx = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
-                return pool.submit(_run_pinned, fn, config, runs_dir, slot, gpu, self._threads).result()
+                return pool.submit(_run_pinned, fn, config, runs_dir, slot, gpu, self._threads,
+                                   os.getpid()).result()
         finally:
             self._slots.put(slot)
 
@@ -259,9 +307,10 @@ class ManifestExecutor(Executor):
         self._threads: cf.ThreadPoolExecutor | None = None
 
     def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
+        from robustperf.store.names import check_name, path_under
         from robustperf.sweep.manifest import write_manifest, write_scheduler_scripts
 
-        out_dir = Path(runs_dir) / "manifests" / self.manifest_name
+        out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))
         self.manifest_path = write_manifest(out_dir / "manifest.jsonl", fn, configs, runs_dir)
         write_scheduler_scripts(self.manifest_path, self.spec, job_name=self.manifest_name)
         if not self.spec.submit:
@@ -284,9 +333,10 @@ def _run_index_subprocess(manifest: Path, index: int) -> dict[str, Any]:
     import json
 
     cmd = [sys.executable, "-m", "robustperf", "run-one", "--manifest", str(manifest), "--index", str(index), "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}  # the run-one process dies with this study
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
+    if not lines:  # a summary (finished, failed, interrupted, locked) comes with its own exit code
         tail = (proc.stderr or proc.stdout)[-2000:]
         raise RuntimeError(f"run-one --index {index} exited {proc.returncode}: {tail}")
     return json.loads(lines[-1])

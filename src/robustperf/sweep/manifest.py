@@ -44,8 +44,45 @@ class ManifestError(ValueError):
     """A manifest or index that cannot be used; the message says what to pass instead."""
 
 
+# `run-one` calls only these functions (plus the ones a deployment adds: `allowed_entry_points`), never an
+# arbitrary import path written into a manifest file.
+ENTRY_POINTS: frozenset[str] = frozenset({"robustperf.sweep.run:run_one"})
+ENTRY_POINTS_ENV = "ROBUSTPERF_RUN_ENTRY_POINTS"  # comma-separated module:qualname, set by whoever runs run-one
+ENTRY_POINTS_GROUP = "robustperf.run_entry_points"  # installed plug-ins: [project.entry-points."robustperf.run_entry_points"]
+
+
+def allowed_entry_points() -> frozenset[str]:
+    """What `run-one` may call: the project's own entry point, installed plug-ins, and ``$ROBUSTPERF_RUN_ENTRY_POINTS``.
+
+    The environment of the process that runs ``run-one`` is set by the person or scheduler starting it;
+    the manifest is a data file anyone with write access to the runs directory can edit, so it only picks
+    from this list.
+    """
+    allowed = set(ENTRY_POINTS)
+    try:
+        from importlib.metadata import entry_points
+
+        allowed.update(ep.value.replace(" ", "") for ep in entry_points(group=ENTRY_POINTS_GROUP))
+    except Exception:  # broken metadata of some installed package: the built-in list still works
+        pass
+    allowed.update(v.strip() for v in os.environ.get(ENTRY_POINTS_ENV, "").split(",") if v.strip())
+    return frozenset(allowed)
+
+
+def _check_entry_point(reference: str) -> None:
+    if reference not in allowed_entry_points():
+        raise ManifestError(f"manifest function {reference!r} is not a registered run entry point (allowed: "
+                            f"{', '.join(sorted(allowed_entry_points()))}); re-create the manifest with "
+                            f"`robustperf study STUDY --plan`, or register a plug-in under the "
+                            f"{ENTRY_POINTS_GROUP!r} entry-point group")
+
+
 def fn_reference(fn: Callable[..., Any]) -> dict[str, Any]:
-    """``{"fn": "module:qualname", "fn_kwargs": {...}}`` for a module-level function or a partial of one."""
+    """``{"fn": "module:qualname", "fn_kwargs": {...}}`` for a module-level function or a partial of one.
+
+    Raises:
+        ManifestError: the function is not importable by name or not a registered run entry point.
+    """
     kwargs: dict[str, Any] = {}
     if isinstance(fn, functools.partial):
         if fn.args:
@@ -56,11 +93,15 @@ def fn_reference(fn: Callable[..., Any]) -> dict[str, Any]:
     if not module or "<" in qualname or module == "__main__":
         raise ManifestError(f"{fn!r} is not importable by name; use a module-level function")
     json.dumps(kwargs)  # the keyword arguments must survive JSON (raises TypeError otherwise)
+    _check_entry_point(f"{module}:{qualname}")
     return {"fn": f"{module}:{qualname}", "fn_kwargs": kwargs}
 
 
 def resolve_fn(reference: str) -> Callable[..., Any]:
-    """Import ``module:qualname``."""
+    """Import ``module:qualname`` if it is a registered run entry point (`allowed_entry_points`)."""
+    if not isinstance(reference, str):
+        raise ManifestError(f"manifest function {reference!r} is not a 'module:qualname' string")
+    _check_entry_point(reference)
     module_name, _, qualname = reference.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
@@ -125,38 +166,58 @@ def _command(manifest: Path) -> str:
     return f"{shlex.quote(sys.executable)} -m robustperf run-one --manifest {shlex.quote(str(manifest))}"
 
 
+def _q(value: object) -> str:
+    """One value of a directive line, shell-quoted; a line break or NUL (a new script line) is refused."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ManifestError(f"scheduler value {text!r} holds a line break or NUL: give it on one line")
+    return shlex.quote(text)
+
+
+def _args(arg: str) -> str:
+    """An extra directive (``--account=abc``, ``-nnodes 1``): each of its words quoted."""
+    _q(arg)
+    try:
+        words = shlex.split(arg)
+    except ValueError as exc:
+        raise ManifestError(f"scheduler_args entry {arg!r} cannot be split into words ({exc}): fix its quotes") from None
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def _hours(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
 def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
     """A Slurm array script: ``sbatch submit.sbatch``; ``--requeue`` lets preempted tasks resume, and
-    ``--signal`` makes a task that reaches its time limit checkpoint first (resubmit to go on)."""
+    ``--signal`` makes a task that reaches its time limit checkpoint first (resubmit to go on).
+    Every value is shell-quoted (`_q`), so a name or path cannot add a line or a directive."""
     logs = manifest.parent / "logs"
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array=0-{n - 1}%{spec.array_parallelism}",
-             f"#SBATCH --output={logs}/%x_%A_%a.out", f"#SBATCH --time={_hours(spec.timeout_min)}",
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={_q(job_name)}",
+             f"#SBATCH --array=0-{n - 1}%{spec.array_parallelism}",
+             f"#SBATCH --output={_q(f'{logs}/%x_%A_%a.out')}", f"#SBATCH --time={_hours(spec.timeout_min)}",
              f"#SBATCH --cpus-per-task={spec.cpus_per_run or 1}", "#SBATCH --requeue",
              # USR1 to the (exec'd) run two minutes before the time limit: it checkpoints at its current step
              "#SBATCH --signal=B:USR1@120"]
     if spec.gpus_per_run:
         lines.append(f"#SBATCH --gres=gpu:{spec.gpus_per_run}")
     if spec.partition:
-        lines.append(f"#SBATCH --partition={spec.partition}")
-    lines += [f"#SBATCH {a}" for a in spec.scheduler_args]
+        lines.append(f"#SBATCH --partition={_q(spec.partition)}")
+    lines += [f"#SBATCH {_args(a)}" for a in spec.scheduler_args]
     return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
 
 
 def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
     """An LSF array script: ``bsub < submit.bsub`` (LLNL-style ``-nnodes`` can go in scheduler_args)."""
     logs = manifest.parent / "logs"
-    lines = ["#!/bin/bash", f"#BSUB -J {job_name}[1-{n}]%{spec.array_parallelism}", f"#BSUB -o {logs}/%J_%I.out",
-             f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}",
+    lines = ["#!/bin/bash", f"#BSUB -J {_q(f'{job_name}[1-{n}]%{spec.array_parallelism}')}",
+             f"#BSUB -o {_q(f'{logs}/%J_%I.out')}", f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}",
              "#BSUB -wa USR1", "#BSUB -wt 2"]  # USR1 two minutes before the limit: checkpoint and stop
     if spec.gpus_per_run:
         lines.append(f'#BSUB -gpu "num={spec.gpus_per_run}"')
     if spec.partition:
-        lines.append(f"#BSUB -q {spec.partition}")
-    lines += [f"#BSUB {a}" for a in spec.scheduler_args]
+        lines.append(f"#BSUB -q {_q(spec.partition)}")
+    lines += [f"#BSUB {_args(a)}" for a in spec.scheduler_args]
     return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
 
 
@@ -164,11 +225,11 @@ def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> st
     """A PBS Pro array script: ``qsub submit.qsub``."""
     logs = manifest.parent / "logs"
     select = f"select=1:ncpus={spec.cpus_per_run or 1}" + (f":ngpus={spec.gpus_per_run}" if spec.gpus_per_run else "")
-    lines = ["#!/bin/bash", f"#PBS -N {job_name}", f"#PBS -J 0-{n - 1}", f"#PBS -l {select}",
-             f"#PBS -l walltime={_hours(spec.timeout_min)}", f"#PBS -o {logs}/", "#PBS -j oe"]
+    lines = ["#!/bin/bash", f"#PBS -N {_q(job_name)}", f"#PBS -J 0-{n - 1}", f"#PBS -l {select}",
+             f"#PBS -l walltime={_hours(spec.timeout_min)}", f"#PBS -o {_q(f'{logs}/')}", "#PBS -j oe"]
     if spec.partition:
-        lines.append(f"#PBS -q {spec.partition}")
-    lines += [f"#PBS {a}" for a in spec.scheduler_args]
+        lines.append(f"#PBS -q {_q(spec.partition)}")
+    lines += [f"#PBS {_args(a)}" for a in spec.scheduler_args]
     return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from robustperf.config import RunConfig, config_from_dict
 from robustperf.store import RunDir, RunSession
+from robustperf.store.lock import RunLockedError, hold_run
 from robustperf.sweep.study import EvaluateSpec
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ SKIPPED = "skipped"
 FINISHED = "finished"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
+LOCKED = "locked"  # another process holds the run; nothing was done, try again later
 
 
 def as_run_config(config: dict[str, Any] | RunConfig) -> RunConfig:
@@ -50,13 +52,28 @@ def run_one(
         evaluate: post-training evaluation (`EvaluateSpec` or its dict); None or no attacks: none.
 
     Returns:
-        ``{"run_id", "run_dir", "status": finished|skipped|failed, "failure_reason", "seconds", "evaluation"}``.
+        ``{"run_id", "run_dir", "status": finished|skipped|failed|interrupted|locked, "failure_reason", "seconds",
+        "evaluation"}``; ``locked``: another live process holds the run (`RunLock`), nothing was done.
     """
     cfg = as_run_config(config)
     spec = EvaluateSpec.model_validate(evaluate) if isinstance(evaluate, dict) else evaluate
     rd = RunDir.for_run(runs_dir, cfg.run_id)
-    start = time.perf_counter()
     summary: dict[str, Any] = {"run_id": cfg.run_id, "run_dir": str(rd.path), "failure_reason": None}
+    try:  # one owner per run: held for training, evaluation and the final record
+        lock = hold_run(rd.path, what="trained")
+    except RunLockedError as exc:  # another process has it: the study comes back to it later
+        log.info("%s", exc)
+        summary.update(status=LOCKED, failure_reason=str(exc), seconds=0.0, evaluation=None)
+        return summary
+    try:
+        return _run_held(cfg, rd, runs_dir, spec, summary)
+    finally:
+        lock.release()
+
+
+def _run_held(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: EvaluateSpec | None,
+              summary: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
     needs_eval = spec is not None and bool(spec.attacks) and not _evaluation_done(rd, spec)
     if rd.is_finished() and not needs_eval:
         summary.update(status=SKIPPED, seconds=0.0, evaluation=None)

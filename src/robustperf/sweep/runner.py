@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from robustperf.store import read_json, rebuild_index, write_json_atomic
+from robustperf.store.lock import is_locked, study_lock
+from robustperf.store.names import check_name, path_under
 from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
-from robustperf.sweep.run import run_one
-from robustperf.sweep.study import StudyConfig, expand, study_from_dict
+from robustperf.sweep.run import LOCKED, run_one
+from robustperf.sweep.study import StudyConfig, check_study, expand, study_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def study_fn(study: StudyConfig) -> Any:
 
 def save_study(study: StudyConfig, runs_dir: str | Path, run_ids: list[str]) -> Path:
     """Write ``runs_dir/studies/<name>.json``: the study config and the run ids it expands to."""
-    path = Path(runs_dir) / "studies" / f"{study.name}.json"
+    path = path_under(runs_dir, "studies", f"{check_name(study.name, 'study name')}.json")
     write_json_atomic(path, {"study": study.model_dump(mode="json"), "run_ids": run_ids})
     return path
 
@@ -53,7 +55,7 @@ def load_saved_study(path: str | Path) -> tuple[StudyConfig, list[str]]:
 
 
 def run_study(study: StudyConfig, runs_dir: str | Path | None = None, *, executor: str | Executor | None = None,
-              workers: int | None = None, plan: bool = False) -> StudyResult:
+              workers: int | None = None, plan: bool = False, force: bool = False) -> StudyResult:
     """Run every run of `study` (skipping finished ones) and rebuild the index.
 
     Args:
@@ -62,21 +64,67 @@ def run_study(study: StudyConfig, runs_dir: str | Path | None = None, *, executo
         executor: an executor name (overrides ``study.executor.name``) or an Executor instance.
         workers: overrides ``study.executor.workers``.
         plan: only write the manifest and scheduler scripts (the ``manifest`` executor with ``submit=False``).
+        force: take the study's lock even though it is reported as held (only once its holder is gone).
+
+    Runs that another process holds are skipped and retried once it lets them go.
+
+    Raises:
+        RunLockedError: another live process is running this study on this runs directory.
+        UnsafeNameError: the study name is not a safe name.
+        StudyError: a run, attack, model or executor name, or a data size, is unusable (found at plan time).
     """
     start = time.perf_counter()
+    check_name(study.name, "study name")
     root = Path(runs_dir or study.runs_dir).resolve()
     configs = expand(study)  # validates every grid point before anything runs
+    check_study(study, configs, plan=plan, executor=executor)  # names and sizes, before anything is written
     run_ids = [c.run_id for c in configs]
     root.mkdir(parents=True, exist_ok=True)
-    save_study(study, root, run_ids)
-    ex = _make_executor(study, executor, workers, plan)
-    log.info("study %s: %d runs on the %s executor in %s", study.name, len(configs), ex.name, root)
-    with ex:
-        execution = ex.run(study_fn(study), [c.resolved() for c in configs], root)
-    manifest = getattr(ex, "manifest_path", None)
-    index = None if plan else rebuild_index(root)
+    with study_lock(root, study.name, force=force):  # one owner per study; runs have their own locks
+        save_study(study, root, run_ids)
+        ex = _make_executor(study, executor, workers, plan)
+        log.info("study %s: %d runs on the %s executor in %s", study.name, len(configs), ex.name, root)
+        fn, resolved = study_fn(study), [c.resolved() for c in configs]
+        with ex:
+            execution = ex.run(fn, resolved, root)
+            if not plan:
+                execution = _retry_locked(ex, fn, resolved, root, execution)
+        manifest = getattr(ex, "manifest_path", None)
+        index = None if plan else rebuild_index(root)
     return StudyResult(study, root, tuple(run_ids), None if plan else execution, index, manifest,
                        time.perf_counter() - start)
+
+
+def _retry_locked(ex: Executor, fn: Any, configs: list[dict[str, Any]], root: Path, execution: ExecutionResult,
+                  poll_seconds: float = 0.5) -> ExecutionResult:
+    """Run again the runs another process held (status ``locked``), each once its holder lets go.
+
+    Another study (or a `robustperf train`) on the same runs directory finishes such a run, so the retry
+    usually just finds it finished and skips it: no run is ever trained twice at the same time.
+    """
+    t0 = time.perf_counter()
+    results = list(execution.results)
+    waited_since = time.monotonic()
+    while True:
+        held = [i for i, r in enumerate(results) if r.get("status") == LOCKED]
+        if not held:
+            break
+        free = [i for i in held if not is_locked(root / str(results[i].get("run_id")))]
+        if not free:
+            if time.monotonic() - waited_since > 60:
+                log.info("still waiting for %d run(s) held by other processes", len(held))
+                waited_since = time.monotonic()
+            time.sleep(poll_seconds)
+            continue
+        # the manifest executor writes its manifest from what it is given: give it the whole study again
+        # (finished runs are skipped) so the manifest on disk keeps every index
+        batch = list(range(len(configs))) if ex.name == "manifest" else free
+        again = ex.run(fn, [configs[i] for i in batch], root)
+        for i, result in zip(batch, again.results, strict=True):
+            if i in free:
+                results[i] = result
+    wall = execution.wall_seconds + (time.perf_counter() - t0)
+    return ExecutionResult(tuple(results), wall, execution.executor)
 
 
 def _make_executor(study: StudyConfig, executor: str | Executor | None, workers: int | None, plan: bool) -> Executor:
@@ -90,5 +138,5 @@ def _make_executor(study: StudyConfig, executor: str | Executor | None, workers:
         changes["submit"] = False
     ex = create_executor(name, study.executor, **changes)
     if hasattr(ex, "manifest_name"):
-        ex.manifest_name = study.name
+        ex.manifest_name = check_name(study.name, "study name")
     return ex

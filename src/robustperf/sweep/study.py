@@ -25,10 +25,17 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from robustperf.config import ConfigError, RunConfig, apply_overrides, config_from_dict
+from robustperf.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    format_validation_error,
+    load_yaml_mapping,
+)
+from robustperf.store.names import SAFE_NAME_RULE, check_name
 
 
 class StudyError(ConfigError):
@@ -135,6 +142,15 @@ class StudyConfig(_Section):
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     source_dir: str | None = Field(None, description="directory of the study file (set by load_study)")
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        # the name becomes file names (studies/<name>.json, reports/<name>/) and a scheduler job name
+        try:
+            return check_name(name, "study name")
+        except ValueError:
+            raise ValueError(f"{name!r} is not a safe study name: use {SAFE_NAME_RULE}") from None
+
     @field_validator("grid")
     @classmethod
     def _grid_not_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -160,21 +176,10 @@ class StudyConfig(_Section):
         """The base RunConfig as a mapping."""
         if isinstance(self.base, dict):
             return dict(self.base)
-        loaded = yaml.safe_load(self.base_path().read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise StudyError(f"base config {str(self.base_path())!r} must hold a mapping of sections")
-        return loaded
-
-
-def _format(err: ValidationError, where: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key {loc!r}: remove it or check its spelling")
-        else:
-            lines.append(f"{loc}: {e['msg']}")
-    return f"invalid study {where}:\n  " + "\n  ".join(lines)
+        try:
+            return load_yaml_mapping(self.base_path(), "base config", allow_empty=True)
+        except ConfigError as err:
+            raise StudyError(str(err)) from None
 
 
 def study_from_dict(data: dict[str, Any], source_dir: str | Path | None = None) -> StudyConfig:
@@ -185,17 +190,16 @@ def study_from_dict(data: dict[str, Any], source_dir: str | Path | None = None) 
     try:
         return StudyConfig.model_validate(payload)
     except ValidationError as err:
-        raise StudyError(_format(err, "config")) from None
+        raise StudyError(format_validation_error(err, "study config")) from None
 
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read a study YAML file."""
     p = Path(path)
-    if not p.is_file():
-        raise StudyError(f"study file {str(p)!r} does not exist (see configs/quickstart_study.yaml)")
-    data = yaml.safe_load(p.read_text())
-    if not isinstance(data, dict):
-        raise StudyError(f"study file {str(p)!r} must hold a mapping with at least `name`")
+    try:
+        data = load_yaml_mapping(p, "study file", "configs/quickstart_study.yaml")
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
     return study_from_dict(data, source_dir=p.parent)
 
 
@@ -234,3 +238,53 @@ def expand(study: StudyConfig) -> list[RunConfig]:
             seen.add(cfg.run_id)
             configs.append(cfg)
     return configs
+
+
+def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = False,
+                executor: str | Any | None = None) -> None:
+    """Everything about a study that can be checked before a run starts, so a typo is not found after training.
+
+    The executor name, every model and training-method name of the grid, the evaluation's attack names,
+    and each distinct data section (its ``n_train`` against the data set's real size: `check_data`).
+
+    Raises:
+        StudyError: the first unusable name or size, with the key that holds it and the fix.
+    """
+    from robustperf.registry import RegistryError
+    from robustperf.sweep.executors import EXECUTORS
+
+    name = "manifest" if plan else (executor if isinstance(executor, str) else None) or study.executor.name
+    checks: list[tuple[str, Any]] = []
+    if executor is None or isinstance(executor, str):
+        checks.append(("executor.name", lambda: EXECUTORS.get(name)))
+    if study.evaluate.attacks:
+        from robustperf.attacks.base import ATTACKS
+
+        for attack in study.evaluate.attacks:
+            if attack != "autoattack":
+                checks.append(("evaluate.attacks", lambda a=attack: ATTACKS.get(a)))
+    if configs:
+        from robustperf.models import MODELS
+        from robustperf.training.methods import METHODS
+
+        for model in sorted({c.model.name for c in configs}):
+            checks.append(("model.name", lambda m=model: MODELS.get(m)))
+        for method in sorted({c.method.name for c in configs}):
+            checks.append(("method.name", lambda m=method: METHODS.get(m)))
+    for key, check in checks:
+        try:
+            check()
+        except RegistryError as err:
+            raise StudyError(f"study {study.name!r}, {key}: {err}") from None
+    from robustperf.data import DataError, check_data
+
+    largest: dict[str, RunConfig] = {}  # per data source, the grid point asking for the most samples
+    for cfg in configs:
+        key = cfg.data.model_copy(update={"n_train": None, "n_test": None}).model_dump_json()
+        if key not in largest or (cfg.data.n_train or 0) > (largest[key].data.n_train or 0):
+            largest[key] = cfg
+    for cfg in largest.values():
+        try:
+            check_data(cfg.data)
+        except (DataError, RegistryError) as err:
+            raise StudyError(f"study {study.name!r}: {err}") from None

@@ -35,6 +35,7 @@ from robustperf.config import RunConfig
 from robustperf.device import DeviceError, resolve_device
 from robustperf.store import CostRecord, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
+from robustperf.store.lock import hold_run
 from robustperf.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -85,6 +86,7 @@ def train(
     resume: bool = True,
     callback: Callback | None = None,
     checkpoint_every_n_steps: int | None = None,
+    force: bool = False,
 ) -> RunDir:
     """Train the run `cfg` describes in ``runs_dir/cfg.run_id`` and return its directory.
 
@@ -100,33 +102,42 @@ def train(
         callback: called with a `TrainEvent` at start, every step, every evaluation and at the end.
         checkpoint_every_n_steps: also write ``last.pt`` every this many steps (mid-epoch resume
             points), in addition to every ``runtime.checkpoint_every_n_epochs`` epochs.
+        force: take the run's lock even though it is reported as held (only once its holder is gone).
 
     Raises:
+        RunLockedError: another live process is training this run.
         TrainingError: the configured device does not exist, or a checkpoint does not fit the run.
         CheckpointError: checkpoints exist but none is loadable.
     """
     info = dist_info_from_env()
     run_dir = RunDir.for_run(runs_dir, cfg.run_id)
-    if resume and run_dir.is_finished():
-        log.info("run %s is already finished: %s", cfg.run_id, run_dir.path)
-        return run_dir
+    # one owner per run (rank 0 holds it for all ranks, from the "finished?" check to the final record):
+    # a second process refuses with RunLockedError; opening it as owner removes stale temps and repairs
+    lock = hold_run(run_dir.path, force=force) if info.is_main else None
     try:
-        device = resolve_device(cfg.runtime.device, local_rank=info.local_rank)
-    except DeviceError as exc:
-        raise TrainingError(str(exc)) from None
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    created = init_distributed(info, device)
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-             torch.backends.cudnn.benchmark)
-    try:
-        return _Trainer(cfg, run_dir, info, device, callback, checkpoint_every_n_steps).run(resume)
+        if resume and run_dir.is_finished():
+            log.info("run %s is already finished: %s", cfg.run_id, run_dir.path)
+            return run_dir
+        try:
+            device = resolve_device(cfg.runtime.device, local_rank=info.local_rank)
+        except DeviceError as exc:
+            raise TrainingError(str(exc)) from None
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        created = init_distributed(info, device)
+        saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                 torch.backends.cudnn.benchmark)
+        try:
+            return _Trainer(cfg, run_dir, info, device, callback, checkpoint_every_n_steps).run(resume)
+        finally:
+            # build_parts changes process-wide switches: leave them as we found them
+            torch.use_deterministic_algorithms(saved[0])
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+            if created:
+                torch.distributed.destroy_process_group()
     finally:
-        # build_parts changes process-wide switches: leave them as we found them
-        torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-        if created:
-            torch.distributed.destroy_process_group()
+        if lock is not None:
+            lock.release()
 
 
 class _Trainer:
@@ -150,6 +161,8 @@ class _Trainer:
         self.session = RunSession.open(
             self.run_dir, self.cfg.resolved(), kind="train", is_main=self.info.is_main,
             resumed_at_step=self.progress.step if restored is not None else None,
+            metrics_bytes=restored.metrics_bytes if restored is not None else None,
+            expected_evals=self.progress.epoch // self.cfg.eval.every_n_epochs if restored is not None else None,
             provenance_extra={"device": str(self.device), "seed": self.cfg.runtime.seed,
                               "world_size": self.info.world_size},
         )
@@ -181,6 +194,12 @@ class _Trainer:
     def _loop(self) -> str | None:
         """Train until ``total_steps``; returns a failure reason or None."""
         p, parts = self.progress, self.parts
+        if p.batch_in_epoch and (p.batch_in_epoch >= parts.steps_per_epoch or p.step >= parts.total_steps):
+            # resumed from a step checkpoint written at an epoch's (or the run's) last step, before that epoch
+            # ended: its evaluation and epoch checkpoint are still to do
+            failure = self._end_epoch()
+            if failure is not None:
+                return failure
         while p.step < parts.total_steps:
             if p.batch_in_epoch == 0:
                 parts.loader.set_epoch(p.epoch)
@@ -336,9 +355,11 @@ class _Trainer:
             per_rank = gathered
         if self.info.is_main:
             seconds, joules = self.session.measured()
+            metrics = self.run_dir.metrics_path
             TrainCheckpoint.capture(self.parts, self.progress, per_rank, run_id=self.run_dir.run_id,
-                                    world_size=self.info.world_size, seconds=seconds,
-                                    joules=joules).save(self.run_dir.checkpoints)
+                                    world_size=self.info.world_size, seconds=seconds, joules=joules,
+                                    metrics_bytes=metrics.stat().st_size if metrics.exists() else 0,
+                                    ).save(self.run_dir.checkpoints)
         barrier(self.info)
 
     # ------------------------------------------------------------------------------ finishing

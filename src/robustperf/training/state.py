@@ -87,6 +87,8 @@ class TrainCheckpoint:
         world_size: processes of the run (resume needs the same).
         seconds: metered wall seconds so far, all attempts.
         joules: metered joules so far (None: a time-only meter ran).
+        metrics_bytes: size of metrics.jsonl when the checkpoint was written; a resume cuts the file back to
+            it (None in checkpoints of older versions: rows with a later step are dropped instead).
     """
 
     run_id: str
@@ -99,6 +101,7 @@ class TrainCheckpoint:
     world_size: int
     seconds: float
     joules: float | None
+    metrics_bytes: int | None = None
 
     # ---------------------------------------------------------------------------- on disk
 
@@ -118,6 +121,7 @@ class TrainCheckpoint:
                 "seconds": self.seconds, "joules": self.joules,
                 "epoch_loss": p.epoch_loss.clone().cpu(), "epoch_batches": p.epoch_batches,
                 "sums": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in p.sums.items()},
+                "metrics_bytes": self.metrics_bytes,
             },
             "best": dict(p.best),
             "last_eval": dict(p.last_eval),
@@ -137,6 +141,7 @@ class TrainCheckpoint:
             optimizer=payload["optimizer"], ema=payload["ema"],
             per_rank=[RankState(r["method"], r["loader"], r["rng"]) for r in payload["per_rank"]],
             progress=progress, world_size=int(pr["world_size"]), seconds=float(pr["seconds"]), joules=pr["joules"],
+            metrics_bytes=pr.get("metrics_bytes"),
         )
 
     def save(self, directory: Path) -> None:
@@ -153,12 +158,14 @@ class TrainCheckpoint:
 
     @classmethod
     def capture(cls, parts: TrainParts, progress: Progress, per_rank: list[RankState], *, run_id: str,
-                world_size: int, seconds: float, joules: float | None) -> TrainCheckpoint:
+                world_size: int, seconds: float, joules: float | None,
+                metrics_bytes: int | None = None) -> TrainCheckpoint:
         """A checkpoint of the run's components now (``per_rank``: every rank's `local_state`)."""
         return cls(run_id=run_id, model_spec=parts.model_spec, model=parts.raw.state_dict(),
                    optimizer=parts.optimizer.state_dict(),
                    ema=parts.ema.state_dict() if parts.ema is not None else None,
-                   per_rank=per_rank, progress=progress, world_size=world_size, seconds=seconds, joules=joules)
+                   per_rank=per_rank, progress=progress, world_size=world_size, seconds=seconds, joules=joules,
+                   metrics_bytes=metrics_bytes)
 
     def restore(self, parts: TrainParts, *, rank: int, world_size: int, device: torch.device) -> Progress:
         """Load every component from this checkpoint; returns the progress to continue from.

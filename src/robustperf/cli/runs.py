@@ -52,8 +52,12 @@ def show_run(run: str = typer.Argument(..., help="run id or run directory"), run
     from robustperf.store import RunDir
     from robustperf.store.names import path_under
 
-    with user_errors():  # a run id stays inside the runs directory; an explicit directory is taken as given
-        path = Path(run) if Path(run).is_dir() else path_under(runs_dir, run)
+    # an explicit run directory (it holds a config or a record) is taken as given; anything else is a run id,
+    # which must stay inside the runs directory
+    given = Path(run)
+    explicit = (given / "config.json").is_file() or (given / "result.json").is_file()
+    with user_errors():
+        path = given if explicit else path_under(runs_dir, run)
     rd = RunDir(path)
     if not rd.exists():
         fail(f"no run {run!r} in {runs_dir} (see `robustperf runs list --runs-dir DIR`)")

@@ -46,7 +46,7 @@ class ManifestError(ValueError):
 
 # `run-one` calls only these functions (plus the ones a deployment adds: `allowed_entry_points`), never an
 # arbitrary import path written into a manifest file.
-ENTRY_POINTS: frozenset[str] = frozenset({"robustperf.sweep.run:run_one"})
+ENTRY_POINTS: frozenset[str] = frozenset({"robustperf.sweep.run:run_one", "robustperf.llm.study:run_llm_one"})
 ENTRY_POINTS_ENV = "ROBUSTPERF_RUN_ENTRY_POINTS"  # comma-separated module:qualname, set by whoever runs run-one
 ENTRY_POINTS_GROUP = "robustperf.run_entry_points"  # installed plug-ins: [project.entry-points."robustperf.run_entry_points"]
 

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted_runs  # noqa: E402
 
 SHARED = Path("/work/shared/data")
-FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown")
+FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "extrapolation",
+           "cost_breakdown")
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
     """Iso-loss contours of L(N, D) with iso-FLOP lines and the compute-optimal N*(C), D*(C) path."""
     fig, ax = _figure()
     data = _finished(frame, "n_params", "samples_seen")
-    if not _drawable(surface, k):
+    if not _drawable(surface, k) or k is None:
         _empty(ax, _no_law_reason(surface))
         return fig
     law = surface.to_law()
@@ -215,7 +215,7 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
 def optimal_allocation(frame: Any, surface: Any, *, k: float | None) -> Figure:
     """N*(C) and D*(C) of the fitted law over budgets around (and beyond) the study's."""
     fig, ax = _figure()
-    if not _drawable(surface, k):
+    if not _drawable(surface, k) or k is None:
         _empty(ax, _no_law_reason(surface))
         return fig
     from robustperf.scaling import compute_optimal

@@ -17,12 +17,24 @@ def study(
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     plan: bool = typer.Option(False, "--plan", help="only write manifest.jsonl and sbatch/bsub/qsub scripts"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
+    check_design: bool = typer.Option(False, "--check-design",
+                                      help="check that the grid can identify the L(N, D) exponents, then stop unless "
+                                           "--plan; exit 1 if it cannot (the check also runs, as warnings, before "
+                                           "every study)"),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
+                                         help="bootstrap resamples for the fits (default: the study's, 200; 0 skips)"),
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
 
     with user_errors():
         spec = load_study(study_file)
+        if bootstrap is not None:
+            spec = spec.model_copy(update={"fit": spec.fit.model_copy(update={"bootstrap": bootstrap})})
+    design_ok = _design_step(spec, verbose=check_design)
+    if check_design and not plan:
+        raise typer.Exit(0 if design_ok else 1)
+    with user_errors():
         result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan)
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"
@@ -50,6 +62,28 @@ def study(
         raise typer.Exit(1)
 
 
+def _design_step(spec, *, verbose: bool) -> bool:
+    """Warn before training when the grid cannot identify an exponent of its L(N, D) law (issue 11)."""
+    if spec.fit.surface == "none":
+        return True
+    from robustperf.sweep.design import check_design
+
+    try:
+        with user_errors():
+            design = check_design(spec)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the check is advice; a grid it cannot read still runs
+        console.print(f"[yellow]design check skipped: {type(exc).__name__}: {exc}[/]")
+        return True
+    if verbose or design.issues:
+        console.print(f"design of {spec.name!r} ({design.n_runs} runs) for the L(N, D) fit:")
+        for line in design.lines():
+            colour = "red" if line.startswith("error") else "yellow" if line.startswith("warning") else "default"
+            console.print(f"  [{colour}]{line}[/]")
+    return design.ok
+
+
 def run_one_cmd(
     manifest: Path = typer.Option(..., "--manifest", help="manifest.jsonl written by `robustperf study --plan`"),
     index: int | None = typer.Option(None, "--index", help="0-based entry (default: the scheduler's array index)"),
@@ -73,6 +107,9 @@ def report(
     out: Path | None = typer.Option(None, "--out", help="output directory (default: RUNS/reports/<name>)"),
     overlay: list[Path] = typer.Option([], "--overlay", help="published CSV to overlay (RobustBench, Debenedetti)"),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="runs directory of a study YAML"),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
+                                         help="bootstrap resamples for every interval (default: the study's or 200; "
+                                              "0 skips)"),
 ) -> None:
     """Write a self-contained HTML report (figures as PNG and SVG) of a study or a runs directory."""
     from robustperf.report import build_report
@@ -84,9 +121,9 @@ def report(
             spec = load_study(path)
             root = Path(runs_dir or spec.runs_dir)
             target = out or root / "reports" / spec.name
-            html = build_report(root, target, study=spec, overlays=overlay)
+            html = build_report(root, target, study=spec, overlays=overlay, bootstrap=bootstrap)
         elif path.is_dir():
-            html = build_report(path, out or path / "reports" / "all", overlays=overlay)
+            html = build_report(path, out or path / "reports" / "all", overlays=overlay, bootstrap=bootstrap)
         else:
             fail(f"{path} is neither a runs directory nor a study file")
     console.print(f"report: {html}")

@@ -151,6 +151,10 @@ def _print_forecast(result, gpu: str, mfu: float) -> None:
     console.print(table)
     if not result.reachable:
         console.print(f"[red]{result.message}[/]")
+    if result.validity:
+        console.print(f"validity: {result.validity}")
+    if result.caveat:
+        console.print(f"[red]caveat: {result.caveat}[/]")
     for name, c in result.constants.items():
         console.print(f"  {name} = {c['value']}  ({c['source']})")
 

@@ -31,7 +31,11 @@ def _est(e: tuple[float, float | None, float | None] | None, pct: bool = False) 
     def f(x: float | None) -> str:
         return f"{x:.1%}" if pct and x is not None and math.isfinite(x) else _num(x)
 
-    return f(value) if lo is None or hi is None else f"{f(value)} [{f(lo)}, {f(hi)}]"
+    if lo is None or hi is None:
+        return f(value)
+    # a resample that never reaches the target has infinite FLOPs: the interval is open above
+    upper = "unbounded" if (isinstance(hi, float) and (math.isnan(hi) or math.isinf(hi))) else f(hi)
+    return f"{f(value)} [{f(lo)}, {upper}]"
 
 
 def _param(fit: Any, name: str) -> str:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from robustperf.scaling.identify import assess
+from robustperf.scaling.identify import COEFFICIENT_DECADES, assess
 from robustperf.scaling.result import (
     STATUS_OK,
+    STATUS_POORLY_IDENTIFIED,
     STATUS_TOO_FEW_POINTS,
     BootstrapResult,
     FitResult,
@@ -139,6 +141,23 @@ def fit_envelope_power_law(flops: ArrayLike, y: ArrayLike, *, n_bins: int = 19,
                  "n_candidates": len(idx_all), "x_range": [float(x[idx].min()), float(x[idx].max())],
                  "y_range": [float(yy[idx].min()), float(yy[idx].max())]},
     )
+    if boot is not None and len(boot.samples["C"]):
+        # C is the law's value at x = 1, often many decades outside the data, so its interval mostly
+        # restates alpha's. What the data pin down is alpha and the level at their own centre.
+        log_xc = float(np.mean(np.log(x[idx])))
+        level = np.log10(boot.samples["C"]) + boot.samples["alpha"] * log_xc / np.log(10.0)
+        lo, hi = np.nanpercentile(level, [2.5, 97.5])
+        fit = replace(fit, metrics={**fit.metrics, "level_at_centre_decades": float(hi - lo)})
+        checked = assess(fit, ["alpha"], what="fit_envelope_power_law")
+        if hi - lo > COEFFICIENT_DECADES and checked.ok:
+            msg = (f"; poorly identified: C (the law's level at the data's centre, {np.exp(log_xc):.3g}, spans "
+                   f"{hi - lo:.1f} orders of magnitude)")
+            info = checked.metrics["identifiability"]
+            ident = {**info, "poorly_identified": ["C"], "reasons": [*info.get("reasons", []), msg.split(": ", 1)[1]]}
+            warn_status("fit_envelope_power_law", STATUS_POORLY_IDENTIFIED, msg)
+            checked = replace(checked, status=STATUS_POORLY_IDENTIFIED, message=checked.message + msg,
+                              metrics={**checked.metrics, "identifiability": ident})
+        return checked
     return assess(fit, what="fit_envelope_power_law")
 
 

@@ -171,7 +171,9 @@ def surface_fix(fit: FitResult) -> str:
 
 
 def _assess_surface(fit: FitResult, names: Sequence[str], what: str) -> FitResult:
-    checked = assess(fit, names, what=what, replaces=(STATUS_DEGENERATE,))
+    centre = fit.metrics.get("log_centre")  # A and B judged as their terms at the runs' centre
+    centres = {"A": ("alpha", centre["N"]), "B": ("beta", centre["D"])} if centre else None
+    checked = assess(fit, names, what=what, replaces=(STATUS_DEGENERATE,), centres=centres)
     if checked.status != fit.status and checked.poorly_identified:
         fix = surface_fix(checked)
         checked = replace(checked, message=f"{checked.message}. {fix}")
@@ -284,7 +286,8 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
         law="approach2", params=_a2_params(theta, fid_ref), status=status, objective=float(objective),
         n_points=len(n), residuals=residuals, bootstrap=boot,
         metrics={"n_base": n_base, "quality_fitted": quality_fitted, "r2_log": _r2(log_l, lse[0]),
-                 "n_starts": res1.n_starts},
+                 "n_starts": res1.n_starts, "log_centre": {"N": float(np.mean(log_n[base_rows])),
+                                                           "D": float(np.mean(log_d[base_rows]))}},
         law_kwargs={"fid_ref": fid_ref}, message=message,
     )
 

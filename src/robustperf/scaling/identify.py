@@ -8,7 +8,10 @@ constrain wanders. The rules (issue 11):
 
 - an exponent (alpha, beta, kappa, a, b, ...) whose 95 % interval is wider than its own value;
 - a positive coefficient (A, B, E, C, Q, ...) whose interval spans more than two orders of magnitude
-  (or reaches 0);
+  (or reaches 0). A coefficient that multiplies a power (A in A/N^alpha) is the term's value at N = 1,
+  often decades outside the data, where its spread is its exponent's spread times log N (already judged
+  by the exponent rule); when the fitter gives the data's centre, the coefficient is judged as the term's
+  value there (A/N_c^alpha), which is what the runs pin down;
 - any other parameter (slopes, quality shifts) whose interval is wider than its value;
 - more than half of the resamples failing to refit (the fit only works on the exact data it saw).
 
@@ -33,14 +36,16 @@ MIN_RESAMPLES = 20  # fewer successful resamples cannot support a 95 % interval
 MAX_FAILED_SHARE = 0.5
 
 
-def unidentified(fit: FitResult, names: Iterable[str] | None = None, *, level: float = 0.95
-                 ) -> tuple[list[str], list[str]]:
+def unidentified(fit: FitResult, names: Iterable[str] | None = None, *, level: float = 0.95,
+                 centres: dict[str, tuple[str, float]] | None = None) -> tuple[list[str], list[str]]:
     """The parameters of ``fit`` its bootstrap does not pin down.
 
     Args:
         fit: a fit with a bootstrap.
         names: parameters to judge (default: every fitted parameter with bootstrap samples).
         level: interval coverage.
+        centres: coefficient -> (its exponent, log of the data's centre on that axis): judge the term's
+            value at the centre instead of the coefficient (see the module doc).
 
     Returns:
         (names of poorly identified parameters, one reason per problem).
@@ -62,11 +67,31 @@ def unidentified(fit: FitResult, names: Iterable[str] | None = None, *, level: f
             continue
         value = fit.params[name]
         lo, hi = boot.interval(name, level)
-        why = _judge(name, value, lo, hi, level)
+        if centres and name in centres and centres[name][0] in boot.samples:
+            why = _judge_at_centre(name, fit, centres[name], level)
+        else:
+            why = _judge(name, value, lo, hi, level)
         if why:
             bad.append(name)
             reasons.append(why)
     return bad, reasons
+
+
+def _judge_at_centre(name: str, fit: FitResult, centre: tuple[str, float], level: float) -> str:
+    """A coefficient judged as its term's value at the data's centre (e.g. A / N_c^alpha)."""
+    assert fit.bootstrap is not None
+    exponent, log_c = centre
+    with np.errstate(all="ignore"):
+        terms = np.log10(fit.bootstrap.samples[name]) - fit.bootstrap.samples[exponent] * log_c / np.log(10.0)
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.nanpercentile(terms, [tail, 100.0 - tail])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{name}: its term's {level:.0%} interval at the data's centre is not finite"
+    if hi - lo > COEFFICIENT_DECADES:
+        value = fit.params[name] * math.exp(-fit.params[exponent] * log_c)
+        return (f"{name}: its term at the data's centre ({value:.3g}) has a {level:.0%} interval spanning "
+                f"{hi - lo:.1f} orders of magnitude (> {COEFFICIENT_DECADES:g})")
+    return ""
 
 
 def _judge(name: str, value: float, lo: float, hi: float, level: float) -> str:
@@ -88,7 +113,8 @@ def _judge(name: str, value: float, lo: float, hi: float, level: float) -> str:
 
 
 def assess(fit: FitResult, names: Iterable[str] | None = None, *, what: str = "fit", level: float = 0.95,
-           fix: str = "", replaces: tuple[FitStatus, ...] = ()) -> FitResult:
+           fix: str = "", replaces: tuple[FitStatus, ...] = (),
+           centres: dict[str, tuple[str, float]] | None = None) -> FitResult:
     """``fit`` with its identifiability recorded and, if a parameter is not pinned down, a non-ok status.
 
     A fit that is already not ok keeps its status (the identifiability is still recorded), except the
@@ -103,11 +129,12 @@ def assess(fit: FitResult, names: Iterable[str] | None = None, *, what: str = "f
         level: interval coverage.
         fix: advice appended to the message (e.g. "spread D over at least a decade").
         replaces: non-ok statuses that a bootstrap verdict overrides.
+        centres: see `unidentified`.
     """
     if fit.bootstrap is None:
         info: dict[str, Any] = {"checked": False, "reason": "no bootstrap (identifiability not checked)"}
         return replace(fit, metrics={**fit.metrics, "identifiability": info})
-    bad, reasons = unidentified(fit, names, level=level)
+    bad, reasons = unidentified(fit, names, level=level, centres=centres)
     info = {"checked": True, "level": level, "poorly_identified": bad, "reasons": reasons,
             "n_resamples": fit.bootstrap.n_resamples, "n_failed": fit.bootstrap.n_failed}
     if not reasons:

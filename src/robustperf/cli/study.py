@@ -57,6 +57,9 @@ def study(
 
         with user_errors():
             html = build_report(result.runs_dir, result.runs_dir / "reports" / spec.name, study=spec)
+        summary = json.loads((html.parent / "analysis.json").read_text()).get("summary")
+        if summary:
+            console.print(f"what this study says: {summary}", markup=False)  # brackets are intervals
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)

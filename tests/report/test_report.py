@@ -238,3 +238,17 @@ def test_overlay_points_are_labelled_per_source(runs_dir: Path) -> None:
                             + [1e16, 1e17, 1e18], "clean_acc": [0.8, 0.85, 0.9] * 2, "robust_acc": [0.5, 0.55, 0.6] * 2})
     labels = [t.get_text() for t in pareto(frame, overlay=overlay).axes[0].get_legend().get_texts()]
     assert "RobustBench" in labels and "Debenedetti et al. 2023" in labels
+
+
+def test_every_figure_of_an_empty_frame_says_why() -> None:
+    import pandas as pd
+
+    from robustperf.report import plots
+
+    frame = pd.DataFrame({c: pd.Series(dtype=float) for c in ("flops", "robust_acc", "clean_acc", "adv_loss",
+                                                              "n_params", "samples_seen", "seconds")})
+    frame["status"], frame["run_id"] = pd.Series(dtype=str), pd.Series(dtype=str)
+    figures = [plots.accuracy_vs_flops(frame), plots.loss_vs_flops(frame), plots.iso_loss_contours(frame, None, k=None),
+               plots.optimal_allocation(frame, None, k=None), plots.pareto(frame), plots.cost_breakdown(frame),
+               plots.extrapolation_check(None)]
+    assert all(plots.empty_reason(f) for f in figures), [plots.empty_reason(f) for f in figures]

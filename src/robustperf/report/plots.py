@@ -299,6 +299,7 @@ def pareto(frame: Any, *, cost: str = "energy_kwh", overlay: Any = None) -> Figu
     if data.empty:
         _empty(ax1, "no finished runs with clean and robust accuracy")
         _empty(ax2, "no finished runs")
+        fig.robustperf_empty = "no finished runs with clean and robust accuracy"  # type: ignore[attr-defined]
         return fig
     for label, rows, colour, marker in overlay_groups(overlay):
         ax1.scatter(rows["clean_acc"], rows["robust_acc"], s=10, color=colour, marker=marker, alpha=0.4, label=label)

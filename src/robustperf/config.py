@@ -237,6 +237,8 @@ class RunConfig(_Section):
             optim["ema_warmup_steps"] = 0  # moot without EMA: keeps the run ids from before the None default
         if not payload["method"]["kwargs"]:
             del payload["method"]["kwargs"]  # keeps the run ids from before method.kwargs existed
+        if payload["cost"].get("watts") is None:
+            payload["cost"].pop("watts", None)  # likewise for cost.watts (how energy is estimated, not what runs)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
         prefix = self.name or f"{self.method.name}-{self.model.name}"
         return f"{_slug(prefix)}-{digest}"

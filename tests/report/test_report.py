@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted_runs  # noqa: E402
 
 SHARED = Path("/work/shared/data")
-FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "cost_breakdown",
-           "accuracy_vs_flops_human", "overhead_vs_model_size")  # the last two: report/extra.py (predictor: < 20 runs)
+FIGURES = ("robust_acc_vs_flops", "loss_vs_flops", "iso_loss", "optimal_allocation", "pareto", "extrapolation",
+           "cost_breakdown", "accuracy_vs_flops_human", "overhead_vs_model_size")  # the last two: report/extra.py
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,98 @@ def test_a_degenerate_surface_draws_no_allocation_and_says_why(runs_dir: Path) -
     for draw in (plots.iso_loss_contours, plots.optimal_allocation):
         text = draw(frame, degenerate, k=300.0).axes[0].texts[0].get_text()
         assert "fit is degenerate" in text, draw.__name__
+
+
+def test_report_opens_with_a_plain_summary_and_shows_the_extrapolation_check(report: Path) -> None:
+    page = report.read_text()
+    summary = page.split("What this study says</h2>")[1].split("</p>")[0]
+    for words in ("alpha = ", "beta = ", "N* = ", "D* = ", "bootstrap intervals over 20 resamples",
+                  "held-out largest runs with a mean error of"):
+        assert words in summary, words
+    data = json.loads((report.parent / "analysis.json").read_text())
+    check = data["extrapolation"]["surface"]
+    assert check["rows"] and check["n_train"] + len(check["rows"]) == 16
+    # the planted law is exact up to 0.2 % noise, so the refit below the top compute quantile extrapolates well
+    assert check["mean_abs_error"] < 0.02 and not check["large"]
+    assert all(r["validity"] and r["held_out"] for r in data["forecasts"])
+    assert "Extrapolation check</h2>" in page and "mean held-out error" in page
+
+
+def test_report_files_are_readable_by_others(report: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (report, report.parent / "analysis.json", report.parent / "figures" / "iso_loss.svg"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_empty_figures_and_cost_panels_are_omitted_with_a_reason(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    planted_runs.write_planted_runs(runs, widths=(4, 8), n_trains=(300, 600, 1200), failed=0)
+    for rd in runs.iterdir():  # runs without an energy meter: no kWh, CO2 or USD
+        rec = rd / "result.json"
+        if rec.exists():
+            data = json.loads(rec.read_text())
+            data["cost"] = {k: v for k, v in data["cost"].items() if k in ("train_flops", "seconds")}
+            rec.write_text(json.dumps(data))
+    from robustperf.store import rebuild_index
+
+    rebuild_index(runs)
+    page = build_report(runs, tmp_path / "out", bootstrap=0).read_text()
+    assert "id='fig-iso_loss'" not in page and "id='fig-optimal_allocation'" not in page
+    omitted = page.split("Not drawn (nothing to show)")[1]
+    assert "iso loss" in omitted and "no L(N, D) law was fitted" in omitted
+    assert "id='fig-cost_breakdown'" in page and "Not drawn: energy (kWh, x PUE): no finished run recorded it" in page
+    assert not (tmp_path / "out" / "figures" / "iso_loss.png").exists()
+
+
+def _tick_boxes(fig) -> list[list]:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels(which="both")
+                     if t.get_visible() and t.get_text() and ax.get_xlim()]
+            out.append(boxes)
+    return out
+
+
+def test_no_tick_labels_overlap(runs_dir: Path) -> None:
+    from robustperf.report import make_figures
+
+    analysis = analyze(load_index(runs_dir), fit=FitSpec(bootstrap=0),
+                       forecast=ForecastSpec(flops_budgets=(1e13,)))
+    for name, (_, fig) in make_figures(analysis).items():
+        for boxes in _tick_boxes(fig):
+            for i, a in enumerate(boxes):
+                for b in boxes[i + 1:]:
+                    assert not a.overlaps(b), f"{name}: tick labels overlap"
+
+
+def test_overlay_points_are_labelled_per_source(runs_dir: Path) -> None:
+    import pandas as pd
+
+    from robustperf.report import pareto
+
+    frame = analyze(load_index(runs_dir), fit=FitSpec(bootstrap=0)).frame
+    overlay = pd.DataFrame({"label": ["RobustBench"] * 3 + ["Debenedetti et al. 2023"] * 3, "flops": [float("nan")] * 3
+                            + [1e16, 1e17, 1e18], "clean_acc": [0.8, 0.85, 0.9] * 2, "robust_acc": [0.5, 0.55, 0.6] * 2})
+    labels = [t.get_text() for t in pareto(frame, overlay=overlay).axes[0].get_legend().get_texts()]
+    assert "RobustBench" in labels and "Debenedetti et al. 2023" in labels
+
+
+def test_every_figure_of_an_empty_frame_says_why() -> None:
+    import pandas as pd
+
+    from robustperf.report import plots
+
+    frame = pd.DataFrame({c: pd.Series(dtype=float) for c in ("flops", "robust_acc", "clean_acc", "adv_loss",
+                                                              "n_params", "samples_seen", "seconds")})
+    frame["status"], frame["run_id"] = pd.Series(dtype=str), pd.Series(dtype=str)
+    figures = [plots.accuracy_vs_flops(frame), plots.loss_vs_flops(frame), plots.iso_loss_contours(frame, None, k=None),
+               plots.optimal_allocation(frame, None, k=None), plots.pareto(frame), plots.cost_breakdown(frame),
+               plots.extrapolation_check(None)]
+    assert all(plots.empty_reason(f) for f in figures), [plots.empty_reason(f) for f in figures]

@@ -62,6 +62,10 @@ def test_quickstart_study_is_valid_and_big_enough() -> None:
     study = load_study(ROOT / "configs" / "quickstart_study.yaml")
     configs = expand(study)
     assert len({c.model.kwargs.get("width") for c in configs}) >= 3  # >= 3 model sizes
-    assert len({c.data.n_train for c in configs}) >= 3  # x >= 3 data sizes
-    assert {c.method.name for c in configs} == {"pgd_at"} and {c.data.dataset for c in configs} == {"digits"}
-    assert study.fit.surface != "none" and study.forecast.robust_acc_targets
+    assert len({(c.data.n_train, c.optim.epochs) for c in configs}) >= 3  # x >= 3 data budgets (samples seen)
+    # TRADES: the L(N, D) law is fitted on the TRADES objective (issue 11: under PGD-AT it was not identified)
+    assert {c.method.name for c in configs} == {"trades"} and {c.data.dataset for c in configs} == {"digits"}
+    assert study.fit.surface != "none" and study.forecast.robust_acc_targets and study.forecast.flops_budgets
+    from robustperf.sweep.design import check_design
+
+    assert check_design(study).ok  # the grid can identify both exponents (a decade-wide D is only a warning)

@@ -26,9 +26,9 @@ _DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override 
 def _fit_kwargs(law: str, *, n_bins: int, binning: str, best: str, min_y: float | None, bootstrap: int, seed: int,
                 drop_underfit: bool, reference_fid: float | None) -> dict:
     """The options that apply to ``law``'s fitter."""
-    if law == "approach1":
-        return {}  # envelope regressions; no bootstrap option
     kwargs: dict = {"bootstrap": bootstrap, "seed": seed}
+    if law == "approach1":
+        return kwargs  # envelope regressions; the bootstrap resamples whole training curves
     if law == "power_law":
         kwargs.update(n_bins=n_bins, binning=binning, best=best, min_y=min_y)
     elif law in ("chinchilla", "approach2", "approach3"):
@@ -54,7 +54,8 @@ def fit_command(
     min_y: float = typer.Option(None, "--min-y", help="drop rows with y below this first (power_law)"),
     reference_fid: float = typer.Option(None, "--reference-fid", help="FID of the base data set (approach2)"),
     drop_underfit: bool = typer.Option(False, "--drop-underfit", help="papers/001 filter: N<100M, D>10M, FID<10"),
-    bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap resamples for intervals"),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0,
+                                  help="bootstrap resamples for intervals and the identifiability check (0: skip)"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="write the fit as JSON here"),
     features: str = typer.Option(None, "--features", help="predictor: comma-separated recipe columns (target: --y)"),
@@ -82,9 +83,14 @@ def fit_command(
         table.add_row(name, f"{e.value:.6g}", "" if e.low is None else f"[{e.low:.4g}, {e.high:.4g}]")
     console.print(table)
     colour = "green" if result.ok else "red"
-    console.print(f"status: [{colour}]{result.status}[/]  objective {result.objective:.6g}  {result.message}")
+    console.print(f"status: [{colour}]{result.status.value}[/]  objective {result.objective:.6g}  {result.message}")
+    ident = result.metrics.get("identifiability")
+    if isinstance(ident, dict) and not ident.get("checked"):
+        console.print("identifiability: not checked (no bootstrap; drop --bootstrap 0 to check it)")
+    elif isinstance(ident, dict) and ident.get("poorly_identified"):
+        console.print(f"[red]{result.caveat()}[/]")
     for key, value in result.metrics.items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             console.print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     if result.law_kwargs:
         console.print(f"law settings: {result.law_kwargs}")
@@ -155,6 +161,10 @@ def _print_forecast(result, gpu: str, mfu: float) -> None:
     console.print(table)
     if not result.reachable:
         console.print(f"[red]{result.message}[/]")
+    if result.validity:
+        console.print(f"validity: {result.validity}")
+    if result.caveat:
+        console.print(f"[red]caveat: {result.caveat}[/]")
     for name, c in result.constants.items():
         console.print(f"  {name} = {c['value']}  ({c['source']})")
     _print_equivalents(result.cost)

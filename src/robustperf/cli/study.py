@@ -20,12 +20,24 @@ def study(
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
     force: bool = typer.Option(False, "--force", help="take over the study's lock (only once the process holding it "
                                "is gone)"),
+    check_design: bool = typer.Option(False, "--check-design",
+                                      help="check that the grid can identify the L(N, D) exponents, then stop unless "
+                                           "--plan; exit 1 if it cannot (the check also runs, as warnings, before "
+                                           "every study)"),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
+                                         help="bootstrap resamples for the fits (default: the study's, 200; 0 skips)"),
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
 
     with user_errors():
         spec = load_study(study_file)
+        if bootstrap is not None:
+            spec = spec.model_copy(update={"fit": spec.fit.model_copy(update={"bootstrap": bootstrap})})
+    design_ok = _design_step(spec, verbose=check_design)
+    if check_design and not plan:
+        raise typer.Exit(0 if design_ok else 1)
+    with user_errors():
         result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan, force=force)
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"
@@ -48,9 +60,31 @@ def study(
 
         with user_errors():
             html = build_report(result.runs_dir, path_under(result.runs_dir, "reports", spec.name), study=spec)
+        summary = json.loads((html.parent / "analysis.json").read_text()).get("summary")
+        if summary:
+            console.print(f"what this study says: {summary}", markup=False)  # brackets are intervals
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
+
+
+def _design_step(spec, *, verbose: bool) -> bool:
+    """Warn before training when the grid cannot identify an exponent of its L(N, D) law (issue 11)."""
+    if spec.fit.surface == "none":
+        return True
+    from robustperf.sweep.design import check_design
+
+    try:
+        design = check_design(spec)
+    except Exception as exc:  # noqa: BLE001 - advice only: a grid whose data live elsewhere (a cluster) still runs
+        console.print(f"[yellow]design check skipped: {type(exc).__name__}: {exc}[/]")
+        return True
+    if verbose or design.issues:
+        console.print(f"design of {spec.name!r} ({design.n_runs} runs) for the L(N, D) fit:")
+        for line in design.lines():
+            colour = "red" if line.startswith("error") else "yellow" if line.startswith("warning") else "default"
+            console.print(f"  [{colour}]{line}[/]")
+    return design.ok
 
 
 def run_one_cmd(
@@ -80,6 +114,9 @@ def report(
     out: Path | None = typer.Option(None, "--out", help="output directory (default: RUNS/reports/<name>)"),
     overlay: list[Path] = typer.Option([], "--overlay", help="published CSV to overlay (RobustBench, Debenedetti)"),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="runs directory of a study YAML"),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
+                                         help="bootstrap resamples for every interval (default: the study's or 200; "
+                                              "0 skips)"),
 ) -> None:
     """Write a self-contained HTML report (figures as PNG and SVG) of a study or a runs directory."""
     from robustperf.report import build_report
@@ -91,9 +128,9 @@ def report(
             spec = load_study(path)
             root = Path(runs_dir or spec.runs_dir)
             target = out or path_under(root, "reports", spec.name)
-            html = build_report(root, target, study=spec, overlays=overlay)
+            html = build_report(root, target, study=spec, overlays=overlay, bootstrap=bootstrap)
         elif path.is_dir():
-            html = build_report(path, out or path / "reports" / "all", overlays=overlay)
+            html = build_report(path, out or path / "reports" / "all", overlays=overlay, bootstrap=bootstrap)
         else:
             fail(f"{path} is neither a runs directory nor a study file")
     console.print(f"report: {html}")

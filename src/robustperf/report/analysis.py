@@ -49,6 +49,52 @@ COLUMNS: dict[str, str] = {
 }
 
 
+HELD_OUT_FRACTION = 0.2  # the runs with the top 20 % of compute are held out of the extrapolation check
+LARGE_ERROR = 0.10  # a mean held-out error above 10 % of the observed value marks the law's forecasts
+
+
+@dataclass(frozen=True)
+class ExtrapolationCheck:
+    """A law refitted on the runs below the top compute quantile, scored on the held-out largest runs.
+
+    Attributes:
+        law: what was checked ("L(N, D) on adversarial loss", "envelope power law on robust accuracy").
+        metric: the frame column predicted.
+        threshold_flops: smallest held-out compute.
+        n_train: runs the refit used.
+        rows: one dict per held-out run (run_id, flops, N, D, observed, predicted, error = predicted /
+            observed - 1).
+        mean_abs_error: mean |error| over the held-out runs.
+        status: status of the refit.
+        train_flops, train_observed: the runs the refit saw (for the figure).
+    """
+
+    law: str
+    metric: str
+    threshold_flops: float
+    n_train: int
+    rows: list[dict[str, Any]]
+    mean_abs_error: float
+    status: str
+    train_flops: list[float] = field(default_factory=list)
+    train_observed: list[float] = field(default_factory=list)
+
+    @property
+    def large(self) -> bool:
+        return not self.mean_abs_error <= LARGE_ERROR
+
+    def note(self) -> str:
+        """One line for the forecast rows of this law."""
+        verdict = "large: treat forecasts as unreliable" if self.large else "within tolerance"
+        return (f"held-out error {self.mean_abs_error:.1%} on the {len(self.rows)} largest-compute runs "
+                f"({verdict}; tolerance {LARGE_ERROR:.0%})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"law": self.law, "metric": self.metric, "threshold_flops": self.threshold_flops,
+                "n_train": self.n_train, "rows": self.rows, "mean_abs_error": self.mean_abs_error,
+                "large": self.large, "status": self.status}
+
+
 @dataclass(frozen=True)
 class Analysis:
     """Everything the report needs, computed once.
@@ -61,9 +107,12 @@ class Analysis:
         surface: FitResult of L(N, D) on adversarial loss, or None (with the reason in `notes`).
         loss_to_accuracy: FitResult of accuracy = slope * loss + intercept on these runs, or None.
         k: measured FLOPs per parameter per training sample (C = k N D) of these runs.
-        forecasts: one dict per forecast row (target or budget, law, value and interval).
+        forecasts: one dict per forecast row (target or budget, law, value and interval, validity note,
+            caveat of a fit that is not ok, held-out error of the law).
         flags: (run_id, flag) sanity flags raised anywhere.
         notes: why a fit or forecast was skipped.
+        extrapolation: law name ("surface", "envelope") -> `ExtrapolationCheck` of that law.
+        bootstrap: resamples used for every interval (0: none).
     """
 
     frame: Any
@@ -76,6 +125,8 @@ class Analysis:
     forecasts: list[dict[str, Any]] = field(default_factory=list)
     flags: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    extrapolation: dict[str, ExtrapolationCheck] = field(default_factory=dict)
+    bootstrap: int = 0
 
     @property
     def finished(self) -> Any:
@@ -146,12 +197,14 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     notes.extend(left_out_notes(frame))
     envelope, envelope_ids = _envelopes(done, fit, notes) if fit.envelope else ({}, {})
     surface = _surface(done, fit, notes)
-    l2a = _loss_to_accuracy(done, notes)
+    l2a = _loss_to_accuracy(done, fit, notes)
     k = _flops_per_param_sample(done)
+    checks = _extrapolation_checks(done, fit, surface, envelope.get("robust_acc"), notes)
     with warnings.catch_warnings():  # percentiles over resamples that never reach a target (inf) warn
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes)
-    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, collect_flags(rows), notes)
+        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks)
+    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, collect_flags(rows), notes,
+                    checks, fit.bootstrap)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -175,15 +228,13 @@ def _envelopes(done: Any, fit: FitSpec, notes: list[str]) -> tuple[dict[str, Any
         res = _quiet(fit_envelope_power_law, sub["flops"].to_numpy(float), y, n_bins=fit.n_bins, best=best,
                      bootstrap=fit.bootstrap, seed=fit.seed)
         if not res.ok:
-            notes.append(f"envelope law on {metric}: {res.status} ({res.message})")
+            notes.append(f"envelope law on {metric}: {res.status.value} ({res.message})")
         out[metric] = res
         ids[metric] = [str(sub["run_id"].iloc[i]) for i in res.metrics.get("envelope_indices", [])]
     return out, ids
 
 
 def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
-    from robustperf.scaling import fit_approach2, fit_chinchilla
-
     if fit.surface == "none":
         return None
     need = done[["n_params", "samples_seen", "adv_loss"]].dropna()
@@ -192,16 +243,21 @@ def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
         notes.append(f"L(N, D) law: needs >= 3 model sizes x 3 data sizes, have {n_sizes} x {n_data}")
         return None
     N, D, L = (need[c].to_numpy(float) for c in ("n_params", "samples_seen", "adv_loss"))
-    if fit.surface == "chinchilla":
-        res = _quiet(fit_chinchilla, N, D, L, bootstrap=fit.bootstrap, seed=fit.seed)
-    else:
-        res = _quiet(fit_approach2, N, D, L, 0.0, bootstrap=fit.bootstrap, seed=fit.seed)
+    res = _fit_surface(fit.surface, N, D, L, fit.bootstrap, fit.seed)
     if not res.ok:
-        notes.append(f"L(N, D) law ({fit.surface}): {res.status} ({res.message})")
+        notes.append(f"L(N, D) law ({fit.surface}): {res.status.value} ({res.message})")
     return res
 
 
-def _loss_to_accuracy(done: Any, notes: list[str]) -> Any:
+def _fit_surface(law: str, N: np.ndarray, D: np.ndarray, L: np.ndarray, bootstrap: int, seed: int) -> Any:
+    from robustperf.scaling import fit_approach2, fit_chinchilla
+
+    if law == "chinchilla":
+        return _quiet(fit_chinchilla, N, D, L, bootstrap=bootstrap, seed=seed)
+    return _quiet(fit_approach2, N, D, L, 0.0, bootstrap=bootstrap, seed=seed)
+
+
+def _loss_to_accuracy(done: Any, fit: FitSpec, notes: list[str]) -> Any:
     from robustperf.scaling import fit_loss_to_accuracy
 
     need = done[["adv_loss", "robust_acc"]].dropna()
@@ -209,10 +265,17 @@ def _loss_to_accuracy(done: Any, notes: list[str]) -> Any:
         notes.append("loss -> accuracy map: fewer than 3 runs with both adversarial loss and robust accuracy")
         return None
     try:
-        return _quiet(fit_loss_to_accuracy, need["adv_loss"].to_numpy(float), need["robust_acc"].to_numpy(float))
+        res = _quiet(fit_loss_to_accuracy, need["adv_loss"].to_numpy(float), need["robust_acc"].to_numpy(float),
+                     bootstrap=fit.bootstrap, seed=fit.seed)
     except ValueError as exc:  # ScalingError: e.g. all losses equal
         notes.append(f"loss -> accuracy map: {exc}")
         return None
+    if not res.ok:
+        notes.append(f"loss -> accuracy map: {res.status.value} ({res.message})")
+    if res.params["slope"] >= 0:
+        notes.append(f"loss -> accuracy map: slope {res.params['slope']:.3g} >= 0 (accuracy does not fall as the "
+                     "loss rises), so no accuracy is forecast from the L(N, D) law")
+    return res
 
 
 def _flops_per_param_sample(done: Any) -> float | None:
@@ -224,42 +287,148 @@ def _flops_per_param_sample(done: Any) -> float | None:
     return float(np.median(need["flops"] / (need["n_params"] * need["samples_seen"])))
 
 
+def _usable_map(l2a: Any) -> bool:
+    return l2a is not None and l2a.usable and l2a.params["slope"] < 0
+
+
 def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None, spec: ForecastSpec,
-               notes: list[str]) -> list[dict[str, Any]]:
-    from robustperf.scaling import forecast
+               notes: list[str], checks: dict[str, ExtrapolationCheck]) -> list[dict[str, Any]]:
+    """Forecast rows from every usable law; a law that is not ok says so in the row (never silently)."""
+    from robustperf.scaling import ScalingError, forecast
 
     rows: list[dict[str, Any]] = []
     acc_fit = envelope.get("robust_acc")
+    acc_ok = acc_fit is not None and acc_fit.usable
+    surface_ok = surface is not None and surface.usable and bool(k)
+    map_kwargs: dict[str, Any] = {}
+    if _usable_map(l2a):
+        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"])}
+
+    def add(what: str, law_key: str, fit: Any, **kwargs: Any) -> None:
+        try:
+            fc = forecast(fit, **kwargs)
+        except (ScalingError, ValueError) as exc:
+            notes.append(f"forecast {what} ({kwargs.get('name')}): {exc}")
+            return
+        rows.append(_row(what, fc, checks.get(law_key)))
+
     for target in spec.robust_acc_targets:
-        if acc_fit is not None and acc_fit.ok:
-            fc = forecast(acc_fit, target_accuracy=target, name="envelope power law (robust acc vs FLOPs)")
-            rows.append(_row(f"robust acc {target:.0%}", fc))
-        if surface is not None and surface.ok and k and l2a is not None and l2a.ok:
-            fc = forecast(surface, target_accuracy=target, k=k, loss_to_accuracy=l2a.to_law(),
-                          name=f"{surface.law} L(N, D) + measured loss->acc")
-            rows.append(_row(f"robust acc {target:.0%}", fc))
+        if acc_ok:
+            add(f"robust acc {target:.0%}", "envelope", acc_fit, target_accuracy=target,
+                name="envelope power law (robust acc vs FLOPs)")
+        if surface_ok and map_kwargs:
+            add(f"robust acc {target:.0%}", "surface", surface, target_accuracy=target, k=k,
+                name=f"{surface.law} L(N, D) + measured loss->acc", **map_kwargs)
     for budget in spec.flops_budgets:
-        if surface is not None and surface.ok and k:
-            l2a_law = l2a.to_law() if l2a is not None and l2a.ok else None
-            kwargs = {"loss_to_accuracy": l2a_law} if l2a_law is not None else {}
-            rows.append(_row(f"budget {budget:.2g} FLOPs", forecast(surface, flops=budget, k=k,
-                                                                     name=f"{surface.law} L(N, D)", **kwargs)))
-        elif acc_fit is not None and acc_fit.ok:
-            rows.append(_row(f"budget {budget:.2g} FLOPs", forecast(acc_fit, flops=budget,
-                                                                     name="envelope power law")))
+        if surface_ok:
+            add(f"budget {budget:.2g} FLOPs", "surface", surface, flops=budget, k=k, name=f"{surface.law} L(N, D)",
+                **map_kwargs)
+        elif acc_ok:
+            add(f"budget {budget:.2g} FLOPs", "envelope", acc_fit, flops=budget, name="envelope power law")
     if (spec.robust_acc_targets or spec.flops_budgets) and not rows:
         notes.append("forecasts: no law was fitted successfully, so nothing was forecast")
     return rows
 
 
-def _row(what: str, fc: Any) -> dict[str, Any]:
+def _row(what: str, fc: Any, check: ExtrapolationCheck | None = None) -> dict[str, Any]:
     def est(e: Any) -> tuple[float, float | None, float | None] | None:
         return None if e is None else (e.value, e.low, e.high)
 
+    held_out = check.note() if check is not None else "no extrapolation check (too few runs)"
     return {"target": what, "law": fc.law, "reachable": fc.reachable, "message": fc.message,
             "flops": est(fc.flops), "accuracy": est(fc.accuracy), "loss": est(fc.loss), "N": est(fc.N),
             "D": est(fc.D), "gpu_hours": est(fc.cost.get("gpu_hours")), "energy_kwh": est(fc.cost.get("energy_kwh")),
-            "co2_kg": est(fc.cost.get("co2_kg")), "usd": est(fc.cost.get("usd_electricity"))}
+            "co2_kg": est(fc.cost.get("co2_kg")), "usd": est(fc.cost.get("usd_electricity")),
+            "validity": fc.validity, "caveat": fc.caveat, "held_out": held_out,
+            "held_out_large": bool(check is not None and check.large)}
+
+
+def _held_out_split(flops: np.ndarray) -> np.ndarray:
+    """Mask of the runs in the top ``HELD_OUT_FRACTION`` of compute (at least one)."""
+    n_held = max(1, int(round(HELD_OUT_FRACTION * len(flops))))
+    threshold = np.sort(flops)[-n_held]
+    return flops >= threshold
+
+
+def _extrapolation_checks(done: Any, fit: FitSpec, surface: Any, acc_fit: Any, notes: list[str]
+                          ) -> dict[str, ExtrapolationCheck]:
+    """Refit each law below the top compute quantile and score it on the held-out largest runs.
+
+    The Alabdulmohsin et al. (2022) protocol (REFERENCE.md s.4): a law that fits in-sample can still
+    extrapolate badly, and extrapolating is what a forecast does.
+    """
+    checks: dict[str, ExtrapolationCheck] = {}
+    if surface is not None:
+        check = _surface_check(done, fit, notes)
+        if check is not None:
+            checks["surface"] = check
+    if acc_fit is not None:
+        check = _envelope_check(done, fit, notes)
+        if check is not None:
+            checks["envelope"] = check
+    return checks
+
+
+def _surface_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCheck | None:
+    need = done[["run_id", "flops", "n_params", "samples_seen", "adv_loss"]].dropna()
+    held = _held_out_split(need["flops"].to_numpy(float))
+    train = need[~held]
+    if train["n_params"].nunique() < 3 or train["samples_seen"].nunique() < 3:
+        notes.append(f"extrapolation check of L(N, D): holding out the {int(held.sum())} largest runs leaves "
+                     f"{train['n_params'].nunique()} model sizes x {train['samples_seen'].nunique()} data sizes "
+                     "(needs 3 x 3); add runs")
+        return None
+    N, D, L = (train[c].to_numpy(float) for c in ("n_params", "samples_seen", "adv_loss"))
+    refit = _fit_surface(fit.surface, N, D, L, 0, fit.seed)  # point fit only: the check is about the mean
+    if not refit.usable:
+        notes.append(f"extrapolation check of L(N, D): the refit below the top compute quantile is "
+                     f"{refit.status.value}")
+        return None
+    law = refit.to_law()
+    test = need[held]
+    pred = law(test["n_params"].to_numpy(float), test["samples_seen"].to_numpy(float))
+    return _check("L(N, D) on adversarial loss", "adv_loss", test, pred, train, refit.status.value,
+                  extra=("n_params", "samples_seen"))
+
+
+def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCheck | None:
+    from robustperf.scaling import fit_envelope_power_law
+
+    need = done[["run_id", "flops", "robust_acc", "n_params", "samples_seen"]].dropna(subset=["flops", "robust_acc"])
+    need = need[need["robust_acc"] > 0]
+    held = _held_out_split(need["flops"].to_numpy(float))
+    train = need[~held]
+    if len(train) < 3:
+        notes.append("extrapolation check of the envelope law: fewer than 3 runs below the top compute quantile")
+        return None
+    refit = _quiet(fit_envelope_power_law, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
+                   n_bins=fit.n_bins, best="max")
+    if not refit.usable:
+        notes.append(f"extrapolation check of the envelope law: the refit is {refit.status.value}")
+        return None
+    # The law describes the best run at a compute, so it is scored on the best held-out run.
+    test = need[held]
+    test = test[test["robust_acc"] == test["robust_acc"].max()].head(1)
+    from robustperf.scaling import bounded_accuracy
+
+    pred = bounded_accuracy(refit.to_law()(test["flops"].to_numpy(float)))
+    return _check("envelope power law on robust accuracy (best held-out run)", "robust_acc", test,
+                  np.atleast_1d(pred), train, refit.status.value, extra=("n_params", "samples_seen"))
+
+
+def _check(law: str, metric: str, test: Any, pred: np.ndarray, train: Any, status: str,
+           extra: tuple[str, ...]) -> ExtrapolationCheck:
+    observed = test[metric].to_numpy(float)
+    errors = pred / observed - 1.0
+    rows = []
+    for (_, r), p, e in zip(test.iterrows(), pred, errors, strict=True):
+        row = {"run_id": str(r["run_id"]), "flops": float(r["flops"]), "observed": float(r[metric]),
+               "predicted": float(p), "error": float(e)}
+        row.update({c: (float(r[c]) if r[c] == r[c] else None) for c in extra if c in r})
+        rows.append(row)
+    return ExtrapolationCheck(law, metric, float(test["flops"].min()), len(train), rows,
+                              float(np.mean(np.abs(errors))), status, train["flops"].astype(float).tolist(),
+                              train[metric].astype(float).tolist())
 
 
 def finite(x: float | None) -> bool:

@@ -7,6 +7,7 @@ import datetime as _dt
 import html
 import io
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 from robustperf.report import plots, tables
 from robustperf.report.analysis import Analysis, analyze
 from robustperf.report.extra import extra_figures
+from robustperf.report.summary import plain_summary
 from robustperf.store import load_index, write_json_atomic
 from robustperf.store.io import write_bytes_atomic
-from robustperf.sweep.study import StudyConfig
+from robustperf.sweep.study import FitSpec, StudyConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ tr.failed td{background:#fde8e8} .ci{color:#777;font-size:.9em} .flag{color:#a40
 
 
 WIDE_FIGURES = ("pareto", "cost_breakdown", "tradeoff_front")
+CSS += ".summary{background:#f6f8fa;border-left:4px solid #1f77b4;padding:8px 14px;font-size:1.02em}\n"
+CSS += "tr.large td{background:#fff4e0} .omitted{color:#666;font-size:.9em}\n"
 
 
 def _svg(fig: Any) -> str:
@@ -54,9 +58,15 @@ def _png(fig: Any) -> bytes:
 
 
 def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str, Any]]:
-    """name -> (caption, Figure) for every report figure."""
+    """name -> (caption, Figure) for every report figure (empty ones included; see `plots.empty_reason`)."""
     acc_fit = analysis.envelope.get("robust_acc")
     flops_overlay = None if overlay is None else overlay.dropna(subset=["flops"])
+    _, missing_panels = plots.cost_panels(analysis.frame)
+    cost_caption = ("Cost of each run: wall time, energy (x PUE), CO2 and USD (constants in each run's result.json). "
+                    "Each energy panel says whether its numbers were metered (NVML, RAPL) or estimated (a stated "
+                    "power x measured time; the power and its source are in each run's cost.energy_source)."
+                    + (" Not drawn: " + "; ".join(missing_panels) + "." if missing_panels else ""))
+    check = analysis.extrapolation.get("surface") or analysis.extrapolation.get("envelope")
     return {
         "robust_acc_vs_flops": ("Robust accuracy vs training FLOPs (log-log) with the envelope power law "
                                 "(papers/002 Sec. 3.2).",
@@ -72,10 +82,10 @@ def make_figures(analysis: Analysis, overlay: Any = None) -> dict[str, tuple[str
                                plots.optimal_allocation(analysis.frame, analysis.surface, k=analysis.k)),
         "pareto": ("Clean vs robust accuracy coloured by cost, and the robust accuracy vs cost Pareto front.",
                    plots.pareto(analysis.frame, overlay=overlay)),
-        "cost_breakdown": ("Cost of each run: wall time, energy (x PUE), CO2 and USD (constants in each run's "
-                           "result.json). Each energy panel says whether its numbers were metered (NVML, RAPL) or "
-                           "estimated (a stated power x measured time; the power and its source are in each run's "
-                           "cost.energy_source).", plots.cost_breakdown(analysis.frame)),
+        "extrapolation": ("Extrapolation check (Alabdulmohsin et al. 2022): the law refitted on the runs below the "
+                          "top 20 % of compute predicts the held-out largest runs; red crosses mark a large error.",
+                          plots.extrapolation_check(check)),
+        "cost_breakdown": (cost_caption, plots.cost_breakdown(analysis.frame)),
         **_tradeoff_figures(analysis),
     }
 
@@ -92,7 +102,8 @@ def _tradeoff_figures(analysis: Analysis) -> dict[str, tuple[str, Any]]:
 
 
 def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study: StudyConfig | None = None,
-                 overlays: Sequence[str | Path] | None = None, title: str | None = None) -> Path:
+                 overlays: Sequence[str | Path] | None = None, title: str | None = None,
+                 bootstrap: int | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained), ``figures/*.png|svg`` and ``analysis.json``.
 
     Args:
@@ -101,6 +112,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         study: restrict to this study's runs and use its fit/forecast settings (else every run, defaults).
         overlays: published CSVs to overlay (`tables.load_overlay`).
         title: page title (default: the study's name or the directory's).
+        bootstrap: resamples for every interval and identifiability check (default: the study's, else 200;
+            0 skips them).
 
     Returns:
         Path of report.html.
@@ -127,30 +140,54 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         rows = [r for r in rows if r["run_id"] not in unselected]
         tuning_html = "<h2>Hyperparameter tuning cost</h2>" + tuning_table(groups, study.tuning.select_on)
     eval_key = study.evaluate.key if study is not None and study.evaluate.attacks else None
-    analysis = analyze(rows, fit=study.fit if study else None, forecast=study.forecast if study else None,
-                       evaluation_key=eval_key)
+    fit_spec = study.fit if study is not None else FitSpec()
+    if bootstrap is not None:
+        if bootstrap < 0:
+            raise ValueError(f"bootstrap must be >= 0 (0 skips intervals), got {bootstrap}")
+        fit_spec = fit_spec.model_copy(update={"bootstrap": bootstrap})
+    analysis = analyze(rows, fit=fit_spec, forecast=study.forecast if study else None, evaluation_key=eval_key)
     overlay = _overlays(overlays or [])
     figures = make_figures(analysis, overlay)
     figures.update(extra_figures(analysis, overlays or []))  # papers' figures and study vs zoo (report/extra.py)
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+    sections, omitted = [], []
     for name, (caption, fig) in figures.items():
+        reason = plots.empty_reason(fig)
+        if reason is not None:  # an empty figure is left out with its reason, never drawn as a blank box
+            omitted.append(f"<li><b>{html.escape(name.replace('_', ' '))}</b>: {html.escape(reason)}</li>")
+            continue
         svg = _svg(fig)
         write_bytes_atomic(fig_dir / f"{name}.svg", svg.encode())
         write_bytes_atomic(fig_dir / f"{name}.png", _png(fig))
+        _readable(fig_dir / f"{name}.svg", fig_dir / f"{name}.png")
         wide = " wide" if name in WIDE_FIGURES else ""
         sections.append(f"<figure class='figure{wide}' id='fig-{name}'>{svg}<figcaption>{html.escape(caption)}"
                         f"</figcaption></figure>")
-    page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir)
+    page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir, omitted,
+                 study.forecast if study is not None else None)
     if tuning_html:
         page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))
+    _readable(target, out / "analysis.json", fig_dir, out)
     log.info("report written to %s", target)
     return target
+
+
+def _readable(*paths: Path) -> None:
+    """Give report files the mode a plain ``open()`` would (0644 under the usual umask 022).
+
+    The atomic writer creates its temporary file 0600 (mkstemp); a report is meant to be copied to a
+    shared web directory and read by others, so its files get 0666 & ~umask (directories 0777 & ~umask).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in paths:
+        if path.exists():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _overlays(paths: Sequence[str | Path]) -> Any:
@@ -161,7 +198,8 @@ def _overlays(paths: Sequence[str | Path]) -> Any:
     return pd.concat([tables.load_overlay(p) for p in paths], ignore_index=True)
 
 
-def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> str:
+def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path, omitted: list[str] | None = None,
+          forecast_spec: Any = None) -> str:
     frame = analysis.frame
     n_fin = int((frame["status"] == "finished").sum())
     n_fail = int((frame["status"] == "failed").sum())
@@ -175,14 +213,19 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path) -> 
                f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "
                f"{tables.fmt(float(total.get('seconds', 0)))} s of training, {energy_text}. "
                f"Robust accuracy from <code>{html.escape(analysis.robust_source)}</code>. Generated {now}.")
+    omitted_html = (f"<p class='omitted'>Not drawn (nothing to show):</p><ul class='omitted'>{''.join(omitted)}</ul>"
+                    if omitted else "")
     favicon = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>robustperf report: {html.escape(name)}</title>
 <link rel="icon" href="data:image/svg+xml;base64,{favicon}"><style>{CSS}</style></head>
-<body><h1>robustperf report: {html.escape(name)}</h1><p class="meta">{summary}</p>
+<body><h1>robustperf report: {html.escape(name)}</h1>
+<h2 id="what-this-study-says">What this study says</h2><p class="summary">{plain_summary(analysis, forecast_spec)}</p>
+<p class="meta">{summary}</p>
 <h2>Fitted laws</h2>{tables.fits_table(analysis)}
 <h2>Forecasts</h2>{tables.forecast_table(analysis.forecasts)}
-<h2>Figures</h2><div class="grid">{''.join(figures)}</div>
+<h2>Extrapolation check</h2>{tables.extrapolation_table(analysis.extrapolation)}
+<h2>Figures</h2><div class="grid">{''.join(figures)}</div>{omitted_html}
 <h2>Sanity flags</h2>{tables.flags_list(analysis.flags, analysis.notes)}
 <h2>Leaderboard</h2>{tables.leaderboard_table(frame)}
 </body></html>
@@ -197,6 +240,9 @@ def _analysis_json(analysis: Analysis) -> dict[str, Any]:
         "surface": analysis.surface.to_dict() if analysis.surface is not None else None,
         "loss_to_accuracy": analysis.loss_to_accuracy.to_dict() if analysis.loss_to_accuracy is not None else None,
         "forecasts": analysis.forecasts,
+        "extrapolation": {name: c.to_dict() for name, c in analysis.extrapolation.items()},
+        "bootstrap": analysis.bootstrap,
+        "summary": plain_summary(analysis, None, markup=False),
         "flags": [list(f) for f in analysis.flags],
         "notes": analysis.notes,
     }

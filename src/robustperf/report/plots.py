@@ -1,7 +1,9 @@
 """Report figures: each function takes data (a runs frame, fits) and returns a matplotlib Figure.
 
 Figures are built with the object API on the Agg canvas (no pyplot state, no display needed), so they
-can be made in worker processes and tests. A figure with nothing to show says why in its axes.
+can be made in worker processes and tests. A figure with nothing to show says why in its axes and
+records the reason (`empty_reason`), so the report can leave it out and print the reason instead.
+Fitted accuracies are never drawn above 1; log axes label only as many ticks as fit.
 """
 
 from __future__ import annotations
@@ -25,11 +27,53 @@ def _figure(width: float = 6.4, height: float = 4.4, ncols: int = 1) -> tuple[Fi
     return fig, axes
 
 
+OVERLAY_STYLES = (("#7f7f7f", "s"), ("#2ca02c", "^"), ("#9467bd", "D"), ("#8c564b", "v"))
+
+
 def _empty(ax: Any, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize=10,
             color="#555555")
     ax.set_xticks([])
     ax.set_yticks([])
+    fig = ax.get_figure()
+    if fig is not None and len(fig.axes) == 1:
+        fig.robustperf_empty = message  # the whole figure is empty: the report omits it with this reason
+
+
+def empty_reason(fig: Figure) -> str | None:
+    """Why a figure has nothing to show, or None if it shows data."""
+    return getattr(fig, "robustperf_empty", None)
+
+
+def _log_axis(ax: Any, which: str = "x") -> None:
+    """Log scale with tick labels that never overlap: decades only, at most ~6 labels; minor ticks unlabelled.
+
+    A range under a decade gets labelled 2-3-5 ticks instead of matplotlib's every-minor-tick labels
+    (issue 11: "loss vs compute per model size" printed overlapping x labels).
+    """
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    lo, hi = (ax.get_xlim() if which == "x" else ax.get_ylim())
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    if decades >= 1.0:
+        axis.set_major_locator(LogLocator(base=10.0, numticks=6))
+        axis.set_minor_formatter(NullFormatter())
+    else:
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0), numticks=6))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def overlay_groups(overlay: Any) -> list[tuple[str, Any, str, str]]:
+    """(label, rows, colour, marker) per source of an overlay frame, so every point is labelled by its source."""
+    if overlay is None or overlay.empty:
+        return []
+    groups = []
+    for i, (label, rows) in enumerate(overlay.groupby("label", sort=False)):
+        colour, marker = OVERLAY_STYLES[i % len(OVERLAY_STYLES)]
+        groups.append((str(label), rows, colour, marker))
+    return groups
 
 
 def _finished(frame: Any, *cols: str) -> Any:
@@ -55,19 +99,23 @@ def accuracy_vs_flops(frame: Any, fit: Any = None, *, envelope_ids: list[str] | 
     if data.empty and overlay is None:
         _empty(ax, f"no finished runs with FLOPs and {metric}")
         return fig
-    if overlay is not None and not overlay.empty:
-        ax.scatter(overlay["flops"], overlay["robust_acc"], s=12, color=OVERLAY_COLOR, alpha=0.5,
-                   label=str(overlay["label"].iloc[0]))
+    for label, rows, colour, marker in overlay_groups(overlay):
+        ax.scatter(rows["flops"], rows["robust_acc"], s=12, color=colour, marker=marker, alpha=0.5, label=label)
     ax.scatter(data["flops"], data[metric], s=28, color=ACC_COLOR, label="runs of this study", zorder=3)
-    if fit is not None and fit.ok:
+    if fit is not None and fit.usable and not data.empty:
         env = data[data["run_id"].isin(envelope_ids or [])]
         ax.scatter(env["flops"], env[metric], s=70, facecolors="none", edgecolors=LAW_COLOR, label="envelope", zorder=4)
         xs = np.geomspace(data["flops"].min() / 2, data["flops"].max() * 4, 100)
         law = fit.to_law()
+        ys = np.asarray(law(xs), dtype=float)
+        inside = ys <= 1.0  # a fitted accuracy is never drawn above 1 (issue 11)
         r2 = fit.metrics.get("r2", float("nan"))
-        ax.plot(xs, law(xs), color=LAW_COLOR, label=f"{law.C:.3g} x FLOPs^{law.alpha:.3g} (R² {r2:.2f})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+        label = f"{law.C:.3g} x FLOPs^{law.alpha:.3g} (R² {r2:.2f})" + ("" if fit.ok else f" - {fit.caveat()}")
+        ax.plot(xs[inside], ys[inside], color=LAW_COLOR, label=label)
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
+    if data[metric].max() <= 1.0:
+        ax.set_ylim(top=min(ax.get_ylim()[1], 1.05))
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title or f"{metric.replace('_', ' ')} vs training compute")
@@ -79,9 +127,23 @@ def accuracy_vs_flops(frame: Any, fit: Any = None, *, envelope_ids: list[str] | 
 def _no_law_reason(surface: Any) -> str:
     if surface is None:
         return "no L(N, D) law was fitted (needs >= 3 model sizes x 3 data sizes)"
-    if not surface.ok:
-        return f"the L(N, D) fit is {surface.status}: no allocation is drawn from it (see Sanity flags)"
+    if not surface.usable:
+        return f"the L(N, D) fit is {surface.status.value}: no allocation is drawn from it (see Sanity flags)"
+    law = surface.to_law()
+    if not (law.alpha > 0 and law.beta > 0):
+        return f"the L(N, D) fit has alpha {law.alpha:.3g}, beta {law.beta:.3g}: no compute-optimal allocation"
     return "no FLOPs-per-parameter-per-sample constant k was measured"
+
+
+def _drawable(surface: Any, k: float | None) -> bool:
+    if surface is None or not surface.usable or not k:
+        return False
+    law = surface.to_law()
+    return bool(law.alpha > 0 and law.beta > 0)
+
+
+def _caveat_title(title: str, surface: Any) -> str:
+    return title if surface is None or surface.ok else f"{title}\n({surface.caveat()})"
 
 
 def loss_vs_flops(frame: Any, surface: Any = None, *, k: float | None = None) -> Figure:
@@ -93,7 +155,7 @@ def loss_vs_flops(frame: Any, surface: Any = None, *, k: float | None = None) ->
         return fig
     sizes = sorted(data["n_params"].unique())
     cmap = _colormap(len(sizes))
-    law = surface.to_law() if surface is not None and surface.ok else None
+    law = surface.to_law() if _drawable(surface, k) else None
     for color, n in zip(cmap, sizes, strict=True):
         sub = data[data["n_params"] == n].sort_values("flops")
         ax.scatter(sub["flops"], sub["adv_loss"], color=color, s=28, label=f"N = {_si(n)}", zorder=3)
@@ -105,13 +167,14 @@ def loss_vs_flops(frame: Any, surface: Any = None, *, k: float | None = None) ->
         from robustperf.scaling import optimal_loss
 
         ax.plot(cs, [optimal_loss(law, c, k=k) for c in cs], color="black", ls="--", label="compute-optimal")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("adversarial loss")
-    ax.set_title("loss vs compute per model size" + (f" ({surface.law} fit)" if law is not None else ""))
+    title = "loss vs compute per model size" + (f" ({surface.law} fit)" if law is not None else "")
+    ax.set_title(_caveat_title(title, surface) if law is not None else title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2 if len(sizes) > 4 else 1)
     return fig
 
 
@@ -119,7 +182,7 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
     """Iso-loss contours of L(N, D) with iso-FLOP lines and the compute-optimal N*(C), D*(C) path."""
     fig, ax = _figure()
     data = _finished(frame, "n_params", "samples_seen")
-    if surface is None or not surface.ok or not k:
+    if not _drawable(surface, k) or k is None:
         _empty(ax, _no_law_reason(surface))
         return fig
     law = surface.to_law()
@@ -138,13 +201,13 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
     path = [compute_optimal(law, c, k=k) for c in np.geomspace(budgets[0], budgets[-1], 40)]
     ax.plot([a.N for a in path], [a.D for a in path], color=LAW_COLOR, lw=2, label="compute-optimal (N*, D*)")
     ax.scatter(data["n_params"], data["samples_seen"], color="black", s=16, zorder=3, label="runs")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlim(n_lo, n_hi)
     ax.set_ylim(d_lo, d_hi)
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("training samples D")
-    ax.set_title("iso-loss contours (grey: iso-FLOP lines)")
+    ax.set_title(_caveat_title("iso-loss contours (grey: iso-FLOP lines)", surface))
     ax.legend(fontsize=8, loc="upper right")
     return fig
 
@@ -152,7 +215,7 @@ def iso_loss_contours(frame: Any, surface: Any, *, k: float | None) -> Figure:
 def optimal_allocation(frame: Any, surface: Any, *, k: float | None) -> Figure:
     """N*(C) and D*(C) of the fitted law over budgets around (and beyond) the study's."""
     fig, ax = _figure()
-    if surface is None or not surface.ok or not k:
+    if not _drawable(surface, k) or k is None:
         _empty(ax, _no_law_reason(surface))
         return fig
     from robustperf.scaling import compute_optimal
@@ -164,13 +227,65 @@ def optimal_allocation(frame: Any, surface: Any, *, k: float | None) -> Figure:
     ax.plot(cs, [a.N for a in allocs], label="N* (parameters)", color=ACC_COLOR)
     ax.plot(cs, [a.D for a in allocs], label="D* (training samples)", color=LAW_COLOR)
     ax.axvspan(flops.min(), flops.max(), color="#eeeeee", label="budgets of this study")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if surface.bootstrap is not None:
+        lo_n, hi_n, lo_d, hi_d = _allocation_band(surface, cs, k)
+        ax.fill_between(cs, lo_n, hi_n, color=ACC_COLOR, alpha=0.15, lw=0, label="95 % bootstrap band")
+        ax.fill_between(cs, lo_d, hi_d, color=LAW_COLOR, alpha=0.15, lw=0)
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
     ax.set_xlabel("training FLOPs C")
     ax.set_ylabel("compute-optimal N*, D*")
-    ax.set_title(f"compute-optimal allocation (C = {k:.3g} N D)")
+    ax.set_title(_caveat_title(f"compute-optimal allocation (C = {k:.3g} N D)", surface))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def _allocation_band(surface: Any, cs: np.ndarray, k: float) -> tuple[np.ndarray, ...]:
+    """2.5-97.5 % bands of N*(C) and D*(C) over the bootstrap laws (degenerate resamples left out)."""
+    from robustperf.scaling import compute_optimal
+
+    ns, ds = [], []
+    for law in surface.bootstrap_laws():
+        if law.alpha > 0 and law.beta > 0:
+            allocs = [compute_optimal(law, c, k=k) for c in cs]
+            ns.append([a.N for a in allocs])
+            ds.append([a.D for a in allocs])
+    if not ns:
+        nan = np.full(len(cs), np.nan)
+        return nan, nan, nan, nan
+    with np.errstate(all="ignore"):
+        n_arr, d_arr = np.array(ns), np.array(ds)
+        return (np.nanpercentile(n_arr, 2.5, axis=0), np.nanpercentile(n_arr, 97.5, axis=0),
+                np.nanpercentile(d_arr, 2.5, axis=0), np.nanpercentile(d_arr, 97.5, axis=0))
+
+
+def extrapolation_check(check: Any) -> Figure:
+    """Runs the law was refitted on, and the held-out largest runs: observed vs predicted, error per run."""
+    fig, ax = _figure()
+    if check is None:
+        _empty(ax, "no extrapolation check: too few runs to hold the largest out (see Sanity flags)")
+        return fig
+    ax.scatter(check.train_flops, check.train_observed, s=22, color=ACC_COLOR, alpha=0.6,
+               label=f"refit on {check.n_train} runs")
+    flops = [r["flops"] for r in check.rows]
+    obs = [r["observed"] for r in check.rows]
+    pred = [r["predicted"] for r in check.rows]
+    ax.scatter(flops, obs, s=40, color="black", label="held out: observed", zorder=3)
+    colour = LAW_COLOR if check.large else "#2ca02c"
+    ax.scatter(flops, pred, s=70, marker="x", linewidths=2, color=colour, label="held out: predicted", zorder=4)
+    for f, o, p in zip(flops, obs, pred, strict=True):
+        ax.plot([f, f], [o, p], color=colour, lw=1.5)
+    ax.axvspan(check.threshold_flops, max(flops) * 1.5, color="#ffd9a8", lw=0, zorder=0,
+               label="held out: top 20 % of compute")
+    _log_axis(ax, "x")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel(check.metric.replace("_", " "))
+    verdict = "LARGE" if check.large else "ok"
+    ax.set_title(f"extrapolation check: {check.law}\nmean held-out error {check.mean_abs_error:.1%} ({verdict})",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -184,10 +299,10 @@ def pareto(frame: Any, *, cost: str = "energy_kwh", overlay: Any = None) -> Figu
     if data.empty:
         _empty(ax1, "no finished runs with clean and robust accuracy")
         _empty(ax2, "no finished runs")
+        fig.robustperf_empty = "no finished runs with clean and robust accuracy"  # type: ignore[attr-defined]
         return fig
-    if overlay is not None and not overlay.empty:
-        ax1.scatter(overlay["clean_acc"], overlay["robust_acc"], s=10, color=OVERLAY_COLOR, alpha=0.4,
-                    label=str(overlay["label"].iloc[0]))
+    for label, rows, colour, marker in overlay_groups(overlay):
+        ax1.scatter(rows["clean_acc"], rows["robust_acc"], s=10, color=colour, marker=marker, alpha=0.4, label=label)
     sc = ax1.scatter(data["clean_acc"], data["robust_acc"], c=data[cost_col], cmap="plasma", s=30, zorder=3,
                      label="runs")
     fig.colorbar(sc, ax=ax1, label=cost_col)
@@ -201,7 +316,7 @@ def pareto(frame: Any, *, cost: str = "energy_kwh", overlay: Any = None) -> Figu
     ax2.scatter(data[cost_col], data["robust_acc"], s=24, color=ACC_COLOR)
     front2 = pareto_front(data, maximize=["robust_acc"], minimize=[cost_col])
     ax2.step(front2[cost_col], front2["robust_acc"], where="post", color=LAW_COLOR, label="Pareto front")
-    ax2.set_xscale("log")
+    _log_axis(ax2, "x")
     ax2.set_xlabel(cost_col.replace("_", " "))
     ax2.set_ylabel("robust accuracy")
     ax2.set_title("robust accuracy vs cost")
@@ -213,20 +328,39 @@ COST_PANELS = (("seconds", "time (s)"), ("energy_kwh", "energy (kWh, x PUE)"), (
                ("usd", "cost (USD)"))
 
 
-def cost_breakdown(frame: Any) -> Figure:
-    """Time, kWh, CO2 and USD per run (horizontal bars, runs in the same order in every panel)."""
-    data = _finished(frame).sort_values("flops")
-    height = max(3.0, 0.22 * len(data) + 1.5)
-    fig, axes = _figure(12.0, height, ncols=4)
-    labels = [_short_label(r) for _, r in data.iterrows()]
-    energy_note = energy_label(data)
-    for ax, (col, label) in zip(axes, COST_PANELS, strict=True):
-        title = label if col == "seconds" else f"{label}\n{energy_note}"
+def cost_panels(frame: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """(panels with data, one reason per panel left out): an empty panel is omitted, never drawn blank."""
+    data = _finished(frame)
+    drawn, missing = [], []
+    for col, label in COST_PANELS:
         values = data.get(col, None)
         if values is None or values.notna().sum() == 0:
-            _empty(ax, f"no {label} recorded\n(set cost.energy_meter=auto, or cost.watts for an estimate)")
-            ax.set_title(label)
-            continue
+            missing.append(f"{label}: no finished run recorded it (energy, CO2 and USD need an energy meter)")
+        else:
+            drawn.append((col, label))
+    return drawn, missing
+
+
+def cost_breakdown(frame: Any) -> Figure:
+    """Time, kWh, CO2 and USD per run (horizontal bars, runs in the same order in every panel).
+
+    Panels without data are left out (`cost_panels` gives the reasons); with no finished run at all the
+    figure is empty with a reason.
+    """
+    data = _finished(frame).sort_values("flops")
+    drawn, _ = cost_panels(frame)
+    height = max(3.0, 0.22 * len(data) + 1.5)
+    if data.empty or not drawn:
+        fig, ax = _figure()
+        _empty(ax, "no finished run recorded any cost")
+        return fig
+    fig, axes = _figure(3.0 * len(drawn) + 3.0, height, ncols=len(drawn))
+    axes = np.atleast_1d(axes)
+    labels = [_short_label(r) for _, r in data.iterrows()]
+    energy_note = energy_label(data)
+    for ax, (col, label) in zip(axes, drawn, strict=True):
+        values = data[col]
+        title = label if col == "seconds" else f"{label}\n{energy_note}"
         ax.barh(range(len(data)), values.fillna(0.0), color=ACC_COLOR)
         ax.set_yticks(range(len(data)))
         ax.set_yticklabels(labels if ax is axes[0] else [], fontsize=7)

@@ -67,16 +67,20 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
         return "<p class='note'>No forecasts (add targets under <code>forecast:</code> in the study).</p>"
     cols = (("target", "target"), ("law", "law"), ("flops", "FLOPs"), ("accuracy", "robust acc"), ("N", "N*"),
             ("D", "D*"), ("gpu_hours", "H100 GPU-h"), ("energy_kwh", "kWh"), ("co2_kg", "CO2 kg"), ("usd", "USD"),
-            ("message", "note"))
+            ("note", "validity and caveats"))
     head = "".join(f"<th>{h}</th>" for _, h in cols) + "<th>equivalent to</th>"
     body = []
     for r in rows:
         cells = []
         for key, _ in cols:
+            if key == "note":
+                cells.append(f"<td class='note' style='text-align:left'>{_row_note(r)}</td>")
+                continue
             value = r.get(key)
             cells.append(f"<td>{_interval(value) if isinstance(value, tuple) else fmt(value)}</td>")
         cells.append(f"<td>{html.escape(_equivalents_text(r))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
+        cls = " class='large'" if r.get("held_out_large") or r.get("caveat") else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return (f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             f"<p class='note'>{html.escape(_equivalents_sources())}</p>")
 
@@ -101,6 +105,46 @@ def _equivalents_sources() -> str:
     return "Equivalents: " + "; ".join(parts) + "."
 
 
+
+def _row_note(r: dict[str, Any]) -> str:
+    """Why a forecast row can (or cannot) be trusted: reachability, validity, fit caveat, held-out error."""
+    parts = []
+    if r.get("message") and r["message"] != "ok":
+        parts.append(str(r["message"]))
+    for key in ("validity", "caveat", "held_out"):
+        if r.get(key):
+            parts.append(str(r[key]))
+    text = "; ".join(html.escape(p) for p in parts)
+    if r.get("caveat") or r.get("held_out_large"):
+        text = f"<span class='flag'>{text}</span>"
+    return text or "–"
+
+
+def extrapolation_table(checks: dict[str, Any]) -> str:
+    """Held-out largest runs: observed vs predicted by the law refitted on the rest, error marked when large."""
+    if not checks:
+        return ("<p class='note'>No extrapolation check: too few runs to hold out the largest and still fit "
+                "(see Sanity flags).</p>")
+    parts = []
+    for check in checks.values():
+        head = ("<tr><th>held-out run</th><th>N</th><th>D</th><th>train FLOPs</th><th>observed</th>"
+                "<th>predicted</th><th>error</th></tr>")
+        body = []
+        for r in check.rows:
+            large = abs(r["error"]) > 0.1
+            err = f"{r['error']:+.1%}"
+            body.append(f"<tr{' class=large' if large else ''}><td>{html.escape(r['run_id'])}</td>"
+                        f"<td>{fmt(r.get('n_params'))}</td><td>{fmt(r.get('samples_seen'))}</td><td>{fmt(r['flops'])}</td>"
+                        f"<td>{fmt(r['observed'])}</td><td>{fmt(r['predicted'])}</td>"
+                        f"<td>{'<span class=flag>' + err + '</span>' if large else err}</td></tr>")
+        verdict = ("<span class='flag'>large: forecasts of this law are marked unreliable</span>" if check.large
+                   else "<span class='ok'>within tolerance</span>")
+        parts.append(f"<p><b>{html.escape(check.law)}</b>: refitted on {check.n_train} runs below "
+                     f"{fmt(check.threshold_flops)} FLOPs; mean held-out error {check.mean_abs_error:.1%} ({verdict}).</p>"
+                     f"<table class='data'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+    return "".join(parts)
+
+
 def fits_table(analysis: Any) -> str:
     """The fitted laws: parameters with intervals, points used, goodness of fit, status."""
     fits = [(f"envelope power law: {m} = C x FLOPs^alpha", f) for m, f in analysis.envelope.items()]
@@ -114,8 +158,14 @@ def fits_table(analysis: Any) -> str:
     for title, f in fits:
         params = ", ".join(f"{html.escape(k)} = {html.escape(str(f.estimate(k)))}" for k in f.params)
         r2 = f.metrics.get("r2") if isinstance(f.metrics, dict) else None
+        status = html.escape(f.status.value)
+        if not f.ok:
+            status = f"<span class='flag'>{status}</span>: {html.escape(f.caveat())}"
+            if f.poorly_identified:
+                reasons = f.metrics.get("identifiability", {}).get("reasons", [])
+                status += f" <span class='note'>({html.escape('; '.join(reasons))})</span>"
         body.append(f"<tr><td>{html.escape(title)}</td><td>{params or '–'}</td><td>{f.n_points}</td>"
-                    f"<td>{fmt(r2)}</td><td>{html.escape(f.status)}</td></tr>")
+                    f"<td>{fmt(r2)}</td><td style='text-align:left'>{status}</td></tr>")
     extra = f"<p class='note'>Measured FLOPs per parameter per sample k = {fmt(analysis.k)}.</p>" if analysis.k else ""
     return ("<table class='data'><thead><tr><th>law</th><th>parameters [95 % bootstrap]</th><th>points</th>"
             f"<th>R²</th><th>status</th></tr></thead><tbody>{''.join(body)}</tbody></table>{extra}")

@@ -3,19 +3,20 @@
 Pure numpy/scipy/scikit-learn/pandas: importable without torch.
 
 Laws (frozen objects with named parameters, ``__call__``):
-    LAWS, create_law(name, **params), PowerLaw, ChinchillaLaw, Approach2Law, Approach3Law, LinearMap;
+    LAWS, create_law(name, **params) (`robustperf.scaling.catalogue`), PowerLaw, ChinchillaLaw, Approach2Law, Approach3Law, LinearMap;
     published: "bartoldson2024_approach2" (B, E at FID 0), "bartoldson2024_approach2_fid1.65" (notebook
     convention), "bartoldson2024_approach2_rounded", "bartoldson2024_approach3", "bartoldson2024_approach3_rounded",
     "bartoldson2024_loss_to_accuracy", "debenedetti2023_powerlaw", "debenedetti2023_cost_powerlaw".
 
-Fitters (return a frozen FitResult; a failed optimisation has status != "ok" and warns):
+Fitters (return a frozen FitResult with a `FitStatus`; a failed optimisation, or with a bootstrap a parameter
+the data do not pin down (`robustperf.scaling.identify`), gives a status other than OK and a FitWarning):
     fit_power_law, fit_envelope_power_law, envelope_points, fit_approach1, fit_chinchilla, fit_approach2,
     fit_approach3, fit_loss_to_accuracy, bartoldson_keep_mask, extrapolation_validation.
 
 Allocation and forecasts:
     compute_optimal, optimal_loss, model_size_tradeoff, flops_per_param_sample, forecast, forecast_loss,
     forecast_accuracy, forecast_flops, forecast_cost, ceiling_loss, estimate_derived (bootstrap interval of any
-    quantity computed from a fitted law).
+    quantity computed from a fitted law), bounded_accuracy and accuracy_validity (accuracies stay in [0, 1]).
 
 Predictors and fronts:
     fit_robustness_predictor, fit_frontier_quantile, pareto_front, pareto_mask.
@@ -35,12 +36,15 @@ from robustperf.scaling.allocation import (
     model_size_tradeoff,
     optimal_loss,
 )
+from robustperf.scaling.catalogue import LAWS, create_law
 from robustperf.scaling.envelope import envelope_points, fit_approach1, fit_envelope_power_law, fit_power_law
 from robustperf.scaling.fit import FitOptions, bartoldson_keep_mask, fit_approach2, fit_approach3, fit_chinchilla
 from robustperf.scaling.forecasting import (
     CostForecast,
     FlopsForecast,
     Forecast,
+    accuracy_validity,
+    bounded_accuracy,
     ceiling_loss,
     estimate_derived,
     forecast,
@@ -50,13 +54,11 @@ from robustperf.scaling.forecasting import (
     forecast_loss,
 )
 from robustperf.scaling.laws import (
-    LAWS,
     Approach2Law,
     Approach3Law,
     ChinchillaLaw,
     LinearMap,
     PowerLaw,
-    create_law,
 )
 from robustperf.scaling.pareto import pareto_front, pareto_mask
 from robustperf.scaling.predictors import PredictorResult, fit_frontier_quantile, fit_robustness_predictor
@@ -66,6 +68,7 @@ from robustperf.scaling.result import (
     BootstrapResult,
     Estimate,
     FitResult,
+    FitStatus,
     FitWarning,
     ScalingError,
     load_fit,
@@ -89,6 +92,7 @@ __all__ = [
     "ExtrapolationResult",
     "FitOptions",
     "FitResult",
+    "FitStatus",
     "FitWarning",
     "FlopsForecast",
     "Forecast",
@@ -97,7 +101,9 @@ __all__ = [
     "PredictorResult",
     "ScalingError",
     "Tradeoff",
+    "accuracy_validity",
     "bartoldson_keep_mask",
+    "bounded_accuracy",
     "ceiling_loss",
     "compute_optimal",
     "create_law",

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.identify import COEFFICIENT_DECADES, assess
 from robustperf.scaling.result import (
     STATUS_OK,
+    STATUS_POORLY_IDENTIFIED,
     STATUS_TOO_FEW_POINTS,
     BootstrapResult,
     FitResult,
@@ -94,11 +97,13 @@ def fit_envelope_power_law(flops: ArrayLike, y: ArrayLike, *, n_bins: int = 19,
         best: which run of a bin is the envelope.
         min_y: drop runs with y below this first (e.g. 1.0 to drop AutoAttack < 1 %, catastrophic overfitting).
         envelope: False fits all runs instead of the envelope.
-        bootstrap: resamples of the envelope points for intervals of C and alpha.
+        bootstrap: resamples of the envelope points for intervals of C and alpha (and the identifiability
+            check: an alpha whose interval is wider than itself makes the fit ``poorly_identified``).
         seed: resampling seed.
 
     Returns:
-        FitResult with law "power_law", params C and alpha, metrics r2 (log-log) and the envelope indices.
+        FitResult with law "power_law", params C and alpha, metrics r2 (log-log), the envelope indices and
+        the x and y ranges of the envelope (a power law in accuracy is only valid inside its y range).
     """
     x = np.asarray(flops, dtype=float)
     yy = np.asarray(y, dtype=float)
@@ -129,12 +134,31 @@ def fit_envelope_power_law(flops: ArrayLike, y: ArrayLike, *, n_bins: int = 19,
             cs.append(c_b)
             alphas.append(a_b)
         boot = BootstrapResult({"C": np.array(cs), "alpha": np.array(alphas)}, bootstrap, bootstrap - len(cs), seed)
-    return FitResult(
+    fit = FitResult(
         law="power_law", params={"C": C, "alpha": alpha}, status=STATUS_OK, objective=float(np.sum(resid**2)),
         n_points=len(idx), residuals=resid, bootstrap=boot,
         metrics={"r2": r2, "envelope_indices": idx.tolist(), "n_bins": n_bins, "binning": binning, "best": best,
-                 "n_candidates": len(idx_all)},
+                 "n_candidates": len(idx_all), "x_range": [float(x[idx].min()), float(x[idx].max())],
+                 "y_range": [float(yy[idx].min()), float(yy[idx].max())]},
     )
+    if boot is not None and len(boot.samples["C"]):
+        # C is the law's value at x = 1, often many decades outside the data, so its interval mostly
+        # restates alpha's. What the data pin down is alpha and the level at their own centre.
+        log_xc = float(np.mean(np.log(x[idx])))
+        level = np.log10(boot.samples["C"]) + boot.samples["alpha"] * log_xc / np.log(10.0)
+        lo, hi = np.nanpercentile(level, [2.5, 97.5])
+        fit = replace(fit, metrics={**fit.metrics, "level_at_centre_decades": float(hi - lo)})
+        checked = assess(fit, ["alpha"], what="fit_envelope_power_law")
+        if hi - lo > COEFFICIENT_DECADES and checked.ok:
+            msg = (f"; poorly identified: C (the law's level at the data's centre, {np.exp(log_xc):.3g}, spans "
+                   f"{hi - lo:.1f} orders of magnitude)")
+            info = checked.metrics["identifiability"]
+            ident = {**info, "poorly_identified": ["C"], "reasons": [*info.get("reasons", []), msg.split(": ", 1)[1]]}
+            warn_status("fit_envelope_power_law", STATUS_POORLY_IDENTIFIED, msg)
+            checked = replace(checked, status=STATUS_POORLY_IDENTIFIED, message=checked.message + msg,
+                              metrics={**checked.metrics, "identifiability": ident})
+        return checked
+    return assess(fit, what="fit_envelope_power_law")
 
 
 def fit_power_law(x: ArrayLike, y: ArrayLike, *, envelope: bool = True, n_bins: int = 19,
@@ -169,7 +193,7 @@ def _curve_envelope(curves: Sequence[tuple[float, np.ndarray, np.ndarray, np.nda
 
 
 def fit_approach1(run_id: ArrayLike, n_params: ArrayLike, flops: ArrayLike, loss: ArrayLike,
-                  samples: ArrayLike, *, n_queries: int = 1000) -> FitResult:
+                  samples: ArrayLike, *, n_queries: int = 1000, bootstrap: int = 0, seed: int = 0) -> FitResult:
     """Bartoldson et al. 2024 Approach 1 (papers/001 App. F.1) on training curves of one data set.
 
     Args:
@@ -179,6 +203,9 @@ def fit_approach1(run_id: ArrayLike, n_params: ArrayLike, flops: ArrayLike, loss
         loss: adversarial test loss at the row.
         samples: training samples seen at the row (D).
         n_queries: log-spaced FLOPs values at which the envelope is read (papers/001: 1000).
+        bootstrap: resamples of the training curves (runs drawn with replacement, the envelope and the
+            regressions redone) for intervals of every parameter and the identifiability check.
+        seed: resampling seed.
 
     Returns:
         FitResult (law "") with params: a and N_coef (N* = N_coef C^a), b and D_coef (D* = D_coef C^b),
@@ -199,22 +226,55 @@ def fit_approach1(run_id: ArrayLike, n_params: ArrayLike, flops: ArrayLike, loss
     if len(curves) < 2:
         raise ScalingError(f"Approach 1 needs training curves of at least 2 runs, got {len(curves)}")
     queries = np.geomspace(f_arr[good].min(), f_arr[good].max(), n_queries)
-    best_l, best_n, best_d = _curve_envelope(curves, queries)
-    # Keep only query points where the envelope loss improves on every smaller budget (App. F.1).
-    running = np.minimum.accumulate(np.where(np.isfinite(best_l), best_l, np.inf))
-    improves = np.isfinite(best_l) & (best_l <= running) & np.r_[True, running[1:] < running[:-1]]
-    q, lstar, nstar, dstar = queries[improves], best_l[improves], best_n[improves], best_d[improves]
+    q, lstar, nstar, dstar = _improving_envelope(curves, queries)
     if len(q) < 3:
         msg = f"{len(q)} improving envelope points; Approach 1 needs at least 3"
         warn_status("fit_approach1", STATUS_TOO_FEW_POINTS, msg)
         return FitResult({}, STATUS_TOO_FEW_POINTS, float("nan"), len(q), message=msg)
+    params, (r2_n, r2_d, r2_l), res_n = _approach1_regressions(q, lstar, nstar, dstar)
+    boot = _bootstrap_approach1(curves, queries, bootstrap, seed) if bootstrap > 0 else None
+    fit = FitResult(
+        law="", params=params, status=STATUS_OK, objective=float(np.sum(res_n**2)), n_points=len(q),
+        residuals=res_n, bootstrap=boot,
+        metrics={"r2_N": r2_n, "r2_D": r2_d, "r2_L": r2_l, "n_curves": len(curves), "n_model_sizes":
+                 len({c[0] for c in curves}), "envelope_flops": q.tolist(), "envelope_loss": lstar.tolist(),
+                 "envelope_N": nstar.tolist(), "envelope_D": dstar.tolist()},
+    )
+    # The exponents and L's coefficient carry the result; N_coef and D_coef trade off against a and b
+    # over the FLOPs range (like A against alpha), so their spread says nothing new.
+    return assess(fit, ["a", "b", "l_exponent", "L_coef"], what="fit_approach1")
+
+
+def _improving_envelope(curves: Sequence[tuple[float, np.ndarray, np.ndarray, np.ndarray]], queries: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Envelope points where the loss improves on every smaller budget (App. F.1): (C, L*, N*, D*)."""
+    best_l, best_n, best_d = _curve_envelope(curves, queries)
+    running = np.minimum.accumulate(np.where(np.isfinite(best_l), best_l, np.inf))
+    improves = np.isfinite(best_l) & (best_l <= running) & np.r_[True, running[1:] < running[:-1]]
+    return queries[improves], best_l[improves], best_n[improves], best_d[improves]
+
+
+def _approach1_regressions(q: np.ndarray, lstar: np.ndarray, nstar: np.ndarray, dstar: np.ndarray
+                           ) -> tuple[dict[str, float], tuple[float, float, float], np.ndarray]:
     n_coef, a, r2_n, res_n = _loglog_fit(q, nstar)
     d_coef, b, r2_d, _ = _loglog_fit(q, dstar)
     l_coef, l_exp, r2_l, _ = _loglog_fit(q, lstar)
-    return FitResult(
-        law="", params={"a": a, "N_coef": n_coef, "b": b, "D_coef": d_coef, "l_exponent": l_exp, "L_coef": l_coef},
-        status=STATUS_OK, objective=float(np.sum(res_n**2)), n_points=len(q), residuals=res_n,
-        metrics={"r2_N": r2_n, "r2_D": r2_d, "r2_L": r2_l, "n_curves": len(curves),
-                 "envelope_flops": q.tolist(), "envelope_loss": lstar.tolist(), "envelope_N": nstar.tolist(),
-                 "envelope_D": dstar.tolist()},
-    )
+    params = {"a": a, "N_coef": n_coef, "b": b, "D_coef": d_coef, "l_exponent": l_exp, "L_coef": l_coef}
+    return params, (r2_n, r2_d, r2_l), res_n
+
+
+def _bootstrap_approach1(curves: Sequence[tuple[float, np.ndarray, np.ndarray, np.ndarray]], queries: np.ndarray,
+                         n_resamples: int, seed: int) -> BootstrapResult:
+    """Resample whole training curves (a run is the unit of data), redo the envelope and the regressions."""
+    rng = np.random.default_rng(seed)
+    names = ("a", "N_coef", "b", "D_coef", "l_exponent", "L_coef")
+    rows: list[list[float]] = []
+    for _ in range(n_resamples):
+        pick = np.unique(rng.integers(0, len(curves), len(curves)))  # duplicates do not change an envelope
+        q, lstar, nstar, dstar = _improving_envelope([curves[i] for i in pick], queries)
+        if len(q) < 3 or np.ptp(np.log(nstar)) == 0:
+            continue  # one model size left: N* is constant and the slope is meaningless
+        params, _, _ = _approach1_regressions(q, lstar, nstar, dstar)
+        rows.append([params[k] for k in names])
+    values = np.array(rows, dtype=float).reshape(-1, len(names))
+    return BootstrapResult({k: values[:, i] for i, k in enumerate(names)}, n_resamples, n_resamples - len(rows), seed)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.identify import assess
 from robustperf.scaling.objectives import A2_NAMES, A3_NAMES, Approach2Objective, Approach3Objective
 from robustperf.scaling.optimize import batched_lbfgs, multistart_minimize
 from robustperf.scaling.result import (
@@ -144,8 +145,9 @@ def _batched_refit(make_objective, starts: np.ndarray, weights: np.ndarray, max_
 
 def _a2_params(theta: np.ndarray, fid_ref: float) -> dict[str, float]:
     a, b, e, alpha, beta, eps, zeta = (float(v) for v in theta)
-    return {"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": alpha, "beta": beta,
-            "eps": eps, "zeta": zeta}
+    with np.errstate(over="ignore"):  # a runaway resample gives inf, which the bootstrap then drops
+        return {"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": alpha,
+                "beta": beta, "eps": eps, "zeta": zeta}
 
 
 def _a2_stage(log_n, log_d, log_l, shift, free, base, grid_x, opts: FitOptions):
@@ -154,12 +156,42 @@ def _a2_stage(log_n, log_d, log_l, shift, free, base, grid_x, opts: FitOptions):
                                     max_iter=opts.max_iter, n_polish=opts.n_polish)
 
 
+AXIS_FIX = {
+    "alpha": "N (parameters)", "A": "N (parameters)", "beta": "D (training samples)", "B": "D (training samples)",
+}
+
+
+def surface_fix(fit: FitResult) -> str:
+    """Advice for a poorly identified L(N, D) fit: which axis of the grid to widen."""
+    axes = sorted({AXIS_FIX[name] for name in fit.poorly_identified if name in AXIS_FIX})
+    if not axes:
+        return "Add runs: more distinct model sizes and data sizes, each spanning at least a decade"
+    return (f"Widen the grid along {' and '.join(axes)}: at least 3 distinct values spanning a decade or more "
+            "(`robustperf study --check-design` checks a grid before training)")
+
+
+def _assess_surface(fit: FitResult, names: Sequence[str], what: str) -> FitResult:
+    centre = fit.metrics.get("log_centre")  # A and B judged as their terms at the runs' centre
+    centres = {"A": ("alpha", centre["N"]), "B": ("beta", centre["D"])} if centre else None
+    checked = assess(fit, names, what=what, replaces=(STATUS_DEGENERATE,), centres=centres)
+    if checked.status != fit.status and checked.poorly_identified:
+        fix = surface_fix(checked)
+        checked = replace(checked, message=f"{checked.message}. {fix}")
+    elif fit.bootstrap is not None and checked.status == fit.status:
+        warn_status(what, checked.status, checked.message)  # not ok for another reason (e.g. not converged)
+    return checked
+
+
 def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None = None,
                   *, reference_fid: float | None = None, base_mask: ArrayLike | None = None,
                   joint: bool = False, drop_underfit: bool = False, grid: Mapping[str, Sequence[float]] | None = None,
                   quality_grid: Mapping[str, Sequence[float]] | None = None, bootstrap: int = 0, seed: int = 0,
                   options: FitOptions | None = None) -> FitResult:
     """Fit Bartoldson et al.'s Approach 2 (papers/001 Eq. 3, App. F.2.1).
+
+    With a bootstrap, every fitted parameter is checked for identifiability
+    (`robustperf.scaling.identify`): a converged fit whose resamples do not pin a parameter down comes
+    back `poorly_identified`, naming it.
 
     Two stages as in the paper: A, B, E, alpha, beta on the base data set (one FID), then eps, zeta on
     the other data sets with the base parameters held fixed. B and E come out at the base data set's
@@ -174,10 +206,21 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
             then ``grid`` x ``quality_grid`` (37,500 starts with the defaults: pass smaller grids).
         drop_underfit: apply the paper's filter (drop N < 100M and D > 10M and FID < 10).
         grid, quality_grid: initialisation grids (default: the paper's, 3125 and 12 starts).
-        bootstrap: number of resamples for confidence intervals (0: none).
+        bootstrap: number of resamples for confidence intervals and the identifiability check (0: none).
         seed: resampling seed.
         options: optimiser settings.
     """
+    fit = _fit_approach2(N, D, L, fid, reference_fid=reference_fid, base_mask=base_mask, joint=joint,
+                         drop_underfit=drop_underfit, grid=grid, quality_grid=quality_grid, bootstrap=bootstrap,
+                         seed=seed, options=options)
+    names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.get("quality_fitted") else [])
+    return _assess_surface(fit, names, "fit_approach2")
+
+
+def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None, *, reference_fid: float | None,
+                   base_mask: ArrayLike | None, joint: bool, drop_underfit: bool,
+                   grid: Mapping[str, Sequence[float]] | None, quality_grid: Mapping[str, Sequence[float]] | None,
+                   bootstrap: int, seed: int, options: FitOptions | None) -> FitResult:
     opts = options or FitOptions()
     n, d, loss, f, good = _as_arrays(N, D, L, fid)
     if drop_underfit:
@@ -233,7 +276,8 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
         message += (f"; not identified by these runs: {', '.join(dead)} (changes by less than {DEAD_TERM_SHARE:.0%} "
                     f"of the loss across the runs, or exponent not in (0, {MAX_PLAUSIBLE_EXPONENT:g}]); spread N and D wider. No "
                     "compute-optimal allocation should be derived from this fit")
-    warn_status("fit_approach2", status, message)
+    if bootstrap == 0:  # with a bootstrap, `_assess_surface` warns once with the data's verdict
+        warn_status("fit_approach2", status, message)
     boot = None
     if bootstrap > 0:
         boot = _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, res1.top_x, free1,
@@ -242,7 +286,8 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
         law="approach2", params=_a2_params(theta, fid_ref), status=status, objective=float(objective),
         n_points=len(n), residuals=residuals, bootstrap=boot,
         metrics={"n_base": n_base, "quality_fitted": quality_fitted, "r2_log": _r2(log_l, lse[0]),
-                 "n_starts": res1.n_starts},
+                 "n_starts": res1.n_starts, "log_centre": {"N": float(np.mean(log_n[base_rows])),
+                                                           "D": float(np.mean(log_d[base_rows]))}},
         law_kwargs={"fid_ref": fid_ref}, message=message,
     )
 
@@ -323,18 +368,19 @@ def fit_chinchilla(N: ArrayLike, D: ArrayLike, L: ArrayLike, *, drop_underfit: b
                    options: FitOptions | None = None) -> FitResult:
     """Fit L = A/N^alpha + B/D^beta + E (Hoffmann et al. 2022 Approach 3; papers/001 App. F.2.1 settings).
 
-    Same objective and grid as `fit_approach2` with no quality terms.
+    Same objective and grid as `fit_approach2` with no quality terms, and the same identifiability check.
     """
-    fit = fit_approach2(N, D, L, None, reference_fid=0.0, joint=False, drop_underfit=drop_underfit, grid=grid,
-                        bootstrap=bootstrap, seed=seed, options=options)
+    fit = _fit_approach2(N, D, L, None, reference_fid=0.0, base_mask=None, joint=False, drop_underfit=drop_underfit,
+                         grid=grid, quality_grid=None, bootstrap=bootstrap, seed=seed, options=options)
     params = {k: v for k, v in fit.params.items() if k not in ("eps", "zeta")}
     boot = fit.bootstrap
     if boot is not None:
         boot = BootstrapResult({k: v for k, v in boot.samples.items() if k in params}, boot.n_resamples,
                                boot.n_failed, boot.seed)
-    return FitResult(law="chinchilla", params=params, status=fit.status, objective=fit.objective,
-                     n_points=fit.n_points, residuals=fit.residuals, bootstrap=boot, metrics=fit.metrics,
-                     message=fit.message)
+    out = FitResult(law="chinchilla", params=params, status=fit.status, objective=fit.objective,
+                    n_points=fit.n_points, residuals=fit.residuals, bootstrap=boot, metrics=fit.metrics,
+                    message=fit.message)
+    return _assess_surface(out, list(params), "fit_chinchilla")
 
 
 # --------------------------------------------------------------------------------------- Approach 3
@@ -375,9 +421,10 @@ def fit_approach3(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
         x, _, conv = _batched_refit(lambda w: Approach3Objective(n, d, f, np.log(loss), w, opts.delta), starts,
                                     weights, opts.max_iter)
         boot = _boot_result(x, A3_NAMES, conv, bootstrap, seed)
-    return FitResult(law="approach3", params=params, status=status, objective=float(res.f), n_points=len(n),
-                     residuals=residuals, bootstrap=boot, metrics={"r2_log": _r2(np.log(loss), np.log(pred[0])),
-                                                                   "n_starts": res.n_starts}, message=res.message)
+    out = FitResult(law="approach3", params=params, status=status, objective=float(res.f), n_points=len(n),
+                    residuals=residuals, bootstrap=boot, metrics={"r2_log": _r2(np.log(loss), np.log(pred[0])),
+                                                                  "n_starts": res.n_starts}, message=res.message)
+    return _assess_surface(out, list(params), "fit_approach3")
 
 
 def _r2(y: np.ndarray, y_hat: np.ndarray) -> float:

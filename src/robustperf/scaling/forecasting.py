@@ -6,6 +6,11 @@ FLOPs to reach a target - is solved numerically and says "unreachable" when the 
 law's ceiling (its loss as N, D -> infinity). FLOPs become GPU-hours at a stated utilisation on a named
 GPU, then kWh, CO2 and USD with the cost module's sourced constants. When the law was fitted here with a
 bootstrap, every quantity gets a percentile interval from the resampled laws.
+
+Accuracies are fractions and stay in [0, 1] on every path (issue 11): the loss-to-accuracy line is
+clipped to [0, 1], so the saturating composition "loss law -> accuracy" has the ceiling
+min(1, map(E')); a power law in accuracy has no ceiling of its own, so it is capped at 1 and every
+forecast from it says up to which accuracy it was fitted (beyond that it is an extrapolation).
 """
 
 from __future__ import annotations
@@ -47,6 +52,37 @@ def ceiling_loss(law: Any, *, fid: float = 0.0) -> float:
     raise ScalingError(f"no loss ceiling for a {type(law).__name__}")
 
 
+def bounded_accuracy(value: Any) -> Any:
+    """An accuracy clipped to [0, 1] (nan stays nan); scalars come back as float."""
+    out = np.clip(np.asarray(value, dtype=float), 0.0, 1.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def loss_to_accuracy_ceiling(law: Any, loss_to_accuracy: LinearMap, *, fid: float = 0.0) -> float:
+    """The best accuracy an N, D law can reach: the loss map at its loss floor, clipped to [0, 1]."""
+    _check_map(loss_to_accuracy)
+    return bounded_accuracy(loss_to_accuracy(ceiling_loss(law, fid=fid)))
+
+
+def _check_map(loss_to_accuracy: LinearMap) -> None:
+    if not loss_to_accuracy.slope < 0:
+        raise ScalingError(f"the loss -> accuracy map has slope {loss_to_accuracy.slope:.3g} >= 0 (accuracy would not "
+                           "fall as the loss rises); refit it on runs that span a range of losses")
+
+
+def accuracy_validity(law: PowerLaw, y_max: float | None = None) -> tuple[float, float]:
+    """(accuracy up to which a power law in accuracy is valid, FLOPs where it reaches 1).
+
+    ``y_max`` is the highest accuracy (in the law's units) it was fitted on; without one, the law is
+    valid at most up to accuracy 1. FLOPs are inf when the law never reaches 1 (alpha <= 0).
+    """
+    scale = _y_scale(law)
+    valid = 1.0 if y_max is None else min(1.0, float(y_max) * scale)
+    if law.alpha <= 0 or law.C <= 0:
+        return valid, math.inf
+    return valid, float(law.inverse(1.0 / scale)) * _x_scale(law)
+
+
 def forecast_loss(law: Any, flops: float, *, fid: float = 0.0, k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE) -> float:
     """Compute-optimal loss at ``flops``."""
     return compute_optimal(law, flops, fid=fid, k=k).loss
@@ -58,11 +94,12 @@ def forecast_accuracy(law: Any, flops: float, *, fid: float = 0.0, k: float = DE
 
     N, D laws: compute-optimal loss mapped to accuracy (papers/001 App. F.2.2). Power laws of accuracy
     against FLOPs (papers/002) are evaluated directly, in their own x and y units converted to FLOPs and
-    fractions.
+    fractions. Either way the result is clipped to [0, 1] (`bounded_accuracy`).
     """
     if isinstance(law, PowerLaw):
-        return float(law(flops / _x_scale(law))) * _y_scale(law)
-    return float(loss_to_accuracy(forecast_loss(law, flops, fid=fid, k=k)))
+        return bounded_accuracy(float(law(flops / _x_scale(law))) * _y_scale(law))
+    _check_map(loss_to_accuracy)
+    return bounded_accuracy(loss_to_accuracy(forecast_loss(law, flops, fid=fid, k=k)))
 
 
 @dataclass(frozen=True)
@@ -91,14 +128,26 @@ def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_los
     if isinstance(law, PowerLaw):
         if target_accuracy is None:
             raise ScalingError("a power law of accuracy vs FLOPs takes target_accuracy, not target_loss")
+        if not 0.0 < target_accuracy < 1.0:
+            raise ScalingError(f"target accuracy must be a fraction in (0, 1), got {target_accuracy}")
+        if law.alpha <= 0:
+            return FlopsForecast(math.inf, False, None, None, None,
+                                 f"unreachable: the power law does not rise with FLOPs (alpha {law.alpha:.3g})")
         flops = float(law.inverse(target_accuracy / _y_scale(law))) * _x_scale(law)
-        return FlopsForecast(flops, True, None, None, None, "power law (no ceiling)")
+        return FlopsForecast(flops, True, None, None, 1.0, "power law in accuracy (no ceiling of its own)")
     if not isinstance(law, _ND_LAWS):
         raise ScalingError(f"cannot forecast FLOPs with a {type(law).__name__}")
-    if target_loss is None:
-        target_loss = float(loss_to_accuracy.inverse(target_accuracy))
+    _check_map(loss_to_accuracy)
     floor = ceiling_loss(law, fid=fid)
-    ceiling_acc = float(loss_to_accuracy(floor))
+    ceiling_acc = bounded_accuracy(loss_to_accuracy(floor))
+    if target_accuracy is not None:
+        if not 0.0 < target_accuracy <= 1.0:
+            raise ScalingError(f"target accuracy must be a fraction in (0, 1], got {target_accuracy}")
+        if target_accuracy >= ceiling_acc and ceiling_acc < 1.0:
+            return FlopsForecast(math.inf, False, float(loss_to_accuracy.inverse(target_accuracy)), floor, ceiling_acc,
+                                 f"unreachable: ceiling is accuracy {ceiling_acc:.5f} (loss {floor:.5f}) at FID {fid:g}")
+        target_loss = float(loss_to_accuracy.inverse(target_accuracy))
+    assert target_loss is not None  # exactly one target was given
     if target_loss <= floor * (1.0 + 1e-12):
         return FlopsForecast(math.inf, False, target_loss, floor, ceiling_acc,
                              f"unreachable: ceiling is accuracy {ceiling_acc:.5f} (loss {floor:.5f}) at FID {fid:g}")
@@ -209,6 +258,8 @@ class Forecast:
     D: Estimate | None
     cost: dict[str, Estimate]
     constants: dict[str, dict[str, Any]]
+    validity: str = ""
+    caveat: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         def est(e: Estimate | None) -> dict[str, Any] | None:
@@ -216,7 +267,8 @@ class Forecast:
 
         return {"law": self.law, "fid": self.fid, "k": self.k, "flops": est(self.flops), "reachable": self.reachable,
                 "message": self.message, "loss": est(self.loss), "accuracy": est(self.accuracy), "N": est(self.N),
-                "D": est(self.D), "cost": {k: est(v) for k, v in self.cost.items()}, "constants": self.constants}
+                "D": est(self.D), "cost": {k: est(v) for k, v in self.cost.items()}, "constants": self.constants,
+                "validity": self.validity, "caveat": self.caveat}
 
 
 def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: float, k: float,
@@ -230,7 +282,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
     values["flops"] = flops
     if isinstance(law, _ND_LAWS) and math.isfinite(flops):
         alloc: Allocation = compute_optimal(law, flops, fid=fid, k=k)
-        values.update(loss=alloc.loss, N=alloc.N, D=alloc.D, accuracy=float(loss_to_accuracy(alloc.loss)))
+        values.update(loss=alloc.loss, N=alloc.N, D=alloc.D, accuracy=bounded_accuracy(loss_to_accuracy(alloc.loss)))
     elif isinstance(law, PowerLaw) and math.isfinite(flops):
         values["accuracy"] = forecast_accuracy(law, flops)
     cost = forecast_cost(flops, **cost_kwargs)
@@ -244,7 +296,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
 def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: float | None = None, fid: float = 0.0,
              k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = 0.4, level: float = 0.95,
              loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
-             **cost_kwargs: Any) -> Forecast:
+             loss_range: tuple[float, float] | None = None, **cost_kwargs: Any) -> Forecast:
     """Forecast from a budget (``flops``) or for a target accuracy, with costs and bootstrap intervals.
 
     Args:
@@ -257,12 +309,17 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
         level: interval coverage.
         loss_to_accuracy: loss -> accuracy map (default: papers/001 App. F.2.2).
         name: label of the law in the result (default: the fit's law name or the law's source).
+        loss_range: (lowest, highest) loss the loss -> accuracy map was fitted on; a forecast loss
+            outside it is labelled an extrapolation of the map.
         **cost_kwargs: forwarded to `forecast_cost` (watts, pue, grid, co2_g_per_kwh, usd_per_kwh, usd_per_gpu_hour).
     """
     if (flops is None) == (target_accuracy is None):
         raise ScalingError("give exactly one of flops or target_accuracy")
-    if isinstance(law_or_fit, FitResult):
-        law, boot_laws, name_default = law_or_fit.to_law(), law_or_fit.bootstrap_laws(), law_or_fit.law
+    fit = law_or_fit if isinstance(law_or_fit, FitResult) else None
+    if fit is not None:
+        if not fit.usable:
+            raise ScalingError(f"cannot forecast from a fit with status {fit.status.value!r}: {fit.message}")
+        law, boot_laws, name_default = fit.to_law(), fit.bootstrap_laws(), fit.law
     else:
         law, boot_laws = law_or_fit, []
         name_default = getattr(law_or_fit, "source", "") or type(law_or_fit).__name__
@@ -289,7 +346,36 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
 
     cost_keys = ("gpu_hours", "gpu_years", "energy_kwh", "co2_kg", "usd_electricity", "usd_cloud")
     costs = {key: e for key in cost_keys if (e := est(key)) is not None}
+    validity = _validity_note(law, fit, point, target_accuracy, fid, loss_to_accuracy, loss_range)
     return Forecast(law=name, fid=fid, k=k, flops=est("flops") or Estimate(math.inf), reachable=reachable,
                     message=message, loss=est("loss"), accuracy=est("accuracy"), N=est("N"), D=est("D"),
-                    cost=costs, constants=cost.constants)
+                    cost=costs, constants=cost.constants, validity=validity,
+                    caveat=fit.caveat() if fit is not None else "")
+
+
+def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], target_accuracy: float | None,
+                   fid: float, loss_to_accuracy: LinearMap, loss_range: tuple[float, float] | None) -> str:
+    """Up to where this forecast's accuracy can be trusted, in one line."""
+    if isinstance(law, PowerLaw):
+        y_range = fit.metrics.get("y_range") if fit is not None else None
+        valid, flops_at_one = accuracy_validity(law, y_range[1] if y_range else None)
+        where = (f"fitted on accuracies up to {valid:.3g}" if y_range else "no ceiling of its own")
+        note = f"power law in accuracy, {where}; capped at 1"
+        if math.isfinite(flops_at_one):
+            note += f" (it reaches 1 at {flops_at_one:.2g} FLOPs)"
+        acc = target_accuracy if target_accuracy is not None else point.get("accuracy")
+        if acc is not None and y_range and acc > valid:
+            note += f"; accuracy {acc:.3g} lies beyond the fitted range: extrapolation"
+        return note
+    if isinstance(law, _ND_LAWS):
+        ceiling = loss_to_accuracy_ceiling(law, loss_to_accuracy, fid=fid)
+        note = (f"saturating: loss law composed with the loss -> accuracy map, ceiling {ceiling:.3g} "
+                f"(loss floor {ceiling_loss(law, fid=fid):.3g})")
+        loss = point.get("loss")
+        if loss_range is not None and loss is not None and math.isfinite(loss) and not (
+                loss_range[0] <= loss <= loss_range[1]):
+            note += (f"; loss {loss:.3g} is outside the losses [{loss_range[0]:.3g}, {loss_range[1]:.3g}] the map "
+                     "was fitted on: extrapolation")
+        return note
+    return ""
 

@@ -7,19 +7,16 @@
 - `LinearMap`: accuracy = slope * L + intercept (papers/001 App. F.2.2).
 
 Quality = 1/FID, so log(1 + 1/Quality) = log(1 + FID) and Q/Quality = Q * FID (REFERENCE.md s.4).
-`LAWS` maps a name to a factory; `create_law(name, **params)` builds one. Published laws with their
-sources live in `robustperf.scaling.published` and are registered here under their paper names.
+The registry (`LAWS`, `create_law`) lives in `robustperf.scaling.catalogue`, which imports this module
+and `robustperf.scaling.published`; neither of those imports the catalogue, so there is no cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
-
-from robustperf.registry import Registry
 
 ArrayLike = Any  # float or numpy array; laws broadcast like numpy
 
@@ -187,34 +184,3 @@ class LinearMap(_LawBase):
 
     def inverse(self, y: ArrayLike) -> ArrayLike:
         return (np.asarray(y, dtype=float) - self.intercept) / self.slope
-
-
-LawFactory = Callable[..., Any]
-LAWS: Registry[LawFactory] = Registry("scaling law")
-
-LAWS.register("power_law", PowerLaw)
-LAWS.register("chinchilla", ChinchillaLaw)
-LAWS.register("approach2", Approach2Law)
-LAWS.register("approach3", Approach3Law)
-LAWS.register("linear", LinearMap)
-
-
-def create_law(name: str, **params: Any) -> Any:
-    """Build a law by registry name.
-
-    Generic laws ("power_law", "chinchilla", "approach2", "approach3", "linear") take their parameters;
-    published laws ("bartoldson2024_approach2", ...) take none, or overrides of single fields.
-
-    Raises:
-        RegistryError: unknown name (the message lists the registered laws).
-        TypeError: a parameter the law does not have.
-    """
-    import robustperf.scaling.published  # noqa: F401  (registers the published laws)
-
-    factory = LAWS.get(name)
-    if isinstance(factory, type):
-        known = {f.name for f in fields(factory)}
-        unknown = set(params) - known
-        if unknown:
-            raise TypeError(f"law {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(known)}")
-    return factory(**params)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -207,10 +208,8 @@ def multistart_minimize(fun: BatchObjective, x0: np.ndarray, *, bounds: list[tup
     for x_start in top[:n_polish] if n_polish > 0 else top[:1]:
         if n_polish > 0:
             res = _polish(fun, x_start, bounds)
-            x_end, f_end, msg = res.x, float(res.fun), str(res.message)
-            # L-BFGS-B reports ABNORMAL when the line search cannot improve a point that is already
-            # optimal to machine precision (common with the Huber loss's kinks): judge by the gradient.
-            ok = bool(res.success) or float(np.max(np.abs(_projected(res.jac, res.x, bounds)))) <= polish_gtol
+            x_end, f_end = res.x, float(res.fun)
+            ok, msg = _polish_verdict(fun, res, bounds, polish_gtol)
         else:
             x_end = x_start
             f_end = float(fun(x_start[None], np.zeros(1, dtype=int))[0][0])
@@ -222,6 +221,28 @@ def multistart_minimize(fun: BatchObjective, x0: np.ndarray, *, bounds: list[tup
     if best_x is None:
         best_x = top[0]
     return MultistartResult(x=np.asarray(best_x), f=best_f, success=success, message=message, top_x=top, n_starts=S)
+
+
+def _polish_verdict(fun: BatchObjective, res: Any, bounds: list[tuple[float | None, float | None]] | None,
+                    gtol: float) -> tuple[bool, str]:
+    """(converged?, a message that agrees with the verdict) for a scipy L-BFGS-B result.
+
+    L-BFGS-B reports ABNORMAL when its line search cannot improve a point that is already optimal to
+    machine precision (common with the Huber loss's kinks). Such a stop counts as converged only if the
+    projected gradient is below ``gtol`` and a fresh restart from the point finds nothing lower; any
+    other abnormal stop is not converged, whatever the objective looks like.
+    """
+    grad = float(np.max(np.abs(_projected(res.jac, res.x, bounds)))) if np.size(res.jac) else 0.0
+    if bool(res.success):
+        return True, f"converged (L-BFGS-B: {res.message}; max |gradient| {grad:.1e})"
+    if grad <= gtol:
+        again = _polish(fun, np.asarray(res.x, dtype=float), bounds)
+        if float(again.fun) >= float(res.fun) - 1e-12 * max(1.0, abs(float(res.fun))):
+            return True, (f"converged (max |gradient| {grad:.1e} <= {gtol:g}; L-BFGS-B's line search stopped at a "
+                          "point a restart cannot improve)")
+        return False, (f"not converged: L-BFGS-B stopped ({res.message}) but a restart lowered the objective "
+                       f"from {float(res.fun):.6g} to {float(again.fun):.6g}")
+    return False, f"not converged: L-BFGS-B stopped ({res.message}) with max |gradient| {grad:.1e} > {gtol:g}"
 
 
 def _distinct(x_sorted: np.ndarray, n: int, rtol: float = 1e-3) -> np.ndarray:

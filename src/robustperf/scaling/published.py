@@ -1,7 +1,7 @@
 """Published scaling laws, shipped as data with their sources (REFERENCE.md section 4).
 
-Registered in `LAWS` by paper name; ``create_law("bartoldson2024_approach2")`` returns the law.
-Keyword arguments override single fields (e.g. ``source``).
+Plain data: `robustperf.scaling.catalogue` registers each entry of `PUBLISHED` under its paper name, so
+``create_law("bartoldson2024_approach2")`` returns the law (keyword arguments override single fields).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from robustperf.scaling.laws import LAWS, Approach2Law, Approach3Law, LinearMap, PowerLaw
+from robustperf.scaling.laws import Approach2Law, Approach3Law, LinearMap, PowerLaw
 
 _B24 = "Bartoldson et al. 2024 (papers/001)"
 
@@ -70,16 +70,3 @@ PUBLISHED: dict[str, Any] = {
     "debenedetti2023_powerlaw": DEBENEDETTI2023_POWERLAW,
     "debenedetti2023_cost_powerlaw": DEBENEDETTI2023_COST_POWERLAW,
 }
-
-
-def _factory(law: Any) -> Any:
-    def build(**overrides: Any) -> Any:
-        return replace(law, **overrides) if overrides else law
-
-    build.__doc__ = law.source
-    return build
-
-
-for _name, _law in PUBLISHED.items():
-    if _name not in LAWS:
-        LAWS.register(_name, _factory(_law))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.identify import assess
 from robustperf.scaling.result import STATUS_OK, BootstrapResult, FitResult, ScalingError
 
 
@@ -48,6 +49,7 @@ def fit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, run_id: ArrayL
         fits = [np.polyfit(x[r], y[r], 1) for r in rows if np.ptp(x[r]) > 0]
         arr = np.array(fits)
         boot = BootstrapResult({"slope": arr[:, 0], "intercept": arr[:, 1]}, bootstrap, bootstrap - len(fits), seed)
-    return FitResult(params={"slope": float(slope), "intercept": float(intercept)}, status=STATUS_OK,
-                     objective=float(np.sum(resid**2)), n_points=len(x), residuals=resid, bootstrap=boot,
-                     law="linear", metrics={"r2": r2})
+    fit = FitResult(params={"slope": float(slope), "intercept": float(intercept)}, status=STATUS_OK,
+                    objective=float(np.sum(resid**2)), n_points=len(x), residuals=resid, bootstrap=boot,
+                    law="linear", metrics={"r2": r2, "x_range": [float(x.min()), float(x.max())]})
+    return assess(fit, what="fit_loss_to_accuracy")

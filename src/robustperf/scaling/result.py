@@ -1,7 +1,7 @@
 """Frozen results of a fit: parameters, status, objective, residuals and bootstrap samples.
 
 A fit never returns a failed optimum silently (DESIGN.md "Contracts"): an optimiser that did not
-converge gives ``status != "ok"`` and a `FitWarning`.
+converge, or a parameter the data do not pin down, gives ``status != FitStatus.OK`` and a `FitWarning`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,47 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-STATUS_OK = "ok"
-STATUS_NOT_CONVERGED = "not_converged"
-STATUS_FAILED = "failed"
-STATUS_TOO_FEW_POINTS = "too_few_points"
-STATUS_DEGENERATE = "degenerate"
+
+class FitStatus(str, Enum):
+    """Why a fit can or cannot be used. Members compare equal to their strings (``FitStatus.OK == "ok"``).
+
+    - OK: the optimiser converged and every parameter is identified (when a bootstrap was run).
+    - NOT_CONVERGED: the optimiser stopped before a minimum; nothing may be derived from the parameters.
+    - FAILED: no finite objective anywhere.
+    - TOO_FEW_POINTS: fewer points than the law needs.
+    - DEGENERATE: a term of the law does not change across the data (or has an implausible exponent), so
+      its parameters can take any value.
+    - POORLY_IDENTIFIED: converged, but the bootstrap spread of a parameter is too wide to trust it
+      (the message names the parameter); N*, D* and forecasts derived from it must say so.
+    """
+
+    OK = "ok"
+    NOT_CONVERGED = "not_converged"
+    FAILED = "failed"
+    TOO_FEW_POINTS = "too_few_points"
+    DEGENERATE = "degenerate"
+    POORLY_IDENTIFIED = "poorly_identified"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+# Module-level names kept for the fitters' imports.
+STATUS_OK = FitStatus.OK
+STATUS_NOT_CONVERGED = FitStatus.NOT_CONVERGED
+STATUS_FAILED = FitStatus.FAILED
+STATUS_TOO_FEW_POINTS = FitStatus.TOO_FEW_POINTS
+STATUS_DEGENERATE = FitStatus.DEGENERATE
+STATUS_POORLY_IDENTIFIED = FitStatus.POORLY_IDENTIFIED
 
 
 class ScalingError(ValueError):
@@ -30,10 +61,10 @@ class FitWarning(UserWarning):
     """An optimisation ended without convergence; the result carries a non-"ok" status."""
 
 
-def warn_status(what: str, status: str, message: str) -> None:
+def warn_status(what: str, status: FitStatus | str, message: str) -> None:
     """Emit a `FitWarning` for a non-ok fit (never silently return a failed optimum)."""
     if status != STATUS_OK:
-        warnings.warn(f"{what}: status {status!r}: {message}", FitWarning, stacklevel=3)
+        warnings.warn(f"{what}: status {str(status)!r}: {message}", FitWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -99,7 +130,7 @@ class FitResult:
 
     Attributes:
         params: fitted parameters by name (paper symbols).
-        status: "ok", or why not ("not_converged", "failed", "too_few_points", "degenerate").
+        status: a `FitStatus` (a plain string is converted): OK, or why not.
         objective: final value of the fitting objective (e.g. summed Huber loss).
         n_points: data points used.
         residuals: per-point residuals of the fit (in the space the objective uses).
@@ -111,7 +142,7 @@ class FitResult:
     """
 
     params: dict[str, float]
-    status: str
+    status: FitStatus
     objective: float
     n_points: int
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -121,13 +152,40 @@ class FitResult:
     law_kwargs: dict[str, Any] = field(default_factory=dict)
     message: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, FitStatus):
+            try:
+                object.__setattr__(self, "status", FitStatus(self.status))
+            except ValueError:
+                raise ScalingError(f"unknown fit status {self.status!r}; one of {[s.value for s in FitStatus]}") from None
+
     @property
     def ok(self) -> bool:
-        return self.status == STATUS_OK
+        return self.status == FitStatus.OK
+
+    @property
+    def usable(self) -> bool:
+        """Converged, with every term present: quantities may be derived, labelled unless `ok`."""
+        return self.status in (FitStatus.OK, FitStatus.POORLY_IDENTIFIED)
+
+    @property
+    def poorly_identified(self) -> list[str]:
+        """Names of the parameters the bootstrap did not pin down (empty when unchecked or all identified)."""
+        info = self.metrics.get("identifiability") if isinstance(self.metrics, dict) else None
+        return list(info.get("poorly_identified", [])) if isinstance(info, dict) else []
+
+    def caveat(self) -> str:
+        """One line to print next to anything derived from this fit ("" for an ok fit)."""
+        if self.ok:
+            return ""
+        if self.status == FitStatus.POORLY_IDENTIFIED:
+            names = ", ".join(self.poorly_identified) or "some parameters"
+            return f"fit poorly identified ({names}): treat as indicative only"
+        return f"fit {self.status.value}: not a usable law"
 
     def to_law(self) -> Any:
         """The fitted law as a callable object (``robustperf.scaling.create_law``)."""
-        from robustperf.scaling.laws import create_law
+        from robustperf.scaling.catalogue import create_law
 
         if not self.law:
             raise ScalingError("this fit is not a registered law; nothing to build")
@@ -135,7 +193,7 @@ class FitResult:
 
     def bootstrap_laws(self) -> list[Any]:
         """One law per successful bootstrap resample (empty without a bootstrap)."""
-        from robustperf.scaling.laws import create_law
+        from robustperf.scaling.catalogue import create_law
 
         if self.bootstrap is None or not self.law:
             return []
@@ -160,7 +218,7 @@ class FitResult:
             "law": self.law,
             "params": dict(self.params),
             "law_kwargs": dict(self.law_kwargs),
-            "status": self.status,
+            "status": self.status.value,
             "objective": self.objective,
             "n_points": self.n_points,
             "metrics": _jsonable(self.metrics),

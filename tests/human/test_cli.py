@@ -120,3 +120,31 @@ def test_report_section_for_the_run_report(tmp_path: Path) -> None:
     assert section.startswith("<section id='human-study'>") and section.endswith("</section>")
     assert "valid <b>0</b>, invalid <b>12</b> (deceptive 0, ambiguous 12)" in section  # 1 machine < 2 correct
     assert section.count('<img alt="adv"') == 8  # up to 8 examples for the one non-empty category
+
+
+def test_the_run_report_embeds_a_scored_human_study(tmp_path: Path) -> None:
+    """`robustperf report RUNS --human STUDY`: the study's section (counts, Table 4, examples) in report.html."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+    import planted_runs
+
+    runs = tmp_path / "runs"
+    planted_runs.write_planted_runs(runs, widths=(4, 8, 16), n_trains=(300, 600, 1200), failed=0)
+    run = write_run(tmp_path / "r")
+    assert runner.invoke(app, ["human", "create", str(run), str(tmp_path / "s")]).exit_code == 0
+    study = load_study(tmp_path / "s")
+    db = StudyDB(study)
+    gpt = db.machine_labeller("gpt")
+    for im in study.images:
+        db.record_answer(gpt, im.id, "adv", im.label, "high")
+    db.close()
+    r = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep"), "--bootstrap", "0",
+                            "--human", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<h2>Human-alignment study</h2>" in page and "<section id='human-study'>" in page
+    assert page.index("<section id='human-study'>") < page.index("</body>")
+    bad = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "rep2"), "--bootstrap", "0",
+                              "--human", str(tmp_path)])
+    assert bad.exit_code != 0 and "not a human study directory" in bad.output

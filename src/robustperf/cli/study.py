@@ -117,6 +117,8 @@ def report(
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
                                          help="bootstrap resamples for every interval (default: the study's or 200; "
                                               "0 skips)"),
+    human: list[Path] = typer.Option([], "--human", help="a human-alignment study directory to score and embed "
+                                     "(robustperf human create); repeatable"),
 ) -> None:
     """Write a self-contained HTML report (figures as PNG and SVG) of a study or a runs directory."""
     from robustperf.report import build_report
@@ -128,9 +130,10 @@ def report(
             spec = load_study(path)
             root = Path(runs_dir or spec.runs_dir)
             target = out or path_under(root, "reports", spec.name)
-            html = build_report(root, target, study=spec, overlays=overlay, bootstrap=bootstrap)
+            html = build_report(root, target, study=spec, overlays=overlay, bootstrap=bootstrap, human=human)
         elif path.is_dir():
-            html = build_report(path, out or path / "reports" / "all", overlays=overlay, bootstrap=bootstrap)
+            html = build_report(path, out or path / "reports" / "all", overlays=overlay, bootstrap=bootstrap,
+                                human=human)
         else:
             fail(f"{path} is neither a runs directory nor a study file")
     console.print(f"report: {html}")

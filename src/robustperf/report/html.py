@@ -103,7 +103,7 @@ def _tradeoff_figures(analysis: Analysis) -> dict[str, tuple[str, Any]]:
 
 def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study: StudyConfig | None = None,
                  overlays: Sequence[str | Path] | None = None, title: str | None = None,
-                 bootstrap: int | None = None) -> Path:
+                 bootstrap: int | None = None, human: Sequence[str | Path] | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained), ``figures/*.png|svg`` and ``analysis.json``.
 
     Args:
@@ -114,6 +114,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         title: page title (default: the study's name or the directory's).
         bootstrap: resamples for every interval and identifiability check (default: the study's, else 200;
             0 skips them).
+        human: human-alignment study directories (`robustperf human create`) whose scored section (validity,
+            Table 4, Figure 8, valid/deceptive/ambiguous examples) the report embeds.
 
     Returns:
         Path of report.html.
@@ -169,12 +171,27 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
                  study.forecast if study is not None else None)
     if tuning_html:
         page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
+    if human:
+        page = page.replace("</body>", _human_sections(human) + "</body>", 1)
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))
     _readable(target, out / "analysis.json", fig_dir, out)
     log.info("report written to %s", target)
     return target
+
+
+def _human_sections(study_dirs: Sequence[str | Path]) -> str:
+    """The human-alignment study sections (papers/001 Sec. 4), scored with the paper's validity rule."""
+    from robustperf.human.report import study_section_from_dir
+
+    parts = []
+    for study_dir in study_dirs:
+        if not (Path(study_dir) / "manifest.json").is_file():
+            raise FileNotFoundError(f"{study_dir} is not a human study directory (no manifest.json): create one with "
+                                    "`robustperf human create RUN_DIR STUDY_DIR`")
+        parts.append(study_section_from_dir(study_dir))
+    return "<h2>Human-alignment study</h2>" + "".join(parts)
 
 
 def _readable(*paths: Path) -> None:

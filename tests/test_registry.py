@@ -46,6 +46,6 @@ def test_duplicate_is_an_error() -> None:
 def test_training_methods_registry_is_complete() -> None:
     from robustperf.training import METHODS
 
-    assert METHODS.names() == ["fast_at", "mart", "pgd_at", "standard", "trades"]
-    with pytest.raises(RegistryError, match="Available: fast_at, mart, pgd_at, standard, trades"):
+    assert METHODS.names() == ["ensemble", "fast_at", "fgsm_noproj", "free_at", "mart", "pgd_at", "standard", "trades"]
+    with pytest.raises(RegistryError, match="Available: ensemble, fast_at, fgsm_noproj, free_at, mart, pgd_at, standard, trades"):
         METHODS.get("awp")

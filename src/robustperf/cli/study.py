@@ -29,11 +29,14 @@ def study(
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
+    from robustperf.sweep.study import check_study, expand
 
     with user_errors():
         spec = load_study(study_file)
         if bootstrap is not None:
             spec = spec.model_copy(update={"fit": spec.fit.model_copy(update={"bootstrap": bootstrap})})
+        # names and sizes first: a typo is one error line, not buried under the design check's warnings
+        check_study(spec, expand(spec), plan=plan, executor=executor)
     design_ok = _design_step(spec, verbose=check_design)
     if check_design and not plan:
         raise typer.Exit(0 if design_ok else 1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,16 @@ def points_from_rows(run_id: str, rows: Sequence[dict[str, Any]], *, target_asr:
         out.append(OffenseDefensePoint(run_id, int(row["n_params"]), int(row["round"]), defense,
                                        attack_flops_to_reach(curve, float(row["attack_flops_per_step"]), target_asr),
                                        None if not steps else float(curve[-1])))
+    return out
+
+
+def collect_points(runs_dir: str | Path, *, target_asr: float) -> list[OffenseDefensePoint]:
+    """Offense-defence points of every advtrain run under ``runs_dir`` (metrics.jsonl rows)."""
+    from robustperf.store.io import read_jsonl
+
+    out: list[OffenseDefensePoint] = []
+    for metrics in sorted(Path(runs_dir).glob("*-advtrain-*/metrics.jsonl")):
+        out += points_from_rows(metrics.parent.name, read_jsonl(metrics), target_asr=target_asr)
     return out
 
 

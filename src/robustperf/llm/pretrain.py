@@ -9,7 +9,7 @@ then only has to read them out.
 `pretrain` trains one shape for a fixed token budget on packed sequences of a corpus (any local text
 files, or the generated corpus below) and saves Hugging Face directories at Pythia-like steps (0, then
 powers of two, then every ``checkpoint_every`` steps, then the last), each loadable as a classifier with
-``model.source=local`` and ``model.path=<dir>``. Everything is seeded: the same config gives the same
+``model.source=local`` and ``model.path=<dir>`` (``<size>/final`` is the last one). Everything is seeded: the same config gives the same
 weights.
 """
 
@@ -288,6 +288,7 @@ def pretrain_size(cfg: PretrainConfig, size: str, tokenizer: Any, data: Any, out
             append_jsonl(out / "metrics.jsonl", row)
             if on_log:
                 on_log(row)
+    _save(model, tokenizer, out / "final")  # as Pythia's "main" revision: configs point at <size>/final
     n_tokens = cfg.n_steps * cfg.batch_size * cfg.seq_len
     result = PretrainResult(size, out, n_params, cfg.n_steps, n_tokens, 6.0 * n_tokens * n_params,
                             sum(losses[-50:]) / max(1, len(losses[-50:])), time.perf_counter() - start, checkpoints)

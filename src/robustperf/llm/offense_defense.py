@@ -192,7 +192,8 @@ def plot_offense_defense(points: Sequence[OffenseDefensePoint], fit: OffenseDefe
         if not mine:
             continue
         xs = [p.defense_flops for p in mine]
-        line = ax.plot(xs, [p.attack_flops for p in mine], "o", alpha=0.7, label=f"{n / 1e6:.2f}M params")[0]
+        ys = [float(p.attack_flops or 0.0) for p in mine]
+        line = ax.plot(xs, ys, "o", alpha=0.7, label=f"{n / 1e6:.2f}M params")[0]
         if fit.status == "ok":
             grid = np.geomspace(min(xs), max(xs), 20)
             ax.plot(grid, [fit.predict(g, n) for g in grid], "-", color=line.get_color())

@@ -130,3 +130,15 @@ def test_examples_longer_than_the_context_are_dropped():
     assert tiny.train_ids == []
     with pytest.raises(TrainingError, match="max_length"):
         finetune(tiny.model, tiny.train_ids, [], cfg.training, pad_id=0, epochs=1, seed=0, device=tiny.device)
+
+
+def test_lr_schedule_warms_up_then_holds_or_decays():
+    from robustperf.llm.config import LLMTrainingConfig
+    from robustperf.llm.training import lr_at
+
+    const = LLMTrainingConfig(lr=1e-3, warmup_steps=10)
+    assert lr_at(0, 100, const) == pytest.approx(1e-4) and lr_at(99, 100, const) == pytest.approx(1e-3)
+    cos = LLMTrainingConfig(lr=1e-3, warmup_steps=10, lr_schedule="cosine")
+    assert lr_at(9, 100, cos) == pytest.approx(1e-3)
+    assert lr_at(100, 100, cos) == pytest.approx(1e-4)
+    assert lr_at(40, 100, cos) > lr_at(70, 100, cos) > lr_at(99, 100, cos)

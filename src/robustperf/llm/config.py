@@ -99,6 +99,8 @@ class LLMTrainingConfig(_Section):
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: constant, or cosine decay to lr/10 over each training call")
     max_grad_norm: float | None = Field(1.0, gt=0)
 
 

@@ -87,3 +87,31 @@ def test_points_from_rows_accumulate_defence_flops():
     assert pts[1].asr_final == 0.5
     fig = plot_asr_vs_steps({"a": asr_curve([1, 2], 2)})
     assert fig.axes[0].get_ylim() == (0, 1)
+
+
+def test_cli_fits_runs_and_writes_both_figures(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    for n, run in ((10**5, "a"), (10**6, "b")):
+        d = tmp_path / f"llm-x-advtrain-{run}"
+        d.mkdir()
+        rows = []
+        for rnd in range(3):
+            # bigger model and more rounds: prompts flip later (attack cost grows with defence)
+            steps = [1 + rnd + (n > 10**5) + i % 3 for i in range(6)]
+            rows.append({"round": rnd, "n_params": n, "train_flops": 1e9 * (1 + rnd), "attack_train_flops": 1e7 * rnd,
+                         "val_success_steps": steps, "attack_n_steps": 8, "attack_flops_per_step": 1e6,
+                         "attack_step": "gcg"})
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fig, curves = tmp_path / "od.png", tmp_path / "curves.png"
+    res = CliRunner().invoke(app, ["llm", "offense-defense", "--runs-dir", str(tmp_path), "--target-asr", "0.5",
+                                   "--figure", str(fig), "--curves", str(curves)])
+    assert res.exit_code == 0, res.output
+    assert "fit (ok, 6 points)" in res.output
+    assert fig.stat().st_size > 0 and curves.stat().st_size > 0
+    empty = CliRunner().invoke(app, ["llm", "offense-defense", "--runs-dir", str(tmp_path / "none")])
+    assert empty.exit_code != 0 and "no advtrain runs" in empty.output

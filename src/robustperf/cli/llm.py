@@ -98,9 +98,17 @@ def pretrain_cmd(config: Path = typer.Argument(..., help="pretraining YAML (see 
 @llm_app.command("offense-defense")
 def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
                         target_asr: float = typer.Option(0.5, "--target-asr", help="ASR the attacker must reach"),
-                        figure: Path | None = typer.Option(None, "--figure", help="write the figure (.png/.svg)")) -> None:
+                        figure: Path | None = typer.Option(None, "--figure", help="write the figure (.png/.svg)"),
+                        curves: Path | None = typer.Option(None, "--curves",
+                                                           help="write ASR vs attack steps at round 0 per run")) -> None:
     """Attack FLOPs to reach an ASR vs defence FLOPs and model size, over the advtrain runs (papers/000 Sec. 6)."""
-    from robustperf.llm.offense_defense import collect_points, fit_offense_defense, plot_offense_defense
+    from robustperf.llm.offense_defense import (
+        collect_curves,
+        collect_points,
+        fit_offense_defense,
+        plot_asr_vs_steps,
+        plot_offense_defense,
+    )
 
     with user_errors():
         if not 0 < target_asr <= 1:
@@ -118,6 +126,10 @@ def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
         if figure is not None:
             plot_offense_defense(points, fit, target_asr=target_asr).savefig(figure)
             console.print(f"figure: {figure}")
+        if curves is not None:
+            plot_asr_vs_steps(collect_curves(runs_dir), step_name="attack step (GCG iteration / RandomToken query)"
+                              ).savefig(curves)
+            console.print(f"ASR vs attack steps: {curves}")
 
 
 def register(app: typer.Typer) -> None:

@@ -128,6 +128,19 @@ def collect_points(runs_dir: str | Path, *, target_asr: float) -> list[OffenseDe
     return out
 
 
+def collect_curves(runs_dir: str | Path, *, round_: int = 0) -> dict[str, np.ndarray]:
+    """ASR-vs-attack-step curves at round ``round_`` of every advtrain run, labelled by size and attack."""
+    from robustperf.store.io import read_jsonl
+
+    out: dict[str, np.ndarray] = {}
+    for metrics in sorted(Path(runs_dir).glob("*-advtrain-*/metrics.jsonl")):
+        for row in read_jsonl(metrics):
+            if row.get("round") == round_ and row.get("val_success_steps") is not None:
+                label = f"{int(row['n_params']) / 1e6:.2f}M {row['attack_step']} ({metrics.parent.name[-6:]})"
+                out[label] = asr_curve(row["val_success_steps"], int(row["attack_n_steps"]))
+    return out
+
+
 @dataclass(frozen=True)
 class OffenseDefenseFit:
     """``log10 attack_flops = intercept + defense_slope log10 defense_flops + size_slope log10 n_params``.

@@ -336,7 +336,8 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
     r_cfg, precision = cfg.rounds, cfg.runtime.precision
     optimizer = make_optimizer(s.model, cfg.training)
     st = _load_round_state(rd, s, optimizer) or _RoundState(
-        pool_ids=list(s.train_ids), pool_labels=[e.label for e in s.train], rng=random.Random(cfg.seed),
+        pool_ids=list(s.train_ids[: r_cfg.n_clean_pool]), pool_labels=[e.label for e in s.train[: r_cfg.n_clean_pool]],
+        rng=random.Random(cfg.seed),
         totals={"train_flops": 0.0, "attack_flops": 0.0, "n_sequences": finetune_sequences}, rows=[])
     for rnd in range(len(st.rows), r_cfg.n_rounds + 1):
         t0 = time.perf_counter()

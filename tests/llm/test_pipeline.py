@@ -57,7 +57,7 @@ def test_one_round_grows_the_pool_and_records_compute(tmp_path):
 def test_rounds_add_only_the_successful_attacks_by_default(tmp_path):
     torch.set_num_threads(1)
     cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1", "attack.name=random_token",
-                                 "attack.random_token.n_queries=64", "rounds.n_clean_pool=10"])
+                                 "attack.random_token.n_queries=64", "rounds.n_clean_pool=10", "rounds.lr=1e-4"])
     assert cfg.rounds.add == "successful"
     rows = run_advtrain(cfg, tmp_path).read_metrics()
     assert rows[0]["pool_size"] == 10  # the rounds' pool starts from n_clean_pool clean examples

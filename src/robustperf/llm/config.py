@@ -113,6 +113,9 @@ class RoundsConfig(_Section):
         "successful", description="which attacked training examples join the pool: the successful ones "
                                   "(papers/000 Sec. 5: 'adding successful attack examples') or all of them")
     n_attack_val: int = Field(200, ge=1, description="validation examples attacked for the ASR")
+    lr: float | None = Field(
+        None, gt=0, description="constant lr of the rounds' training (None: training.lr with its schedule); "
+                                "papers/000 keeps the fine-tuning lr")
     n_clean_pool: int | None = Field(
         None, ge=1, description="clean training examples the rounds start their pool from (papers/000 App. E: "
                                 "2000, while fine-tuning used the whole set); None: all of task.n_train")

@@ -334,7 +334,9 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
     the next round with the same result; every random choice is seeded per round.
     """
     r_cfg, precision = cfg.rounds, cfg.runtime.precision
-    optimizer = make_optimizer(s.model, cfg.training)
+    train_cfg = cfg.training if r_cfg.lr is None else cfg.training.model_copy(
+        update={"lr": r_cfg.lr, "lr_schedule": "constant", "warmup_steps": 0})
+    optimizer = make_optimizer(s.model, train_cfg)
     st = _load_round_state(rd, s, optimizer) or _RoundState(
         pool_ids=list(s.train_ids[: r_cfg.n_clean_pool]), pool_labels=[e.label for e in s.train[: r_cfg.n_clean_pool]],
         rng=random.Random(cfg.seed),
@@ -352,7 +354,7 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
                 adv_ids, adv_labels = [adv_ids[i] for i in keep], [adv_labels[i] for i in keep]
             st.pool_ids += adv_ids
             st.pool_labels += adv_labels
-            fit = finetune(s.model, st.pool_ids, st.pool_labels, cfg.training, pad_id=s.tokenizer.pad_token_id,
+            fit = finetune(s.model, st.pool_ids, st.pool_labels, train_cfg, pad_id=s.tokenizer.pad_token_id,
                            epochs=cfg.training.epochs_per_round, seed=cfg.seed * 1000 + rnd, device=s.device,
                            precision=precision, optimizer=optimizer)
             row.update(train_flops=fit.flops, attack_train_flops=res.flops, n_added=len(adv_ids),

@@ -32,7 +32,7 @@ def test_finetune_lowers_the_loss():
 
 def test_one_round_grows_the_pool_and_records_compute(tmp_path):
     torch.set_num_threads(1)
-    cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1"])
+    cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1", "rounds.add=all"])
     rd = run_advtrain(cfg, tmp_path)
     rows = rd.read_metrics()
     assert [r["round"] for r in rows] == [0, 1]
@@ -52,6 +52,23 @@ def test_one_round_grows_the_pool_and_records_compute(tmp_path):
     assert run_advtrain(cfg, tmp_path).result_path.stat().st_mtime_ns == mtime
     kinds = {r["run_id"].split("-")[-2] for r in load_index(tmp_path)}
     assert kinds == {"finetune", "advtrain"}
+
+
+def test_rounds_add_only_the_successful_attacks_by_default(tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1", "attack.name=random_token",
+                                 "attack.random_token.n_queries=64", "rounds.n_clean_pool=10", "rounds.lr=1e-4"])
+    assert cfg.rounds.add == "successful"
+    rows = run_advtrain(cfg, tmp_path).read_metrics()
+    assert rows[0]["pool_size"] == 10  # the rounds' pool starts from n_clean_pool clean examples
+    n_success = round(rows[1]["attack_train_success"] * 6)
+    assert rows[1]["n_added"] == n_success == rows[1]["pool_size"] - rows[0]["pool_size"]
+    # the validation attack's per-prompt success steps feed the offense-defence analysis
+    steps = rows[1]["val_success_steps"]
+    assert len(steps) == rows[1]["n_val_correct"]
+    assert sum(s is not None for s in steps) == rows[1]["n_val_flipped"]
+    assert all(s is None or 1 <= s <= 64 for s in steps) and rows[1]["attack_n_steps"] == 64
+    assert rows[1]["attack_flops_per_step"] > 0
 
 
 def test_attack_run_reuses_the_finetune_run(tmp_path):
@@ -114,3 +131,15 @@ def test_examples_longer_than_the_context_are_dropped():
     assert tiny.train_ids == []
     with pytest.raises(TrainingError, match="max_length"):
         finetune(tiny.model, tiny.train_ids, [], cfg.training, pad_id=0, epochs=1, seed=0, device=tiny.device)
+
+
+def test_lr_schedule_warms_up_then_holds_or_decays():
+    from robustperf.llm.config import LLMTrainingConfig
+    from robustperf.llm.training import lr_at
+
+    const = LLMTrainingConfig(lr=1e-3, warmup_steps=10)
+    assert lr_at(0, 100, const) == pytest.approx(1e-4) and lr_at(99, 100, const) == pytest.approx(1e-3)
+    cos = LLMTrainingConfig(lr=1e-3, warmup_steps=10, lr_schedule="cosine")
+    assert lr_at(9, 100, cos) == pytest.approx(1e-3)
+    assert lr_at(100, 100, cos) == pytest.approx(1e-4)
+    assert lr_at(40, 100, cos) > lr_at(70, 100, cos) > lr_at(99, 100, cos)

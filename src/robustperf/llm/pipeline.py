@@ -6,8 +6,8 @@ untouched; ``attack`` and ``advtrain`` start from the ``finetune`` run of the sa
 settings (shared between them, run once).
 
 Adversarial training follows papers/000 App. E (Figure 11), with round 0 being the clean fine-tune:
-each round attacks ``n_attack_train`` clean training examples with the current model and adds them
-to the pool, trains ``epochs_per_round`` on the whole pool, then attacks ``n_attack_val`` validation
+each round attacks ``n_attack_train`` clean training examples with the current model and adds the
+successful ones (``rounds.add``; "all" adds every attacked example) to the pool, trains ``epochs_per_round`` on the whole pool, then attacks ``n_attack_val`` validation
 examples (with ``rounds.eval_attack`` if set: transfer) and records the attack success rate and the
 round's compute (training 6 x tokens x params, plus the attacks' own forward/backward FLOPs). A killed
 ``advtrain`` run resumes after its last completed round.
@@ -30,9 +30,10 @@ from robustperf.device import resolve_device
 from robustperf.llm.attacks import AttackPrompt, LLMAttackResult, create_llm_attack, make_prompts, predictions
 from robustperf.llm.config import LLMAttackConfig, LLMConfig
 from robustperf.llm.metrics import attack_success_rate
-from robustperf.llm.models import count_parameters, load_local_classifier, random_neox_classifier
+from robustperf.llm.models import count_parameters, load_local_classifier, package_model_dir, random_neox_classifier
+from robustperf.llm.offense_defense import step_record
 from robustperf.llm.tasks import Example, build_task
-from robustperf.llm.tokenizer import build_bpe_tokenizer, encode, load_tokenizer
+from robustperf.llm.tokenizer import build_bpe_tokenizer, encode_sequence, load_tokenizer
 from robustperf.llm.training import finetune, make_optimizer
 from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
@@ -67,7 +68,9 @@ def build_model_and_tokenizer(cfg: LLMConfig) -> tuple[Any, Any]:
     """The classifier (seeded random init, or a local directory) and its tokenizer."""
     m = cfg.model
     if m.source == "local":
-        return load_local_classifier(str(m.path), num_labels=m.num_labels)
+        return load_local_classifier(str(m.path), num_labels=m.num_labels, seed=cfg.seed)
+    if m.source == "package":
+        return load_local_classifier(package_model_dir(str(m.package)), num_labels=m.num_labels, seed=cfg.seed)
     tokenizer = build_bpe_tokenizer(m.tokenizer_vocab_size)
     model = random_neox_classifier(m.name, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                    num_labels=m.num_labels, max_length=m.max_length, seed=cfg.seed)
@@ -77,7 +80,7 @@ def build_model_and_tokenizer(cfg: LLMConfig) -> tuple[Any, Any]:
 def _fits(examples: Sequence[Example], tokenizer: Any, budget: int) -> tuple[list[Example], list[list[int]]]:
     kept, ids = [], []
     for ex in examples:
-        seq = encode(tokenizer, ex.text)
+        seq = encode_sequence(tokenizer, ex.text)
         if len(seq) <= budget:
             kept.append(ex)
             ids.append(seq)
@@ -318,9 +321,12 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
     the next round with the same result; every random choice is seeded per round.
     """
     r_cfg, precision = cfg.rounds, cfg.runtime.precision
-    optimizer = make_optimizer(s.model, cfg.training)
+    train_cfg = cfg.training if r_cfg.lr is None else cfg.training.model_copy(
+        update={"lr": r_cfg.lr, "lr_schedule": "constant", "warmup_steps": 0})
+    optimizer = make_optimizer(s.model, train_cfg)
     st = _load_round_state(rd, s, optimizer) or _RoundState(
-        pool_ids=list(s.train_ids), pool_labels=[e.label for e in s.train], rng=random.Random(cfg.seed),
+        pool_ids=list(s.train_ids[: r_cfg.n_clean_pool]), pool_labels=[e.label for e in s.train[: r_cfg.n_clean_pool]],
+        rng=random.Random(cfg.seed),
         totals={"train_flops": 0.0, "attack_flops": 0.0, "n_sequences": finetune_sequences}, rows=[])
     for rnd in range(len(st.rows), r_cfg.n_rounds + 1):
         t0 = time.perf_counter()
@@ -330,9 +336,12 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
             picked = st.rng.sample(range(len(s.train)), min(r_cfg.n_attack_train, len(s.train)))
             adv_ids, adv_labels, res = attack_training_examples(s, [s.train[i] for i in picked], cfg.attack,
                                                                 seed=cfg.seed * 1000 + rnd, precision=precision)
+            if r_cfg.add == "successful":  # papers/000 Sec. 5: only the attacks that fooled the model join
+                keep = [i for i, ok in enumerate(res.success) if ok]
+                adv_ids, adv_labels = [adv_ids[i] for i in keep], [adv_labels[i] for i in keep]
             st.pool_ids += adv_ids
             st.pool_labels += adv_labels
-            fit = finetune(s.model, st.pool_ids, st.pool_labels, cfg.training, pad_id=s.tokenizer.pad_token_id,
+            fit = finetune(s.model, st.pool_ids, st.pool_labels, train_cfg, pad_id=s.tokenizer.pad_token_id,
                            epochs=cfg.training.epochs_per_round, seed=cfg.seed * 1000 + rnd, device=s.device,
                            precision=precision, optimizer=optimizer)
             row.update(train_flops=fit.flops, attack_train_flops=res.flops, n_added=len(adv_ids),
@@ -343,6 +352,9 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
                              precision=precision)
         st.totals["train_flops"] += row["train_flops"]
         st.totals["attack_flops"] += row["attack_train_flops"] + ev.flops
+        row.update(step_record(cfg.eval_attack.name, cfg.eval_attack.params, losses=ev.result.losses,
+                               success=ev.result.success, n_queries=ev.result.n_queries, flops=ev.result.flops,
+                               n_labels=cfg.model.num_labels), n_params=count_parameters(s.model))
         row.update(pool_size=len(st.pool_ids), clean_acc=ev.clean_acc, asr=ev.asr, n_val_correct=ev.n_correct,
                    n_val_flipped=ev.n_flipped, attack_eval_flops=ev.flops,
                    round_flops=row["train_flops"] + row["attack_train_flops"] + ev.flops,

@@ -44,7 +44,14 @@ def build_bpe_tokenizer(vocab_size: int = 2048, words: Iterable[str] | None = No
 
 
 def wrap_tokenizer(tokenizer: Any) -> Any:
-    """Apply Pythia's conventions: pad = EOS (added if missing), right padding."""
+    """Apply Pythia's conventions: pad = EOS (added if missing), right padding.
+
+    A tokenizer that has its own pad token but no EOS (BERT-style encoders) keeps its pad token: adding
+    a token would index past the model's embedding matrix.
+    """
+    if tokenizer.eos_token is None and tokenizer.pad_token is not None:
+        tokenizer.padding_side = "right"
+        return tokenizer
     if tokenizer.eos_token is None:
         tokenizer.add_special_tokens({"eos_token": EOS_TOKEN})
     tokenizer.pad_token = tokenizer.eos_token
@@ -64,6 +71,23 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     if not text:
         return []
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def special_ends(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """(leading, trailing) special ids the model expects around one sequence: ([CLS], [SEP]) for BERT-style
+    encoders, ([], []) for Pythia and the offline BPE (they add nothing)."""
+    plain = encode(tokenizer, "a")
+    full = list(tokenizer("a", add_special_tokens=True)["input_ids"])
+    for k in range(len(full) - len(plain) + 1):
+        if full[k : k + len(plain)] == plain:
+            return full[:k], full[k + len(plain) :]
+    return [], []
+
+
+def encode_sequence(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a whole example as the classifier sees it (special tokens around it, if the model uses any)."""
+    lead, trail = special_ends(tokenizer)
+    return [*lead, *encode(tokenizer, text), *trail]
 
 
 def allowed_token_ids(tokenizer: Any) -> list[int]:

@@ -64,11 +64,14 @@ def finetune(model: torch.nn.Module, seqs: Sequence[Sequence[int]], labels: Sequ
     model.train()
     n_seq = n_tok = steps = 0
     epoch_loss = math.nan
+    total_steps = epochs * math.ceil(len(seqs) / cfg.batch_size)
     for _ in range(epochs):
         order = torch.randperm(len(seqs), generator=gen).tolist()
         total = 0.0
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(steps, total_steps, cfg)
             loss = _step(model, opt, [seqs[i] for i in idx], [labels[i] for i in idx], cfg, pad_id, device,
                          precision, steps)
             total += loss * len(idx)
@@ -80,6 +83,15 @@ def finetune(model: torch.nn.Module, seqs: Sequence[Sequence[int]], labels: Sequ
     return FinetuneResult(epoch_loss, n_seq, n_tok, steps, train_flops(n_tok, n_params))
 
 
+def lr_at(step: int, total_steps: int, cfg: LLMTrainingConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to lr/10 at ``total_steps``."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.lr_schedule == "constant":
+        return cfg.lr * warm
+    progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def make_optimizer(model: torch.nn.Module, cfg: LLMTrainingConfig) -> torch.optim.Optimizer:
     """AdamW with the config's lr and weight decay."""
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -89,9 +101,6 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, seqs: list[Sequenc
           cfg: LLMTrainingConfig, pad_id: int, device: torch.device, precision: str, step: int) -> float:
     ids, mask = pad_batch(seqs, pad_id, device)
     y = torch.tensor(labels, dtype=torch.long, device=device)
-    if cfg.warmup_steps:
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
     with autocast_context(device, precision):
         loss = F.cross_entropy(classifier_logits(model, ids, mask).float(), y)
     if not torch.isfinite(loss):

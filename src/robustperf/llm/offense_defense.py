@@ -1,0 +1,238 @@
+"""Offense vs defence compute (papers/000 Sec. 6 and App. E.4): what an attacker must spend to reach a
+given attack success rate, as a function of what the defender spent on adversarial training and of
+model size.
+
+Every adversarial-training round records, for each attacked validation prompt, the attack step at which
+it first succeeded (`success_steps`: GCG iteration or RandomToken query; None if never) and the
+measured attack FLOPs per step. From these:
+
+- `asr_curve`: ASR after k attack steps, k = 0..K (the ASR-vs-iterations curves per size);
+- `attack_flops_to_reach`: the attack FLOPs per prompt at which the ASR first reaches a target,
+  interpolated linearly in k between measured steps (None if the attack never gets there);
+- `fit_offense_defense`: least squares of ``log10 attack = a + b log10 defence + c log10 params``, the
+  log-log linear fit the paper draws through its offense-defence points (slope b < 1: the attacker's
+  cost grows slower than the defender's).
+
+Defence FLOPs at round r are the clean fine-tune plus, for rounds 1..r, adversarial training and the
+attacks on training examples that produced its data (both are the defender's spending).
+
+numpy only, so analysis runs without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def success_steps_gcg(losses: Sequence[Sequence[float]], success: Sequence[bool], *,
+                      n_labels: int = 2) -> list[int | None]:
+    """The GCG iteration at which each prompt first flipped (0 = already wrong with the initial block).
+
+    For two classes a flip is a target cross-entropy below ln 2 (target probability above 1/2), which the
+    per-iteration best losses show with or without early stopping; with more classes only the final
+    outcome is known, so the last iteration run is used for successes.
+    """
+    out: list[int | None] = []
+    for curve, ok in zip(losses, success, strict=True):
+        if not ok:
+            out.append(None)
+        elif n_labels == 2:
+            out.append(next((t for t, loss in enumerate(curve) if loss < math.log(2)), len(curve) - 1))
+        else:
+            out.append(len(curve) - 1)
+    return out
+
+
+def success_steps_random_token(n_queries: Sequence[int], success: Sequence[bool]) -> list[int | None]:
+    """The RandomToken query at which each prompt first flipped (None if its budget ran out)."""
+    return [q if ok else None for q, ok in zip(n_queries, success, strict=True)]
+
+
+def step_record(attack_name: str, params: dict[str, Any], *, losses: Sequence[Sequence[float]],
+                success: Sequence[bool], n_queries: Sequence[int], flops: float, n_labels: int = 2) -> dict[str, Any]:
+    """What a round row keeps of an attack for the offense-defence analysis: per-prompt success steps, the
+    step budget, and the measured attack FLOPs per step (total attack FLOPs / steps actually run)."""
+    if attack_name == "gcg":
+        steps = success_steps_gcg(losses, success, n_labels=n_labels)
+        n_steps, steps_run = int(params["n_iterations"]), sum(max(0, len(c) - 1) for c in losses)
+    else:
+        steps = success_steps_random_token(n_queries, success)
+        n_steps, steps_run = int(params["n_queries"]), sum(n_queries)
+    return {"val_success_steps": steps, "attack_n_steps": n_steps, "attack_step": attack_name,
+            "attack_flops_per_step": flops / steps_run if steps_run else 0.0}
+
+
+def asr_curve(steps: Sequence[int | None], n_steps: int) -> np.ndarray:
+    """ASR after k steps for k = 0..n_steps, over the prompts in ``steps`` (the initially correct ones)."""
+    if not steps:
+        return np.full(n_steps + 1, np.nan)
+    done = np.array([np.inf if s is None else s for s in steps], dtype=float)
+    k = np.arange(n_steps + 1)
+    return (done[None, :] <= k[:, None]).mean(axis=1)
+
+
+def attack_flops_to_reach(curve: np.ndarray, flops_per_step: float, target: float) -> float | None:
+    """Attack FLOPs per prompt at which ``curve`` (ASR vs step) first reaches ``target`` (None: never)."""
+    hits = np.nonzero(curve >= target)[0]
+    if hits.size == 0:
+        return None
+    k = int(hits[0])
+    if k == 0:
+        return 0.0
+    lo, hi = curve[k - 1], curve[k]
+    frac = (target - lo) / (hi - lo) if hi > lo else 1.0
+    return float((k - 1 + frac) * flops_per_step)
+
+
+@dataclass(frozen=True)
+class OffenseDefensePoint:
+    """One (model, round): the defender's cumulative FLOPs and the attack FLOPs per prompt to reach the target."""
+
+    run_id: str
+    n_params: int
+    round: int
+    defense_flops: float
+    attack_flops: float | None
+    asr_final: float | None
+
+
+def points_from_rows(run_id: str, rows: Sequence[dict[str, Any]], *, target_asr: float) -> list[OffenseDefensePoint]:
+    """Offense-defence points of one advtrain run's metrics rows (those that recorded success steps)."""
+    out = []
+    defense = 0.0
+    for row in sorted(rows, key=lambda r: r["round"]):
+        defense += float(row.get("train_flops", 0.0)) + float(row.get("attack_train_flops", 0.0))
+        steps = row.get("val_success_steps")
+        if steps is None or not row.get("attack_flops_per_step"):
+            continue
+        curve = asr_curve(steps, int(row["attack_n_steps"]))
+        out.append(OffenseDefensePoint(run_id, int(row["n_params"]), int(row["round"]), defense,
+                                       attack_flops_to_reach(curve, float(row["attack_flops_per_step"]), target_asr),
+                                       None if not steps else float(curve[-1])))
+    return out
+
+
+def collect_points(runs_dir: str | Path, *, target_asr: float) -> list[OffenseDefensePoint]:
+    """Offense-defence points of every advtrain run under ``runs_dir`` (metrics.jsonl rows)."""
+    from robustperf.store.io import read_jsonl
+
+    out: list[OffenseDefensePoint] = []
+    for metrics in sorted(Path(runs_dir).glob("*-advtrain-*/metrics.jsonl")):
+        out += points_from_rows(metrics.parent.name, read_jsonl(metrics), target_asr=target_asr)
+    return out
+
+
+def collect_curves(runs_dir: str | Path, *, round_: int = 0) -> dict[str, np.ndarray]:
+    """ASR-vs-attack-step curves at round ``round_`` of every advtrain run, labelled by size and attack."""
+    from robustperf.store.io import read_jsonl
+
+    out: dict[str, np.ndarray] = {}
+    for metrics in sorted(Path(runs_dir).glob("*-advtrain-*/metrics.jsonl")):
+        for row in read_jsonl(metrics):
+            if row.get("round") == round_ and row.get("val_success_steps") is not None:
+                label = f"{int(row['n_params']) / 1e6:.2f}M {row['attack_step']} ({metrics.parent.name[-6:]})"
+                out[label] = asr_curve(row["val_success_steps"], int(row["attack_n_steps"]))
+    return out
+
+
+@dataclass(frozen=True)
+class OffenseDefenseFit:
+    """``log10 attack_flops = intercept + defense_slope log10 defense_flops + size_slope log10 n_params``.
+
+    Attributes:
+        status: "ok", or why there is no fit ("too_few_points": fewer points than parameters + 1).
+        n_points: points used (those where the target ASR was reached).
+        r2: coefficient of determination in log space.
+        per_size_slopes: n_params -> slope of log attack vs log defence for that size alone (NaN if < 2 points).
+    """
+
+    status: str
+    intercept: float
+    defense_slope: float
+    size_slope: float
+    n_points: int
+    r2: float
+    per_size_slopes: dict[int, float]
+
+    def predict(self, defense_flops: float, n_params: int) -> float:
+        """Attack FLOPs per prompt predicted by the fit."""
+        return float(10 ** (self.intercept + self.defense_slope * math.log10(defense_flops)
+                            + self.size_slope * math.log10(n_params)))
+
+
+def fit_offense_defense(points: Sequence[OffenseDefensePoint]) -> OffenseDefenseFit:
+    """Least-squares fit in log space over the points whose attack reached the target (positive FLOPs)."""
+    use = [p for p in points if p.attack_flops and p.attack_flops > 0 and p.defense_flops > 0]
+    sizes = sorted({p.n_params for p in use})
+    per_size = {}
+    for n in sizes:
+        xs = [math.log10(p.defense_flops) for p in use if p.n_params == n]
+        ys = [math.log10(p.attack_flops) for p in use if p.n_params == n]  # type: ignore[arg-type]
+        per_size[n] = float(np.polyfit(xs, ys, 1)[0]) if len(set(xs)) >= 2 else float("nan")
+    with_size = len(sizes) >= 2
+    n_coef = 3 if with_size else 2
+    if len(use) < n_coef + 1:
+        return OffenseDefenseFit("too_few_points", math.nan, math.nan, math.nan, len(use), math.nan, per_size)
+    y = np.array([math.log10(p.attack_flops) for p in use])  # type: ignore[arg-type]
+    cols = [np.ones(len(use)), np.array([math.log10(p.defense_flops) for p in use])]
+    if with_size:
+        cols.append(np.array([math.log10(p.n_params) for p in use]))
+    x = np.stack(cols, axis=1)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    size_slope = float(coef[2]) if with_size else 0.0
+    return OffenseDefenseFit("ok", float(coef[0]), float(coef[1]), size_slope, len(use), r2, per_size)
+
+
+def plot_offense_defense(points: Sequence[OffenseDefensePoint], fit: OffenseDefenseFit, *,
+                         target_asr: float) -> Any:
+    """Figure: attack FLOPs to reach ``target_asr`` vs defence FLOPs, one colour per size, with the fit."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    sizes = sorted({p.n_params for p in points})
+    for n in sizes:
+        mine = sorted((p for p in points if p.n_params == n and p.attack_flops), key=lambda p: p.defense_flops)
+        if not mine:
+            continue
+        xs = [p.defense_flops for p in mine]
+        ys = [float(p.attack_flops or 0.0) for p in mine]
+        line = ax.plot(xs, ys, "o", alpha=0.7, label=f"{n / 1e6:.2f}M params")[0]
+        if fit.status == "ok":
+            grid = np.geomspace(min(xs), max(xs), 20)
+            ax.plot(grid, [fit.predict(g, n) for g in grid], "-", color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("defence FLOPs (fine-tune + adversarial training)")
+    ax.set_ylabel(f"attack FLOPs per prompt to reach ASR {target_asr:.0%}")
+    if fit.status == "ok":
+        ax.set_title(f"slope {fit.defense_slope:.2f} (defence), {fit.size_slope:.2f} (size); R² {fit.r2:.2f}",
+                     fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_asr_vs_steps(curves: dict[str, np.ndarray], *, step_name: str = "GCG iteration") -> Any:
+    """Figure: ASR vs attack steps, one line per label (e.g. one per model size)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for label, curve in curves.items():
+        ax.plot(np.arange(len(curve)), curve, label=label)
+    ax.set_xlabel(step_name)
+    ax.set_ylabel("attack success rate")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

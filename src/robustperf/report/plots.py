@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 ACC_COLOR = "#1f77b4"
 LAW_COLOR = "#d62728"
@@ -365,6 +366,9 @@ def cost_breakdown(frame: Any) -> Figure:
         ax.set_yticks(range(len(data)))
         ax.set_yticklabels(labels if ax is axes[0] else [], fontsize=7)
         ax.set_title(title, fontsize=9)
+        # small values (kWh of a CPU run) print as 0.000002...: scientific ticks, few of them, never overlapping
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.invert_yaxis()
     return fig
 

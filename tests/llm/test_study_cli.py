@@ -114,3 +114,32 @@ def test_study_runs_on_the_local_process_pool(tmp_path):
     assert [r["status"] for r in execution.results] == ["finished", "finished"]
     with table_path.open() as f:
         assert [int(r["n_seeds"]) for r in csv.DictReader(f)] == [2, 2]
+
+
+def test_a_run_held_by_another_process_is_reported_locked_not_failed(tmp_path) -> None:  # noqa: ANN001
+    """run_llm_one on a run whose lock another process holds: status `locked`, nothing written."""
+    import subprocess
+    import sys
+    import time
+
+    from robustperf.llm.config import LLMConfig
+    from robustperf.llm.study import run_llm_one
+    from robustperf.store import RunDir
+
+    cfg = LLMConfig()
+    run_id = cfg.run_id("finetune")
+    run_dir = RunDir.for_run(tmp_path, run_id).path
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from robustperf.store.lock import RunLock; "
+        f"RunLock({str(run_dir)!r}).acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        start = time.perf_counter()
+        out = run_llm_one({"run_id": run_id, "command": "finetune", "config": cfg.resolved()}, str(tmp_path))
+        assert out["status"] == "locked" and "is being" in out["failure_reason"]
+        assert time.perf_counter() - start < 30  # refused at once, not trained
+        assert not (run_dir / "result.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -133,9 +133,12 @@ def run_llm_one(payload: dict[str, Any], runs_dir: str) -> dict[str, Any]:
         runs_dir: where the run directories go.
 
     Returns:
-        ``{"run_id", "run_dir", "status": finished|skipped|failed, "failure_reason", "seconds"}``.
+        ``{"run_id", "run_dir", "status": finished|skipped|failed|locked, "failure_reason", "seconds"}``;
+        ``locked``: another live process holds the run (nothing was done; run the study again later).
     """
     from robustperf.llm.pipeline import COMMANDS
+    from robustperf.store.lock import RunLockedError
+    from robustperf.sweep.run import LOCKED
 
     start = time.perf_counter()
     rd = RunDir.for_run(runs_dir, payload["run_id"])
@@ -144,6 +147,8 @@ def run_llm_one(payload: dict[str, Any], runs_dir: str) -> dict[str, Any]:
         return {**summary, "status": "skipped", "seconds": 0.0}
     try:
         COMMANDS[payload["command"]](llm_config_from_dict(payload["config"]), runs_dir)
+    except RunLockedError as exc:  # another process trains it: not a failure of this run
+        return {**summary, "status": LOCKED, "failure_reason": str(exc), "seconds": 0.0}
     except Exception as exc:  # a run's failure is data, not a crash of the study
         return {**summary, "status": "failed", "failure_reason": f"{type(exc).__name__}: {exc}",
                 "seconds": time.perf_counter() - start}

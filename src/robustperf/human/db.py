@@ -216,10 +216,8 @@ class StudyDB:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def validate(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> tuple[int, str]:
-        """Check an answer against the study and the labeller's batches; returns (label, confidence)."""
-        if version not in VERSIONS:
-            raise AnswerError(f"version {version!r}: use one of {VERSIONS}")
+    def _check_label(self, label: Any, confidence: Any) -> int:
+        """The class index of an answer, after checking it and its confidence against the study."""
         if confidence not in CONFIDENCES:
             raise AnswerError(f"confidence {confidence!r}: use one of {CONFIDENCES}")
         try:
@@ -228,6 +226,13 @@ class StudyDB:
             raise AnswerError(f"class {label!r} is not a class index") from None
         if not 0 <= label_i < len(self.study.classes):
             raise AnswerError(f"class {label_i} is not one of the study's {len(self.study.classes)} classes")
+        return label_i
+
+    def validate(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> tuple[int, str]:
+        """Check an answer against the study and the labeller's batches; returns (label, confidence)."""
+        if version not in VERSIONS:
+            raise AnswerError(f"version {version!r}: use one of {VERSIONS}")
+        label_i = self._check_label(label, confidence)
         image = self.study.image(str(image_id))
         if image is None:
             raise AnswerError(f"image {image_id!r} is not in this study", status=404)
@@ -338,14 +343,7 @@ class StudyDB:
             raise AnswerError("unknown quiz session; open /quiz to start one", status=403)
         if image_id not in sample:
             raise AnswerError(f"image {image_id!r} is not in your quiz", status=403)
-        if confidence not in CONFIDENCES:
-            raise AnswerError(f"confidence {confidence!r}: use one of {CONFIDENCES}")
-        try:
-            label_i = int(label)
-        except (TypeError, ValueError):
-            raise AnswerError(f"class {label!r} is not a class index") from None
-        if not 0 <= label_i < len(self.study.classes):
-            raise AnswerError(f"class {label_i} is not one of the study's {len(self.study.classes)} classes")
+        label_i = self._check_label(label, confidence)
         try:
             with self.engine.begin() as conn:
                 conn.execute(quiz_answers.insert().values(session_id=session_id, image_id=image_id, label=label_i,

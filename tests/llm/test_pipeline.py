@@ -57,7 +57,9 @@ def test_one_round_grows_the_pool_and_records_compute(tmp_path):
 def test_rounds_add_only_the_successful_attacks_by_default(tmp_path):
     torch.set_num_threads(1)
     cfg = load_llm_config(None, [*TINY, "rounds.n_rounds=1", "attack.name=random_token",
-                                 "attack.random_token.n_queries=64", "rounds.n_clean_pool=10", "rounds.lr=1e-4"])
+                                 "attack.random_token.n_queries=64", "rounds.n_clean_pool=10", "rounds.lr=1e-4",
+                                 "task.n_val=32", "rounds.n_attack_val=16",
+                                 "attack.random_token.insertion=end"])  # every prompt attackable
     assert cfg.rounds.add == "successful"
     rows = run_advtrain(cfg, tmp_path).read_metrics()
     assert rows[0]["pool_size"] == 10  # the rounds' pool starts from n_clean_pool clean examples
@@ -65,7 +67,7 @@ def test_rounds_add_only_the_successful_attacks_by_default(tmp_path):
     assert rows[1]["n_added"] == n_success == rows[1]["pool_size"] - rows[0]["pool_size"]
     # the validation attack's per-prompt success steps feed the offense-defence analysis
     steps = rows[1]["val_success_steps"]
-    assert len(steps) == rows[1]["n_val_correct"]
+    assert len(steps) == rows[1]["n_val_attacked"] <= rows[1]["n_val_correct"]
     assert sum(s is not None for s in steps) == rows[1]["n_val_flipped"]
     assert all(s is None or 1 <= s <= 64 for s in steps) and rows[1]["attack_n_steps"] == 64
     assert rows[1]["attack_flops_per_step"] > 0
@@ -77,9 +79,10 @@ def test_attack_run_reuses_the_finetune_run(tmp_path):
     rd = run_attack(cfg, tmp_path)
     final = rd.read_record().final
     assert final["n_examples"] == 8
-    assert final["n_flipped"] <= final["n_correct"]
-    if final["n_correct"]:
-        assert final["asr"] == final["n_flipped"] / final["n_correct"]
+    assert final["n_attacked"] <= 4  # PasswordMatch: only the 4 wrong-password prompts can be attacked
+    assert final["n_flipped"] <= final["n_attacked"] <= final["n_correct"]
+    if final["n_attacked"]:
+        assert final["asr"] == final["n_flipped"] / final["n_attacked"]
     assert (tmp_path / final["finetune_run"] / "checkpoints" / "model.pt").is_file()
     assert (rd.evaluations_dir / "attack.json").is_file()
 
@@ -143,3 +146,55 @@ def test_lr_schedule_warms_up_then_holds_or_decays():
     assert lr_at(9, 100, cos) == pytest.approx(1e-3)
     assert lr_at(100, 100, cos) == pytest.approx(1e-4)
     assert lr_at(40, 100, cos) > lr_at(70, 100, cos) > lr_at(99, 100, cos)
+
+
+def test_attacks_never_target_or_count_a_relabelled_example(tmp_path, monkeypatch):
+    """A correct password with a block after it is a wrong password: such prompts are not attacked, and an
+    attack that typed the password into a wrong attempt has changed the label, not fooled the model."""
+    from robustperf.llm import pipeline
+    from robustperf.llm.attacks import LLMAttackResult
+    from robustperf.llm.tasks import PASSWORD_SEPARATOR, PASSWORD_TEMPLATE, Example
+
+    torch.set_num_threads(1)
+    cfg = load_llm_config(None, TINY)
+    s = setup(cfg)
+    seen = []
+
+    class TypesThePassword:  # the "attack" writes the password itself into the attempt
+        def perturb(self, model, tokenizer, prompts, **kw):
+            seen.extend(p.label for p in prompts)
+            ids = [[*p.prefix, *tokenizer.encode("ark", add_special_tokens=False), *p.closing] for p in prompts]
+            return LLMAttackResult(ids=ids, blocks=[[0]] * len(ids), success=[True] * len(ids),
+                                   n_forward=[1] * len(ids), n_backward=[0] * len(ids))
+
+    monkeypatch.setattr(pipeline, "create_llm_attack", lambda name, **kw: TypesThePassword())
+    monkeypatch.setattr(pipeline, "predictions", lambda model, tok, ids, **kw: [e.label for e in examples])
+    prefix = PASSWORD_TEMPLATE.format(password="ark") + PASSWORD_SEPARATOR
+    examples = [Example(prefix + "", PASSWORD_SEPARATOR, 0),  # empty attempt + "ark" = the password
+                Example(prefix + "ark", PASSWORD_SEPARATOR, 1, attack_changes_label=True),
+                Example(prefix + "lumps", PASSWORD_SEPARATOR, 0)]
+    ids = [s.tokenizer.encode(e.text, add_special_tokens=False) for e in examples]
+    ev = pipeline.evaluate_attack(s, examples, ids, cfg.attack, seed=0, task="password_match")
+    assert seen == [0, 0]  # the correct-password prompt was not attacked
+    assert (ev.n_examples, ev.n_correct, ev.n_attacked) == (3, 3, 2)
+    assert ev.n_relabelled == 1 and ev.n_flipped == 1 and ev.asr == 0.5  # "lumpsark" is still wrong
+    # training rounds add attacked examples under their true labels
+    adv_ids, labels, res = pipeline.attack_training_examples(s, [examples[0], examples[2]], cfg.attack, seed=0,
+                                                             task="password_match")
+    assert labels == [1, 0] and res.success == [False, True]
+
+
+def test_finetune_continues_to_the_target_accuracy_within_max_epochs(tmp_path):
+    from robustperf.config import ConfigError
+
+    torch.set_num_threads(1)
+    with pytest.raises(ConfigError, match="max_epochs"):
+        load_llm_config(None, [*TINY, "training.target_clean_acc=0.95"])
+    cfg = load_llm_config(None, [*TINY, "training.target_clean_acc=1.0", "training.max_epochs=3",
+                                 "task.n_val=64"])
+    from robustperf.llm.pipeline import run_finetune
+
+    final = run_finetune(cfg, tmp_path).read_record().final
+    # 16 training prompts cannot reach 1.0 on 64 validation prompts: all 3 epochs are spent, and recorded
+    assert final["clean_acc"] < 1.0 and final["epochs"] == 3 and final["target_clean_acc"] == 1.0
+    assert final["n_sequences"] == 3 * 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
+import json
 
 import pytest
 import yaml
@@ -143,3 +144,26 @@ def test_a_run_held_by_another_process_is_reported_locked_not_failed(tmp_path) -
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_variants_pair_settings_and_cross_the_grid(tmp_path):
+    study = StudyConfig(name="v", base=BASE, grid={"attack.name": ["gcg", "random_token"]},
+                        variants=[{"model.name": "neox-tiny", "training.epochs": 1},
+                                  {"model.name": "neox-small", "training.epochs": 3}])
+    pairs = [(c.model.name, c.training.epochs, c.attack.name) for c in study.configs()]
+    assert pairs == [("neox-tiny", 1, "gcg"), ("neox-tiny", 1, "random_token"),
+                     ("neox-small", 3, "gcg"), ("neox-small", 3, "random_token")]
+
+
+def test_study_writes_trends_and_the_cli_draws_or_explains_the_figures(tmp_path):
+    base = {**BASE, "seeds": [0, 1], "task": {"n_train": 16, "n_val": 24},
+            "attack": {**BASE["attack"], "random_token": {"insertion": "end"}}}  # every prompt attackable
+    study = StudyConfig(name="mini", base=base, grid={"attack.name": ["random_token"]})
+    long_path, table_path, _ = run_study(study, tmp_path, executor=InProcess())
+    trends = json.loads((tmp_path / "mini_trends.json").read_text())
+    assert trends["machine"] and trends["trends"][0]["attack"] == "random_token"
+    assert "seed spread" in (tmp_path / "mini_trends.md").read_text()
+    from robustperf.cli.llm import _study_figures
+
+    _study_figures(long_path, tmp_path, "mini")
+    assert (tmp_path / "mini_asr_vs_round.png").is_file()

@@ -77,9 +77,30 @@ def study_cmd(config: Path = CONFIG, overrides: list[str] = SET, runs_dir: Path 
     for r in execution.results:
         console.print(f"{r.get('run_id')}: {r.get('status')}" + (f" ({r['failure_reason']})" if r.get("failure_reason")
                                                                    else ""))
-    console.print(f"per-run rounds: {long_path}\nASR vs round: {table_path}")
+    console.print(f"per-run rounds: {long_path}\nASR vs round: {table_path}\n"
+                  f"trends: {table_path.parent / (study.name + '_trends.md')}")
+    _study_figures(long_path, table_path.parent, study.name)
     if execution.n_failed:
         raise typer.Exit(1)
+
+
+def _study_figures(rounds_csv: Path, out_dir: Path, name: str) -> None:
+    """ASR vs round and ASR vs size (papers/000 Figs. 1-2) next to the CSVs; a figure that cannot be drawn
+    says why instead."""
+    import pandas as pd
+
+    from robustperf.report import papers
+    from robustperf.report.papers import NoFigure
+    from robustperf.report.zoo import save_figure
+
+    frame = pd.read_csv(rounds_csv) if rounds_csv.stat().st_size else pd.DataFrame()
+    for kind, draw in (("asr_vs_round", papers.asr_vs_round), ("asr_vs_size", papers.asr_vs_model_size)):
+        path = out_dir / f"{name}_{kind}.png"
+        try:
+            save_figure(draw(frame), path)
+            console.print(f"figure: {path}")
+        except NoFigure as exc:
+            console.print(f"figure {kind} not drawn: {exc}")
 
 
 @llm_app.command("pretrain")

@@ -89,6 +89,10 @@ class LLMAttackConfig(_Section):
         return build_attack_config(self.name, self.params)
 
 
+#: version of the attack protocol in attack/advtrain run ids: 2 = label-preserving targets (llm.tasks)
+ATTACK_PROTOCOL = 2
+
+
 class LLMTrainingConfig(_Section):
     """Fine-tuning (papers/000 App. D: one epoch, lr 1e-5)."""
 
@@ -101,6 +105,20 @@ class LLMTrainingConfig(_Section):
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="after warm-up: constant, or cosine decay to lr/10 over each training call")
     max_grad_norm: float | None = Field(1.0, gt=0)
+    target_clean_acc: float | None = Field(
+        None, gt=0, le=1, description="after `epochs`, keep fine-tuning one epoch at a time (each a fresh cosine "
+                                      "cycle, or constant lr) until validation accuracy reaches this, at most "
+                                      "`max_epochs` in all; None: exactly `epochs`")
+    max_epochs: int | None = Field(None, ge=1, description="the most epochs `target_clean_acc` may take")
+
+    @model_validator(mode="after")
+    def _target_needs_cap(self) -> LLMTrainingConfig:
+        if self.target_clean_acc is not None:
+            if self.max_epochs is None:
+                raise ValueError("training.target_clean_acc needs training.max_epochs (the budget it may use)")
+            if self.max_epochs < self.epochs:
+                raise ValueError(f"training.max_epochs ({self.max_epochs}) is below training.epochs ({self.epochs})")
+        return self
 
 
 class RoundsConfig(_Section):
@@ -111,7 +129,9 @@ class RoundsConfig(_Section):
     add: Literal["successful", "all"] = Field(
         "successful", description="which attacked training examples join the pool: the successful ones "
                                   "(papers/000 Sec. 5: 'adding successful attack examples') or all of them")
-    n_attack_val: int = Field(200, ge=1, description="validation examples attacked for the ASR")
+    n_attack_val: int = Field(
+        200, ge=1, description="attackable validation examples considered for the ASR; the correctly classified "
+                               "ones are attacked (PasswordMatch: wrong passwords only, see llm.tasks)")
     lr: float | None = Field(
         None, gt=0, description="constant lr of the rounds' training (None: training.lr with its schedule); "
                                 "papers/000 keeps the fine-tuning lr")
@@ -170,6 +190,11 @@ class LLMConfig(_Section):
         payload.pop("name", None)
         payload["runtime"].pop("progress", None)
         payload["kind"] = kind
+        for key in ("target_clean_acc", "max_epochs"):  # unset: ids of runs made before these existed hold
+            if payload["training"].get(key) is None:
+                payload["training"].pop(key, None)
+        if kind != "finetune":  # v2: attacks skip examples they would relabel and re-check every success
+            payload["attack_protocol"] = ATTACK_PROTOCOL
         if kind == "finetune":  # the fine-tuned model is shared by attack and advtrain runs
             for section in ("attack", "rounds"):
                 payload.pop(section, None)

@@ -15,6 +15,7 @@ round's compute (training 6 x tokens x params, plus the attacks' own forward/bac
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import random
@@ -32,9 +33,9 @@ from robustperf.llm.config import LLMAttackConfig, LLMConfig
 from robustperf.llm.metrics import attack_success_rate
 from robustperf.llm.models import count_parameters, load_local_classifier, package_model_dir, random_neox_classifier
 from robustperf.llm.offense_defense import step_record
-from robustperf.llm.tasks import Example, build_task
+from robustperf.llm.tasks import Example, attacked_label, build_task
 from robustperf.llm.tokenizer import build_bpe_tokenizer, encode_sequence, load_tokenizer
-from robustperf.llm.training import finetune, make_optimizer
+from robustperf.llm.training import FinetuneResult, finetune, make_optimizer
 from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
 from robustperf.store.lock import hold_run
@@ -116,20 +117,25 @@ class AttackEval:
     """Attack success on a set of examples (papers/000 section 3 definition).
 
     Attributes:
-        n_examples: examples considered.
-        n_correct: correctly classified before the attack (the ASR denominator).
-        n_flipped: of those, wrong after the attack.
+        n_examples: examples classified clean (the clean-accuracy denominator).
+        n_correct: of those, correctly classified before the attack.
+        n_attacked: correctly classified examples the attack may not relabel, attacked (the ASR
+            denominator; `attackable`).
+        n_flipped: of those, wrong after the attack with their label unchanged.
+        n_relabelled: attacks whose text changed the true label (not counted as success; `attacked_label`).
         clean_acc: n_correct / n_examples.
-        asr: n_flipped / n_correct (None when nothing was correct).
+        asr: n_flipped / n_attacked (None when nothing was attacked).
         flops: attack FLOPs (clean predictions included).
         n_forward: sequences run forward by the attack.
         seconds: wall time of the attack.
-        result: the raw attack result (attacked prompts only).
+        result: the raw attack result (attacked prompts only; success re-checked).
     """
 
     n_examples: int
     n_correct: int
+    n_attacked: int
     n_flipped: int
+    n_relabelled: int
     clean_acc: float
     asr: float | None
     flops: float
@@ -138,38 +144,74 @@ class AttackEval:
     result: LLMAttackResult
 
     def summary(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("n_examples", "n_correct", "n_flipped", "clean_acc", "asr", "flops",
-                                              "n_forward", "seconds")}
+        return {k: getattr(self, k) for k in ("n_examples", "n_correct", "n_attacked", "n_flipped", "n_relabelled",
+                                              "clean_acc", "asr", "flops", "n_forward", "seconds")}
+
+
+def attackable(examples: Sequence[Example], insertion: str) -> list[int]:
+    """Indices of the examples whose true label an attack block inserted at ``insertion`` cannot change.
+
+    With ``insertion="task"`` the block goes between prefix and closing, which relabels a correct
+    PasswordMatch attempt (`Example.attack_changes_label`); appended after the whole prompt it changes nothing.
+    """
+    return [i for i, ex in enumerate(examples) if insertion == "end" or not ex.attack_changes_label]
+
+
+def _recheck(task: str, tokenizer: Any, labels: Sequence[int], result: LLMAttackResult) -> tuple[LLMAttackResult, list[int], int]:
+    """Re-label every attacked text by the task's rule: a success that changed the true label is none.
+
+    Returns the result with corrected ``success``, the true labels of the attacked texts, and how many
+    attacks relabelled their example.
+    """
+    success, true_labels, relabelled = [], [], 0
+    for ids, ok, label in zip(result.ids, result.success, labels, strict=True):
+        true = attacked_label(task, tokenizer.decode(ids, skip_special_tokens=True), label)
+        relabelled += int(true != label)
+        true_labels.append(true)
+        success.append(bool(ok) and true == label)
+    return dataclasses.replace(result, success=success), true_labels, relabelled
 
 
 def evaluate_attack(setup_: LLMSetup, examples: Sequence[Example], ids: Sequence[Sequence[int]],
-                    attack_cfg: LLMAttackConfig, *, seed: int, precision: str = "fp32") -> AttackEval:
-    """Clean predictions, then the attack on the correctly classified examples only (the ASR denominator)."""
+                    attack_cfg: LLMAttackConfig, *, seed: int, precision: str = "fp32", task: str = "",
+                    n_attack: int | None = None) -> AttackEval:
+    """Clean predictions on ``examples``, then the attack on the first ``n_attack`` attackable examples
+    (`attackable`) that were classified correctly (the ASR denominator); successes re-checked by the
+    task's labelling rule (`attacked_label`)."""
     from robustperf.llm.cost import forward_flops
 
     start = time.perf_counter()
     n_params = count_parameters(setup_.model)
     pred = predictions(setup_.model, setup_.tokenizer, ids, device=setup_.device, precision=precision)
     correct = [p == ex.label for p, ex in zip(pred, examples, strict=True)]
-    targets = [ex for ex, ok in zip(examples, correct, strict=True) if ok]
+    considered = attackable(examples, attack_cfg.params["insertion"])[:n_attack]
+    targets = [examples[i] for i in considered if correct[i]]
     attack = create_llm_attack(attack_cfg.name, **attack_cfg.params)
     prompts = make_prompts(setup_.tokenizer, targets, insertion=attack_cfg.params["insertion"])
     result = attack.perturb(setup_.model, setup_.tokenizer, prompts, seed=seed, precision=precision)
+    result, _, relabelled = _recheck(task, setup_.tokenizer, [p.label for p in prompts], result)
     after = [not s for s in result.success]
     asr = attack_success_rate([True] * len(after), after) if after else None
     flops = forward_flops(sum(len(s) for s in ids), n_params) + result.flops
-    return AttackEval(len(examples), len(targets), sum(result.success), sum(correct) / max(1, len(examples)), asr,
-                      flops, sum(result.n_forward) + len(ids), time.perf_counter() - start, result)
+    return AttackEval(len(examples), sum(correct), len(targets), sum(result.success), relabelled,
+                      sum(correct) / max(1, len(examples)), asr, flops, sum(result.n_forward) + len(ids),
+                      time.perf_counter() - start, result)
 
 
 def attack_training_examples(setup_: LLMSetup, examples: Sequence[Example], attack_cfg: LLMAttackConfig, *,
-                             seed: int, precision: str = "fp32") -> tuple[list[list[int]], list[int], LLMAttackResult]:
-    """Attack training examples (all of them, correct or not) -> (attacked ids, true labels, result)."""
+                             seed: int, precision: str = "fp32",
+                             task: str = "") -> tuple[list[list[int]], list[int], LLMAttackResult]:
+    """Attack training examples (all of them, correct or not) -> (attacked ids, true labels, result).
+
+    The labels are those of the attacked texts (`attacked_label`), and a success that relabelled its
+    example is not one, so adversarial training never learns a wrong label.
+    """
     attack = create_llm_attack(attack_cfg.name, **attack_cfg.params)
     prompts: list[AttackPrompt] = make_prompts(setup_.tokenizer, examples,
                                                insertion=attack_cfg.params["insertion"])
     result = attack.perturb(setup_.model, setup_.tokenizer, prompts, seed=seed, precision=precision)
-    return result.ids, [p.label for p in prompts], result
+    result, labels, _ = _recheck(task, setup_.tokenizer, [p.label for p in prompts], result)
+    return result.ids, labels, result
 
 
 # ---------------------------------------------------------------------------- runs
@@ -228,20 +270,46 @@ def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     with session.failing_on_error():
         session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
         s = setup(cfg)
-        fit = finetune(s.model, s.train_ids, [e.label for e in s.train], cfg.training, pad_id=s.tokenizer.pad_token_id,
-                       epochs=cfg.training.epochs, seed=cfg.seed, device=s.device, precision=cfg.runtime.precision)
-        pred = predictions(s.model, s.tokenizer, s.val_ids, device=s.device, precision=cfg.runtime.precision)
-        clean_acc = sum(p == e.label for p, e in zip(pred, s.val, strict=True)) / max(1, len(s.val))
+        fit, clean_acc, epochs = _finetune_to_target(cfg, s)
         save_model(rd, s)
         reading = session.stop_meter()
         final = {"command": "finetune", "clean_acc": clean_acc, "train_loss": fit.train_loss,
                  "n_params": count_parameters(s.model), "n_train": len(s.train), "n_val": len(s.val),
                  "n_dropped": s.n_dropped, "train_flops": fit.flops,
-                 "n_sequences": fit.n_sequences, "n_tokens": fit.n_tokens}
+                 "n_sequences": fit.n_sequences, "n_tokens": fit.n_tokens, "epochs": epochs,
+                 "target_clean_acc": cfg.training.target_clean_acc}
         session.log({"round": 0, **final})
         session.finish(final=final, cost=_cost(cfg, n_sequences=fit.n_sequences, train_flops=fit.flops,
                                                attack_flops=0.0, reading=reading))
     return rd
+
+
+def _val_accuracy(cfg: LLMConfig, s: LLMSetup) -> float:
+    pred = predictions(s.model, s.tokenizer, s.val_ids, device=s.device, precision=cfg.runtime.precision)
+    return sum(p == e.label for p, e in zip(pred, s.val, strict=True)) / max(1, len(s.val))
+
+
+def _finetune_to_target(cfg: LLMConfig, s: LLMSetup) -> tuple[FinetuneResult, float, int]:
+    """``training.epochs``, then (with ``target_clean_acc``) one epoch at a time until validation accuracy
+    reaches the target or ``max_epochs`` are spent; each extra epoch is a fresh schedule cycle without
+    warm-up (a warm restart) on the same optimiser. Returns the summed fit, the final accuracy, the epochs."""
+    t = cfg.training
+    labels = [e.label for e in s.train]
+    optimizer = make_optimizer(s.model, t)
+    kw = dict(pad_id=s.tokenizer.pad_token_id, device=s.device, precision=cfg.runtime.precision, optimizer=optimizer)
+    fit = finetune(s.model, s.train_ids, labels, t, epochs=t.epochs, seed=cfg.seed, **kw)
+    acc, epochs = _val_accuracy(cfg, s), t.epochs
+    restart = t.model_copy(update={"warmup_steps": 0})
+    while t.target_clean_acc is not None and acc < t.target_clean_acc and epochs < int(t.max_epochs or 0):
+        more = finetune(s.model, s.train_ids, labels, restart, epochs=1, seed=cfg.seed * 7919 + epochs, **kw)
+        fit = FinetuneResult(more.train_loss, fit.n_sequences + more.n_sequences, fit.n_tokens + more.n_tokens,
+                             fit.n_steps + more.n_steps, fit.flops + more.flops)
+        acc, epochs = _val_accuracy(cfg, s), epochs + 1
+        logger.info("fine-tune epoch %d: validation accuracy %.4f (target %.2f)", epochs, acc, t.target_clean_acc)
+    if t.target_clean_acc is not None and acc < t.target_clean_acc:
+        logger.warning("fine-tuning stopped at max_epochs=%d with validation accuracy %.4f < target %.2f",
+                       epochs, acc, t.target_clean_acc)
+    return fit, acc, epochs
 
 
 def save_model(rd: RunDir, s: LLMSetup) -> None:
@@ -272,8 +340,8 @@ def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
         session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
-        n = cfg.rounds.n_attack_val
-        ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision)
+        ev = evaluate_attack(s, s.val, s.val_ids, cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision,
+                             task=cfg.task.name, n_attack=cfg.rounds.n_attack_val)
         reading = session.stop_meter()
         _write_attacked(rd, "attack", s, ev.result)
         final = {"command": "attack", "attack": cfg.attack.name, "finetune_run": ft.run_id,
@@ -333,9 +401,11 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
         row: dict[str, Any] = {"round": rnd, "train_flops": finetune_flops if rnd == 0 else 0.0,
                                "attack_train_flops": 0.0, "n_added": 0}
         if rnd > 0:
-            picked = st.rng.sample(range(len(s.train)), min(r_cfg.n_attack_train, len(s.train)))
+            pickable = attackable(s.train, cfg.attack.params["insertion"])
+            picked = st.rng.sample(pickable, min(r_cfg.n_attack_train, len(pickable)))
             adv_ids, adv_labels, res = attack_training_examples(s, [s.train[i] for i in picked], cfg.attack,
-                                                                seed=cfg.seed * 1000 + rnd, precision=precision)
+                                                                seed=cfg.seed * 1000 + rnd, precision=precision,
+                                                                task=cfg.task.name)
             if r_cfg.add == "successful":  # papers/000 Sec. 5: only the attacks that fooled the model join
                 keep = [i for i, ok in enumerate(res.success) if ok]
                 adv_ids, adv_labels = [adv_ids[i] for i in keep], [adv_labels[i] for i in keep]
@@ -347,16 +417,15 @@ def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,
             row.update(train_flops=fit.flops, attack_train_flops=res.flops, n_added=len(adv_ids),
                        train_loss=fit.train_loss, attack_train_success=sum(res.success) / max(1, len(res.success)))
             st.totals["n_sequences"] += fit.n_sequences
-        n = r_cfg.n_attack_val
-        ev = evaluate_attack(s, s.val[:n], s.val_ids[:n], cfg.eval_attack, seed=cfg.seed * 1000 + 500 + rnd,
-                             precision=precision)
+        ev = evaluate_attack(s, s.val, s.val_ids, cfg.eval_attack, seed=cfg.seed * 1000 + 500 + rnd,
+                             precision=precision, task=cfg.task.name, n_attack=r_cfg.n_attack_val)
         st.totals["train_flops"] += row["train_flops"]
         st.totals["attack_flops"] += row["attack_train_flops"] + ev.flops
         row.update(step_record(cfg.eval_attack.name, cfg.eval_attack.params, losses=ev.result.losses,
                                success=ev.result.success, n_queries=ev.result.n_queries, flops=ev.result.flops,
                                n_labels=cfg.model.num_labels), n_params=count_parameters(s.model))
         row.update(pool_size=len(st.pool_ids), clean_acc=ev.clean_acc, asr=ev.asr, n_val_correct=ev.n_correct,
-                   n_val_flipped=ev.n_flipped, attack_eval_flops=ev.flops,
+                   n_val_attacked=ev.n_attacked, n_val_flipped=ev.n_flipped, n_val_relabelled=ev.n_relabelled, attack_eval_flops=ev.flops,
                    round_flops=row["train_flops"] + row["attack_train_flops"] + ev.flops,
                    cum_flops=st.totals["train_flops"] + st.totals["attack_flops"], seconds=time.perf_counter() - t0)
         st.rows.append(row)

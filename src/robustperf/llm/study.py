@@ -9,13 +9,17 @@ A study file is YAML::
       model.name: [neox-tiny, neox-small, neox-medium]
       attack.name: [gcg, random_token]
 
+    variants:                           # optional: settings that go together, crossed with the grid
+      - {model.name: neox-tiny, training.epochs: 2}
+      - {model.name: neox-small, training.epochs: 4}
     executor: {name: local, workers: 2}   # any sweep executor: local, manifest (Slurm/LSF/PBS), submitit, ray
 
 Every grid point x seed is one `run_advtrain` run in the run store (idempotent: finished runs are
 reused), run on the study's executor (`robustperf.sweep.executors`) like an image study: first the
 fine-tune runs the grid points share (each once), then the adversarial-training runs. Two CSVs are
 written next to the runs: ``<name>_rounds.csv`` (one row per run and round) and
-``<name>_asr_vs_round.csv`` (one row per grid point and round, ready for plotting).
+``<name>_asr_vs_round.csv`` (one row per grid point and round, ready for plotting), and the trends with
+size and rounds against the seed spread (`robustperf.llm.trends`) as ``<name>_trends.{json,md}``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import csv
 import io
 import itertools
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -50,6 +55,9 @@ class StudyConfig(BaseModel):
     name: str = "study"
     base: dict[str, Any] = Field(default_factory=dict, description="an LLMConfig as a mapping")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values to sweep")
+    variants: list[dict[str, Any]] = Field(
+        default_factory=list, description="dotted-key mappings applied together (e.g. a model with its own "
+                                          "training settings), crossed with the grid; empty: the grid alone")
     executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec(gpus_per_run=0),
                                    description="where the runs execute (the sweep executors; CPU by default)")
 
@@ -57,9 +65,10 @@ class StudyConfig(BaseModel):
         """One validated config per grid point (each may still hold several seeds)."""
         keys = list(self.grid)
         out = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            data = apply_overrides(self.base, dict(zip(keys, values, strict=True)))
-            out.append(llm_config_from_dict(data))
+        for variant in self.variants or [{}]:
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                data = apply_overrides(self.base, {**dict(zip(keys, values, strict=True)), **variant})
+                out.append(llm_config_from_dict(data))
         return out
 
 
@@ -107,7 +116,23 @@ def run_study(study: StudyConfig, runs_dir: str | Path = "runs", *, executor: st
     long_path, table_path = root / f"{study.name}_rounds.csv", root / f"{study.name}_asr_vs_round.csv"
     write_csv(long_path, rows)
     write_csv(table_path, asr_vs_round(rows))
+    write_trends(root, study.name, rows)
     return long_path, table_path, execution
+
+
+def write_trends(root: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """``<name>_trends.json`` and ``.md``: does ASR fall with size and rounds, against the seed spread."""
+    import json
+    import platform
+
+    from robustperf.llm.trends import asr_trends, trends_markdown
+
+    trends = asr_trends(rows)
+    machine = f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or 'cpu'})"
+    write_text_atomic(root / f"{name}_trends.json", json.dumps({"machine": machine, "trends": trends}, indent=1))
+    path = root / f"{name}_trends.md"
+    write_text_atomic(path, trends_markdown(trends, machine=machine))
+    return path
 
 
 def _payload(cfg: LLMConfig, command: str) -> dict[str, Any]:
@@ -168,7 +193,8 @@ def round_rows(dirs: list[RunDir]) -> list[dict[str, Any]]:
             out.append({"run_id": rd.run_id, "model": cfg["model"]["name"], "n_params": final.get("n_params"),
                         "task": cfg["task"]["name"], "attack": cfg["attack"]["name"], "eval_attack": eval_attack,
                         "seed": cfg["seeds"][0], "round": m["round"], "asr": m.get("asr"),
-                        "clean_acc": m.get("clean_acc"), "pool_size": m.get("pool_size"),
+                        "clean_acc": m.get("clean_acc"), "n_attacked": m.get("n_val_attacked"),
+                        "n_relabelled": m.get("n_val_relabelled"), "pool_size": m.get("pool_size"),
                         "round_flops": m.get("round_flops"), "cum_flops": m.get("cum_flops"),
                         "seconds": m.get("seconds")})
     return out

@@ -8,6 +8,13 @@ other tasks have an empty closing, so the block is a suffix.
 PasswordMatch and WordLength are generated from a word list (the bundled `data/words.txt`, from Debian's
 `wamerican`, or any list given), seeded and reproducible; their labels follow a rule that
 `password_match_label` / `word_length_label` re-check. Spam and IMDB read local files.
+
+An attack must not change the true label (papers/000 footnote 1: "guaranteed by construction for some of
+our simple procedurally generated tasks"). For PasswordMatch that holds only for a wrong password: a block
+inserted after a *correct* password makes the typed attempt wrong, so "Denied" becomes the right answer
+and flipping the model to it is no attack. Such examples carry ``attack_changes_label=True`` and the
+pipeline does not attack them; `attacked_label` re-checks every attacked text against the task's rule
+(an attack that typed the rest of the password has changed the label, not fooled the model).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import csv
 import json
 import logging
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -50,6 +58,7 @@ class Example:
     prefix: str
     closing: str
     label: int
+    attack_changes_label: bool = False  # a block between prefix and closing changes the true label
 
     @property
     def text(self) -> str:
@@ -86,6 +95,41 @@ def password_match_label(password: str, attempt: str) -> int:
     return int(password == attempt)
 
 
+_PASSWORD_RE = re.compile(r'If it is "(?P<password>.*?)", then respond', re.DOTALL)
+
+
+def _squash(text: str) -> str:
+    """Whitespace removed and case folded: a tokenizer's decode may add spaces or lower-case (WordPiece)."""
+    return "".join(text.split()).casefold()
+
+
+def password_match_attacked_label(text: str) -> int | None:
+    """The true label of an attacked PasswordMatch text (None if it is not one).
+
+    The attempt is everything between the first separator and the last one. The comparison ignores
+    whitespace and case, so an attack that spelled the password in any tokenisation counts as relabelled
+    (conservative: such an attack is never counted as a success).
+    """
+    m = _PASSWORD_RE.search(text)
+    sep = PASSWORD_SEPARATOR.strip()
+    if m is None or text.count(sep) < 2:
+        return None
+    first, last = text.index(sep), text.rindex(sep)
+    attempt = text[first + len(sep) : last]
+    return int(_squash(m.group("password")) == _squash(attempt))
+
+
+#: task name -> the rule that re-labels an attacked text; tasks without one keep their label (footnote 1)
+ATTACKED_LABEL: dict[str, Callable[[str], int | None]] = {"password_match": password_match_attacked_label}
+
+
+def attacked_label(task: str, text: str, label: int) -> int:
+    """The true label of ``text`` (an attacked example of ``task`` whose clean label was ``label``)."""
+    rule = ATTACKED_LABEL.get(task)
+    found = rule(text) if rule else None
+    return label if found is None else found
+
+
 def word_length_label(first: str, second: str) -> int:
     """1 (SECOND) iff the second word is strictly longer; ties are 0 (papers/000 Table 2)."""
     return int(len(second) > len(first))
@@ -103,7 +147,9 @@ def password_match(n: int, *, seed: int, words: Sequence[str] | None = None) -> 
         password = rng.choice(pool)
         attempt = password if i % 2 == 0 else _other(rng, pool, password)
         prefix = PASSWORD_TEMPLATE.format(password=password) + PASSWORD_SEPARATOR + attempt
-        out.append(Example(prefix, PASSWORD_SEPARATOR, password_match_label(password, attempt)))
+        label = password_match_label(password, attempt)
+        # any text inserted after a correct attempt makes it wrong: those examples are not attackable
+        out.append(Example(prefix, PASSWORD_SEPARATOR, label, attack_changes_label=bool(label)))
     rng.shuffle(out)
     return out
 

@@ -142,3 +142,24 @@ def test_cli_quality_study_runs_fits_and_writes_results(tmp_path: Path, monkeypa
     text = out_md.read_text()
     # 4 runs of one FID: too few for either law, and the file says so instead of printing parameters
     assert "4 runs" in text and "too_few_points" in text
+
+
+def test_report_figure_only_for_quality_studies_and_ceilings_only_from_sound_fits(tmp_path: Path) -> None:
+    from robustperf.report.plots import empty_reason
+    from robustperf.report.quality import ceiling_withheld, report_figure
+
+    rows = _rows(tmp_path, noise=0.003)
+    plain = [{k: v for k, v in r.items() if not k.startswith("config.data.synthetic")} for r in rows]
+    assert report_figure(plain, evaluation_key=None, metrics=("adv_loss",), bootstrap=0) is None
+    caption, fig = report_figure(rows, evaluation_key=None, metrics=("robust_acc", "adv_loss"), bootstrap=0)
+    assert "measured FID" in caption and "adv_loss" in caption and empty_reason(fig) is None
+    # a fit that is not ok never draws a ceiling, and says why
+    analysis = analyze_quality(rows[:30], bootstrap=0)  # two levels only: stage 2 rests on 5 runs
+    broken = analysis.approach2.__class__(**{**analysis.approach2.__dict__, "status": "poorly_identified"})
+    from dataclasses import replace
+
+    withheld = replace(analysis, approach2=broken)
+    assert "poorly_identified" in ceiling_withheld(withheld)
+    labels = [t.get_text() for t in accuracy_vs_flops(withheld).axes[0].get_legend().get_texts()]
+    assert any(label.startswith("ceilings not drawn") for label in labels)
+    assert not any("FID-0 ceiling" in label for label in labels)

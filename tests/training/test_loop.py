@@ -136,7 +136,9 @@ KILL_SCRIPT = textwrap.dedent(
 
 def test_resume_after_sigkill_equals_uninterrupted_run(reference: RunDir, tmp_path: Path) -> None:
     cfg = make_cfg(optim__ema_decay=0.9)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the same intra-op thread count as this process, which trained the reference: float sums split
+    # over a different number of threads differ in the last bit, and the test compares bit for bit
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, cfg.model_dump_json(), str(tmp_path), "11"],
         env=env, capture_output=True, text=True, timeout=120,
@@ -176,7 +178,9 @@ def test_sigterm_checkpoints_at_the_current_step_and_resume_equals_uninterrupted
     reference: RunDir, tmp_path: Path
 ) -> None:
     cfg = make_cfg(optim__ema_decay=0.9)  # epoch checkpoints only: without the signal path, step 8 is the last
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the same intra-op thread count as this process, which trained the reference: float sums split
+    # over a different number of threads differ in the last bit, and the test compares bit for bit
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run(
         [sys.executable, "-c", TERM_SCRIPT, cfg.model_dump_json(), str(tmp_path), "11"],
         env=env, capture_output=True, text=True, timeout=120,

@@ -209,7 +209,7 @@ def quality_study(
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     bootstrap: int = typer.Option(200, min=0, help="bootstrap resamples for the intervals"),
     human_accuracy: float | None = typer.Option(None, help="draw a human-level robust accuracy line (0..1)"),
-    metric: str = typer.Option("adv_loss", help="fit the laws on adv_loss (the papers') or robust_error"),
+    metric: str = typer.Option("adv_loss", help="fit the laws on adv_loss (the papers' CE + 5 KL), adv_ce (CE at the PGD points) or robust_error"),
     results: Path | None = typer.Option(None, help="also copy the results markdown here"),
 ) -> None:
     """Run a data-quality study (finished runs are skipped), fit Approach 2 and 3 with the measured FIDs and write
@@ -219,10 +219,12 @@ def quality_study(
     import platform
     import time
 
-    from robustperf.report.quality import accuracy_vs_flops, analyze_quality, results_markdown
+    from robustperf.report.quality import METRICS, accuracy_vs_flops, analyze_quality, results_markdown
     from robustperf.store.index import load_index
     from robustperf.sweep import load_study, run_study
 
+    if metric not in METRICS:  # before any run starts
+        raise typer.BadParameter(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     t0 = time.perf_counter()
     with user_errors():
         spec = load_study(study_file)
@@ -244,7 +246,8 @@ def quality_study(
               f"{ex.count('skipped') if ex else 0} already done, {ex.n_failed if ex else 0} failed); this command "
               f"{time.perf_counter() - t0:.0f} s wall (runs {result.wall_seconds:.0f} s, fits {fit_seconds:.1f} s)",
               f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f}",
-              f"robust accuracy: {key or 'final.robust_acc'}; loss: final.adv_loss"]
+              f"robust accuracy: {key or 'final.robust_acc'}; loss: "
+              f"{'1 - robust accuracy' if metric == 'robust_error' else 'final.' + metric}"]
     text = results_markdown(analysis, title=f"Data-quality study {spec.name}", header_lines=header)
     (out / f"{stem}.md").write_text(text)
     payload = {"approach2": analysis.approach2.to_dict() if analysis.approach2 is not None else None,

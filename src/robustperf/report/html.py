@@ -15,6 +15,7 @@ from typing import Any
 from robustperf.report import plots, tables
 from robustperf.report.analysis import Analysis, analyze
 from robustperf.report.extra import extra_figures
+from robustperf.report.quality import report_figure
 from robustperf.report.summary import plain_summary
 from robustperf.store import load_index, write_json_atomic
 from robustperf.store.io import write_bytes_atomic
@@ -151,6 +152,10 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     overlay = _overlays(overlays or [])
     figures = make_figures(analysis, overlay)
     figures.update(extra_figures(analysis, overlays or []))  # papers' figures and study vs zoo (report/extra.py)
+    quality = report_figure(rows, evaluation_key=eval_key, metrics=tuple(fit_spec.metrics),
+                            bootstrap=fit_spec.bootstrap)  # a study over synthetic sets of measured FID
+    if quality is not None:
+        figures["data_quality"] = quality
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)

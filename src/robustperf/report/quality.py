@@ -32,7 +32,7 @@ class QualityAnalysis:
         approach2, approach3: FitResults (status as the fit reports it), or None with the reason in notes.
         loss_to_accuracy: FitResult of accuracy = slope * loss + intercept on these runs, or None.
         ceilings: one dict per (law, FID): ceiling loss and accuracy with intervals.
-        metric: what the laws were fitted on: "adv_loss" (the papers' CE + 5 KL) or "robust_error" (1 - robust acc).
+        metric: what the laws were fitted on: "adv_loss" (the papers' CE + 5 KL), "adv_ce" or "robust_error".
         extractor: the FID extractor every run's FID came from.
         notes: why something was skipped, and where an FID was not measured.
     """
@@ -79,11 +79,11 @@ def quality_frame(rows: list[dict[str, Any]], *, evaluation_key: str | None = No
         robust = row.get(key) if key and row.get(key) is not None else row.get("final.robust_acc")
         out.append({"run_id": row.get("run_id"), "n_params": row.get("final.n_params"),
                     "samples_seen": row.get("final.samples_seen"), "flops": row.get("cost.train_flops"),
-                    "adv_loss": row.get("final.adv_loss"), "robust_acc": robust,
+                    "adv_loss": row.get("final.adv_loss"), "adv_ce": row.get("final.adv_ce"), "robust_acc": robust,
                     "clean_acc": row.get("final.clean_acc"), "fid": fid, "extractor": extractor,
                     "synthetic_path": row.get("config.data.synthetic_path")})
     frame = pd.DataFrame(out)
-    for col in ("n_params", "samples_seen", "flops", "adv_loss", "robust_acc", "clean_acc", "fid"):
+    for col in ("n_params", "samples_seen", "flops", "adv_loss", "adv_ce", "robust_acc", "clean_acc", "fid"):
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
     return frame, notes
@@ -95,7 +95,7 @@ def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
-METRICS = ("adv_loss", "robust_error")
+METRICS = ("adv_loss", "adv_ce", "robust_error")
 
 
 def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = None, bootstrap: int = 200,
@@ -105,6 +105,8 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
     ``metric="robust_error"`` fits the laws on 1 - robust accuracy instead of the papers' adversarial loss;
     on tiny, briefly trained models the CE + 5 KL loss can fall as the models get *worse* (less confident
     predictions shrink the KL term), which the error cannot. The ceiling accuracy is then 1 - the ceiling.
+    ``metric="adv_ce"`` fits the cross-entropy at the PGD points (the PGD-AT objective; continuous like the
+    papers' loss, and without the KL term's inversion), mapped to accuracy by the runs' own line.
 
     Raises:
         ValueError: runs whose FIDs come from different extractors, or a synthetic set with no FID at all.
@@ -131,11 +133,11 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
         if not res.ok:
             notes.append(f"{res.law}: status {res.status} ({res.message})")
     l2a = None
-    acc = need.dropna(subset=["robust_acc", "adv_loss"])
+    acc = need.dropna(subset=["robust_acc", metric])
     if metric == "robust_error":
         pass  # accuracy = 1 - L: no regression needed
     elif len(acc) >= 3:
-        l2a = _quiet(fit_loss_to_accuracy, acc["adv_loss"].to_numpy(float), acc["robust_acc"].to_numpy(float),
+        l2a = _quiet(fit_loss_to_accuracy, acc[metric].to_numpy(float), acc["robust_acc"].to_numpy(float),
                      bootstrap=bootstrap, seed=seed)
     else:
         notes.append("loss -> accuracy: fewer than 3 runs with robust accuracy")
@@ -164,28 +166,41 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
 
 
 def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None) -> Any:
-    """Robust accuracy vs training FLOPs, one colour per FID level, ceilings dashed (papers/001 Fig. 1)."""
+    """Robust accuracy vs training FLOPs, one colour per FID level, ceilings dashed (papers/001 Fig. 1).
+
+    Ceilings are drawn only from an Approach 2 fit whose status is ok and whose ceilings lie in [0, 1];
+    otherwise the legend says why they are left out. With no run to draw the figure is marked empty (the
+    report then omits it with that reason).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    frame = analysis.frame.dropna(subset=["flops", "robust_acc"])
+    frame = analysis.frame.dropna(subset=["flops", "robust_acc"]) if not analysis.frame.empty else analysis.frame
+    if frame.empty:
+        ax.text(0.5, 0.5, "no finished runs with FLOPs and robust accuracy", ha="center", va="center",
+                transform=ax.transAxes)
+        fig.robustperf_empty = "no finished runs with FLOPs and robust accuracy"  # type: ignore[attr-defined]
+        return fig
+    why_not = ceiling_withheld(analysis)
     cmap = plt.get_cmap("viridis")
-    fids = sorted(frame["fid"].unique()) if not frame.empty else []
+    fids = sorted(frame["fid"].unique())
     for i, fid in enumerate(fids):
         sub = frame[frame["fid"] == fid].sort_values("flops")
         colour = cmap(i / max(1, len(fids) - 1))
         ax.scatter(sub["flops"], sub["robust_acc"], color=colour, s=18, label=f"FID {fid:.3g}")
         best = sub.groupby("flops")["robust_acc"].max()
         ax.plot(best.index, np.maximum.accumulate(best.to_numpy()), color=colour, lw=1)
-        ceiling = _ceiling(analysis, "approach2", fid)
+        ceiling = None if why_not else _ceiling(analysis, "approach2", fid)
         if ceiling is not None:
             ax.axhline(ceiling, color=colour, ls="--", lw=0.8)
-    zero = _ceiling(analysis, "approach2", 0.0)
+    zero = None if why_not else _ceiling(analysis, "approach2", 0.0)
     if zero is not None:
         ax.axhline(zero, color="black", ls="--", lw=1, label=f"FID-0 ceiling (Approach 2) {zero:.3f}")
+    else:
+        ax.plot([], [], " ", label=f"ceilings not drawn: {why_not}")
     if human_accuracy is not None:
         ax.axhline(human_accuracy, color="tab:red", ls=":", lw=1.2, label=f"human {human_accuracy:.3f}")
     ax.set_xscale("log")
@@ -196,6 +211,56 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def ceiling_withheld(analysis: QualityAnalysis) -> str | None:
+    """Why Approach 2's ceilings must not be drawn (None: they may)."""
+    fit = analysis.approach2
+    if fit is None:
+        return "no Approach 2 fit"
+    if not fit.ok:
+        return f"Approach 2 is {fit.status}"
+    values = [c.get("accuracy", {}).get("value") for c in analysis.ceilings if c["law"] == "approach2"]
+    if not values or any(v is None or not 0.0 <= v <= 1.0 for v in values):
+        return "Approach 2's ceilings fall outside [0, 1]"
+    return None
+
+
+def quality_rows(rows: list[dict[str, Any]]) -> bool:
+    """Whether these index rows hold a quality study: synthetic sets at two or more FIDs."""
+    fids = {row.get("config.data.synthetic_fid") for row in rows if row.get("config.data.synthetic_path")}
+    paths = {row.get("config.data.synthetic_path") for row in rows if row.get("config.data.synthetic_path")}
+    return len(paths) >= 2 or len(fids - {None}) >= 2
+
+
+def report_figure(rows: list[dict[str, Any]], *, evaluation_key: str | None, metrics: tuple[str, ...],
+                  bootstrap: int) -> tuple[str, Any] | None:
+    """The study report's data-quality figure (caption, figure), or None when the runs hold no quality axis.
+
+    The laws are fitted on the first loss among ``metrics`` (``adv_loss`` or ``adv_ce``), else on robust
+    error.
+    """
+    if not quality_rows(rows):
+        return None
+    metric = next((m for m in metrics if m in ("adv_loss", "adv_ce")), "robust_error")
+    try:
+        analysis = analyze_quality(rows, evaluation_key=evaluation_key, bootstrap=bootstrap, metric=metric)
+    except ValueError as exc:  # e.g. FIDs from two extractors: say so instead of drawing
+        fig = accuracy_vs_flops(QualityAnalysis(_empty_frame()))
+        fig.robustperf_empty = str(exc)  # type: ignore[attr-defined]
+        return "Data quality", fig
+    statuses = ", ".join(f"{f.law} {f.status}" for f in (analysis.approach2, analysis.approach3) if f is not None)
+    caption = (f"Robust accuracy vs training FLOPs per synthetic-data quality (measured FID, extractor "
+               f"{analysis.extractor or 'unknown'}), papers/001 Fig. 1. FID-aware laws fitted on {metric}: "
+               f"{statuses or 'not fitted'}. Ceilings dashed only when Approach 2 is ok"
+               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis) else "."))
+    return caption, accuracy_vs_flops(analysis)
+
+
+def _empty_frame() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["flops", "robust_acc", "fid"])
 
 
 def _ceiling(analysis: QualityAnalysis, law: str, fid: float) -> float | None:
@@ -217,9 +282,9 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
     lines = [f"# {title}", "", *header_lines, ""]
     f = analysis.frame
     lines += [f"FID extractor: {analysis.extractor}; laws fitted on: {analysis.metric}", "",
-              "| FID | runs | best robust acc | best adv loss |", "|---|---|---|---|"]
+              f"| FID | runs | best robust acc | best {analysis.metric} |", "|---|---|---|---|"]
     for fid, sub in f.groupby("fid"):
-        lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub['adv_loss'].min():.4f} |")
+        lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub[analysis.metric].min():.4f} |")
     for fit in (analysis.approach2, analysis.approach3):
         if fit is None:
             continue

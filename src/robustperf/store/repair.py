@@ -30,8 +30,8 @@ from robustperf.store.record import RunDir, RunRecord, utcnow
 log = logging.getLogger(__name__)
 
 _CHECKPOINTS = ("last.pt", "last.prev.pt")  # the training engine's resume points, newest first
-_SUMMARY_KEYS = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "clean_loss", "train_loss",
-                 "n_params")
+_SUMMARY_KEYS = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "adv_ce", "clean_loss",
+                 "train_loss", "n_params")
 
 
 def clean_stale_temps(directory: str | Path) -> int:

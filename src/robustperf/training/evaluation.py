@@ -4,6 +4,8 @@ REFERENCE.md section 2 / Bartoldson et al. 2024 (papers/001, Sec. 3): PGD-40 on 
 the training threat model, step 2/255 at eps 8/255; the "adversarial test loss" of their scaling laws
 is the TRADES objective with beta = 5 on those PGD examples:
 ``adv_loss = CE(f(x), y) + 5 * KL(softmax(f(x)) || softmax(f(x_adv)))`` (batch mean, as in TRADES).
+``adv_ce`` is the cross-entropy at the adversarial points, the loss PGD-AT minimises: a proper scoring
+loss that, unlike the KL term, cannot shrink as a model gets less confident.
 
 Runs of single-step methods (fast AT, free AT, FGSM without projection) are also evaluated with FGSM, and
 each evaluation is compared with the previous one for catastrophic overfitting (Wong et al. 2020): PGD
@@ -89,7 +91,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(settings.seed + 7919)
     n_clean = n_robust = n_fgsm = 0
-    ce_sum = kl_sum = 0.0
+    ce_sum = kl_sum = adv_ce_sum = 0.0
     try:
         for start in range(0, x.shape[0], settings.batch_size):
             xb, yb = x[start : start + settings.batch_size], y[start : start + settings.batch_size]
@@ -104,6 +106,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             # so robust accuracy can never exceed clean accuracy)
             n_robust += int(((adv.argmax(1) == yb) & (clean.argmax(1) == yb)).sum())
             ce_sum += float(F.cross_entropy(clean, yb, reduction="sum"))
+            adv_ce_sum += float(F.cross_entropy(adv, yb, reduction="sum"))
             if settings.fgsm:
                 x_fgsm = pgd_perturb(model, xb, yb, eps=settings.eps, step_size=settings.eps, n_steps=1,
                                      norm="linf", loss="ce", random_start=False)
@@ -118,6 +121,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
         "robust_acc": n_robust / n,
         "clean_loss": clean_loss,
         "adv_loss": clean_loss + ADV_LOSS_BETA * kl_sum / n,
+        "adv_ce": adv_ce_sum / n,
         "n_eval": n,
     }
     if settings.fgsm:

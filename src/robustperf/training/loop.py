@@ -427,8 +427,8 @@ def _watch_overfitting(previous: dict[str, Any], metrics: dict[str, Any]) -> Non
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "clean_loss", "train_loss",
-            "n_params", "fgsm_acc", "catastrophic_overfitting", "co_epoch")
+    keys = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "adv_ce", "clean_loss",
+            "train_loss", "n_params", "fgsm_acc", "catastrophic_overfitting", "co_epoch")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

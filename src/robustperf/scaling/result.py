@@ -102,8 +102,11 @@ class BootstrapResult:
     seed: int
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        """Percentile interval of one parameter (or derived quantity) at ``level``."""
-        values = self.samples[name]
+        """Percentile interval of one parameter (or derived quantity) at ``level``; (nan, nan) when every
+        resample failed (no samples)."""
+        values = np.asarray(self.samples[name], dtype=float).ravel()
+        if values.size == 0 or np.isnan(values).all():
+            return float("nan"), float("nan")
         tail = 50.0 * (1.0 - level)
         lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
         return float(lo), float(hi)
@@ -210,6 +213,8 @@ class FitResult:
         if self.bootstrap is None or name not in self.bootstrap.samples:
             return Estimate(value)
         lo, hi = self.bootstrap.interval(name, level)
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # every resample failed: no interval to give
+            return Estimate(value)
         return Estimate(value, lo, hi, level)
 
     def to_dict(self, level: float = 0.95) -> dict[str, Any]:

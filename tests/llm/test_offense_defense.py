@@ -63,12 +63,29 @@ def test_fit_recovers_planted_slopes():
     fit = fit_offense_defense(points)
     assert fit.status == "ok" and fit.n_points == 18
     assert fit.defense_slope == pytest.approx(0.4, abs=0.02)
+    lo, hi = fit.intervals["defense_slope"]
+    assert lo < 0.4 < hi and hi - lo < 0.1
     assert fit.size_slope == pytest.approx(0.3, abs=0.02)
     assert fit.r2 > 0.99
     assert all(s == pytest.approx(0.4, abs=0.03) for s in fit.per_size_slopes.values())
     assert fit.predict(1e13, 10**6) == pytest.approx(10 ** (2 + 0.4 * 13 + 0.3 * 6), rel=0.1)
     fig = plot_offense_defense(points, fit, target_asr=0.5)
     assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == "log"
+
+
+def test_noisy_slopes_are_poorly_identified_and_attacks_are_fitted_apart():
+    from robustperf.llm.offense_defense import fit_by_attack
+
+    rng = np.random.default_rng(1)
+    points = [OffenseDefensePoint("r", 10**6, 0, float(d), float(10 ** (9 + 0.05 * math.log10(d) + rng.normal(0, 0.5))),
+                                  0.5, "gcg") for d in np.geomspace(1e12, 1e13, 6)]
+    points += [OffenseDefensePoint("r", 10**6, 0, float(d), float(10 ** (2 + 0.5 * math.log10(d))), 0.5, "random_token")
+               for d in np.geomspace(1e12, 1e14, 6)]
+    fits = fit_by_attack(points)
+    assert set(fits) == {"gcg", "random_token"}
+    assert fits["gcg"].status == "poorly_identified"  # slope 0.05 under noise 0.5 over one decade
+    assert fits["random_token"].status == "ok" and fits["random_token"].defense_slope == pytest.approx(0.5)
+    assert fits["random_token"].attack == "random_token"
 
 
 def test_fit_with_too_few_points_says_so():
@@ -111,7 +128,7 @@ def test_cli_fits_runs_and_writes_both_figures(tmp_path):
     res = CliRunner().invoke(app, ["llm", "offense-defense", "--runs-dir", str(tmp_path), "--target-asr", "0.5",
                                    "--figure", str(fig), "--curves", str(curves)])
     assert res.exit_code == 0, res.output
-    assert "fit (ok, 6 points)" in res.output
+    assert "fit gcg (ok, 6 points)" in res.output
     assert fig.stat().st_size > 0 and curves.stat().st_size > 0
     empty = CliRunner().invoke(app, ["llm", "offense-defense", "--runs-dir", str(tmp_path / "none")])
     assert empty.exit_code != 0 and "no advtrain runs" in empty.output

@@ -127,7 +127,7 @@ def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
     from robustperf.llm.offense_defense import (
         collect_curves,
         collect_points,
-        fit_offense_defense,
+        fit_by_attack,
         plot_asr_vs_steps,
         plot_offense_defense,
     )
@@ -139,15 +139,21 @@ def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
         if not points:
             raise ValueError(f"no advtrain runs with per-prompt success steps under {runs_dir}; run "
                              "`robustperf llm advtrain` or `llm study` first")
-        fit = fit_offense_defense(points)
         for p in points:
-            console.print(f"{p.run_id} round {p.round}: params {p.n_params}, defence {p.defense_flops:.3g} FLOPs, "
-                          f"attack to ASR {target_asr:g}: {_fmt(p.attack_flops)} FLOPs/prompt")
-        console.print(f"fit ({fit.status}, {fit.n_points} points): log10 attack = {fit.intercept:.3g} + "
-                      f"{fit.defense_slope:.3g} log10 defence + {fit.size_slope:.3g} log10 params, R2 {fit.r2:.3g}")
+            console.print(f"{p.run_id} round {p.round} ({p.attack}): params {p.n_params}, defence "
+                          f"{p.defense_flops:.3g} FLOPs, attack to ASR {target_asr:g}: {_fmt(p.attack_flops)} FLOPs/prompt")
+        fits = fit_by_attack(points)
+        for attack, fit in fits.items():
+            ci = {k: f"[{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in fit.intervals.items()}
+            console.print(f"fit {attack or '(attack not recorded)'} ({fit.status}, {fit.n_points} points): log10 attack = "
+                          f"{fit.intercept:.3g} + {fit.defense_slope:.3g} {ci.get('defense_slope', '')} log10 defence + "
+                          f"{fit.size_slope:.3g} {ci.get('size_slope', '')} log10 params, R2 {fit.r2:.3g}")
         if figure is not None:
-            plot_offense_defense(points, fit, target_asr=target_asr).savefig(figure)
-            console.print(f"figure: {figure}")
+            for attack, fit in fits.items():
+                path = figure if len(fits) == 1 else figure.with_name(f"{figure.stem}_{attack}{figure.suffix}")
+                fig = plot_offense_defense([p for p in points if p.attack == attack], fit, target_asr=target_asr)
+                fig.savefig(path)
+                console.print(f"figure: {path}")
         if curves is not None:
             plot_asr_vs_steps(collect_curves(runs_dir), step_name="attack step (GCG iteration / RandomToken query)"
                               ).savefig(curves)

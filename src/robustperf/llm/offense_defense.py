@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ class OffenseDefensePoint:
     defense_flops: float
     attack_flops: float | None
     asr_final: float | None
+    attack: str = ""
 
 
 def points_from_rows(run_id: str, rows: Sequence[dict[str, Any]], *, target_asr: float) -> list[OffenseDefensePoint]:
@@ -114,7 +115,7 @@ def points_from_rows(run_id: str, rows: Sequence[dict[str, Any]], *, target_asr:
         curve = asr_curve(steps, int(row["attack_n_steps"]))
         out.append(OffenseDefensePoint(run_id, int(row["n_params"]), int(row["round"]), defense,
                                        attack_flops_to_reach(curve, float(row["attack_flops_per_step"]), target_asr),
-                                       None if not steps else float(curve[-1])))
+                                       None if not steps else float(curve[-1]), str(row.get("attack_step", ""))))
     return out
 
 
@@ -146,10 +147,14 @@ class OffenseDefenseFit:
     """``log10 attack_flops = intercept + defense_slope log10 defense_flops + size_slope log10 n_params``.
 
     Attributes:
-        status: "ok", or why there is no fit ("too_few_points": fewer points than parameters + 1).
+        status: "ok"; "too_few_points" (fewer points than parameters + 1); or "poorly_identified" (a slope's
+            95 % bootstrap interval is wider than the slope itself, the rule `robustperf.scaling.identify`
+            applies to every fitted law).
         n_points: points used (those where the target ASR was reached).
         r2: coefficient of determination in log space.
         per_size_slopes: n_params -> slope of log attack vs log defence for that size alone (NaN if < 2 points).
+        intervals: "defense_slope" / "size_slope" -> 95 % bootstrap interval (resampling the points).
+        attack: the attack whose FLOPs were fitted ("" when not recorded).
     """
 
     status: str
@@ -159,6 +164,8 @@ class OffenseDefenseFit:
     n_points: int
     r2: float
     per_size_slopes: dict[int, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    attack: str = ""
 
     def predict(self, defense_flops: float, n_params: int) -> float:
         """Attack FLOPs per prompt predicted by the fit."""
@@ -166,19 +173,7 @@ class OffenseDefenseFit:
                             + self.size_slope * math.log10(n_params)))
 
 
-def fit_offense_defense(points: Sequence[OffenseDefensePoint]) -> OffenseDefenseFit:
-    """Least-squares fit in log space over the points whose attack reached the target (positive FLOPs)."""
-    use = [p for p in points if p.attack_flops and p.attack_flops > 0 and p.defense_flops > 0]
-    sizes = sorted({p.n_params for p in use})
-    per_size = {}
-    for n in sizes:
-        xs = [math.log10(p.defense_flops) for p in use if p.n_params == n]
-        ys = [math.log10(p.attack_flops) for p in use if p.n_params == n]  # type: ignore[arg-type]
-        per_size[n] = float(np.polyfit(xs, ys, 1)[0]) if len(set(xs)) >= 2 else float("nan")
-    with_size = len(sizes) >= 2
-    n_coef = 3 if with_size else 2
-    if len(use) < n_coef + 1:
-        return OffenseDefenseFit("too_few_points", math.nan, math.nan, math.nan, len(use), math.nan, per_size)
+def _lstsq(use: Sequence[OffenseDefensePoint], with_size: bool) -> tuple[np.ndarray, float]:
     y = np.array([math.log10(p.attack_flops) for p in use])  # type: ignore[arg-type]
     cols = [np.ones(len(use)), np.array([math.log10(p.defense_flops) for p in use])]
     if with_size:
@@ -187,9 +182,60 @@ def fit_offense_defense(points: Sequence[OffenseDefensePoint]) -> OffenseDefense
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ coef
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    return coef, (1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else math.nan)
+
+
+def fit_offense_defense(points: Sequence[OffenseDefensePoint], *, bootstrap: int = 200,
+                        seed: int = 0) -> OffenseDefenseFit:
+    """Least-squares fit in log space over the points whose attack reached the target (positive FLOPs),
+    with bootstrap intervals on the slopes. The points should come from one attack (`fit_by_attack`):
+    GCG and RandomToken FLOPs are different currencies."""
+    use = [p for p in points if p.attack_flops and p.attack_flops > 0 and p.defense_flops > 0]
+    attacks = sorted({p.attack for p in use})
+    sizes = sorted({p.n_params for p in use})
+    per_size = {}
+    for n in sizes:
+        xs = [math.log10(p.defense_flops) for p in use if p.n_params == n]
+        ys = [math.log10(p.attack_flops) for p in use if p.n_params == n]  # type: ignore[arg-type]
+        per_size[n] = float(np.polyfit(xs, ys, 1)[0]) if len(set(xs)) >= 2 else float("nan")
+    with_size = len(sizes) >= 2
+    n_coef = 3 if with_size else 2
+    attack = ",".join(attacks)
+    if len(use) < n_coef + 1:
+        return OffenseDefenseFit("too_few_points", math.nan, math.nan, math.nan, len(use), math.nan, per_size,
+                                 attack=attack)
+    coef, r2 = _lstsq(use, with_size)
     size_slope = float(coef[2]) if with_size else 0.0
-    return OffenseDefenseFit("ok", float(coef[0]), float(coef[1]), size_slope, len(use), r2, per_size)
+    intervals: dict[str, tuple[float, float]] = {}
+    status = "ok"
+    if bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(bootstrap):
+            sample = [use[i] for i in rng.integers(0, len(use), len(use))]
+            if len({p.defense_flops for p in sample}) < 2 or (with_size and len({p.n_params for p in sample}) < 2):
+                continue  # a resample that cannot pin the slopes down
+            draws.append(_lstsq(sample, with_size)[0])
+        if len(draws) < 20:
+            status = "poorly_identified"
+        else:
+            arr = np.array(draws)
+            names = ["defense_slope", "size_slope"][: n_coef - 1]
+            for k, name in enumerate(names, start=1):
+                lo, hi = np.percentile(arr[:, k], [2.5, 97.5])
+                intervals[name] = (float(lo), float(hi))
+                if hi - lo > abs(float(coef[k])):
+                    status = "poorly_identified"
+    return OffenseDefenseFit(status, float(coef[0]), float(coef[1]), size_slope, len(use), r2, per_size, intervals,
+                             attack)
+
+
+def fit_by_attack(points: Sequence[OffenseDefensePoint], *, bootstrap: int = 200,
+                  seed: int = 0) -> dict[str, OffenseDefenseFit]:
+    """One fit per attack (the FLOPs of different attacks are not comparable)."""
+    attacks = sorted({p.attack for p in points})
+    return {a: fit_offense_defense([p for p in points if p.attack == a], bootstrap=bootstrap, seed=seed)
+            for a in attacks}
 
 
 def plot_offense_defense(points: Sequence[OffenseDefensePoint], fit: OffenseDefenseFit, *,
@@ -207,17 +253,24 @@ def plot_offense_defense(points: Sequence[OffenseDefensePoint], fit: OffenseDefe
         xs = [p.defense_flops for p in mine]
         ys = [float(p.attack_flops or 0.0) for p in mine]
         line = ax.plot(xs, ys, "o", alpha=0.7, label=f"{n / 1e6:.2f}M params")[0]
-        if fit.status == "ok":
+        if fit.status in ("ok", "poorly_identified"):
             grid = np.geomspace(min(xs), max(xs), 20)
             ax.plot(grid, [fit.predict(g, n) for g in grid], "-", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("defence FLOPs (fine-tune + adversarial training)")
     ax.set_ylabel(f"attack FLOPs per prompt to reach ASR {target_asr:.0%}")
-    if fit.status == "ok":
-        ax.set_title(f"slope {fit.defense_slope:.2f} (defence), {fit.size_slope:.2f} (size); R² {fit.r2:.2f}",
-                     fontsize=9)
-    ax.legend(fontsize=8)
+    if fit.status in ("ok", "poorly_identified"):
+        lo, hi = fit.intervals.get("defense_slope", (math.nan, math.nan))
+        ax.set_title(f"{fit.attack or 'attack'}: slope {fit.defense_slope:.2f} [{lo:.2f}, {hi:.2f}] (defence), "
+                     f"{fit.size_slope:.2f} (size); R² {fit.r2:.2f}; {fit.status}", fontsize=8)
+    else:
+        ax.set_title(f"{fit.attack or 'attack'}: no fit ({fit.status}, {fit.n_points} points)", fontsize=8)
+    if not ax.lines:
+        ax.text(0.5, 0.5, f"no run reached ASR {target_asr:.0%}", ha="center", va="center", transform=ax.transAxes)
+        fig.robustperf_empty = f"no run reached ASR {target_asr:.0%}"  # type: ignore[attr-defined]
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

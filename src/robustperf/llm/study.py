@@ -28,7 +28,6 @@ import csv
 import io
 import itertools
 import logging
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -123,12 +122,12 @@ def run_study(study: StudyConfig, runs_dir: str | Path = "runs", *, executor: st
 def write_trends(root: Path, name: str, rows: list[dict[str, Any]]) -> Path:
     """``<name>_trends.json`` and ``.md``: does ASR fall with size and rounds, against the seed spread."""
     import json
-    import platform
 
     from robustperf.llm.trends import asr_trends, trends_markdown
+    from robustperf.store.record import describe_machine
 
     trends = asr_trends(rows)
-    machine = f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or 'cpu'})"
+    machine = describe_machine()
     write_text_atomic(root / f"{name}_trends.json", json.dumps({"machine": machine, "trends": trends}, indent=1))
     path = root / f"{name}_trends.md"
     write_text_atomic(path, trends_markdown(trends, machine=machine))

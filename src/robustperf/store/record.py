@@ -171,6 +171,32 @@ def _git_sha() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else `platform.processor()`), or "unknown CPU"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_machine() -> str:
+    """One line naming the machine a measurement ran on: architecture, CPU count and model, GPU if any."""
+    text = f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()})"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}"
+        else:
+            text += ", no GPU"
+    except ImportError:
+        pass
+    return text
+
+
 def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Package version, git SHA, python/torch versions, host. torch is optional here."""
     from robustperf import __version__
@@ -180,6 +206,7 @@ def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "git_sha": _git_sha(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
     }

@@ -236,6 +236,7 @@ def _envelopes(done: Any, fit: FitSpec, notes: list[str]) -> tuple[dict[str, Any
 
 def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
     if fit.surface == "none":
+        notes.append("L(N, D) law: not fitted (the study's fit.surface is none)")
         return None
     need = done[["n_params", "samples_seen", "adv_loss"]].dropna()
     n_sizes, n_data = need["n_params"].nunique(), need["samples_seen"].nunique()

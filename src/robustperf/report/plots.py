@@ -127,7 +127,8 @@ def accuracy_vs_flops(frame: Any, fit: Any = None, *, envelope_ids: list[str] | 
 
 def _no_law_reason(surface: Any) -> str:
     if surface is None:
-        return "no L(N, D) law was fitted (needs >= 3 model sizes x 3 data sizes)"
+        return ("no L(N, D) law was fitted: the study sets fit.surface to none, or its runs have fewer than "
+                "3 model sizes x 3 data sizes (the report's notes say which)")
     if not surface.usable:
         return f"the L(N, D) fit is {surface.status.value}: no allocation is drawn from it (see Sanity flags)"
     law = surface.to_law()

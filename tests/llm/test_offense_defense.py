@@ -102,8 +102,11 @@ def test_points_from_rows_accumulate_defence_flops():
     # both prompts flip at step 1: ASR 0.5 is interpolated halfway through it; round 1 reaches 0.5 at step 2
     assert pts[0].attack_flops == pytest.approx(5.0) and pts[1].attack_flops == pytest.approx(20.0)
     assert pts[1].asr_final == 0.5
-    fig = plot_asr_vs_steps({"a": asr_curve([1, 2], 2)})
-    assert fig.axes[0].get_ylim() == (0, 1)
+    fig = plot_asr_vs_steps({("gcg", 10**6): [asr_curve([1, 2], 2), asr_curve([0, None], 2)],
+                             ("random_token", 10**6): [asr_curve([5, None], 8)]})
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylim() == (0, 1)  # one panel per attack
+    assert fig.axes[0].get_xlabel() == "GCG iteration" and fig.axes[1].get_xlabel() == "RandomToken query"
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.25, 0.5, 0.75])  # median of 2 seeds
 
 
 def test_cli_fits_runs_and_writes_both_figures(tmp_path):

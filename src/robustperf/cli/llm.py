@@ -155,8 +155,7 @@ def offense_defense_cmd(runs_dir: Path = RUNS_DIR,
                 fig.savefig(path)
                 console.print(f"figure: {path}")
         if curves is not None:
-            plot_asr_vs_steps(collect_curves(runs_dir), step_name="attack step (GCG iteration / RandomToken query)"
-                              ).savefig(curves)
+            plot_asr_vs_steps(collect_curves(runs_dir)).savefig(curves)
             console.print(f"ASR vs attack steps: {curves}")
 
 

@@ -129,16 +129,17 @@ def collect_points(runs_dir: str | Path, *, target_asr: float) -> list[OffenseDe
     return out
 
 
-def collect_curves(runs_dir: str | Path, *, round_: int = 0) -> dict[str, np.ndarray]:
-    """ASR-vs-attack-step curves at round ``round_`` of every advtrain run, labelled by size and attack."""
+def collect_curves(runs_dir: str | Path, *, round_: int = 0) -> dict[tuple[str, int], list[np.ndarray]]:
+    """ASR-vs-attack-step curves at round ``round_`` of every advtrain run, grouped by (attack, n_params):
+    one curve per run (seed)."""
     from robustperf.store.io import read_jsonl
 
-    out: dict[str, np.ndarray] = {}
+    out: dict[tuple[str, int], list[np.ndarray]] = {}
     for metrics in sorted(Path(runs_dir).glob("*-advtrain-*/metrics.jsonl")):
         for row in read_jsonl(metrics):
             if row.get("round") == round_ and row.get("val_success_steps") is not None:
-                label = f"{int(row['n_params']) / 1e6:.2f}M {row['attack_step']} ({metrics.parent.name[-6:]})"
-                out[label] = asr_curve(row["val_success_steps"], int(row["attack_n_steps"]))
+                key = (str(row.get("attack_step", "")), int(row["n_params"]))
+                out.setdefault(key, []).append(asr_curve(row["val_success_steps"], int(row["attack_n_steps"])))
     return out
 
 
@@ -275,17 +276,37 @@ def plot_offense_defense(points: Sequence[OffenseDefensePoint], fit: OffenseDefe
     return fig
 
 
-def plot_asr_vs_steps(curves: dict[str, np.ndarray], *, step_name: str = "GCG iteration") -> Any:
-    """Figure: ASR vs attack steps, one line per label (e.g. one per model size)."""
+STEP_NAMES = {"gcg": "GCG iteration", "random_token": "RandomToken query"}
+
+
+def plot_asr_vs_steps(curves: dict[tuple[str, int], list[np.ndarray]], *, round_: int = 0) -> Any:
+    """Figure: ASR vs attack steps, one panel per attack, one line per model size (median over the runs
+    of that size, shaded min-max), as papers/000 draws its seed bands."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.add_subplot()
-    for label, curve in curves.items():
-        ax.plot(np.arange(len(curve)), curve, label=label)
-    ax.set_xlabel(step_name)
-    ax.set_ylabel("attack success rate")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    attacks = sorted({a for a, _ in curves})
+    fig = Figure(figsize=(5.0 * max(1, len(attacks)), 4))
+    axes = [fig.add_subplot(1, max(1, len(attacks)), i + 1) for i in range(max(1, len(attacks)))]
+    if not attacks:
+        axes[0].text(0.5, 0.5, "no runs with per-prompt success steps", ha="center", va="center",
+                     transform=axes[0].transAxes)
+        fig.robustperf_empty = "no runs with per-prompt success steps"  # type: ignore[attr-defined]
+        return fig
+    for ax, attack in zip(axes, attacks, strict=True):
+        sizes = sorted(n for a, n in curves if a == attack)
+        for n in sizes:
+            runs = curves[(attack, n)]
+            width = min(len(c) for c in runs)
+            stack = np.vstack([c[:width] for c in runs])
+            steps = np.arange(width)
+            line = ax.plot(steps, np.nanmedian(stack, axis=0), label=f"{n / 1e6:.2f}M params ({len(runs)} runs)")[0]
+            if len(runs) > 1:
+                ax.fill_between(steps, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0), color=line.get_color(),
+                                alpha=0.2, lw=0)
+        ax.set_xlabel(STEP_NAMES.get(attack, f"{attack} step"))
+        ax.set_ylabel("attack success rate")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{attack or 'attack'} at round {round_} (median, min-max over seeds)", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig

@@ -167,3 +167,10 @@ def test_study_writes_trends_and_the_cli_draws_or_explains_the_figures(tmp_path)
 
     _study_figures(long_path, tmp_path, "mini")
     assert (tmp_path / "mini_asr_vs_round.png").is_file()
+
+
+def test_a_variant_that_repeats_a_grid_point_runs_once(tmp_path):
+    study = StudyConfig(name="dup", base=BASE, grid={"attack.name": ["random_token"]},
+                        variants=[{"model.name": "neox-tiny"}, {"model.name": "neox-tiny"}])
+    _, _, execution = run_study(study, tmp_path, executor=InProcess())
+    assert [r["status"] for r in execution.results] == ["finished"]

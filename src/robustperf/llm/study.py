@@ -98,7 +98,8 @@ def run_study(study: StudyConfig, runs_dir: str | Path = "runs", *, executor: st
     Returns:
         (per-run rounds CSV, ASR-vs-round CSV, what the executor reported for the adversarial-training runs).
     """
-    runs = [c for cfg in study.configs() for c in cfg.per_seed()]
+    runs = list({c.run_id("advtrain"): c for cfg in study.configs() for c in cfg.per_seed()}.values())  # a variant
+    # may repeat a grid point: each run once
     finetunes = {c.run_id("finetune"): _payload(c, "finetune") for c in runs}  # shared by grid points: once each
     root = Path(runs_dir).resolve()
     # two phases, so that no two adversarial-training runs fine-tune the same model at once (with a

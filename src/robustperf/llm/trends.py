@@ -122,7 +122,7 @@ def trends_markdown(trends: Sequence[dict[str, Any]], *, machine: str = "") -> s
     """The trends as a Markdown report (one section per task and attack pair)."""
     lines = ["# Attack success rate: trends with rounds and with model size", ""]
     if machine:
-        lines += [f"Machine: {machine}", ""]
+        lines += [f"Written on: {machine} (each run's record names the machine it ran on)", ""]
     lines += ["A change counts only when it exceeds the spread between seeds (papers/000 reads its min-max bands "
               "the same way).", ""]
     for t in trends:

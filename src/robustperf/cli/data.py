@@ -216,11 +216,11 @@ def quality_study(
     the ceilings at FID 0 and per level, with intervals, to RUNS/reports/<name>/quality.{md,json,png}."""
     import json
     import os
-    import platform
     import time
 
     from robustperf.report.quality import METRICS, accuracy_vs_flops, analyze_quality, results_markdown
     from robustperf.store.index import load_index
+    from robustperf.store.record import describe_machine
     from robustperf.sweep import load_study, run_study
 
     if metric not in METRICS:  # before any run starts
@@ -245,7 +245,7 @@ def quality_study(
     header = [f"study {spec.name}: {len(ids)} runs ({ex.count('finished') if ex else 0} finished now, "
               f"{ex.count('skipped') if ex else 0} already done, {ex.n_failed if ex else 0} failed); this command "
               f"{time.perf_counter() - t0:.0f} s wall (runs {result.wall_seconds:.0f} s, fits {fit_seconds:.1f} s)",
-              f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f}",
+              f"machine: {describe_machine()}, load average now {os.getloadavg()[0]:.2f}",
               f"robust accuracy: {key or 'final.robust_acc'}; loss: "
               f"{'1 - robust accuracy' if metric == 'robust_error' else 'final.' + metric}"]
     text = results_markdown(analysis, title=f"Data-quality study {spec.name}", header_lines=header)

@@ -238,13 +238,14 @@ class _Trainer:
             del inner.perturb  # back to the class's method
 
     def step(self, x: torch.Tensor, y: torch.Tensor, mark: Callable[[str], Any] | None = None) -> None:
-        import torch
         from torch import nn
+
+        from robustperf.training.step import autocast
 
         mark = mark or _no_mark
         with self._marked_perturb(mark) if mark is not _no_mark else _null():
             with mark(f"{_MARK}update"):
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                with autocast(self.device, self.precision):
                     out = self.method.step(self.model, x, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()

@@ -163,3 +163,17 @@ def test_report_figure_only_for_quality_studies_and_ceilings_only_from_sound_fit
     labels = [t.get_text() for t in accuracy_vs_flops(withheld).axes[0].get_legend().get_texts()]
     assert any(label.startswith("ceilings not drawn") for label in labels)
     assert not any("FID-0 ceiling" in label for label in labels)
+
+
+def test_cli_quality_study_refuses_an_unknown_metric_before_any_run(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({"name": "q", "runs_dir": str(tmp_path / "runs"),
+                                     "base": {"data": {"dataset": "digits"}}, "grid": {}}))
+    res = CliRunner().invoke(app, ["data", "quality-study", str(study), "--metric", "adv_los"])
+    assert res.exit_code == 2 and "adv_ce" in res.output
+    assert not (tmp_path / "runs").exists()  # nothing ran

@@ -143,11 +143,13 @@ def test_evaluate_robustness_sanity() -> None:
     zero = evaluate_robustness(model, x, y, EvalSettings(eps=0.0, step_size=0.0, n_steps=2, batch_size=16))
     assert zero["robust_acc"] == zero["clean_acc"]
     assert zero["adv_loss"] == pytest.approx(zero["clean_loss"], abs=1e-6)
+    assert zero["adv_ce"] == pytest.approx(zero["clean_loss"], abs=1e-6)  # no perturbation: CE at x itself
     model.train()
     big = evaluate_robustness(model, x, y, EvalSettings(eps=0.5, step_size=0.1, n_steps=10, batch_size=16))
     assert model.training  # mode restored
     assert big["robust_acc"] < big["clean_acc"] == zero["clean_acc"]
     assert big["adv_loss"] > big["clean_loss"]
+    assert big["adv_ce"] > big["clean_loss"]  # the CE PGD maximised
     again = evaluate_robustness(model, x, y, EvalSettings(eps=0.5, step_size=0.1, n_steps=10, batch_size=16))
     assert again == big  # seeded: the same numbers every epoch
 

@@ -177,3 +177,73 @@ def test_cli_quality_study_refuses_an_unknown_metric_before_any_run(tmp_path: Pa
     res = CliRunner().invoke(app, ["data", "quality-study", str(study), "--metric", "adv_los"])
     assert res.exit_code == 2 and "adv_ce" in res.output
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def _human_study(tmp_path: Path, answers: bool = True) -> Path:
+    """A labelling study of 12 fooled images (40 evaluated, 25 robust-correct); optionally one human answers
+    the first 6 adversarial images with their true class and the other 6 with the model's."""
+    from tests.human.conftest import CLASSES, write_export
+
+    from robustperf.human.db import StudyDB
+    from robustperf.human.study import create_study
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    study = create_study(write_export(tmp_path / "export.npz"), tmp_path / "human", CLASSES, batch_size=12,
+                         shuffle_seed=None)
+    if answers:
+        db = StudyDB(study)
+        try:
+            db.invite("ann")
+            ann = db.labeller_by_name("ann")
+            for k, image in enumerate(study.images):
+                db.record_answer(ann, image.id, "adv", image.label if k < 6 else image.model_pred, "high")
+        finally:
+            db.close()
+    return study.root
+
+
+def test_human_level_is_the_scored_study_s_model_plus_average_human(tmp_path: Path) -> None:
+    from robustperf.human.report import human_level
+
+    level = human_level(_human_study(tmp_path))
+    assert level.value == pytest.approx((25 + 6) / 40)  # Table 4: (C + mean human acc x n_study) / N
+    assert level.n_humans == 1 and level.n_images == 12 and "0.775" in level.label
+    with pytest.raises(ValueError, match="no human answers yet"):
+        human_level(_human_study(tmp_path / "empty", answers=False))
+    with pytest.raises(FileNotFoundError, match="human create"):
+        human_level(tmp_path / "nowhere")
+
+
+def test_quality_figure_draws_the_human_line_of_a_study(tmp_path: Path) -> None:
+    from robustperf.human.report import human_level
+    from robustperf.report.quality import report_figure
+
+    level = human_level(_human_study(tmp_path / "h"))
+    caption, fig = report_figure(_rows(tmp_path), evaluation_key=None, metrics=("adv_loss",), bootstrap=0,
+                                 human=level)
+    assert level.label in caption
+    ax = fig.axes[0]
+    assert level.label in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(line.get_ydata()[0] == pytest.approx(level.value) and line.get_linestyle() == ":"
+               for line in ax.get_lines())
+
+
+def test_cli_quality_study_checks_the_human_line_before_any_run(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({"name": "q", "runs_dir": str(tmp_path / "runs"),
+                                     "base": {"data": {"dataset": "digits"}}, "grid": {}}))
+    runner = CliRunner()
+    empty = _human_study(tmp_path / "h", answers=False)
+    res = runner.invoke(app, ["data", "quality-study", str(study), "--human-study", str(empty)])
+    assert res.exit_code == 2 and "no human answers yet" in res.output
+    res = runner.invoke(app, ["data", "quality-study", str(study), "--human-accuracy", "90"])
+    assert res.exit_code == 2 and "[0, 1]" in res.output
+    res = runner.invoke(app, ["data", "quality-study", str(study), "--human-accuracy", "0.9", "--human-study",
+                              str(empty)])
+    assert res.exit_code == 2 and "not both" in res.output
+    assert not (tmp_path / "runs").exists()  # nothing ran

@@ -209,6 +209,9 @@ def quality_study(
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     bootstrap: int = typer.Option(200, min=0, help="bootstrap resamples for the intervals"),
     human_accuracy: float | None = typer.Option(None, help="draw a human-level robust accuracy line (0..1)"),
+    human_study: Path | None = typer.Option(None, "--human-study", help="draw the human-level line of this labelling "
+                                            "study (`robustperf human create`): model + average human, all data "
+                                            "(papers/001 Table 4)"),
     metric: str = typer.Option("adv_loss", help="fit the laws on adv_loss (the papers' CE + 5 KL), adv_ce (CE at the PGD points) or robust_error"),
     results: Path | None = typer.Option(None, help="also copy the results markdown here"),
 ) -> None:
@@ -225,6 +228,17 @@ def quality_study(
 
     if metric not in METRICS:  # before any run starts
         raise typer.BadParameter(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if human_accuracy is not None and not 0.0 <= human_accuracy <= 1.0:
+        raise typer.BadParameter(f"--human-accuracy is an accuracy in [0, 1], got {human_accuracy}")
+    if human_accuracy is not None and human_study is not None:
+        raise typer.BadParameter("give --human-accuracy or --human-study, not both")
+    human_label = None
+    if human_study is not None:  # scored before any run starts: a study with no answers fails here
+        from robustperf.human.report import human_level
+
+        with user_errors():
+            level = human_level(human_study)
+        human_accuracy, human_label = level.value, level.label
     t0 = time.perf_counter()
     with user_errors():
         spec = load_study(study_file)
@@ -240,7 +254,7 @@ def quality_study(
     out = result.runs_dir / "reports" / spec.name
     out.mkdir(parents=True, exist_ok=True)
     stem = "quality" if metric == "adv_loss" else f"quality_{metric}"
-    fig = accuracy_vs_flops(analysis, human_accuracy=human_accuracy)
+    fig = accuracy_vs_flops(analysis, human_accuracy=human_accuracy, human_label=human_label)
     fig.savefig(out / f"{stem}_accuracy_vs_flops.png", dpi=120)
     header = [f"study {spec.name}: {len(ids)} runs ({ex.count('finished') if ex else 0} finished now, "
               f"{ex.count('skipped') if ex else 0} already done, {ex.n_failed if ex else 0} failed); this command "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,56 @@ def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> 
         return study_section_html(study, score, figure=fig)
     finally:
         plt.close(fig)
+
+
+@dataclass(frozen=True)
+class HumanLevel:
+    """The human-level robust accuracy of a labelling study (papers/001 Table 4 / Fig. 1).
+
+    ``value`` is "model + average human on all data": the points the model gets right under attack plus
+    the average human's correct answers on the images it got wrong, over every evaluated point. It is
+    the line papers/001 Fig. 1 draws (0.9046 there).
+    """
+
+    value: float
+    study: str
+    n_humans: int
+    n_images: int
+    n_evaluated: int
+
+    @property
+    def label(self) -> str:
+        return (f"human level {self.value:.3f} (study {self.study}: model + average of {self.n_humans} "
+                f"human{'s' if self.n_humans != 1 else ''}, {self.n_images} images)")
+
+
+def human_level(study_dir: str | Path, db_url: str | None = None) -> HumanLevel:
+    """Score a study directory with the paper's rule and return its human-level accuracy.
+
+    Raises:
+        FileNotFoundError: not a study directory.
+        ValueError: no human has answered yet, so there is no human level to draw.
+    """
+    from robustperf.human.db import StudyDB
+    from robustperf.human.scoring import score_study
+    from robustperf.human.study import load_study
+
+    root = Path(study_dir)
+    if not (root / "manifest.json").is_file():
+        raise FileNotFoundError(f"{root} is not a human study directory (no manifest.json): create one with "
+                                "`robustperf human create RUN_DIR STUDY_DIR`")
+    study = load_study(root)
+    db = StudyDB(study, db_url)
+    try:
+        score = score_study(study, db.all_answers())
+    finally:
+        db.close()
+    value = score.table4.with_average_all
+    if value is None:
+        raise ValueError(f"human study {study.name} ({root}) has no human answers yet, so it has no human level: "
+                         f"invite labellers (`robustperf human invite`) and let them label, or leave the line out")
+    return HumanLevel(value=float(value), study=study.name, n_humans=len(score.table4.average_over),
+                      n_images=len(study.images), n_evaluated=study.n_evaluated)
 
 
 def write_study_report(study: Study, score: StudyScore, out: str | Path | None = None) -> Path:

@@ -153,7 +153,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     figures = make_figures(analysis, overlay)
     figures.update(extra_figures(analysis, overlays or []))  # papers' figures and study vs zoo (report/extra.py)
     quality = report_figure(rows, evaluation_key=eval_key, metrics=tuple(fit_spec.metrics),
-                            bootstrap=fit_spec.bootstrap)  # a study over synthetic sets of measured FID
+                            bootstrap=fit_spec.bootstrap, human=_human_level(human or []))  # synthetic sets of
+    # measured FID
     if quality is not None:
         figures["data_quality"] = quality
     out = Path(out_dir)
@@ -184,6 +185,18 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     _readable(target, out / "analysis.json", fig_dir, out)
     log.info("report written to %s", target)
     return target
+
+
+def _human_level(study_dirs: Sequence[str | Path]) -> Any:
+    """The human-level line for the data-quality figure: the first given study that has human answers."""
+    from robustperf.human.report import human_level
+
+    for study_dir in study_dirs:
+        try:
+            return human_level(study_dir)
+        except ValueError as exc:  # no answers yet: its section says so; the figure draws no line
+            log.info("no human-level line from %s: %s", study_dir, exc)
+    return None
 
 
 def _human_sections(study_dirs: Sequence[str | Path]) -> str:

@@ -165,8 +165,12 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
     return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric)
 
 
-def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None) -> Any:
+def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None,
+                      human_label: str | None = None) -> Any:
     """Robust accuracy vs training FLOPs, one colour per FID level, ceilings dashed (papers/001 Fig. 1).
+
+    ``human_accuracy`` draws the human-level line (``human_label`` names where it came from, e.g. a scored
+    human study: `robustperf.human.report.human_level`).
 
     Ceilings are drawn only from an Approach 2 fit whose status is ok and whose ceilings lie in [0, 1];
     otherwise the legend says why they are left out. With no run to draw the figure is marked empty (the
@@ -202,7 +206,8 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
     else:
         ax.plot([], [], " ", label=f"ceilings not drawn: {why_not}")
     if human_accuracy is not None:
-        ax.axhline(human_accuracy, color="tab:red", ls=":", lw=1.2, label=f"human {human_accuracy:.3f}")
+        ax.axhline(human_accuracy, color="tab:red", ls=":", lw=1.2,
+                   label=human_label or f"human level {human_accuracy:.3f}")
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("robust accuracy")
@@ -234,11 +239,11 @@ def quality_rows(rows: list[dict[str, Any]]) -> bool:
 
 
 def report_figure(rows: list[dict[str, Any]], *, evaluation_key: str | None, metrics: tuple[str, ...],
-                  bootstrap: int) -> tuple[str, Any] | None:
+                  bootstrap: int, human: Any = None) -> tuple[str, Any] | None:
     """The study report's data-quality figure (caption, figure), or None when the runs hold no quality axis.
 
     The laws are fitted on the first loss among ``metrics`` (``adv_loss`` or ``adv_ce``), else on robust
-    error.
+    error. ``human`` (a `robustperf.human.report.HumanLevel`) adds its human-level line.
     """
     if not quality_rows(rows):
         return None
@@ -253,8 +258,10 @@ def report_figure(rows: list[dict[str, Any]], *, evaluation_key: str | None, met
     caption = (f"Robust accuracy vs training FLOPs per synthetic-data quality (measured FID, extractor "
                f"{analysis.extractor or 'unknown'}), papers/001 Fig. 1. FID-aware laws fitted on {metric}: "
                f"{statuses or 'not fitted'}. Ceilings dashed only when Approach 2 is ok"
-               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis) else "."))
-    return caption, accuracy_vs_flops(analysis)
+               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis) else ".")
+               + (f" Dotted: {human.label}, papers/001 Table 4's model + average human." if human is not None else ""))
+    return caption, accuracy_vs_flops(analysis, human_accuracy=None if human is None else human.value,
+                                      human_label=None if human is None else human.label)
 
 
 def _empty_frame() -> Any:

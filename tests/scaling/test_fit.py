@@ -275,3 +275,35 @@ def test_fit_approach3_bootstrap_and_save_roundtrip(tmp_path):
     assert back.params == fit.params and back.law == "approach3"
     np.testing.assert_allclose(back.bootstrap.samples["kappa"], fit.bootstrap.samples["kappa"])
     assert len(back.bootstrap_laws()) == len(fit.bootstrap.samples["A"])
+
+
+def _two_noise_levels(n_base, noise_base, n_other, noise_other, seed=0):
+    """Runs of a planted Approach 2 law: base set FID 2 and three other FIDs, each with its own size and noise."""
+    truth = create_law("approach2", A=6.0, B=8.0, E=0.5, alpha=0.25, beta=0.22, eps=0.15, zeta=-0.25, fid_ref=2.0)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for fid, n, noise in [(2.0, n_base, noise_base)] + [(f, n_other, noise_other) for f in (5.0, 10.0, 20.0)]:
+        N, D = 10 ** rng.uniform(6, 9, n), 10 ** rng.uniform(6, 9, n)
+        parts.append((N, D, truth(N, D, fid) * np.exp(rng.normal(0, noise, n)), np.full(n, fid)))
+    return [np.concatenate(x) for x in zip(*parts, strict=True)]
+
+
+def test_approach2_says_where_the_fid_terms_width_comes_from():
+    """Stage 2 refitted with stage 1 held tells a noisy base set (add runs there) from noisy other sets."""
+    N, D, L, F = _two_noise_levels(12, 0.05, 40, 0.002)  # few, noisy base runs; precise other levels
+    with pytest.warns(FitWarning):
+        fit = fit_approach2(N, D, L, F, reference_fid=2.0, bootstrap=60)
+    assert {"eps", "zeta"} <= set(fit.poorly_identified)
+    held = fit.metrics["stage2_given_stage1"]
+    for name in ("eps", "zeta"):  # narrow with stage 1 held, wide in the full bootstrap
+        lo, hi = held[name]
+        full_lo, full_hi = fit.bootstrap.interval(name)
+        assert hi - lo < abs(fit.params[name]) < full_hi - full_lo, name
+    assert "uncertainty carried over: add runs or seeds there" in fit.message and "FID 2" in fit.message
+
+    N, D, L, F = _two_noise_levels(80, 5e-4, 6, 0.05)  # a precise base set; few, noisy other levels
+    with pytest.warns(FitWarning):
+        fit = fit_approach2(N, D, L, F, reference_fid=2.0, bootstrap=60)
+    assert fit.poorly_identified == ["eps", "zeta"]
+    assert "add runs or seeds on the other data sets" in fit.message and "carried over" not in fit.message
+    assert fit_approach2(N, D, L, F, reference_fid=2.0).metrics.get("stage2_given_stage1") is None  # no bootstrap

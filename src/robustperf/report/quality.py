@@ -300,6 +300,11 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
                   + (f"; {fit.message}" if fit.message else ""), "", "| parameter | value [95 % bootstrap interval] |",
                   "|---|---|"]
         lines += [f"| {name} | {_estimate(fit, name)} |" for name in fit.params]
+        given = fit.metrics.get("stage2_given_stage1")
+        if given:  # where the FID terms' width comes from
+            lines += ["", "FID terms with stage 1 held at its fit (only the other data sets resampled): "
+                      + ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in given.items())
+                      + ". The full intervals above also refit stage 1."]
     if analysis.loss_to_accuracy is not None:
         p = analysis.loss_to_accuracy.params
         lines += ["", f"loss -> robust accuracy on these runs: accuracy = {p['slope']:.4f} L + {p['intercept']:.4f} "

@@ -162,12 +162,34 @@ AXIS_FIX = {
 
 
 def surface_fix(fit: FitResult) -> str:
-    """Advice for a poorly identified L(N, D) fit: which axis of the grid to widen."""
+    """Advice for a poorly identified L(N, D) fit: which axis of the grid to widen, or which runs to add for
+    Approach 2's FID terms."""
     axes = sorted({AXIS_FIX[name] for name in fit.poorly_identified if name in AXIS_FIX})
-    if not axes:
-        return "Add runs: more distinct model sizes and data sizes, each spanning at least a decade"
-    return (f"Widen the grid along {' and '.join(axes)}: at least 3 distinct values spanning a decade or more "
-            "(`robustperf study --check-design` checks a grid before training)")
+    quality = [name for name in ("eps", "zeta") if name in fit.poorly_identified]
+    advice = []
+    if axes:
+        advice.append(f"Widen the grid along {' and '.join(axes)}: at least 3 distinct values spanning a decade or "
+                      "more (`robustperf study --check-design` checks a grid before training)")
+    if quality:
+        advice.append(_quality_fix(fit, quality))
+    return ". ".join(advice) or "Add runs: more distinct model sizes and data sizes, each spanning at least a decade"
+
+
+def _quality_fix(fit: FitResult, names: list[str]) -> str:
+    """Where the FID terms' width comes from (`_stage2_given_stage1`), and so which runs to add."""
+    given = fit.metrics.get("stage2_given_stage1") or {}
+    ref = f"FID {fit.law_kwargs.get('fid_ref', 0.0):.3g}"
+    carried = [n for n in names if n in given and given[n][1] - given[n][0] <= abs(fit.params[n])]
+    parts = []
+    if carried:
+        spans = ", ".join(f"{n} [{given[n][0]:.3g}, {given[n][1]:.3g}]" for n in carried)
+        parts.append(f"{', '.join(carried)}: pinned down when the base data set's fit is held ({spans}), so the "
+                     f"width is the base data set's ({ref}) uncertainty carried over: add runs or seeds there")
+    rest = [n for n in names if n not in carried]
+    if rest:
+        parts.append(f"{', '.join(rest)}: add runs or seeds on the other data sets (a D sweep at a large N for zeta, "
+                     "the largest N and D for eps)")
+    return "; ".join(parts)
 
 
 def _assess_surface(fit: FitResult, names: Sequence[str], what: str) -> FitResult:
@@ -279,15 +301,19 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     if bootstrap == 0:  # with a bootstrap, `_assess_surface` warns once with the data's verdict
         warn_status("fit_approach2", status, message)
     boot = None
+    conditional: dict[str, list[float]] = {}
     if bootstrap > 0:
         boot = _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, res1.top_x, free1,
                                     quality_fitted and not joint, bootstrap, seed, opts, fid_ref)
+        if quality_fitted and not joint:
+            conditional = _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, bootstrap, seed, opts)
     return FitResult(
         law="approach2", params=_a2_params(theta, fid_ref), status=status, objective=float(objective),
         n_points=len(n), residuals=residuals, bootstrap=boot,
         metrics={"n_base": n_base, "quality_fitted": quality_fitted, "r2_log": _r2(log_l, lse[0]),
                  "n_starts": res1.n_starts, "log_centre": {"N": float(np.mean(log_n[base_rows])),
-                                                           "D": float(np.mean(log_d[base_rows]))}},
+                                                           "D": float(np.mean(log_d[base_rows]))},
+                 **({"stage2_given_stage1": conditional} if conditional else {})},
         law_kwargs={"fid_ref": fid_ref}, message=message,
     )
 
@@ -328,6 +354,30 @@ def _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, top_x, fr
             converged[part] &= run.converged
     return _boot_result(np.array([list(_a2_params(t, fid_ref).values()) for t in thetas]),
                         ["A", "B", "E", "alpha", "beta", "eps", "zeta"], converged, n_resamples, seed)
+
+
+def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resamples, seed, opts: FitOptions
+                         ) -> dict[str, list[float]]:
+    """95 % bootstrap intervals of eps and zeta with stage 1 held at its fit (only the other data sets resampled).
+
+    Set beside the full bootstrap (which refits stage 1 too), it says where the FID terms' width comes from: a
+    narrow interval here means the other data sets pin eps and zeta down and the width is the base data
+    set's uncertainty carried over, so more base runs (or seeds) help; a wide one, that the other data sets
+    themselves are too few or too noisy.
+    """
+    weights = _resample_weights(len(log_l), n_resamples, seed) * ~base_rows
+    free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
+    thetas = np.repeat(theta[None, :], n_resamples, axis=0)
+    ok = np.zeros(n_resamples, dtype=bool)
+    for part in _chunks(n_resamples, len(log_l)):
+        obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(free2), thetas[part], weights[part], opts.delta)
+        run = batched_lbfgs(obj, thetas[part][:, free2], max_iter=opts.max_iter)
+        thetas[part, free2] = run.x
+        ok[part] = run.converged & np.all(np.isfinite(run.x), axis=1)
+    if ok.sum() < 20:  # too few refits for a 95 % interval
+        return {}
+    return {name: [float(v) for v in np.percentile(thetas[ok, i], [2.5, 97.5])]
+            for name, i in zip(("eps", "zeta"), free2, strict=True)}
 
 
 def _boot_result(values: np.ndarray, names: Sequence[str], converged: np.ndarray, n_resamples: int, seed: int

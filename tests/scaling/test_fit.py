@@ -307,3 +307,23 @@ def test_approach2_says_where_the_fid_terms_width_comes_from():
     assert fit.poorly_identified == ["eps", "zeta"]
     assert "add runs or seeds on the other data sets" in fit.message and "carried over" not in fit.message
     assert fit_approach2(N, D, L, F, reference_fid=2.0).metrics.get("stage2_given_stage1") is None  # no bootstrap
+
+
+def test_approach3_with_a_negative_floor_is_not_ok():
+    """A fit whose loss floor E (the loss as N, D -> infinity at FID 0) is negative is no physical law: the
+    quality study's digits runs gave E = -1.9 with every parameter 'identified'. It must not come back ok."""
+    from dataclasses import replace
+
+    from robustperf.scaling.fit import _negative_floors
+
+    truth = replace(create_law("bartoldson2024_approach3"), E=-0.15)  # losses on the data stay > 0.1
+    rng = np.random.default_rng(4)
+    N, D = 10 ** rng.uniform(5, 7.5, 240), 10 ** rng.uniform(5, 7.5, 240)
+    fid = rng.choice([1.0, 2.0, 5.0, 10.0, 30.0], 240)
+    L = truth(N, D, fid) * np.exp(rng.normal(0, 2e-4, 240))
+    assert L.min() > 0.1
+    with pytest.warns(FitWarning, match="degenerate"):
+        fit = fit_approach3(N, D, L, fid)
+    assert fit.params["E"] == pytest.approx(-0.15, abs=0.05) and fit.status == "degenerate"
+    assert "negative at FID 0" in fit.message
+    assert _negative_floors(create_law("bartoldson2024_approach3").params, np.array([1.65, 30.0])) == ""

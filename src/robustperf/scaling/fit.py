@@ -462,7 +462,14 @@ def fit_approach3(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
     pred, _ = obj.predict(res.x[None, :])
     residuals = np.log(pred[0]) - np.log(loss)
     status = STATUS_OK if res.success and np.isfinite(res.f) else STATUS_NOT_CONVERGED
-    warn_status("fit_approach3", status, res.message)
+    message = res.message
+    negative = _negative_floors(params, f)
+    if status == STATUS_OK and negative:
+        status = STATUS_DEGENERATE
+        message += (f"; the law's floor (the loss as N, D -> infinity) is negative at FID {negative}: a loss cannot "
+                    "be, so the FID terms trade off against E outside the physical range. Nothing (ceilings, "
+                    "FID-0 forecasts) should be derived from this fit; Approach 2 keeps E > 0 by construction")
+    warn_status("fit_approach3", status, message)
     boot = None
     if bootstrap > 0:
         weights = _resample_weights(len(n), bootstrap, seed)
@@ -473,8 +480,17 @@ def fit_approach3(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
         boot = _boot_result(x, A3_NAMES, conv, bootstrap, seed)
     out = FitResult(law="approach3", params=params, status=status, objective=float(res.f), n_points=len(n),
                     residuals=residuals, bootstrap=boot, metrics={"r2_log": _r2(np.log(loss), np.log(pred[0])),
-                                                                  "n_starts": res.n_starts}, message=res.message)
+                                                                  "n_starts": res.n_starts}, message=message)
     return _assess_surface(out, list(params), "fit_approach3")
+
+
+def _negative_floors(params: dict[str, float], fid: np.ndarray) -> str:
+    """The FIDs (0 and each data set's) where Approach 3's floor E + log(1 + FID) eps + (Q FID)^kappa is < 0."""
+    levels = np.unique(np.concatenate([[0.0], fid]))
+    with np.errstate(all="ignore"):
+        floors = (params["E"] + np.log1p(levels) * params["eps"]
+                  + np.power(params["Q"] * levels, params["kappa"]))
+    return ", ".join(f"{v:g}" for v, fl in zip(levels, floors, strict=True) if not fl >= 0)
 
 
 def _r2(y: np.ndarray, y_hat: np.ndarray) -> float:

@@ -25,7 +25,7 @@ class FitStatus(str, Enum):
     - FAILED: no finite objective anywhere.
     - TOO_FEW_POINTS: fewer points than the law needs.
     - DEGENERATE: a term of the law does not change across the data (or has an implausible exponent), so
-      its parameters can take any value.
+      its parameters can take any value; or the fit leaves the physical range (a negative loss floor).
     - POORLY_IDENTIFIED: converged, but the bootstrap spread of a parameter is too wide to trust it
       (the message names the parameter); N*, D* and forecasts derived from it must say so.
     """

@@ -31,6 +31,21 @@ def test_explicit_runs_are_crossed_with_the_grid_and_duplicates_dropped() -> Non
         ("pgd_at", 1), ("pgd_at", 3), ("trades", 1), ("trades", 3)]
 
 
+def test_an_explicit_run_s_own_seeds_replace_the_study_s() -> None:
+    """Extra seeds where the noise is (e.g. one data set of a quality study), without re-running the rest."""
+    study = study_from_dict({"name": "s", "seeds": [0, 1], "runs": [{"data.n_train": 100},
+                                                                     {"data.n_train": 200, "seeds": [2, 3, 4]}]})
+    configs = expand(study)
+    assert [(c.data.n_train, c.runtime.seed) for c in configs] == [(100, 0), (100, 1), (200, 2), (200, 3), (200, 4)]
+    plain = expand(study_from_dict({"name": "s", "seeds": [0, 1], "runs": [{"data.n_train": 100}]}))
+    assert [c.run_id for c in plain] == [c.run_id for c in configs[:2]]  # the key itself never reaches the config
+    with pytest.raises(StudyError, match=r"runs\[0\] sets runtime.seed.*seeds: \[7\]"):
+        study_from_dict({"name": "s", "runs": [{"runtime.seed": 7}]})
+    for bad in ([], [1.5], "0", [True]):
+        with pytest.raises(StudyError, match=r"runs\[0\] seeds=.*non-empty list of integers"):
+            study_from_dict({"name": "s", "runs": [{"seeds": bad}]})
+
+
 def test_a_misspelled_grid_key_names_the_point_and_the_key() -> None:
     study = study_from_dict({"name": "bad", "grid": {"optim.lrr": [0.1]}})
     with pytest.raises(StudyError, match=r"(?s)grid point 0 .*unknown key 'optim.lrr'"):

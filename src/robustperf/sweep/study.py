@@ -132,7 +132,8 @@ class StudyConfig(_Section):
     name: str = Field(..., min_length=1, description="study name; prefixes run ids and names the report")
     base: dict[str, Any] | str = Field(default_factory=dict, description="RunConfig mapping or YAML path")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values (cartesian)")
-    runs: list[dict[str, Any]] = Field(default_factory=list, description="explicit override dicts")
+    runs: list[dict[str, Any]] = Field(default_factory=list, description="explicit override dicts; an entry's "
+                                       "own `seeds: [...]` replaces the study's seeds for that entry")
     seeds: tuple[int, ...] = Field((0,), min_length=1, description="runtime.seed values (crossed with all)")
     runs_dir: str = Field("runs", description="where run directories go (CLI --runs-dir overrides)")
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
@@ -158,6 +159,19 @@ class StudyConfig(_Section):
             if not values:
                 raise ValueError(f"grid key {key!r} has no values; give at least one or remove it")
         return grid
+
+    @field_validator("runs")
+    @classmethod
+    def _entry_seeds(cls, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, run in enumerate(runs):
+            if "runtime.seed" in run:  # the study's seeds would silently replace it
+                raise ValueError(f"runs[{i}] sets runtime.seed, which the study's seeds replace: give the entry "
+                                 f"its own `seeds: [{run['runtime.seed']}]` instead")
+            seeds = run.get("seeds")
+            if seeds is not None and (not isinstance(seeds, list) or not seeds
+                                      or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+                raise ValueError(f"runs[{i}] seeds={seeds!r}: give a non-empty list of integers, e.g. seeds: [2, 3]")
+        return runs
 
     @model_validator(mode="after")
     def _base_resolvable(self) -> StudyConfig:
@@ -204,16 +218,20 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def grid_points(study: StudyConfig) -> list[dict[str, Any]]:
-    """The override dicts of a study: explicit runs x grid product x seeds x tuning grid, in that order."""
+    """The override dicts of a study: explicit runs x grid product x seeds x tuning grid, in that order.
+
+    An explicit run's own ``seeds`` replaces the study's for that run (e.g. extra seeds where the noise is).
+    """
     keys = list(study.grid)
     product = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(study.grid[k] for k in keys))]
     explicit = study.runs or [{}]
     tkeys = list(study.tuning.grid)
     tuning = [dict(zip(tkeys, c, strict=True)) for c in itertools.product(*(study.tuning.grid[k] for k in tkeys))]
     points = []
-    for run in explicit:
+    for entry in explicit:
+        run = {k: v for k, v in entry.items() if k != "seeds"}
         for combo in product:
-            for seed in study.seeds:
+            for seed in entry.get("seeds") or study.seeds:
                 for tune in tuning:  # [{}] without tuning
                     points.append({**run, **combo, **tune, "runtime.seed": seed})
     return points

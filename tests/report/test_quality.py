@@ -146,7 +146,7 @@ def test_cli_quality_study_runs_fits_and_writes_results(tmp_path: Path, monkeypa
 
 def test_report_figure_only_for_quality_studies_and_ceilings_only_from_sound_fits(tmp_path: Path) -> None:
     from robustperf.report.plots import empty_reason
-    from robustperf.report.quality import ceiling_withheld, report_figure
+    from robustperf.report.quality import ceiling_law, ceiling_withheld, report_figure
 
     rows = _rows(tmp_path, noise=0.003)
     plain = [{k: v for k, v in r.items() if not k.startswith("config.data.synthetic")} for r in rows]
@@ -158,8 +158,17 @@ def test_report_figure_only_for_quality_studies_and_ceilings_only_from_sound_fit
     broken = analysis.approach2.__class__(**{**analysis.approach2.__dict__, "status": "poorly_identified"})
     from dataclasses import replace
 
-    withheld = replace(analysis, approach2=broken)
-    assert "poorly_identified" in ceiling_withheld(withheld)
+    # the paper's two stages not ok, the joint fit ok: the joint fit's ceilings are drawn, and named
+    assert analysis.approach2_joint.ok
+    joint_only = replace(analysis, approach2=broken)
+    assert ceiling_law(joint_only) == "approach2_joint" and ceiling_withheld(joint_only) is None
+    labels = [t.get_text() for t in accuracy_vs_flops(joint_only).axes[0].get_legend().get_texts()]
+    joint_zero = next(c for c in analysis.ceilings if c["law"] == "approach2_joint" and c["fid"] == 0.0)
+    assert f"FID-0 ceiling (Approach 2, joint fit) {joint_zero['accuracy']['value']:.3f}" in labels
+    # neither sound: nothing drawn, and the legend says why for both
+    withheld = replace(joint_only, approach2_joint=replace(analysis.approach2_joint, status="not_converged"))
+    assert ceiling_law(withheld) is None
+    assert ceiling_withheld(withheld) == "Approach 2 is poorly_identified; Approach 2, joint fit is not_converged"
     labels = [t.get_text() for t in accuracy_vs_flops(withheld).axes[0].get_legend().get_texts()]
     assert any(label.startswith("ceilings not drawn") for label in labels)
     assert not any("FID-0 ceiling" in label for label in labels)

@@ -221,7 +221,7 @@ def quality_study(
     import os
     import time
 
-    from robustperf.report.quality import METRICS, accuracy_vs_flops, analyze_quality, results_markdown
+    from robustperf.report.quality import METRICS, accuracy_vs_flops, analyze_quality, ceiling_law, results_markdown
     from robustperf.store.index import load_index
     from robustperf.store.record import describe_machine
     from robustperf.sweep import load_study, run_study
@@ -265,7 +265,10 @@ def quality_study(
     text = results_markdown(analysis, title=f"Data-quality study {spec.name}", header_lines=header)
     (out / f"{stem}.md").write_text(text)
     payload = {"approach2": analysis.approach2.to_dict() if analysis.approach2 is not None else None,
+               "approach2_joint": (analysis.approach2_joint.to_dict() if analysis.approach2_joint is not None
+                                   else None),
                "approach3": analysis.approach3.to_dict() if analysis.approach3 is not None else None,
+               "ceilings_drawn_from": ceiling_law(analysis),
                "ceilings": analysis.ceilings, "extractor": analysis.extractor, "notes": analysis.notes,
                "metric": analysis.metric,
                "runs": analysis.frame.to_dict(orient="records")}

@@ -3,8 +3,8 @@
 Each run's FID is the one measured for its synthetic set (``meta.json`` written by `robustperf data generate`
 or `data import`), never a typed tag: a config's ``data.synthetic_fid`` is used only where the set has no
 measured value, and then the note says so. All runs must share one FID extractor. On (N, D, FID, adversarial
-loss) it fits Approach 2 (two stages: the base data set, then eps and zeta) and Approach 3, maps loss to
-robust accuracy with the runs' own line (App. F.2.2), and predicts the ceiling: the loss and accuracy as
+loss) it fits Approach 2 (the paper's two stages: the base data set, then eps and zeta; and, as a check,
+all seven parameters on every run at once) and Approach 3, maps loss to robust accuracy with the runs' own line (App. F.2.2), and predicts the ceiling: the loss and accuracy as
 N, D -> infinity at FID 0 and at each level's FID, with bootstrap intervals.
 """
 
@@ -30,11 +30,14 @@ class QualityAnalysis:
         frame: one row per finished run: run_id, n_params, samples_seen, flops, adv_loss, robust_acc, fid,
             extractor, synthetic_path.
         approach2, approach3: FitResults (status as the fit reports it), or None with the reason in notes.
+            approach2 is papers/001's two stages (the base data set, then eps and zeta on the others).
         loss_to_accuracy: FitResult of accuracy = slope * loss + intercept on these runs, or None.
         ceilings: one dict per (law, FID): ceiling loss and accuracy with intervals.
         metric: what the laws were fitted on: "adv_loss" (the papers' CE + 5 KL), "adv_ce" or "robust_error".
         extractor: the FID extractor every run's FID came from.
         notes: why something was skipped, and where an FID was not measured.
+        approach2_joint: Approach 2 with all seven parameters fitted on every run at once, reported beside
+            the paper's two stages (whose first stage sees the base data set only).
     """
 
     frame: Any
@@ -45,6 +48,12 @@ class QualityAnalysis:
     extractor: str | None = None
     notes: list[str] = field(default_factory=list)
     metric: str = "adv_loss"
+    approach2_joint: Any = None
+
+    def fits(self) -> dict[str, Any]:
+        """Label -> FitResult of every law fitted (labels name the ceilings' ``law``)."""
+        named = {"approach2": self.approach2, "approach2_joint": self.approach2_joint, "approach3": self.approach3}
+        return {k: v for k, v in named.items() if v is not None}
 
 
 def _measured_fid(row: dict[str, Any], notes: list[str]) -> tuple[float, str | None]:
@@ -128,10 +137,12 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
     need = frame.dropna(subset=["n_params", "samples_seen", metric])
     N, D, L, F = (need[c].to_numpy(float) for c in ("n_params", "samples_seen", metric, "fid"))
     a2 = _quiet(fit_approach2, N, D, L, F, bootstrap=bootstrap, seed=seed)
+    a2j = _quiet(fit_approach2, N, D, L, F, joint=True, bootstrap=bootstrap, seed=seed)
     a3 = _quiet(fit_approach3, N, D, L, F, bootstrap=bootstrap, seed=seed)
-    for res in (a2, a3):
+    fits = {"approach2": a2, "approach2_joint": a2j, "approach3": a3}
+    for label, res in fits.items():
         if not res.ok:
-            notes.append(f"{res.law}: status {res.status} ({res.message})")
+            notes.append(f"{label}: status {res.status} ({res.message})")
     l2a = None
     acc = need.dropna(subset=["robust_acc", metric])
     if metric == "robust_error":
@@ -143,12 +154,12 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
         notes.append("loss -> accuracy: fewer than 3 runs with robust accuracy")
     ceilings = []
     levels = sorted({0.0, *(float(f) for f in np.unique(F))})
-    for res in (a2, a3):
+    for label, res in fits.items():
         if not res.params:
             continue
         for fid in levels:
             loss = estimate_derived(res, lambda law, f=fid: ceiling_loss(law, fid=f))
-            entry: dict[str, Any] = {"law": res.law, "status": str(res.status), "fid": fid, "loss": loss.to_dict()}
+            entry: dict[str, Any] = {"law": label, "status": str(res.status), "fid": fid, "loss": loss.to_dict()}
             if l2a is not None or metric == "robust_error":  # the loss interval mapped to accuracy (the line's
                 # own error not included)
                 slope, intercept = (-1.0, 1.0) if l2a is None else (l2a.params["slope"], l2a.params["intercept"])
@@ -162,7 +173,8 @@ def analyze_quality(rows: list[dict[str, Any]], *, evaluation_key: str | None = 
         notes.append(f"{law_name}: the predicted ceiling lies outside [0, 1] accuracy (or below 0 loss) at FID "
                      f"{', '.join(f'{f:g}' for name, f in impossible if name == law_name)}: the fit is not physically "
                      f"meaningful whatever its status says; do not use its ceilings")
-    return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric)
+    return QualityAnalysis(need.reset_index(drop=True), a2, a3, l2a, ceilings, extractor, notes, metric,
+                           approach2_joint=a2j)
 
 
 def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None = None,
@@ -172,8 +184,9 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
     ``human_accuracy`` draws the human-level line (``human_label`` names where it came from, e.g. a scored
     human study: `robustperf.human.report.human_level`).
 
-    Ceilings are drawn only from an Approach 2 fit whose status is ok and whose ceilings lie in [0, 1];
-    otherwise the legend says why they are left out. With no run to draw the figure is marked empty (the
+    Ceilings are drawn only from an Approach 2 fit whose status is ok and whose ceilings lie in [0, 1] (the
+    paper's two stages first, else the joint fit, named in the legend); otherwise the legend says why they
+    are left out. With no run to draw the figure is marked empty (the
     report then omits it with that reason).
     """
     import matplotlib
@@ -189,6 +202,7 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
         fig.robustperf_empty = "no finished runs with FLOPs and robust accuracy"  # type: ignore[attr-defined]
         return fig
     why_not = ceiling_withheld(analysis)
+    law = ceiling_law(analysis)
     cmap = plt.get_cmap("viridis")
     fids = sorted(frame["fid"].unique())
     for i, fid in enumerate(fids):
@@ -197,12 +211,12 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
         ax.scatter(sub["flops"], sub["robust_acc"], color=colour, s=18, label=f"FID {fid:.3g}")
         best = sub.groupby("flops")["robust_acc"].max()
         ax.plot(best.index, np.maximum.accumulate(best.to_numpy()), color=colour, lw=1)
-        ceiling = None if why_not else _ceiling(analysis, "approach2", fid)
+        ceiling = None if law is None else _ceiling(analysis, law, fid)
         if ceiling is not None:
             ax.axhline(ceiling, color=colour, ls="--", lw=0.8)
-    zero = None if why_not else _ceiling(analysis, "approach2", 0.0)
-    if zero is not None:
-        ax.axhline(zero, color="black", ls="--", lw=1, label=f"FID-0 ceiling (Approach 2) {zero:.3f}")
+    zero = None if law is None else _ceiling(analysis, law, 0.0)
+    if zero is not None and law is not None:
+        ax.axhline(zero, color="black", ls="--", lw=1, label=f"FID-0 ceiling ({LAW_NAMES[law]}) {zero:.3f}")
     else:
         ax.plot([], [], " ", label=f"ceilings not drawn: {why_not}")
     if human_accuracy is not None:
@@ -218,17 +232,32 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
     return fig
 
 
-def ceiling_withheld(analysis: QualityAnalysis) -> str | None:
-    """Why Approach 2's ceilings must not be drawn (None: they may)."""
-    fit = analysis.approach2
+LAW_NAMES = {"approach2": "Approach 2", "approach2_joint": "Approach 2, joint fit", "approach3": "Approach 3"}
+
+
+def _withheld(analysis: QualityAnalysis, label: str) -> str | None:
+    """Why the ceilings of one Approach 2 fit must not be drawn (None: they may)."""
+    fit = analysis.fits().get(label)
     if fit is None:
-        return "no Approach 2 fit"
+        return f"no {LAW_NAMES[label]}"
     if not fit.ok:
-        return f"Approach 2 is {fit.status}"
-    values = [c.get("accuracy", {}).get("value") for c in analysis.ceilings if c["law"] == "approach2"]
+        return f"{LAW_NAMES[label]} is {fit.status}"
+    values = [c.get("accuracy", {}).get("value") for c in analysis.ceilings if c["law"] == label]
     if not values or any(v is None or not 0.0 <= v <= 1.0 for v in values):
-        return "Approach 2's ceilings fall outside [0, 1]"
+        return f"{LAW_NAMES[label]}'s ceilings fall outside [0, 1]"
     return None
+
+
+def ceiling_law(analysis: QualityAnalysis) -> str | None:
+    """The fit whose ceilings are drawn: the paper's two-stage Approach 2 when it is sound, else the joint fit."""
+    return next((label for label in ("approach2", "approach2_joint") if _withheld(analysis, label) is None), None)
+
+
+def ceiling_withheld(analysis: QualityAnalysis) -> str | None:
+    """Why no Approach 2 ceiling may be drawn (None: one may, see `ceiling_law`)."""
+    if ceiling_law(analysis) is not None:
+        return None
+    return "; ".join(r for r in (_withheld(analysis, label) for label in ("approach2", "approach2_joint")) if r)
 
 
 def quality_rows(rows: list[dict[str, Any]]) -> bool:
@@ -254,11 +283,12 @@ def report_figure(rows: list[dict[str, Any]], *, evaluation_key: str | None, met
         fig = accuracy_vs_flops(QualityAnalysis(_empty_frame()))
         fig.robustperf_empty = str(exc)  # type: ignore[attr-defined]
         return "Data quality", fig
-    statuses = ", ".join(f"{f.law} {f.status}" for f in (analysis.approach2, analysis.approach3) if f is not None)
+    statuses = ", ".join(f"{LAW_NAMES[label]} {f.status}" for label, f in analysis.fits().items())
     caption = (f"Robust accuracy vs training FLOPs per synthetic-data quality (measured FID, extractor "
                f"{analysis.extractor or 'unknown'}), papers/001 Fig. 1. FID-aware laws fitted on {metric}: "
-               f"{statuses or 'not fitted'}. Ceilings dashed only when Approach 2 is ok"
-               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis) else ".")
+               f"{statuses or 'not fitted'}. Ceilings dashed only from an ok Approach 2"
+               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis)
+                  else f" (drawn: {LAW_NAMES[ceiling_law(analysis) or 'approach2']}).")
                + (f" Dotted: {human.label}, papers/001 Table 4's model + average human." if human is not None else ""))
     return caption, accuracy_vs_flops(analysis, human_accuracy=None if human is None else human.value,
                                       human_label=None if human is None else human.label)
@@ -292,10 +322,8 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
               f"| FID | runs | best robust acc | best {analysis.metric} |", "|---|---|---|---|"]
     for fid, sub in f.groupby("fid"):
         lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub[analysis.metric].min():.4f} |")
-    for fit in (analysis.approach2, analysis.approach3):
-        if fit is None:
-            continue
-        lines += ["", f"## {fit.law}: status {fit.status}", "",
+    for label, fit in analysis.fits().items():
+        lines += ["", f"## {label}: status {fit.status}", "", HEADINGS[label], "",
                   f"{fit.n_points} runs, objective {fit.objective:.4g}, R^2 (log) {fit.metrics.get('r2_log', float('nan')):.3f}"
                   + (f"; {fit.message}" if fit.message else ""), "", "| parameter | value [95 % bootstrap interval] |",
                   "|---|---|"]
@@ -318,6 +346,15 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
     if analysis.notes:
         lines += ["", "Notes:", *[f"- {n}" for n in analysis.notes]]
     return "\n".join(lines) + "\n"
+
+
+HEADINGS = {
+    "approach2": "papers/001's two stages: A, B, E, alpha, beta on the base data set (the FID with the most runs), "
+                 "then eps and zeta on the others with those held.",
+    "approach2_joint": "The same law with all seven parameters fitted on every run at once (a check on the two "
+                       "stages, whose first stage sees the base data set only).",
+    "approach3": "papers/001 Eq. 5 on every run at once (App. F.3.1's start grid, no log re-parameterisation).",
+}
 
 
 def _interval(e: dict[str, Any]) -> str:

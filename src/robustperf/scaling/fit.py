@@ -275,7 +275,7 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
                            grid_points(full_grid, names1), opts)
     theta = np.zeros(7)
     theta[free1] = res1.x
-    success, message, objective = res1.success, f"stage 1: {res1.message}", res1.f
+    success, message, objective = res1.success, f"{'all seven parameters at once' if joint else 'stage 1'}: {res1.message}", res1.f
     other = ~base_rows
     quality_fitted = joint
     if not joint and int(other.sum()) >= 2 and np.ptp(shift) > 0:

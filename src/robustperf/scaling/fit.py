@@ -165,7 +165,8 @@ def surface_fix(fit: FitResult) -> str:
     """Advice for a poorly identified L(N, D) fit: which axis of the grid to widen, or which runs to add for
     Approach 2's FID terms."""
     axes = sorted({AXIS_FIX[name] for name in fit.poorly_identified if name in AXIS_FIX})
-    quality: list[str] = [name for name in ("eps", "zeta") if name in fit.poorly_identified]
+    quality: list[str] = ([name for name in ("eps", "zeta") if name in fit.poorly_identified]
+                          if fit.law == "approach2" else [])  # Approach 3's eps has no stages to tell apart
     advice = []
     if axes:
         advice.append(f"Widen the grid along {' and '.join(axes)}: at least 3 distinct values spanning a decade or "

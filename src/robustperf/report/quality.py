@@ -4,8 +4,9 @@ Each run's FID is the one measured for its synthetic set (``meta.json`` written 
 or `data import`), never a typed tag: a config's ``data.synthetic_fid`` is used only where the set has no
 measured value, and then the note says so. All runs must share one FID extractor. On (N, D, FID, adversarial
 loss) it fits Approach 2 (the paper's two stages: the base data set, then eps and zeta; and, as a check,
-all seven parameters on every run at once) and Approach 3, maps loss to robust accuracy with the runs' own line (App. F.2.2), and predicts the ceiling: the loss and accuracy as
-N, D -> infinity at FID 0 and at each level's FID, with bootstrap intervals.
+all seven parameters on every run at once) and Approach 3, maps loss to robust accuracy with the runs' own
+line (App. F.2.2), and predicts the ceiling: the loss and accuracy as N, D -> infinity at FID 0 and at each
+level's FID, with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -186,8 +187,7 @@ def accuracy_vs_flops(analysis: QualityAnalysis, *, human_accuracy: float | None
 
     Ceilings are drawn only from an Approach 2 fit whose status is ok and whose ceilings lie in [0, 1] (the
     paper's two stages first, else the joint fit, named in the legend); otherwise the legend says why they
-    are left out. With no run to draw the figure is marked empty (the
-    report then omits it with that reason).
+    are left out. With no run to draw the figure is marked empty (the report then omits it with that reason).
     """
     import matplotlib
 

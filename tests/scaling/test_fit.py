@@ -327,3 +327,17 @@ def test_approach3_with_a_negative_floor_is_not_ok():
     assert fit.params["E"] == pytest.approx(-0.15, abs=0.05) and fit.status == "degenerate"
     assert "negative at FID 0" in fit.message
     assert _negative_floors(create_law("bartoldson2024_approach3").params, np.array([1.65, 30.0])) == ""
+
+
+def test_joint_approach2_needs_more_runs_than_parameters_and_two_fids():
+    """Seven parameters on 4 runs of one FID came back 'ok', eps and zeta left at their start values."""
+    truth, N, D, fid, L = _planted_a2_data(n=60)
+    with pytest.warns(FitWarning, match="too_few_points"):
+        few = fit_approach2(N[:4], D[:4], L[:4], np.full(4, 5.0), joint=True)
+    assert few.status == "too_few_points" and not few.params and "at least 8 runs" in few.message
+    with pytest.warns(FitWarning, match="too_few_points"):
+        one_fid = fit_approach2(N, D, truth(N, D, 5.0), np.full(60, 5.0), joint=True)
+    assert one_fid.status == "too_few_points" and "60 runs at 1 FID(s)" in one_fid.message
+    grid = {"a": (0.0, 2.0), "b": (0.0, 2.0), "e": (-1.0, 0.0), "alpha": (0.1, 0.5), "beta": (0.1, 0.5)}
+    fit = fit_approach2(N, D, L, fid, joint=True, grid=grid)  # several FIDs: fitted
+    assert fit.ok and fit.params["eps"] == pytest.approx(0.15, abs=0.02)

@@ -261,11 +261,15 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
         fid_ref = _default_reference(f) if reference_fid is None else float(reference_fid)
         base_rows = np.isclose(f, fid_ref)
     n_base = int(base_rows.sum())
+    shift = np.log1p(f) - np.log1p(fid_ref)
     if joint:
         base_rows = np.ones_like(base_rows)
+        if len(n) < 8 or np.ptp(shift) == 0:  # seven parameters; eps and zeta need two FIDs to exist
+            return _too_few("approach2", len(n), 8, fid_ref,
+                            f"{len(n)} runs at {len(np.unique(np.round(f, 6)))} FID(s); the joint fit needs at "
+                            f"least 8 runs (it fits 7 parameters) at two or more FIDs")
     if n_base < 5 and not joint:
         return _too_few("approach2", n_base, 5, fid_ref)
-    shift = np.log1p(f) - np.log1p(fid_ref)
     log_n, log_d, log_l = np.log(n), np.log(d), np.log(loss)
     g = grid or APPROACH2_GRID
     names1 = ["a", "b", "e", "alpha", "beta"] + (["eps", "zeta"] if joint else [])
@@ -324,8 +328,8 @@ def _default_reference(f: np.ndarray) -> float:
     return float(values[counts == counts.max()].min())
 
 
-def _too_few(law: str, n: int, need: int, fid_ref: float = 0.0) -> FitResult:
-    msg = f"{n} points in the base data set; the fit needs at least {need}"
+def _too_few(law: str, n: int, need: int, fid_ref: float = 0.0, message: str | None = None) -> FitResult:
+    msg = message or f"{n} points in the base data set; the fit needs at least {need}"
     warn_status(f"fit_{law}", STATUS_TOO_FEW_POINTS, msg)
     return FitResult(law=law, params={}, status=STATUS_TOO_FEW_POINTS, objective=float("nan"), n_points=n,
                      law_kwargs={"fid_ref": fid_ref} if law == "approach2" else {}, message=msg)

@@ -341,3 +341,13 @@ def test_joint_approach2_needs_more_runs_than_parameters_and_two_fids():
     grid = {"a": (0.0, 2.0), "b": (0.0, 2.0), "e": (-1.0, 0.0), "alpha": (0.1, 0.5), "beta": (0.1, 0.5)}
     fit = fit_approach2(N, D, L, fid, joint=True, grid=grid)  # several FIDs: fitted
     assert fit.ok and fit.params["eps"] == pytest.approx(0.15, abs=0.02)
+
+
+def test_two_stage_approach2_says_when_too_few_runs_leave_the_fid_terms_unfitted():
+    truth, N, D, fid, L = _planted_a2_data(n=80)
+    base = fid == 2.0
+    keep = base | (np.cumsum(~base) <= 2) & ~base  # the base set and two runs at other FIDs
+    grid = {"a": (0.0, 2.0), "b": (0.0, 2.0), "e": (-1.0, 0.0), "alpha": (0.1, 0.5), "beta": (0.1, 0.5)}
+    fit = fit_approach2(N[keep], D[keep], L[keep], fid[keep], reference_fid=2.0, grid=grid)
+    assert not fit.metrics["quality_fitted"] and fit.params["eps"] == 0.0
+    assert "eps and zeta not fitted (held at 0): 2 run(s) off the base data set" in fit.message

@@ -280,10 +280,11 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
                            grid_points(full_grid, names1), opts)
     theta = np.zeros(7)
     theta[free1] = res1.x
-    success, message, objective = res1.success, f"{'all seven parameters at once' if joint else 'stage 1'}: {res1.message}", res1.f
+    stage = "all seven parameters at once" if joint else "stage 1"
+    success, message, objective = res1.success, f"{stage}: {res1.message}", res1.f
     other = ~base_rows
     quality_fitted = joint
-    if not joint and int(other.sum()) >= 2 and np.ptp(shift) > 0:
+    if not joint and int(other.sum()) >= 3 and np.ptp(shift) > 0:  # more runs than its two parameters
         free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
         qg = quality_grid or QUALITY_GRID
         _, res2 = _a2_stage(log_n[other], log_d[other], log_l[other], shift[other], free2, theta,
@@ -293,6 +294,9 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
         message += f"; stage 2: {res2.message}"
         objective = res1.f + res2.f
         quality_fitted = True
+    elif not joint and other.any():
+        message += (f"; eps and zeta not fitted (held at 0): {int(other.sum())} run(s) off the base data set, stage 2 "
+                    "needs at least 3")
     all_obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(range(7)), theta[None, :], None, opts.delta)
     lse, _ = all_obj.predict_log(theta[None, :])
     residuals = lse[0] - log_l

@@ -118,10 +118,8 @@ def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, 
     return "\n".join(parts)
 
 
-def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> str:
-    """Load, score (the paper's rule) and render a study directory: the section the run report embeds."""
-    import matplotlib.pyplot as plt
-
+def _scored(study_dir: str | Path, db_url: str | None) -> tuple[Study, StudyScore]:
+    """A study directory loaded and scored with the paper's rule."""
     from robustperf.human.db import StudyDB
     from robustperf.human.scoring import score_study
     from robustperf.human.study import load_study
@@ -129,9 +127,16 @@ def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> 
     study = load_study(study_dir)
     db = StudyDB(study, db_url)
     try:
-        score = score_study(study, db.all_answers())
+        return study, score_study(study, db.all_answers())
     finally:
         db.close()
+
+
+def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> str:
+    """Load, score (the paper's rule) and render a study directory: the section the run report embeds."""
+    import matplotlib.pyplot as plt
+
+    study, score = _scored(study_dir, db_url)
     fig = figure8(score)
     try:
         return study_section_html(study, score, figure=fig)
@@ -167,20 +172,11 @@ def human_level(study_dir: str | Path, db_url: str | None = None) -> HumanLevel:
         FileNotFoundError: not a study directory.
         ValueError: no human has answered yet, so there is no human level to draw.
     """
-    from robustperf.human.db import StudyDB
-    from robustperf.human.scoring import score_study
-    from robustperf.human.study import load_study
-
     root = Path(study_dir)
     if not (root / "manifest.json").is_file():
         raise FileNotFoundError(f"{root} is not a human study directory (no manifest.json): create one with "
                                 "`robustperf human create RUN_DIR STUDY_DIR`")
-    study = load_study(root)
-    db = StudyDB(study, db_url)
-    try:
-        score = score_study(study, db.all_answers())
-    finally:
-        db.close()
+    study, score = _scored(root, db_url)
     value = score.table4.with_average_all
     if value is None:
         raise ValueError(f"human study {study.name} ({root}) has no human answers yet, so it has no human level: "

@@ -354,13 +354,7 @@ def _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, top_x, fr
     thetas[:, free1] = x1
     converged = conv1.copy()
     if two_stage:
-        free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
-        w2 = weights * ~base_rows
-        for part in _chunks(n_resamples, len(log_l)):
-            obj2 = Approach2Objective(log_n, log_d, log_l, shift, tuple(free2), thetas[part], w2[part], opts.delta)
-            run = batched_lbfgs(obj2, thetas[part][:, free2], max_iter=opts.max_iter)
-            thetas[part, free2] = run.x
-            converged[part] &= run.converged
+        converged &= _refit_stage2(log_n, log_d, log_l, shift, thetas, weights * ~base_rows, opts)
     return _boot_result(np.array([list(_a2_params(t, fid_ref).values()) for t in thetas]),
                         ["A", "B", "E", "alpha", "beta", "eps", "zeta"], converged, n_resamples, seed)
 
@@ -375,18 +369,26 @@ def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resampl
     themselves are too few or too noisy.
     """
     weights = _resample_weights(len(log_l), n_resamples, seed) * ~base_rows
-    free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
     thetas = np.repeat(theta[None, :], n_resamples, axis=0)
-    ok = np.zeros(n_resamples, dtype=bool)
-    for part in _chunks(n_resamples, len(log_l)):
+    ok = _refit_stage2(log_n, log_d, log_l, shift, thetas, weights, opts)
+    ok &= np.all(np.isfinite(thetas), axis=1)
+    if ok.sum() < 20:  # too few refits for a 95 % interval
+        return {}
+    return {name: [float(v) for v in np.percentile(thetas[ok, A2_NAMES.index(name)], [2.5, 97.5])]
+            for name in ("eps", "zeta")}
+
+
+def _refit_stage2(log_n, log_d, log_l, shift, thetas: np.ndarray, weights: np.ndarray, opts: FitOptions) -> np.ndarray:
+    """Refit eps and zeta of every row of ``thetas`` (in place) under its row of point weights, in
+    memory-bounded batches; returns which rows converged."""
+    free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
+    converged = np.zeros(len(thetas), dtype=bool)
+    for part in _chunks(len(thetas), len(log_l)):
         obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(free2), thetas[part], weights[part], opts.delta)
         run = batched_lbfgs(obj, thetas[part][:, free2], max_iter=opts.max_iter)
         thetas[part, free2] = run.x
-        ok[part] = run.converged & np.all(np.isfinite(run.x), axis=1)
-    if ok.sum() < 20:  # too few refits for a 95 % interval
-        return {}
-    return {name: [float(v) for v in np.percentile(thetas[ok, i], [2.5, 97.5])]
-            for name, i in zip(("eps", "zeta"), free2, strict=True)}
+        converged[part] = run.converged
+    return converged
 
 
 def _boot_result(values: np.ndarray, names: Sequence[str], converged: np.ndarray, n_resamples: int, seed: int

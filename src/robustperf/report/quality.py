@@ -284,11 +284,11 @@ def report_figure(rows: list[dict[str, Any]], *, evaluation_key: str | None, met
         fig.robustperf_empty = str(exc)  # type: ignore[attr-defined]
         return "Data quality", fig
     statuses = ", ".join(f"{LAW_NAMES[label]} {f.status}" for label, f in analysis.fits().items())
+    law = ceiling_law(analysis)
     caption = (f"Robust accuracy vs training FLOPs per synthetic-data quality (measured FID, extractor "
                f"{analysis.extractor or 'unknown'}), papers/001 Fig. 1. FID-aware laws fitted on {metric}: "
                f"{statuses or 'not fitted'}. Ceilings dashed only from an ok Approach 2"
-               + (f" (withheld: {ceiling_withheld(analysis)})." if ceiling_withheld(analysis)
-                  else f" (drawn: {LAW_NAMES[ceiling_law(analysis) or 'approach2']}).")
+               + (f" (drawn: {LAW_NAMES[law]})." if law else f" (withheld: {ceiling_withheld(analysis)}).")
                + (f" Dotted: {human.label}, papers/001 Table 4's model + average human." if human is not None else ""))
     return caption, accuracy_vs_flops(analysis, human_accuracy=None if human is None else human.value,
                                       human_label=None if human is None else human.label)

@@ -118,12 +118,19 @@ def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, 
     return "\n".join(parts)
 
 
-def _scored(study_dir: str | Path, db_url: str | None) -> tuple[Study, StudyScore]:
-    """A study directory loaded and scored with the paper's rule."""
+def load_scored(study_dir: str | Path, db_url: str | None = None) -> tuple[Study, StudyScore]:
+    """A study directory loaded and scored with the paper's rule.
+
+    Raises:
+        FileNotFoundError: not a study directory (the message says how to create one).
+    """
     from robustperf.human.db import StudyDB
     from robustperf.human.scoring import score_study
     from robustperf.human.study import load_study
 
+    if not (Path(study_dir) / "manifest.json").is_file():
+        raise FileNotFoundError(f"{study_dir} is not a human study directory (no manifest.json): create one with "
+                                "`robustperf human create RUN_DIR STUDY_DIR`")
     study = load_study(study_dir)
     db = StudyDB(study, db_url)
     try:
@@ -134,9 +141,13 @@ def _scored(study_dir: str | Path, db_url: str | None) -> tuple[Study, StudyScor
 
 def study_section_from_dir(study_dir: str | Path, db_url: str | None = None) -> str:
     """Load, score (the paper's rule) and render a study directory: the section the run report embeds."""
+    return study_section_from_score(*load_scored(study_dir, db_url))
+
+
+def study_section_from_score(study: Study, score: StudyScore) -> str:
+    """The section of a scored study, with its Figure 8."""
     import matplotlib.pyplot as plt
 
-    study, score = _scored(study_dir, db_url)
     fig = figure8(score)
     try:
         return study_section_html(study, score, figure=fig)
@@ -172,14 +183,14 @@ def human_level(study_dir: str | Path, db_url: str | None = None) -> HumanLevel:
         FileNotFoundError: not a study directory.
         ValueError: no human has answered yet, so there is no human level to draw.
     """
-    root = Path(study_dir)
-    if not (root / "manifest.json").is_file():
-        raise FileNotFoundError(f"{root} is not a human study directory (no manifest.json): create one with "
-                                "`robustperf human create RUN_DIR STUDY_DIR`")
-    study, score = _scored(root, db_url)
+    return human_level_of(*load_scored(study_dir, db_url))
+
+
+def human_level_of(study: Study, score: StudyScore) -> HumanLevel:
+    """The human-level accuracy of a scored study (see `human_level`)."""
     value = score.table4.with_average_all
     if value is None:
-        raise ValueError(f"human study {study.name} ({root}) has no human answers yet, so it has no human level: "
+        raise ValueError(f"human study {study.name} ({study.root}) has no human answers yet, so it has no human level: "
                          f"invite labellers (`robustperf human invite`) and let them label, or leave the line out")
     return HumanLevel(value=float(value), study=study.name, n_humans=len(score.table4.average_over),
                       n_images=len(study.images), n_evaluated=study.n_evaluated)
@@ -202,4 +213,5 @@ def write_study_report(study: Study, score: StudyScore, out: str | Path | None =
     return out
 
 
-__all__ = ["figure8", "study_section_from_dir", "study_section_html", "write_study_report"]
+__all__ = ["HumanLevel", "figure8", "human_level", "human_level_of", "load_scored", "study_section_from_dir",
+           "study_section_from_score", "study_section_html", "write_study_report"]

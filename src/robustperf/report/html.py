@@ -152,8 +152,9 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     overlay = _overlays(overlays or [])
     figures = make_figures(analysis, overlay)
     figures.update(extra_figures(analysis, overlays or []))  # papers' figures and study vs zoo (report/extra.py)
+    scored = _score_human(human or [])
     quality = report_figure(rows, evaluation_key=eval_key, metrics=tuple(fit_spec.metrics),
-                            bootstrap=fit_spec.bootstrap, human=_human_level(human or []))  # synthetic sets of
+                            bootstrap=fit_spec.bootstrap, human=_human_level(scored))  # synthetic sets of
     # measured FID
     if quality is not None:
         figures["data_quality"] = quality
@@ -177,8 +178,8 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
                  study.forecast if study is not None else None)
     if tuning_html:
         page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
-    if human:
-        page = page.replace("</body>", _human_sections(human) + "</body>", 1)
+    if scored:
+        page = page.replace("</body>", _human_sections(scored) + "</body>", 1)
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))
@@ -187,29 +188,30 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     return target
 
 
-def _human_level(study_dirs: Sequence[str | Path]) -> Any:
-    """The human-level line for the data-quality figure: the first given study that has human answers."""
-    from robustperf.human.report import human_level
+def _score_human(study_dirs: Sequence[str | Path]) -> list[Any]:
+    """Each human-alignment study directory loaded and scored once (papers/001's validity rule)."""
+    from robustperf.human.report import load_scored
 
-    for study_dir in study_dirs:
+    return [load_scored(study_dir) for study_dir in study_dirs]
+
+
+def _human_level(scored: Sequence[Any]) -> Any:
+    """The human-level line for the data-quality figure: the first study that has human answers."""
+    from robustperf.human.report import human_level_of
+
+    for study, score in scored:
         try:
-            return human_level(study_dir)
+            return human_level_of(study, score)
         except ValueError as exc:  # no answers yet: its section says so; the figure draws no line
-            log.info("no human-level line from %s: %s", study_dir, exc)
+            log.info("no human-level line from %s: %s", study.root, exc)
     return None
 
 
-def _human_sections(study_dirs: Sequence[str | Path]) -> str:
-    """The human-alignment study sections (papers/001 Sec. 4), scored with the paper's validity rule."""
-    from robustperf.human.report import study_section_from_dir
+def _human_sections(scored: Sequence[Any]) -> str:
+    """The human-alignment study sections (papers/001 Sec. 4)."""
+    from robustperf.human.report import study_section_from_score
 
-    parts = []
-    for study_dir in study_dirs:
-        if not (Path(study_dir) / "manifest.json").is_file():
-            raise FileNotFoundError(f"{study_dir} is not a human study directory (no manifest.json): create one with "
-                                    "`robustperf human create RUN_DIR STUDY_DIR`")
-        parts.append(study_section_from_dir(study_dir))
-    return "<h2>Human-alignment study</h2>" + "".join(parts)
+    return "<h2>Human-alignment study</h2>" + "".join(study_section_from_score(s, sc) for s, sc in scored)
 
 
 def _readable(*paths: Path) -> None:

@@ -105,10 +105,14 @@ def test_fleiss_kappa_by_hand(tmp_path: Path) -> None:
         fleiss_kappa([[2, 0], [1, 0]])
     # the study's adversarial answers: rows [1,2,1] [2,1,1] [1,1,2] [0,2,2] [1,1,2] [0,0,4];
     # P_bar = (2+2+2+4+2+12)/12/6 = 1/3, P_e = (5^2+7^2+12^2)/24^2 = 218/576 -> kappa = -26/358
-    score = score_study(make_study(tmp_path), answers())
-    assert score.kappa["adv"] == pytest.approx(-26 / 358)
-    assert score.kappa_items["adv"] == 6
-    assert score.kappa["clean"] is None  # one clean rater
+    score = score_study(make_study(tmp_path), answers(), n_boot=0)
+    every = score.agreement["adv"]["all"]
+    assert every.kappa == pytest.approx(-26 / 358) and (every.n_items, every.n_raters, every.n_ratings) == (6, 4, 24)
+    # humans alone (the headline kappa): rows [1,2,0] [1,1,1] [1,1,1] [0,2,1] [1,0,2] [0,0,3];
+    # P_bar = (2+0+0+2+2+6)/6/6 = 1/3, P_e = (4^2+6^2+8^2)/18^2 = 116/324 -> kappa = -8/208 = -1/26
+    assert score.kappa["adv"] == pytest.approx(-1 / 26) == score.agreement["adv"]["humans"].kappa
+    assert score.agreement["adv"]["machines"].n_items == 0  # one machine: no image has two machine answers
+    assert score.kappa["clean"] is None and score.agreement["clean"]["humans"].n_items == 0  # one clean rater
 
 
 def test_unlabelled_images_are_unscored_and_stay_in_the_benchmark(tmp_path: Path) -> None:

@@ -147,32 +147,42 @@ def score_cmd(
     """Score the study: accuracy by labeller and confidence, Fleiss' kappa, validity, Table 4, report.html."""
     from rich.table import Table
 
-    from robustperf.human.report import write_study_report
+    from robustperf.human.agreement import describe
+    from robustperf.human.report import render_study_report
     from robustperf.human.scoring import ValidityRule, quiz_summary, score_study
-    from robustperf.store.io import write_json_atomic
+    from robustperf.store.io import dumps, write_bytes_atomic
 
     with user_errors():
         study, sdb = _open(study_dir, db)
         rule = ValidityRule(min_correct=min_correct, min_high_confidence_humans=min_high, deceptive_majority=majority)
         score = score_study(study, sdb.all_answers(), rule, average_kinds=tuple(a.strip() for a in average.split(",")))
         quiz = quiz_summary(study, sdb.quiz_results())
-        write_json_atomic(study.root / "score.json", {**score.summary(), "quiz": quiz})
-        report = write_study_report(study, score)
+        # everything is computed and rendered before the first byte is written: a failure leaves the old outputs
+        files = {"score.json": (dumps({**score.summary(), "quiz": quiz}, indent=2) + "\n").encode(),
+                 **render_study_report(study, score)}
+        for name, content in files.items():
+            write_bytes_atomic(study.root / name, content)
+        report = study.root / "report.html"
     table = Table("labeller", "clean", "clean high", "adv", "adv low", "adv high")
     for s in score.labellers:
         cells = [s.acc("clean"), s.acc("clean", "high"), s.acc("adv"), s.acc("adv", "low"), s.acc("adv", "high")]
         table.add_row(f"{s.name} ({s.kind})", *["-" if v is None else f"{100 * v:.1f}%" for v in cells])
     console.print(table)
     c, t = score.counts, score.table4
-    kappa = score.kappa["adv"]
     console.print(f"valid {c['valid']}  invalid {c['invalid']} (deceptive {c['deceptive']}, ambiguous "
-                  f"{c['ambiguous']})  unscored {c['unscored']}  kappa(adv) {'-' if kappa is None else f'{kappa:.3f}'}")
+                  f"{c['ambiguous']})  unscored {c['unscored']}")
+    for version, groups in score.agreement.items():
+        for a in groups.values():
+            console.print(f"agreement ({version}) {describe(a)}", soft_wrap=True)
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.2f}%"
 
     console.print(f"Table 4: model {pct(t.model_all)} (all) {pct(t.model_valid)} (valid); + average labeller "
-                  f"{pct(t.with_average_all)} (all) {pct(t.with_average_valid)} (valid)")
+                  f"{pct(t.with_average_all)} (all) {pct(t.with_average_valid)} (valid), weighted by answers")
+    if (t.with_average_unweighted_all, t.with_average_unweighted_valid) != (t.with_average_all, t.with_average_valid):
+        console.print(f"  (unweighted mean of per-labeller accuracies: {pct(t.with_average_unweighted_all)} (all) "
+                      f"{pct(t.with_average_unweighted_valid)} (valid))")
     if quiz["answers"]:
         console.print(f"public quiz: {quiz['visitors']} visitors, {quiz['answers']} answers, accuracy "
                       f"{pct(quiz['acc_any'])} (kept apart from the invited labellers)")

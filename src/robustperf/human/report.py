@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustperf.human.agreement import describe
 from robustperf.human.scoring import CONFIDENCE_SLICES, StudyScore
 from robustperf.human.study import Study
 from robustperf.store.io import write_bytes_atomic
@@ -84,8 +85,7 @@ def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, 
         + "</tr>"
         for s in score.labellers
     )  # fmt: skip
-    kappa = ", ".join(f"{v}: {'–' if k is None else f'{k:.3f}'} over {score.kappa_items[v]} images"
-                      for v, k in score.kappa.items())
+    kappa = "; ".join(f"{v} {describe(a)}" for v, groups in score.agreement.items() for a in groups.values())
     r = score.rule
     parts = [
         f"<section id='human-study'><h2>Human study: {esc(study.name)}</h2>",
@@ -95,11 +95,15 @@ def study_section_html(study: Study, score: StudyScore, *, n_examples: int = 8, 
         f"correct with high confidence; deceptive: more than {r.deceptive_majority:.0%} of humans chose the "
         "model's class.</p>",
         f"<p>valid <b>{c['valid']}</b>, invalid <b>{c['invalid']}</b> (deceptive {c['deceptive']}, ambiguous "
-        f"{c['ambiguous']}), not yet labelled {c['unscored']}. Fleiss' kappa: {kappa}.</p>",
+        f"{c['ambiguous']}), not yet labelled {c['unscored']}.</p>",
+        f"<p class='note'>Agreement (Fleiss' kappa for varying raters and Krippendorff's alpha, nominal, over images "
+        f"with at least two answers; 95 % bootstrap intervals over images): {esc(kappa)}.</p>",
         "<table class='data'><tr><th>configuration</th><th>all data</th><th>valid data</th></tr>"
         f"<tr><td>model</td><td>{_pct(t.model_all)}</td><td>{_pct(t.model_valid)}</td></tr>"
         f"<tr><td>model + average labeller ({esc(', '.join(t.average_over)) or 'none'})</td>"
-        f"<td>{_pct(t.with_average_all)}</td><td>{_pct(t.with_average_valid)}</td></tr></table>",
+        f"<td>{_pct(t.with_average_all)}</td><td>{_pct(t.with_average_valid)}</td></tr>"
+        f"<tr><td class='note'>... unweighted mean of per-labeller accuracies</td>"
+        f"<td>{_pct(t.with_average_unweighted_all)}</td><td>{_pct(t.with_average_unweighted_valid)}</td></tr></table>",
         "<table class='data'><tr><th>labeller</th>"
         + "".join(f"<th>{v} {k}</th>" for v in ("clean", "adv") for k in CONFIDENCE_SLICES) + f"</tr>{rows}</table>",
     ]  # fmt: skip
@@ -196,22 +200,29 @@ def human_level_of(study: Study, score: StudyScore) -> HumanLevel:
                       n_images=len(study.images), n_evaluated=study.n_evaluated)
 
 
-def write_study_report(study: Study, score: StudyScore, out: str | Path | None = None) -> Path:
-    """Write ``STUDY/report.html`` and ``STUDY/figure8.png``; returns the HTML path."""
+def render_study_report(study: Study, score: StudyScore) -> dict[str, bytes]:
+    """``report.html`` and ``figure8.png`` as bytes, file name -> content (nothing written)."""
     import matplotlib.pyplot as plt
 
-    out = Path(out) if out is not None else study.root / "report.html"
     fig = figure8(score)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    write_bytes_atomic(out.with_name("figure8.png"), buf.getvalue())
     section = study_section_html(study, score, figure=fig)
     plt.close(fig)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(study.name)}</title>"
             f"<style>{CSS}</style></head><body>{section}</body></html>")
-    write_bytes_atomic(out, page.encode())
+    return {"report.html": page.encode(), "figure8.png": buf.getvalue()}
+
+
+def write_study_report(study: Study, score: StudyScore, out: str | Path | None = None) -> Path:
+    """Write ``STUDY/report.html`` and ``STUDY/figure8.png`` (each atomically, after both are rendered)."""
+    out = Path(out) if out is not None else study.root / "report.html"
+    files = render_study_report(study, score)
+    write_bytes_atomic(out.with_name("figure8.png"), files["figure8.png"])
+    write_bytes_atomic(out, files["report.html"])
     return out
 
 
 __all__ = ["HumanLevel", "figure8", "human_level", "human_level_of", "load_scored", "study_section_from_dir",
-           "study_section_from_score", "study_section_html", "write_study_report"]
+           "study_section_from_score", "study_section_html", "render_study_report",
+           "write_study_report"]

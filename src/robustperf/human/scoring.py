@@ -8,10 +8,18 @@ Definitions (papers/001 Section 4.2), with the thresholds as parameters of `Vali
 - an invalid image is **deceptive** when more than ``deceptive_majority`` of the humans who labelled
   it chose the model's (wrong) prediction, else **ambiguous** (paper: 39 % of invalid images deceptive);
 - **Table 4**: with N evaluated points of which the model gets C right under attack and I study
-  images are invalid, robust accuracy is C / N on all data and C / (N - I) on valid data; adding the
-  average labeller counts, on top of C, the average labeller's correct answers on the study images:
-  (C + mean_l acc_l * n_study) / N and (C + mean_l acc_l(valid) * n_valid) / (N - I). Points the model
-  already got wrong before the attack are not in the study and count as errors for both.
+  images are invalid, robust accuracy is C / N on all data and C / (N - I) on valid data. The paper's
+  "+ average labeller" (Table 4 caption) "adds the 7371 images correctly classified by the SOTA NN to
+  the average number of images correctly classified by humans when they are given the 2629 images
+  misclassified by our SOTA NN, then divides by 10000": every labeller saw every image there, so the
+  average count is acc * n_study for any averaging. On incomplete designs (``--batches``, latecomers)
+  the averages differ; we report the answer-weighted one, (C + acc_pooled * n_study) / N with
+  acc_pooled = sum of correct answers / sum of answers (a labeller with 3 answers weighs 3 answers, not
+  a whole labeller), and beside it the unweighted mean of per-labeller accuracies (``*_unweighted``).
+  On valid data the same with the valid images and N - I. Points the model already got wrong before
+  the attack are not in the study and count as errors for both.
+- **Agreement** (`agreement.py`): Fleiss' kappa (varying raters per item) and Krippendorff's alpha
+  (nominal) over every image with >= 2 answers, for humans, machines and all labellers, per version.
 
 Only adversarial answers decide validity; clean answers give each labeller's clean accuracy (Figure 8).
 Images nobody has labelled yet are "unscored": neither valid nor invalid, and not removed in Table 4.
@@ -21,12 +29,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from robustperf.human.agreement import N_BOOTSTRAP, Agreement, agreement
 from robustperf.human.study import Answer, Study
 
 CONFIDENCE_SLICES = ("any", "low", "high")
+GROUPS = {"humans": ("human",), "machines": ("machine",), "all": ("human", "machine")}
 
 
 @dataclass(frozen=True)
@@ -90,20 +100,26 @@ class Table4:
 
     model_all: float
     model_valid: float
-    with_average_all: float | None
+    with_average_all: float | None  # answer-weighted (pooled) accuracy of the averaged labellers
     with_average_valid: float | None
     average_over: tuple[str, ...]  # names of the labellers averaged
+    with_average_unweighted_all: float | None = None  # unweighted mean of per-labeller accuracies
+    with_average_unweighted_valid: float | None = None
 
 
 @dataclass(frozen=True)
 class StudyScore:
     labellers: tuple[LabellerScore, ...]
     images: tuple[ImageVerdict, ...]
-    kappa: dict[str, float | None]  # version -> Fleiss' kappa over items every selected labeller answered
-    kappa_items: dict[str, int]
+    agreement: dict[str, dict[str, Agreement]]  # version -> group ("humans", "machines", "all") -> agreement
     table4: Table4
     rule: ValidityRule
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kappa(self) -> dict[str, float | None]:
+        """Version -> the humans' Fleiss' kappa (the headline number; `agreement` has the rest)."""
+        return {v: groups["humans"].kappa for v, groups in self.agreement.items()}
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict of every number (the `score` command writes it as score.json)."""
@@ -112,10 +128,8 @@ class StudyScore:
             "rule": vars(self.rule),
             "counts": self.counts,
             "kappa": self.kappa,
-            "kappa_items": self.kappa_items,
-            "table4": {"model_all": t.model_all, "model_valid": t.model_valid,
-                       "with_average_all": t.with_average_all, "with_average_valid": t.with_average_valid,
-                       "average_over": list(t.average_over)},
+            "agreement": {v: {g: asdict(a) for g, a in groups.items()} for v, groups in self.agreement.items()},
+            "table4": asdict(t),
             "labellers": [{"name": s.name, "kind": s.kind,
                            **{f"{v}_{c}": {"n": a.n, "n_correct": a.n_correct, "acc": a.value}
                               for (v, c), a in s.accuracy.items()}} for s in self.labellers],
@@ -183,22 +197,56 @@ def _verdicts(study: Study, adv: dict[str, list[Answer]], rule: ValidityRule) ->
     return tuple(out)
 
 
-def _kappa(study: Study, answers: list[Answer], version: str, raters: Sequence[str]) -> tuple[float | None, int]:
-    by_item: dict[str, dict[str, int]] = defaultdict(dict)
+def _agreement(study: Study, answers: Sequence[Answer], n_boot: int) -> dict[str, dict[str, Agreement]]:
+    out: dict[str, dict[str, Agreement]] = {}
+    for version in ("adv", "clean"):
+        out[version] = {}
+        for group, kinds in GROUPS.items():
+            ratings: dict[str, dict[str, int]] = defaultdict(dict)
+            for a in answers:
+                if a.version == version and a.kind in kinds:
+                    ratings[a.image_id][a.labeller] = a.label
+            out[version][group] = agreement(group, ratings, len(study.classes), n_boot=n_boot)
+    return out
+
+
+def _with_average(study: Study, answers: Sequence[Answer], names: set[str], ids: set[str]
+                  ) -> tuple[float | None, float | None]:
+    """(pooled accuracy, unweighted mean of per-labeller accuracies) of `names` on the images `ids`."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for a in answers:
-        if a.version == version and a.labeller in raters:
-            by_item[a.image_id][a.labeller] = a.label
-    if len(raters) < 2:
-        return None, 0
-    n_cat = len(study.classes)
-    table = []
-    for labels in by_item.values():
-        if len(labels) == len(raters):
-            row = [0] * n_cat
-            for label in labels.values():
-                row[label] += 1
-            table.append(row)
-    return (fleiss_kappa(table) if table else None), len(table)
+        if a.labeller in names and a.version == "adv" and a.image_id in ids:
+            image = study.image(a.image_id)
+            assert image is not None
+            per[a.labeller][0] += int(a.label == image.label)
+            per[a.labeller][1] += 1
+    if not names:
+        return None, None
+    n_answers = sum(n for _, n in per.values())
+    pooled = sum(k for k, _ in per.values()) / n_answers if n_answers else 0.0
+    unweighted = sum(k / n for k, n in per.values() if n) / len(names)  # no answer there: 0 correct
+    return pooled, unweighted
+
+
+def _table4(study: Study, answers: Sequence[Answer], verdicts: Sequence[ImageVerdict], n_invalid: int,
+            averaged: list[str]) -> Table4:
+    n, c = study.n_evaluated, study.n_model_correct
+    all_ids = {im.id for im in study.images}
+    valid_ids = {v.id for v in verdicts if v.status == "valid"}
+    names = set(averaged)
+    pooled_all, mean_all = _with_average(study, answers, names, all_ids)
+    pooled_valid, mean_valid = _with_average(study, answers, names, valid_ids)
+
+    def with_all(acc: float | None) -> float | None:
+        return None if acc is None else (c + acc * len(all_ids)) / n
+
+    def with_valid(acc: float | None) -> float | None:
+        return None if acc is None else (c + acc * len(valid_ids)) / (n - n_invalid)
+
+    return Table4(model_all=c / n, model_valid=c / (n - n_invalid), with_average_all=with_all(pooled_all),
+                  with_average_valid=with_valid(pooled_valid), average_over=tuple(averaged),
+                  with_average_unweighted_all=with_all(mean_all),
+                  with_average_unweighted_valid=with_valid(mean_valid))
 
 
 def score_study(
@@ -207,6 +255,7 @@ def score_study(
     rule: ValidityRule | None = None,
     *,
     average_kinds: Sequence[str] = ("human",),
+    n_boot: int = N_BOOTSTRAP,
 ) -> StudyScore:
     """Score every answer of a study.
 
@@ -215,6 +264,7 @@ def score_study(
         answers: invited and machine labellers' answers (`StudyDB.all_answers`).
         rule: the validity thresholds (default: the paper's).
         average_kinds: which labellers "the average labeller" of Table 4 averages ("human", "machine").
+        n_boot: bootstrap resamples for the agreement intervals (0: no intervals).
     """
     rule = rule or ValidityRule()
     answers = [a for a in answers if study.image(a.image_id) is not None]
@@ -229,27 +279,11 @@ def score_study(
     counts["invalid"] = counts["deceptive"] + counts["ambiguous"]
     counts["images"] = len(verdicts)
 
-    n, c, n_invalid = study.n_evaluated, study.n_model_correct, counts["invalid"]
-    valid_ids = {v.id for v in verdicts if v.status == "valid"}
-    averaged = [s for s in labeller_scores if s.kind in average_kinds and s.accuracy[("adv", "any")].n]
-    with_all = with_valid = None
-    if averaged:
-        mean_acc = sum(s.acc("adv") or 0.0 for s in averaged) / len(averaged)
-        with_all = (c + mean_acc * len(study.images)) / n
-        per_valid = []
-        for s in averaged:
-            mine = [a for a in answers if a.labeller == s.name and a.version == "adv" and a.image_id in valid_ids]
-            per_valid.append(sum(a.label == study.image(a.image_id).label for a in mine) / len(mine) if mine else 0.0)  # type: ignore[union-attr]
-        with_valid = (c + sum(per_valid) / len(per_valid) * len(valid_ids)) / (n - n_invalid)
-    table4 = Table4(model_all=c / n, model_valid=c / (n - n_invalid), with_average_all=with_all,
-                    with_average_valid=with_valid, average_over=tuple(s.name for s in averaged))
-    raters = [s.name for s in labeller_scores]
-    kappa, kappa_items = {}, {}
-    for version in ("adv", "clean"):
-        who = [r for r in raters if any(a.labeller == r and a.version == version for a in answers)]
-        kappa[version], kappa_items[version] = _kappa(study, answers, version, who)
-    return StudyScore(labellers=labeller_scores, images=verdicts, kappa=kappa, kappa_items=kappa_items,
+    averaged = [s.name for s in labeller_scores if s.kind in average_kinds and s.accuracy[("adv", "any")].n]
+    table4 = _table4(study, answers, verdicts, counts["invalid"], averaged)
+    return StudyScore(labellers=labeller_scores, images=verdicts, agreement=_agreement(study, answers, n_boot),
                       table4=table4, rule=rule, counts=counts)
+
 
 
 def quiz_summary(study: Study, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -263,5 +297,5 @@ def quiz_summary(study: Study, rows: Sequence[dict[str, Any]]) -> dict[str, Any]
     return out
 
 
-__all__ = ["Accuracy", "ImageVerdict", "LabellerScore", "StudyScore", "Table4", "ValidityRule", "fleiss_kappa",
-           "quiz_summary", "score_study"]
+__all__ = ["GROUPS", "Accuracy", "ImageVerdict", "LabellerScore", "StudyScore", "Table4", "ValidityRule",
+           "fleiss_kappa", "quiz_summary", "score_study"]

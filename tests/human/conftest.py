@@ -44,3 +44,10 @@ def study(tmp_path: Path) -> Study:
     """12 fooled images of 40 evaluated (25 robust-correct, 3 wrong before the attack), batches of 4."""
     export = write_export(tmp_path / "export.npz")
     return create_study(export, tmp_path / "study", CLASSES, batch_size=4, shuffle_seed=None)
+
+
+@pytest.fixture
+def quiz_study(tmp_path: Path) -> Study:
+    """The same 12-image study (40 evaluated, batches of 4) plus a 4-image quiz pool set aside at creation."""
+    export = write_export(tmp_path / "export.npz", n_fooled=16, n_evaluated=44)
+    return create_study(export, tmp_path / "study", CLASSES, batch_size=4, shuffle_seed=None, quiz_pool=4)

@@ -15,7 +15,8 @@ BASE = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def setup(study):
+def setup(quiz_study):
+    study = quiz_study
     db = StudyDB(study)
     tokens = {"alice": db.invite("alice"), "bob": db.invite("bob", batches=[1])}
     app = build_app(study, db, quiz=True, quiz_size=3)
@@ -63,7 +64,7 @@ def test_labelling_flow_progress_resume_and_order(setup) -> None:
     assert c2.get(f"/image/clean/{f['image_id']}").status_code == 200
     r = c2.post("/answer", data={k: v for k, v in f3.items() if k != "progress"} | {"label": 0, "confidence": "low"},
                 headers={"accept": "application/json"})  # fmt: skip
-    assert r.json() == {"status": "stored"}
+    assert r.json() == {"status": "stored", "label": 0, "confidence": "low"}
     assert db.count_answers() == 5
     assert "2 / 4" in c2.get("/batch/0").text
 
@@ -115,10 +116,10 @@ def test_another_labellers_batch_and_answers_are_out_of_reach(setup) -> None:
 def test_image_routes_take_ids_only(setup, image_id: str) -> None:
     study, db, tokens, app = setup
     c = client(app, tokens["alice"])
-    assert c.get(f"/image/adv/{image_id}").status_code == 404
+    assert c.get(f"/image/adv/{image_id}").status_code in (403, 404)  # 404: the path is not a route at all
     f = form(c.get("/batch/0").text)
-    assert answer(c, {**f, "image_id": image_id.replace("%2F", "/")}).status_code == 404
-    assert c.get(f"/image/..%2F{study.images[0].id}").status_code == 404
+    assert answer(c, {**f, "image_id": image_id.replace("%2F", "/")}).status_code == 403
+    assert c.get(f"/image/..%2F{study.images[0].id}").status_code == 403  # version ".." is not one of yours
     assert db.count_answers() == 0
 
 
@@ -155,12 +156,14 @@ def test_public_quiz_is_anonymous_and_stored_apart(setup) -> None:
     page = visitor.get("/")  # no labeller cookie: the quiz
     f = form(page.text)
     assert f["progress"] == "1 / 3" and f["version"] == "adv"
-    truth = study.image(f["image_id"])
-    assert visitor.get(f"/image/clean/{f['image_id']}").status_code == 401  # no clean image before answering
+    truth = study.quiz_image(f["image_id"])
+    assert truth is not None and study.image(f["image_id"]) is None  # a quiz-pool image, not a study image
+    assert visitor.get(f"/quiz/image/adv/{f['image_id']}").headers["content-type"] == "image/png"
+    assert visitor.get(f"/quiz/image/clean/{f['image_id']}").status_code == 403  # no clean image before answering
     r = visitor.post("/quiz/answer", data={k: v for k, v in f.items() if k != "progress"}
                      | {"label": truth.label, "confidence": "high"})  # fmt: skip
     assert r.status_code == 200 and "correct" in r.text and study.classes[truth.label] in r.text
-    assert visitor.get(f"/image/clean/{f['image_id']}").status_code == 200  # now the clean version is shown
+    assert visitor.get(f"/quiz/image/clean/{f['image_id']}").status_code == 200  # now the clean version is shown
     forged = visitor.post("/quiz/answer", data={"image_id": f["image_id"], "label": 0, "confidence": "low"})
     assert forged.status_code == 403  # no form token
     for _ in range(2):
@@ -168,9 +171,10 @@ def test_public_quiz_is_anonymous_and_stored_apart(setup) -> None:
         visitor.post("/quiz/answer", data={k: v for k, v in g.items() if k != "progress"} | {"label": 0, "confidence": "low"})
     assert "of 3 attacked images correctly" in visitor.get("/quiz").text
     assert len(db.quiz_results()) == 3 and db.count_answers() == 0  # kept apart from invited labellers
+    pool = {im.id: im for im in study.quiz}
     summary = quiz_summary(study, db.quiz_results())
     first_right = 1  # the first answer was the true class with high confidence; the other two said class 0
-    others_right = sum(study.image(r["image_id"]).label == 0 for r in db.quiz_results()[1:])
+    others_right = sum(pool[r["image_id"]].label == 0 for r in db.quiz_results()[1:])
     assert (summary["visitors"], summary["answers"], summary["n_high"]) == (1, 3, 1)
     assert summary["acc_any"] == pytest.approx((first_right + others_right) / 3) and summary["acc_high"] == 1.0
     # quiz visitors have no access to the labellers' pages

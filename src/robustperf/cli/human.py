@@ -1,7 +1,7 @@
 """`robustperf human ...`: the human-alignment study of papers/001 Section 4.
 
-create (study directory from an evaluation export), invite (a labeller's secret link), serve (the
-labelling web app and public quiz), label (a machine labeller: chat endpoint or local model), score
+create (study directory from an evaluation export), invite (a labeller's secret link), revoke (end a
+link and its sessions), serve (the labelling web app and public quiz), label (a machine labeller: chat endpoint or local model), score
 (validity, deceptive/ambiguous, Table 4, Figure 8, report.html).
 """
 
@@ -34,6 +34,8 @@ def create_cmd(
     classes: str | None = typer.Option(None, "--classes", help="comma-separated class names (default: the data set's)"),
     scale: int | None = typer.Option(None, "--scale", min=1, help="display upscale (default: >= 256 px wide)"),
     seed: int = typer.Option(0, "--seed", help="seed of the image order"),
+    quiz_pool: int = typer.Option(0, "--quiz-pool", min=0, help="fooled images set aside for the public quiz "
+                                  "(never study images; `serve --quiz` needs them)"),
     invite: str | None = typer.Option(None, "--invite", help="comma-separated labeller names to invite right away"),
     base_url: str = typer.Option("http://127.0.0.1:8000", "--base-url", help="where labellers reach the server"),
 ) -> None:
@@ -44,7 +46,7 @@ def create_cmd(
     with user_errors():
         names = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
         study = create_study_from_run(run_dir, out, evaluation=evaluation, classes=names, batch_size=batch_size,
-                                      display_scale=scale, shuffle_seed=seed)
+                                      display_scale=scale, shuffle_seed=seed, quiz_pool=quiz_pool)
         links = {}
         if invite:
             sdb = StudyDB(study)
@@ -76,6 +78,19 @@ def invite_cmd(
     console.print(f"{name}: {base_url.rstrip('/')}/l/{token}", soft_wrap=True)
 
 
+@human_app.command("revoke")
+def revoke_cmd(
+    study_dir: Path = typer.Argument(..., help="study directory"),
+    name: str = typer.Argument(..., help="the labeller whose link stops working (their answers stay)"),
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: sqlite in the study directory)"),
+) -> None:
+    """Revoke a labeller's link and end their sessions at once; `invite` under a new name gives a new link."""
+    with user_errors():
+        _, sdb = _open(study_dir, db)
+        ended = sdb.revoke(name)
+    console.print(f"{name}: link revoked, {ended} session(s) ended; their answers are kept")
+
+
 @human_app.command("serve")
 def serve_cmd(
     study_dir: Path = typer.Argument(..., help="study directory"),
@@ -84,17 +99,28 @@ def serve_cmd(
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: sqlite in the study directory)"),
     quiz: bool = typer.Option(False, "--quiz/--no-quiz", help="also serve the anonymous public quiz at /quiz"),
     quiz_size: int = typer.Option(20, "--quiz-size", min=1, help="images per quiz visitor"),
+    public_origin: str | None = typer.Option(None, "--public-origin", help="the scheme://host[:port] browsers use "
+                                             "(default http://HOST:PORT; behind a proxy, its https origin)"),
 ) -> None:
     """Serve the labelling web app (Ctrl-C stops it; every answer is already committed)."""
     from robustperf.human.app import is_loopback, serve
 
     with user_errors():
-        study, sdb = _open(study_dir, db)
+        study, sdb = _open(study_dir, db)  # a damaged database stops here, before anything is served
+        if quiz and not study.quiz:
+            fail(f"{study_dir} has no quiz pool (the quiz must never show study images): recreate it with "
+                 "`robustperf human create ... --quiz-pool 20`, or serve without --quiz")
+        missing = study.missing_images()
     if not is_loopback(host):
-        console.print(f"[yellow]warning[/]: binding {host} exposes the study beyond this machine; use HTTPS in front")
+        console.print(f"[yellow]warning[/]: binding {host} exposes the study beyond this machine; use HTTPS in front "
+                      "and pass --public-origin")
+    if missing:
+        console.print(f"[yellow]warning[/]: {len(missing)} image files are missing (they answer 404): "
+                      f"{', '.join(missing)}", soft_wrap=True)
     console.print(f"serving {study.name} on http://{host}:{port} ({len(sdb.list_labellers())} labellers"
                   f"{', quiz at /quiz' if quiz else ''})")
-    serve(study, sdb, host=host, port=port, quiz=quiz, quiz_size=quiz_size)
+    with user_errors():
+        serve(study, sdb, host=host, port=port, quiz=quiz, quiz_size=quiz_size, public_origin=public_origin)
 
 
 @human_app.command("label")

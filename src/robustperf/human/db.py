@@ -6,15 +6,26 @@ the server loses nothing a labeller already saw acknowledged. SQLite runs with `
 WAL alone survives a killed process, FULL also survives a power cut, and one fsync per click is
 cheap next to a human's seconds per image.
 
-Secrets: a labeller's token is shown once by `invite` and stored only as its SHA-256; the CSRF key is
-a random value kept in the ``meta`` table, so tokens stay valid across restarts.
+Secrets: a labeller's invite token is shown once by `invite` and stored only as its SHA-256; opening
+the link starts a session whose random id (again stored hashed, expiring) is what the cookie holds, so
+the invite link is never a long-lived cookie. `revoke` clears the token and ends every session. The
+CSRF key is a random value kept in the ``meta`` table, so form tokens stay valid across restarts; the
+SQLite file holding it is created mode 0600.
+
+Opening checks the database (``PRAGMA quick_check`` on SQLite): a damaged file raises `StudyError` with
+the fix instead of a traceback, and nothing is written into it.
 
 Answering rules (what a careful organiser expects):
 - an answer is keyed by (labeller, image, version): sending the same answer again is a no-op (clients
   may retry after a dropped connection), sending a different one corrects the labeller's own answer;
 - a human labeller answers a batch's clean images only after all its adversarial ones, and cannot
-  change an adversarial answer once they have seen a clean image of that batch (the clean version
-  would give the answer away).
+  change an adversarial answer once a clean image of that batch was *served* to them (recorded in
+  ``clean_views`` before the bytes leave the server; the clean version would give the answer away): 409;
+- submits for one (labeller, image, version) are serialised in the server process and retried on a
+  lost insert race, and the reply says what is stored (`Stored`).
+
+The public quiz keeps no server state for a visitor until they answer: the quiz cookie is a random id
+signed with the CSRF key, and the visitor's sample is derived from it (`quiz_sample`).
 """
 
 from __future__ import annotations
@@ -24,18 +35,25 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import random
+import re
 import secrets
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from robustperf.human.study import CONFIDENCES, VERSIONS, Answer, Study
+from robustperf.human.study import CONFIDENCES, IMAGE_ID, VERSIONS, Answer, Study, StudyError
 
 log = logging.getLogger(__name__)
 
 KINDS = ("human", "machine")
+SESSION_DAYS = 30
+LABEL = re.compile(r"[0-9]{1,4}")  # ASCII digits only (int() also takes " 3", "٣" and "0_1")
 
 metadata = sa.MetaData()
 meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True),
@@ -66,6 +84,18 @@ quiz_sessions = sa.Table(
     sa.Column("sample", sa.Text, nullable=False),  # JSON list of image ids
     sa.Column("created_at", sa.String(32), nullable=False),
 )  # fmt: skip
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id_sha256", sa.String(64), primary_key=True),
+    sa.Column("labeller_id", sa.Integer, sa.ForeignKey("labellers.id"), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+)  # fmt: skip
+clean_views = sa.Table(
+    "clean_views", metadata,
+    sa.Column("labeller_id", sa.Integer, sa.ForeignKey("labellers.id"), primary_key=True),
+    sa.Column("batch", sa.Integer, primary_key=True),
+    sa.Column("viewed_at", sa.String(32), nullable=False),
+)  # fmt: skip
 quiz_answers = sa.Table(
     "quiz_answers", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -87,6 +117,15 @@ class AnswerError(ValueError):
 
 
 @dataclass(frozen=True)
+class Stored:
+    """What one submit left in the database: "stored", "unchanged" or "updated", and the stored answer."""
+
+    status: str
+    label: int
+    confidence: str
+
+
+@dataclass(frozen=True)
 class Labeller:
     id: int
     name: str
@@ -102,7 +141,40 @@ def _now() -> str:
 
 
 def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a file-backed SQLite URL, else None."""
+    if not url.startswith("sqlite"):
+        return None
+    path = sa.engine.make_url(url).database
+    return None if not path or path == ":memory:" else Path(path)
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` mode 0600 (it will hold the CSRF key and every answer) and tighten it if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists():
+            os.chmod(p, 0o600)
+
+
+def check_integrity(engine: Engine, url: str) -> None:
+    """Raise `StudyError` (one line, with the fix) when the database cannot be read or fails quick_check."""
+    fix = ("restore it from a backup, or move it aside and re-invite (the answers in it are lost); "
+           "`sqlite3 FILE .recover` may save some")
+    try:
+        with engine.connect() as conn:
+            if url.startswith("sqlite"):
+                rows = [str(r[0]) for r in conn.execute(sa.text("PRAGMA quick_check"))]
+                if rows != ["ok"]:
+                    raise StudyError(f"the answer database {url} is damaged ({rows[0][:80]}): {fix}")
+            else:
+                conn.execute(sa.text("SELECT 1"))
+    except sa.exc.DatabaseError as exc:
+        raise StudyError(f"the answer database {url} cannot be read ({str(exc.orig)[:80]}): {fix}") from None
 
 
 def make_engine(url: str) -> Engine:
@@ -134,9 +206,15 @@ class StudyDB:
     def __init__(self, study: Study, url: str | None = None) -> None:
         self.study = study
         self.url = url or study.default_db_url
+        path = _sqlite_path(self.url)
+        if path is not None:
+            _private_file(path)
         self.engine = make_engine(self.url)
+        check_integrity(self.engine, self.url)
         metadata.create_all(self.engine)
         self._csrf_key = self._meta("csrf_key", lambda: secrets.token_hex(32)).encode()
+        self._locks: dict[tuple[int, str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -192,11 +270,39 @@ class StudyDB:
         return Labeller(id=int(row.id), name=row.name, kind=row.kind, batches=batches)
 
     def labeller_by_token(self, token: str | None) -> Labeller | None:
+        """The labeller whose invite token this is (None when unknown or revoked)."""
         if not token:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(labellers).where(labellers.c.token_sha256 == _sha256(token))).first()
         return None if row is None else self._labeller(row)
+
+    def new_session(self, labeller: Labeller, days: int = SESSION_DAYS) -> str:
+        """Start a session for a labeller who opened their link; returns the cookie value (stored hashed)."""
+        sid = secrets.token_urlsafe(32)
+        expires = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=days)).isoformat(timespec="seconds")
+        with self.engine.begin() as conn:
+            conn.execute(sessions.insert().values(id_sha256=_sha256(sid), labeller_id=labeller.id, expires_at=expires))
+        return sid
+
+    def labeller_by_session(self, sid: str | None) -> Labeller | None:
+        """The labeller of a live session cookie (None when unknown, expired or revoked)."""
+        if not sid or len(sid) > 128:
+            return None
+        q = sa.select(labellers).join_from(sessions, labellers).where(
+            (sessions.c.id_sha256 == _sha256(sid)) & (sessions.c.expires_at > _now()))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else self._labeller(row)
+
+    def revoke(self, name: str) -> int:
+        """Disable a labeller's link and end their sessions (their answers stay); returns sessions ended."""
+        found = self.labeller_by_name(name)
+        if found is None:
+            raise ValueError(f"no labeller {name!r} in this study; list them with `robustperf human score`")
+        with self.engine.begin() as conn:
+            conn.execute(labellers.update().where(labellers.c.id == found.id).values(token_sha256=None))
+            return int(conn.execute(sessions.delete().where(sessions.c.labeller_id == found.id)).rowcount or 0)
 
     def labeller_by_name(self, name: str) -> Labeller | None:
         with self.engine.connect() as conn:
@@ -211,8 +317,12 @@ class StudyDB:
         """The form token for one labeller ("labeller:<id>") or quiz session ("quiz:<id>")."""
         return hmac.new(self._csrf_key, subject.encode(), hashlib.sha256).hexdigest()
 
-    def check_csrf(self, subject: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(subject), str(token))
+    def check_csrf(self, subject: str, token: Any) -> bool:
+        """Constant-time check of a form token; compared as bytes, so any input gives True or False."""
+        if not isinstance(token, str) or not token:
+            return False
+        given = token.encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(self.csrf_token(subject).encode(), given)
 
     # --- answers ---------------------------------------------------------------------------------
 
@@ -220,10 +330,12 @@ class StudyDB:
         """The class index of an answer, after checking it and its confidence against the study."""
         if confidence not in CONFIDENCES:
             raise AnswerError(f"confidence {confidence!r}: use one of {CONFIDENCES}")
-        try:
+        if isinstance(label, int) and not isinstance(label, bool):
+            label_i = label
+        elif isinstance(label, str) and LABEL.fullmatch(label):
             label_i = int(label)
-        except (TypeError, ValueError):
-            raise AnswerError(f"class {label!r} is not a class index") from None
+        else:
+            raise AnswerError(f"class {str(label)[:20]!r} is not a class index (ASCII digits)")
         if not 0 <= label_i < len(self.study.classes):
             raise AnswerError(f"class {label_i} is not one of the study's {len(self.study.classes)} classes")
         return label_i
@@ -233,40 +345,69 @@ class StudyDB:
         if version not in VERSIONS:
             raise AnswerError(f"version {version!r}: use one of {VERSIONS}")
         label_i = self._check_label(label, confidence)
-        image = self.study.image(str(image_id))
-        if image is None:
-            raise AnswerError(f"image {image_id!r} is not in this study", status=404)
-        if not labeller.has_batch(image.batch):
-            raise AnswerError(f"image {image_id} is not in your batches", status=403)
+        image = self.study.image(str(image_id)) if IMAGE_ID.fullmatch(str(image_id)) else None
+        if image is None or not labeller.has_batch(image.batch):  # one answer for both: ids are not probed
+            raise AnswerError("this image is not one of yours", status=403)
         return label_i, str(confidence)
 
     def record_answer(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> str:
-        """Validate and commit one answer; returns "stored", "unchanged" or "updated"."""
+        """Validate and commit one answer; returns "stored", "unchanged" or "updated" (see `submit`)."""
+        return self.submit(labeller, image_id, version, label, confidence).status
+
+    def _lock(self, key: tuple[int, str, str]) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def submit(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> Stored:
+        """Validate and commit one answer; the result says what the database holds afterwards.
+
+        Submits for the same (labeller, image, version) run one at a time in this process; an insert
+        that loses a race with another process is retried as an update, so no reply reports a label
+        that was discarded.
+        """
         label_i, conf = self.validate(labeller, image_id, version, label, confidence)
+        with self._lock((labeller.id, image_id, version)):
+            for _ in range(3):
+                try:
+                    return self._write(labeller, image_id, version, label_i, conf)
+                except sa.exc.IntegrityError:  # another process inserted it between our read and write
+                    continue
+        raise AnswerError("the answer could not be stored (too many concurrent writes); retry", status=503)
+
+    def _write(self, labeller: Labeller, image_id: str, version: str, label: int, conf: str) -> Stored:
         image = self.study.image(image_id)
         assert image is not None
         key = (answers.c.labeller_id == labeller.id) & (answers.c.image_id == image_id) & (answers.c.version == version)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(answers.c.label, answers.c.confidence).where(key)).first()
-            if row is not None and (row.label, row.confidence) == (label_i, conf):
-                return "unchanged"
+            if row is not None and (row.label, row.confidence) == (label, conf):
+                return Stored("unchanged", label, conf)
             ordered = labeller.kind == "human"  # the order rules protect what a person has seen
             if ordered and version == "clean" and row is None and not self._adv_done(conn, labeller, image.batch):
                 raise AnswerError("label every adversarial image of this batch before the clean ones", status=409)
             if ordered and version == "adv" and row is not None and self._seen_clean(conn, labeller, image.batch):
-                raise AnswerError("the clean images of this batch were shown already; adversarial answers are final",
-                                  status=409)
+                raise AnswerError("the clean images of this batch were shown already; adversarial answers are final "
+                                  f"(your stored answer is class {row.label})", status=409)
             if row is None:
-                try:
-                    conn.execute(answers.insert().values(labeller_id=labeller.id, image_id=image_id, version=version,
-                                                         label=label_i, confidence=conf, answered_at=_now()))
-                except sa.exc.IntegrityError:  # the same answer raced in from a retry
-                    return "unchanged"
-                return "stored"
-            conn.execute(answers.update().where(key).values(label=label_i, confidence=conf, answered_at=_now()))
-            return "updated"
+                conn.execute(answers.insert().values(labeller_id=labeller.id, image_id=image_id, version=version,
+                                                     label=label, confidence=conf, answered_at=_now()))
+                return Stored("stored", label, conf)
+            conn.execute(answers.update().where(key).values(label=label, confidence=conf, answered_at=_now()))
+            return Stored("updated", label, conf)
+
+    def mark_clean_served(self, labeller: Labeller, batch: int) -> None:
+        """Record that a clean image of `batch` is about to reach this labeller (their adv answers become final)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(clean_views.insert().values(labeller_id=labeller.id, batch=batch, viewed_at=_now()))
+        except sa.exc.IntegrityError:
+            pass  # already recorded
 
     def _seen_clean(self, conn: Any, labeller: Labeller, batch: int) -> bool:
+        viewed = sa.select(sa.func.count()).select_from(clean_views).where(
+            (clean_views.c.labeller_id == labeller.id) & (clean_views.c.batch == batch))
+        if conn.execute(viewed).scalar():
+            return True
         ids = [im.id for im in self.study.batch(batch)]
         q = sa.select(sa.func.count()).select_from(answers).where(
             (answers.c.labeller_id == labeller.id) & (answers.c.version == "clean") & answers.c.image_id.in_(ids))
@@ -314,22 +455,21 @@ class StudyDB:
 
     # --- public quiz -----------------------------------------------------------------------------
 
-    def new_quiz_session(self, size: int, rng: secrets.SystemRandom | None = None) -> str:
-        """Start an anonymous quiz session over a random sample of `size` images; returns its id."""
-        rng = rng or secrets.SystemRandom()
-        ids = [im.id for im in self.study.images]
-        sample = rng.sample(ids, min(size, len(ids)))
-        sid = secrets.token_urlsafe(24)
-        with self.engine.begin() as conn:
-            conn.execute(quiz_sessions.insert().values(id=sid, sample=json.dumps(sample), created_at=_now()))
-        return sid
+    def new_quiz_session(self) -> str:
+        """A signed anonymous quiz id for a cookie; nothing is stored until the visitor answers."""
+        sid = secrets.token_urlsafe(18)
+        return f"{sid}.{self.csrf_token('quiz-id:' + sid)[:32]}"
 
-    def quiz_sample(self, session_id: str | None) -> list[str] | None:
-        if not session_id:
+    def quiz_sample(self, session_id: str | None, size: int) -> list[str] | None:
+        """The quiz-pool ids a signed quiz session shows, derived from its id (None for a forged or empty id)."""
+        if not session_id or len(session_id) > 80 or session_id.count(".") != 1:
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(quiz_sessions.c.sample).where(quiz_sessions.c.id == session_id)).first()
-        return None if row is None else list(json.loads(row[0]))
+        sid, sig = session_id.split(".")
+        if not hmac.compare_digest(self.csrf_token("quiz-id:" + sid)[:32].encode(), sig.encode("utf-8", "replace")):
+            return None
+        pool = [im.id for im in self.study.quiz]
+        seed = int(self.csrf_token("quiz-sample:" + sid)[:16], 16)
+        return random.Random(seed).sample(pool, min(size, len(pool)))
 
     def quiz_answered(self, session_id: str) -> dict[str, tuple[int, str]]:
         q = sa.select(quiz_answers.c.image_id, quiz_answers.c.label, quiz_answers.c.confidence).where(
@@ -337,13 +477,17 @@ class StudyDB:
         with self.engine.connect() as conn:
             return {r.image_id: (int(r.label), r.confidence) for r in conn.execute(q)}
 
-    def record_quiz_answer(self, session_id: str, image_id: str, label: Any, confidence: Any) -> str:
-        sample = self.quiz_sample(session_id)
+    def record_quiz_answer(self, session_id: str, size: int, image_id: str, label: Any, confidence: Any) -> str:
+        sample = self.quiz_sample(session_id, size)
         if sample is None:
             raise AnswerError("unknown quiz session; open /quiz to start one", status=403)
         if image_id not in sample:
-            raise AnswerError(f"image {image_id!r} is not in your quiz", status=403)
+            raise AnswerError("this image is not in your quiz", status=403)
         label_i = self._check_label(label, confidence)
+        with self.engine.begin() as conn:  # the session row appears with its first answer, never on a visit
+            exists = conn.execute(sa.select(quiz_sessions.c.id).where(quiz_sessions.c.id == session_id)).first()
+            if exists is None:
+                conn.execute(quiz_sessions.insert().values(id=session_id, sample=json.dumps(sample), created_at=_now()))
         try:
             with self.engine.begin() as conn:
                 conn.execute(quiz_answers.insert().values(session_id=session_id, image_id=image_id, label=label_i,
@@ -364,4 +508,5 @@ def batch_items(study: Study, batch: int) -> list[tuple[str, str]]:
     return [(i, "adv") for i in ids] + [(i, "clean") for i in ids]
 
 
-__all__ = ["KINDS", "Answer", "AnswerError", "Labeller", "StudyDB", "batch_items", "make_engine"]
+__all__ = ["KINDS", "Answer", "AnswerError", "Labeller", "Stored", "StudyDB", "batch_items", "check_integrity",
+           "make_engine"]

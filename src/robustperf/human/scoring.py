@@ -288,10 +288,11 @@ def score_study(
 
 def quiz_summary(study: Study, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The public quiz's answers (kept apart from the invited labellers'): visitors, answers, accuracy by confidence."""
+    truth = {im.id: im for im in study.quiz}  # the quiz shows its own pool, never study images
     out: dict[str, Any] = {"visitors": len({r["session_id"] for r in rows}), "answers": len(rows)}
     for conf in CONFIDENCE_SLICES:
         chosen = [r for r in rows if conf == "any" or r["confidence"] == conf]
-        right = sum(1 for r in chosen if (im := study.image(r["image_id"])) is not None and im.label == r["label"])
+        right = sum(1 for r in chosen if (im := truth.get(r["image_id"])) is not None and im.label == r["label"])
         out[f"acc_{conf}"] = right / len(chosen) if chosen else None
         out[f"n_{conf}"] = len(chosen)
     return out

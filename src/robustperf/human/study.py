@@ -5,11 +5,21 @@ labellers in batches of 100, adversarial versions first, then their clean versio
 holds everything the web app and the scoring need and nothing else:
 
 ```
-STUDY/manifest.json          classes, source evaluation, counts for Table 4, images, batches
-STUDY/images/adv/<id>.png    the adversarial image at its native resolution (8-bit)
-STUDY/images/clean/<id>.png  its clean version
-STUDY/answers.sqlite         created by `invite` / `serve` (see `db.py`)
+STUDY/manifest.json               classes, source evaluation, counts for Table 4, images, batches
+STUDY/images/adv/<id>.png         the adversarial image at its native resolution (8-bit)
+STUDY/images/clean/<id>.png       its clean version
+STUDY/images/quiz/{adv,clean}/    the public quiz's own pool (`quiz_pool` images, never study images)
+STUDY/answers.sqlite              created by `invite` / `serve` (see `db.py`), mode 0600
 ```
+
+Image ids are opaque: ``x`` + 20 random hex digits, mapped to the evaluation index only in the manifest
+(which the server never serves). An id built from the index (the old ``img<index>``) would give every
+label away to anyone holding the public evaluation split. Studies written before this (format 1) keep
+their ``img<index>`` ids and load with a warning.
+
+The public quiz shows its visitors the true class and the model's prediction after each answer, so it
+must never show a study image: ``quiz_pool`` fooled images are set aside for it at creation and leave
+the evaluated set (``n_evaluated`` counts without them, so Table 4 stays consistent).
 
 Images keep their pixels: the PNG is the native resolution, and the page upscales it for display with
 nearest-neighbour CSS (``image-rendering: pixelated``), so labellers see exactly the stored pixels.
@@ -27,6 +37,7 @@ import io
 import json
 import logging
 import re
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +51,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 VERSIONS = ("adv", "clean")
 CONFIDENCES = ("low", "high")
-IMAGE_ID = re.compile(r"^img[0-9]{5,9}$")  # the only shape an image id can have (no path characters)
+IMAGE_ID = re.compile(r"(?:x[0-9a-f]{20}|img[0-9]{5,9})")  # fullmatch only: the shapes an id can have (no paths)
+FORMAT = 2
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATASET_CLASSES: dict[str, tuple[str, ...]] = {
@@ -59,11 +71,11 @@ class StudyImage:
     """One labelled item: an adversarial image and its clean version.
 
     Attributes:
-        id: stable id ("img" + the point's index in the evaluated subset).
+        id: opaque random id ("x" + 20 hex digits; "img<index>" in format-1 studies).
         index: index in the evaluated subset (the evaluation's ``index`` array).
         label: true class index.
         model_pred: the model's prediction on the adversarial image.
-        batch: batch number (0-based).
+        batch: batch number (0-based; -1 for a quiz-pool image).
     """
 
     id: str
@@ -101,6 +113,7 @@ class Study:
         display_scale: upscale factor for display (pixels are never resampled on disk).
         images: every study image, in batch order.
         source: where the export came from (run dir, evaluation, attack settings).
+        quiz: the public quiz's image pool (disjoint from `images`).
     """
 
     root: Path
@@ -113,6 +126,7 @@ class Study:
     display_scale: int
     images: tuple[StudyImage, ...]
     source: dict[str, Any] = field(default_factory=dict)
+    quiz: tuple[StudyImage, ...] = ()
 
     @property
     def n_batches(self) -> int:
@@ -133,9 +147,26 @@ class Study:
 
     def image_path(self, image_id: str, version: str) -> Path | None:
         """The PNG of an image id, or None for anything that is not a study image (ids only, no paths)."""
-        if version not in VERSIONS or not IMAGE_ID.match(image_id) or image_id not in self._by_id():
+        if version not in VERSIONS or not IMAGE_ID.fullmatch(image_id) or image_id not in self._by_id():
             return None
         return self.root / "images" / version / f"{image_id}.png"
+
+    def quiz_image(self, image_id: str) -> StudyImage | None:
+        return next((im for im in self.quiz if im.id == image_id), None)
+
+    def quiz_image_path(self, image_id: str, version: str) -> Path | None:
+        """The PNG of a quiz-pool image, or None for anything else (a study image included)."""
+        if version not in VERSIONS or not IMAGE_ID.fullmatch(image_id) or self.quiz_image(image_id) is None:
+            return None
+        return self.root / "images" / "quiz" / version / f"{image_id}.png"
+
+    def missing_images(self) -> list[str]:
+        """Study and quiz image files that are not on disk ("adv/<id>", "quiz/clean/<id>", ...)."""
+        out = [f"{v}/{im.id}" for im in self.images for v in VERSIONS if not (self.root / "images" / v /
+                                                                              f"{im.id}.png").is_file()]
+        out += [f"quiz/{v}/{im.id}" for im in self.quiz for v in VERSIONS
+                if not (self.root / "images" / "quiz" / v / f"{im.id}.png").is_file()]
+        return out
 
     @property
     def default_db_url(self) -> str:
@@ -165,6 +196,7 @@ def create_study(
     display_scale: int | None = None,
     shuffle_seed: int | None = 0,
     source: dict[str, Any] | None = None,
+    quiz_pool: int = 0,
 ) -> Study:
     """Write a study directory from an evaluation export (`evaluation.save_result`'s npz).
 
@@ -178,6 +210,7 @@ def create_study(
         display_scale: display upscale (default: images shown at least 256 px wide).
         shuffle_seed: order images randomly within the study under this seed (None keeps the export order).
         source: provenance stored in the manifest.
+        quiz_pool: fooled images set aside for the public quiz (not in the study, not in ``n_evaluated``).
 
     Returns:
         The loaded `Study`.
@@ -201,36 +234,48 @@ def create_study(
     if int(max(labels.max(), preds.max())) >= len(classes):
         raise StudyError(f"the export has class {int(max(labels.max(), preds.max()))} but only {len(classes)} "
                          "class names were given; pass --classes with one name per class")
+    if not 0 <= quiz_pool < n:
+        raise StudyError(f"quiz_pool={quiz_pool}: use 0..{n - 1} (the export has {n} fooled images and the study "
+                         "needs at least one)")
     order = np.arange(n) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(n)
-    images = []
+    ids = {int(k): "x" + secrets.token_hex(10) for k in order}  # opaque: the index stays in the manifest only
+    images: list[StudyImage] = []
+    quiz: list[StudyImage] = []
+    dirs: dict[int, Path] = {}
     for pos, k in enumerate(order):
-        idx = int(data["index"][k])
-        images.append(StudyImage(id=f"img{idx:05d}", index=idx, label=int(labels[k]), model_pred=int(preds[k]),
-                                 batch=pos // batch_size))
+        in_quiz = pos < quiz_pool
+        item = StudyImage(id=ids[int(k)], index=int(data["index"][k]), label=int(labels[k]), model_pred=int(preds[k]),
+                          batch=-1 if in_quiz else (pos - quiz_pool) // batch_size)
+        (quiz if in_quiz else images).append(item)
+        dirs[int(k)] = out / "images" / "quiz" if in_quiz else out / "images"
     width = int(data["x_adv"].shape[-1])
     scale = display_scale or max(1, -(-256 // width))
-    n_evaluated = int(data["robust_flags"].shape[0])
+    n_evaluated = int(data["robust_flags"].shape[0]) - quiz_pool
     n_model_correct = int(data["robust_flags"].sum())
     clean_flags = data.get("clean_flags")
-    n_clean_wrong = int(n_evaluated - clean_flags.sum()) if clean_flags is not None else n_evaluated - n_model_correct - n
+    n_clean_wrong = (int(data["robust_flags"].shape[0] - clean_flags.sum()) if clean_flags is not None
+                     else n_evaluated - n_model_correct - (n - quiz_pool))
     for version, key in (("adv", "x_adv"), ("clean", "x_clean")):
-        (out / "images" / version).mkdir(parents=True, exist_ok=True)
         for k in range(n):
-            write_bytes_atomic(out / "images" / version / f"img{int(data['index'][k]):05d}.png", to_png(data[key][k]))
+            (dirs[k] / version).mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(dirs[k] / version / f"{ids[k]}.png", to_png(data[key][k]))
     manifest = {
-        "format": 1,
+        "format": FORMAT,
         "name": name or out.name,
         "classes": list(classes),
         "n_evaluated": n_evaluated,
         "n_model_correct": n_model_correct,
         "n_clean_wrong": n_clean_wrong,
+        "n_quiz_pool": quiz_pool,
         "batch_size": batch_size,
         "display_scale": scale,
         "source": {**(source or {}), "export": str(export.resolve())},
         "images": [asdict(im) for im in images],
+        "quiz": [asdict(im) for im in quiz],
     }
     write_json_atomic(out / MANIFEST, manifest)
-    log.info("study %s: %d images in %d batches", out, n, -(-n // batch_size))
+    log.info("study %s: %d images in %d batches, %d in the quiz pool", out, len(images), -(-len(images) // batch_size),
+             len(quiz))
     return load_study(out)
 
 
@@ -243,12 +288,21 @@ def load_study(root: str | Path) -> Study:
     try:
         m = json.loads(path.read_text())
         images = tuple(StudyImage(**im) for im in m["images"])
-        return Study(root=root, name=m["name"], classes=tuple(m["classes"]), n_evaluated=int(m["n_evaluated"]),
-                     n_model_correct=int(m["n_model_correct"]), n_clean_wrong=int(m["n_clean_wrong"]),
-                     batch_size=int(m["batch_size"]), display_scale=int(m["display_scale"]), images=images,
-                     source=dict(m.get("source", {})))
+        quiz = tuple(StudyImage(**im) for im in m.get("quiz", []))
+        study = Study(root=root, name=m["name"], classes=tuple(m["classes"]), n_evaluated=int(m["n_evaluated"]),
+                      n_model_correct=int(m["n_model_correct"]), n_clean_wrong=int(m["n_clean_wrong"]),
+                      batch_size=int(m["batch_size"]), display_scale=int(m["display_scale"]), images=images,
+                      source=dict(m.get("source", {})), quiz=quiz)
     except (ValueError, KeyError, TypeError) as exc:
         raise StudyError(f"{path} is damaged ({exc}); recreate the study with `robustperf human create`") from None
+    bad = [im.id for im in images + quiz if not IMAGE_ID.fullmatch(im.id)]
+    if bad:
+        raise StudyError(f"{path} names images {bad[:3]} that are not image ids; recreate the study")
+    if int(m.get("format", 1)) < FORMAT:
+        log.warning("%s is a format-%s study: its image ids (img<index>) reveal the evaluation index and so the "
+                    "labels; recreate it with `robustperf human create` before inviting labellers", root,
+                    m.get("format", 1))
+    return study
 
 
 def find_export(run_dir: str | Path, evaluation: str | None = None) -> Path:

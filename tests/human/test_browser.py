@@ -38,7 +38,8 @@ def server(study):
     db = StudyDB(study)
     token = db.invite("alice")
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(build_app(study, db), host="127.0.0.1", port=port, log_level="warning"))
+    app = build_app(study, db, public_origin=f"http://127.0.0.1:{port}")  # the browser's Origin on every POST
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -69,7 +69,8 @@ def _pct(x: float | None) -> str:
 
 def _img(study: Study, image_id: str, version: str) -> str:
     path = study.image_path(image_id, version)
-    assert path is not None
+    if path is None or not path.is_file():  # a missing file is named in the report, not a crash
+        return f"<span class='note'>[{version} image file missing]</span>"
     return (f'<img alt="{version}" style="image-rendering:pixelated;width:64px;height:64px;margin:1px" '
             f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">')
 

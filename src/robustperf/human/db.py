@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("human", "machine")
 SESSION_DAYS = 30
+LOCK_STRIPES = 64  # submits for one (labeller, image, version) always take the same lock
 LABEL = re.compile(r"[0-9]{1,4}")  # ASCII digits only (int() also takes " 3", "٣" and "0_1")
 
 metadata = sa.MetaData()
@@ -213,8 +214,7 @@ class StudyDB:
         check_integrity(self.engine, self.url)
         metadata.create_all(self.engine)
         self._csrf_key = self._meta("csrf_key", lambda: secrets.token_hex(32)).encode()
-        self._locks: dict[tuple[int, str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]  # striped: bounded memory, rare sharing
 
     def close(self) -> None:
         self.engine.dispose()
@@ -355,8 +355,7 @@ class StudyDB:
         return self.submit(labeller, image_id, version, label, confidence).status
 
     def _lock(self, key: tuple[int, str, str]) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
+        return self._locks[hash(key) % LOCK_STRIPES]
 
     def submit(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> Stored:
         """Validate and commit one answer; the result says what the database holds afterwards.

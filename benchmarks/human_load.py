@@ -5,8 +5,9 @@ batches like the browser does: GET the batch page, read the form, POST the answe
 killer thread sends SIGKILL to the server (a real `robustperf human serve` subprocess on loopback)
 after 1/3 and 2/3 of the answers and restarts it after ``--down-s`` seconds. Clients retry a request
 that failed at the connection level (a retried POST whose first attempt was committed comes back
-"unchanged"). At the end every acknowledged answer must be in the database, with the value sent, and
-nothing else: "sent" = answers acknowledged to the client, "stored" = rows in the database.
+"unchanged"). Each reply must name the answer sent as the one stored. At the end every acknowledged
+answer must be in the database, with the value sent, and nothing else: "sent" = answers acknowledged
+to the client, "stored" = rows in the database.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/human_load.py [--labellers 24] [--images 20] [--out FILE.md]
 
@@ -117,7 +118,10 @@ class Labeller(threading.Thread):
                         r = self._call(client, "POST", "/answer", data={**form, "label": label, "confidence": conf},
                                        headers={"accept": "application/json"})  # fmt: skip
                         r.raise_for_status()
-                        status = r.json()["status"]
+                        reply = r.json()
+                        status = reply["status"]
+                        if (reply.get("label", label), reply.get("confidence", conf)) != (label, conf):
+                            raise RuntimeError(f"sent {label}/{conf}, the server says it stored {reply}")
                         self.statuses[status] = self.statuses.get(status, 0) + 1
                         self.acked[(form["image_id"], form["version"])] = (label, conf)
         except Exception as exc:  # reported in the results, never hidden

@@ -164,6 +164,7 @@ def _private_file(path: Path) -> None:
 
 def check_integrity(engine: Engine, url: str) -> None:
     """Raise `StudyError` (one line, with the fix) when the database cannot be read or fails quick_check."""
+    where = _sqlite_path(url) or url
     fix = ("restore it from a backup, or move it aside and re-invite (the answers in it are lost); "
            "`sqlite3 FILE .recover` may save some")
     try:
@@ -171,11 +172,11 @@ def check_integrity(engine: Engine, url: str) -> None:
             if url.startswith("sqlite"):
                 rows = [str(r[0]) for r in conn.execute(sa.text("PRAGMA quick_check"))]
                 if rows != ["ok"]:
-                    raise StudyError(f"the answer database {url} is damaged ({rows[0][:80]}): {fix}")
+                    raise StudyError(f"the answer database {where} is damaged ({rows[0][:80]}): {fix}")
             else:
                 conn.execute(sa.text("SELECT 1"))
     except sa.exc.DatabaseError as exc:
-        raise StudyError(f"the answer database {url} cannot be read ({str(exc.orig)[:80]}): {fix}") from None
+        raise StudyError(f"the answer database {where} cannot be read ({str(exc.orig)[:80]}): {fix}") from None
 
 
 def make_engine(url: str) -> Engine:
@@ -211,10 +212,15 @@ class StudyDB:
         if path is not None:
             _private_file(path)
         self.engine = make_engine(self.url)
-        check_integrity(self.engine, self.url)
+        try:
+            check_integrity(self.engine, self.url)
+        except StudyError:
+            self.engine.dispose()
+            raise
         metadata.create_all(self.engine)
         self._csrf_key = self._meta("csrf_key", lambda: secrets.token_hex(32)).encode()
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]  # striped: bounded memory, rare sharing
+        self._clean_marked: set[tuple[int, int]] = set()  # (labeller, batch) already in clean_views
 
     def close(self) -> None:
         self.engine.dispose()
@@ -396,11 +402,14 @@ class StudyDB:
 
     def mark_clean_served(self, labeller: Labeller, batch: int) -> None:
         """Record that a clean image of `batch` is about to reach this labeller (their adv answers become final)."""
+        if (labeller.id, batch) in self._clean_marked:  # one write per labeller and batch, not per page
+            return
         try:
             with self.engine.begin() as conn:
                 conn.execute(clean_views.insert().values(labeller_id=labeller.id, batch=batch, viewed_at=_now()))
         except sa.exc.IntegrityError:
             pass  # already recorded
+        self._clean_marked.add((labeller.id, batch))
 
     def _seen_clean(self, conn: Any, labeller: Labeller, batch: int) -> bool:
         viewed = sa.select(sa.func.count()).select_from(clean_views).where(

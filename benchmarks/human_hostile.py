@@ -110,7 +110,10 @@ def make_study(tmp: Path) -> Study:
                         y=rng.integers(0, 10, n), y_adv=rng.integers(0, 10, n),
                         x_adv=rng.random((n, 3, 32, 32)).astype(np.float32),
                         x_clean=rng.random((n, 3, 32, 32)).astype(np.float32))  # fmt: skip
-    return create_study(export, tmp / "study", [f"c{k}" for k in range(10)], batch_size=10, quiz_pool=4)
+    try:
+        return create_study(export, tmp / "study", [f"c{k}" for k in range(10)], batch_size=10, quiz_pool=4)
+    except TypeError:  # code before issue 26 (no quiz pool): the same table, for the "before" column
+        return create_study(export, tmp / "study", [f"c{k}" for k in range(10)], batch_size=10)
 
 
 def main() -> None:

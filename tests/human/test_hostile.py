@@ -166,3 +166,8 @@ def test_score_writes_nothing_when_a_step_fails(study: Study, monkeypatch) -> No
     r = runner.invoke(cli, ["human", "score", str(study.root)])
     assert r.exit_code == 2 and "disk full" in r.output
     assert not (study.root / "score.json").exists() and not (study.root / "report.html").exists()
+
+
+def test_serve_refuses_a_quiz_without_its_own_pool(study: Study) -> None:
+    r = runner.invoke(cli, ["human", "serve", str(study.root), "--quiz", "--port", "1"])
+    assert r.exit_code == 2 and "--quiz-pool" in " ".join(r.output.split())

@@ -143,3 +143,26 @@ def test_concurrent_submits_report_what_was_stored(study: Study) -> None:
     statuses = [status for status, _, _ in replies]
     assert "unchanged" not in statuses  # every writer sent a different answer: none was already stored
     assert statuses.count("stored") == len(study.images)
+
+
+def test_submits_in_one_server_are_serialised_per_item(study: Study) -> None:
+    db = StudyDB(study)
+    db.invite("bob")
+    bob = db.labeller_by_name("bob")
+    image_id = study.images[0].id
+    barrier = threading.Barrier(6)
+    results = []
+
+    def send(label: int, conf: str) -> None:
+        barrier.wait()
+        results.append(db.submit(bob, image_id, "adv", label, conf))
+
+    threads = [threading.Thread(target=send, args=(label, conf)) for label in range(3) for conf in ("low", "high")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == ["stored"] + ["updated"] * 5
+    stored = [(a.label, a.confidence) for a in db.all_answers()]
+    assert len(stored) == 1 and stored[0] in {(r.label, r.confidence) for r in results}
+    assert db._locks == {}  # no lock is kept for an item once its submits are done

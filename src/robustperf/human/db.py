@@ -40,6 +40,8 @@ import random
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("human", "machine")
 SESSION_DAYS = 30
-LOCK_STRIPES = 64  # submits for one (labeller, image, version) always take the same lock
 LABEL = re.compile(r"[0-9]{1,4}")  # ASCII digits only (int() also takes " 3", "٣" and "0_1")
 
 metadata = sa.MetaData()
@@ -219,7 +220,8 @@ class StudyDB:
             raise
         metadata.create_all(self.engine)
         self._csrf_key = self._meta("csrf_key", lambda: secrets.token_hex(32)).encode()
-        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]  # striped: bounded memory, rare sharing
+        self._locks: dict[tuple[int, str, str], list[Any]] = {}  # key -> [lock, holders]; only keys in flight
+        self._locks_guard = threading.Lock()
         self._clean_marked: set[tuple[int, int]] = set()  # (labeller, batch) already in clean_views
 
     def close(self) -> None:
@@ -360,8 +362,20 @@ class StudyDB:
         """Validate and commit one answer; returns "stored", "unchanged" or "updated" (see `submit`)."""
         return self.submit(labeller, image_id, version, label, confidence).status
 
-    def _lock(self, key: tuple[int, str, str]) -> threading.Lock:
-        return self._locks[hash(key) % LOCK_STRIPES]
+    @contextmanager
+    def _serialised(self, key: tuple[int, str, str]) -> Iterator[None]:
+        """Hold the lock of one (labeller, image, version); the entry is dropped when nobody waits on it."""
+        with self._locks_guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
 
     def submit(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> Stored:
         """Validate and commit one answer; the result says what the database holds afterwards.
@@ -371,7 +385,7 @@ class StudyDB:
         that was discarded.
         """
         label_i, conf = self.validate(labeller, image_id, version, label, confidence)
-        with self._lock((labeller.id, image_id, version)):
+        with self._serialised((labeller.id, image_id, version)):
             for _ in range(3):
                 try:
                     return self._write(labeller, image_id, version, label_i, conf)

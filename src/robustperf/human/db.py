@@ -12,7 +12,7 @@ the invite link is never a long-lived cookie. `revoke` clears the token and ends
 CSRF key is a random value kept in the ``meta`` table, so form tokens stay valid across restarts; the
 SQLite file holding it is created mode 0600.
 
-Opening checks the database (``PRAGMA quick_check`` on SQLite): a damaged file raises `StudyError` with
+Tables and opening (mode 0600, ``PRAGMA quick_check``) live in `schema.py`: a damaged file raises `StudyError` with
 the fix instead of a traceback, and nothing is written into it.
 
 Answering rules (what a careful organiser expects):
@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import re
 import secrets
@@ -43,12 +42,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
+from robustperf.human.schema import (
+    answers,
+    check_integrity,
+    clean_views,
+    labellers,
+    make_engine,
+    meta_table,
+    metadata,
+    private_file,
+    quiz_answers,
+    quiz_sessions,
+    sessions,
+    sqlite_path,
+)
 from robustperf.human.study import CONFIDENCES, IMAGE_ID, VERSIONS, Answer, Study, StudyError
 
 log = logging.getLogger(__name__)
@@ -56,59 +67,6 @@ log = logging.getLogger(__name__)
 KINDS = ("human", "machine")
 SESSION_DAYS = 30
 LABEL = re.compile(r"[0-9]{1,4}")  # ASCII digits only (int() also takes " 3", "٣" and "0_1")
-
-metadata = sa.MetaData()
-meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True),
-                      sa.Column("value", sa.Text, nullable=False))
-labellers = sa.Table(
-    "labellers", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(128), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("token_sha256", sa.String(64), unique=True),
-    sa.Column("batches", sa.Text),  # JSON list of batch numbers; NULL = every batch
-    sa.Column("created_at", sa.String(32), nullable=False),
-)  # fmt: skip
-answers = sa.Table(
-    "answers", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("labeller_id", sa.Integer, sa.ForeignKey("labellers.id"), nullable=False),
-    sa.Column("image_id", sa.String(32), nullable=False),
-    sa.Column("version", sa.String(8), nullable=False),
-    sa.Column("label", sa.Integer, nullable=False),
-    sa.Column("confidence", sa.String(8), nullable=False),
-    sa.Column("answered_at", sa.String(32), nullable=False),
-    sa.UniqueConstraint("labeller_id", "image_id", "version", name="one_answer_per_item"),
-)  # fmt: skip
-quiz_sessions = sa.Table(
-    "quiz_sessions", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("sample", sa.Text, nullable=False),  # JSON list of image ids
-    sa.Column("created_at", sa.String(32), nullable=False),
-)  # fmt: skip
-sessions = sa.Table(
-    "sessions", metadata,
-    sa.Column("id_sha256", sa.String(64), primary_key=True),
-    sa.Column("labeller_id", sa.Integer, sa.ForeignKey("labellers.id"), nullable=False),
-    sa.Column("expires_at", sa.String(32), nullable=False),
-)  # fmt: skip
-clean_views = sa.Table(
-    "clean_views", metadata,
-    sa.Column("labeller_id", sa.Integer, sa.ForeignKey("labellers.id"), primary_key=True),
-    sa.Column("batch", sa.Integer, primary_key=True),
-    sa.Column("viewed_at", sa.String(32), nullable=False),
-)  # fmt: skip
-quiz_answers = sa.Table(
-    "quiz_answers", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("session_id", sa.String(64), sa.ForeignKey("quiz_sessions.id"), nullable=False),
-    sa.Column("image_id", sa.String(32), nullable=False),
-    sa.Column("label", sa.Integer, nullable=False),
-    sa.Column("confidence", sa.String(8), nullable=False),
-    sa.Column("answered_at", sa.String(32), nullable=False),
-    sa.UniqueConstraint("session_id", "image_id", name="one_quiz_answer_per_item"),
-)  # fmt: skip
-
 
 class AnswerError(ValueError):
     """An answer was refused; ``status`` is the HTTP status the web app returns."""
@@ -146,58 +104,6 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a file-backed SQLite URL, else None."""
-    if not url.startswith("sqlite"):
-        return None
-    path = sa.engine.make_url(url).database
-    return None if not path or path == ":memory:" else Path(path)
-
-
-def _private_file(path: Path) -> None:
-    """Create `path` mode 0600 (it will hold the CSRF key and every answer) and tighten it if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if p.exists():
-            os.chmod(p, 0o600)
-
-
-def check_integrity(engine: Engine, url: str) -> None:
-    """Raise `StudyError` (one line, with the fix) when the database cannot be read or fails quick_check."""
-    where = _sqlite_path(url) or url
-    fix = ("restore it from a backup, or move it aside and re-invite (the answers in it are lost); "
-           "`sqlite3 FILE .recover` may save some")
-    try:
-        with engine.connect() as conn:
-            if url.startswith("sqlite"):
-                rows = [str(r[0]) for r in conn.execute(sa.text("PRAGMA quick_check"))]
-                if rows != ["ok"]:
-                    raise StudyError(f"the answer database {where} is damaged ({rows[0][:80]}): {fix}")
-            else:
-                conn.execute(sa.text("SELECT 1"))
-    except sa.exc.DatabaseError as exc:
-        raise StudyError(f"the answer database {where} cannot be read ({str(exc.orig)[:80]}): {fix}") from None
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, FULL sync, a busy timeout and foreign keys on every connection."""
-    is_sqlite = url.startswith("sqlite")
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False} if is_sqlite else {})
-    if is_sqlite:
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-    return engine
-
-
 class StudyDB:
     """Everything the web app, the machine labellers and the scoring read or write.
 
@@ -209,9 +115,9 @@ class StudyDB:
     def __init__(self, study: Study, url: str | None = None) -> None:
         self.study = study
         self.url = url or study.default_db_url
-        path = _sqlite_path(self.url)
+        path = sqlite_path(self.url)
         if path is not None:
-            _private_file(path)
+            private_file(path)
         self.engine = make_engine(self.url)
         try:
             check_integrity(self.engine, self.url)
@@ -531,4 +437,4 @@ def batch_items(study: Study, batch: int) -> list[tuple[str, str]]:
 
 
 __all__ = ["KINDS", "Answer", "AnswerError", "Labeller", "Stored", "StudyDB", "batch_items", "check_integrity",
-           "make_engine"]
+           "make_engine", "quiz_sessions"]

@@ -140,16 +140,30 @@ def test_a_damaged_database_is_refused_with_one_line(study: Study, damage: str) 
 
 
 def test_missing_images_are_named_and_404(study: Study) -> None:
-    db = StudyDB(study)
-    token = db.invite("alice")
+    token = StudyDB(study).invite("alice")
     gone = study.images[0]  # the first image: the app used to crash at start reading its size
     (study.root / "images" / "adv" / f"{gone.id}.png").unlink()
     assert study.missing_images() == [f"adv/{gone.id}"]
+    db = StudyDB(study)  # what `serve` opens: it names the missing file and skips the image
+    assert db.skipped == {gone.id}
     alice = TestClient(build_app(study, db), base_url=BASE)
     alice.get(f"/l/{token}")
     r = alice.get(f"/image/adv/{gone.id}")
     assert r.status_code == 404 and has_headers(r) and "missing" in r.text
     assert alice.get(f"/image/adv/{study.images[1].id}").status_code == 200
+    # the batch is labelled without it: never shown, never required before the clean images
+    shown = []
+    while True:
+        fields = dict(FIELD.findall(alice.get(f"/batch/{gone.batch}").text))
+        if "image_id" not in fields:
+            break
+        shown.append((fields["image_id"], fields["version"]))
+        assert alice.post("/answer", data=fields | {"label": "1", "confidence": "low"}).status_code == 200
+    others = [im.id for im in study.batch(gone.batch) if im.id != gone.id]
+    assert shown == [(i, "adv") for i in others] + [(i, "clean") for i in others]
+    r = alice.post("/answer", data=fields | {"image_id": gone.id, "version": "adv", "label": "1", "confidence": "low",
+                                             "csrf_token": db.csrf_token(f"labeller:{db.labeller_by_name('alice').id}")})
+    assert r.status_code == 404 and "missing" in r.text
 
 
 def test_score_writes_nothing_when_a_step_fails(study: Study, monkeypatch) -> None:

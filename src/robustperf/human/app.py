@@ -195,7 +195,7 @@ def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int =
         rows = []
         for b in range(study.n_batches):
             if who.has_batch(b):
-                ids = {im.id for im in study.batch(b)}
+                ids = set(db.batch_ids(b))
                 rows.append({"number": b, "size": len(ids), "done": sum(1 for i, _ in done_pairs if i in ids)})
         return page("home.html", title="your batches", labeller=who, batches=rows)
 
@@ -207,7 +207,7 @@ def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int =
         if not (0 <= batch < study.n_batches and who.has_batch(batch)):
             return refuse(request, f"batch {batch} is not one of your batches", 403)
         nxt = db.next_item(who, batch)
-        size = len(study.batch(batch))
+        size = len(db.batch_ids(batch))
         if nxt is None:
             return page("batch.html", title=f"batch {batch}", batch=batch, item=None)
         pos, image_id, version = nxt

@@ -129,6 +129,10 @@ class StudyDB:
         self._locks: dict[tuple[int, str, str], list[Any]] = {}  # key -> [lock, holders]; only keys in flight
         self._locks_guard = threading.Lock()
         self._clean_marked: set[tuple[int, int]] = set()  # (labeller, batch) already in clean_views
+        # study images whose adv or clean file is missing: named at start, never shown, never required
+        self.skipped = frozenset(m.rsplit("/", 1)[1] for m in study.missing_images() if not m.startswith("quiz/"))
+        if self.skipped:
+            log.warning("%d study images lack a file and are skipped: %s", len(self.skipped), sorted(self.skipped))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -262,6 +266,8 @@ class StudyDB:
         image = self.study.image(str(image_id)) if IMAGE_ID.fullmatch(str(image_id)) else None
         if image is None or not labeller.has_batch(image.batch):  # one answer for both: ids are not probed
             raise AnswerError("this image is not one of yours", status=403)
+        if image.id in self.skipped:
+            raise AnswerError("this image's file is missing, so it is skipped; tell the study organiser", status=404)
         return label_i, str(confidence)
 
     def record_answer(self, labeller: Labeller, image_id: str, version: str, label: Any, confidence: Any) -> str:
@@ -331,18 +337,22 @@ class StudyDB:
             pass  # already recorded
         self._clean_marked.add((labeller.id, batch))
 
+    def batch_ids(self, batch: int) -> list[str]:
+        """The ids a labeller sees in `batch`, in order: every study image of it whose files exist."""
+        return [im.id for im in self.study.batch(batch) if im.id not in self.skipped]
+
     def _seen_clean(self, conn: Any, labeller: Labeller, batch: int) -> bool:
         viewed = sa.select(sa.func.count()).select_from(clean_views).where(
             (clean_views.c.labeller_id == labeller.id) & (clean_views.c.batch == batch))
         if conn.execute(viewed).scalar():
             return True
-        ids = [im.id for im in self.study.batch(batch)]
+        ids = self.batch_ids(batch)
         q = sa.select(sa.func.count()).select_from(answers).where(
             (answers.c.labeller_id == labeller.id) & (answers.c.version == "clean") & answers.c.image_id.in_(ids))
         return bool(conn.execute(q).scalar())
 
     def _adv_done(self, conn: Any, labeller: Labeller, batch: int) -> bool:
-        ids = [im.id for im in self.study.batch(batch)]
+        ids = self.batch_ids(batch)
         q = sa.select(sa.func.count()).select_from(answers).where(
             (answers.c.labeller_id == labeller.id) & (answers.c.version == "adv") & answers.c.image_id.in_(ids))
         return int(conn.execute(q).scalar() or 0) == len(ids)
@@ -357,14 +367,15 @@ class StudyDB:
         q = sa.select(answers.c.image_id, answers.c.version, answers.c.label, answers.c.confidence).where(
             answers.c.labeller_id == labeller.id)
         if batch is not None:
-            q = q.where(answers.c.image_id.in_([im.id for im in self.study.batch(batch)]))
+            q = q.where(answers.c.image_id.in_(self.batch_ids(batch)))
         with self.engine.connect() as conn:
             return {(r.image_id, r.version): (int(r.label), r.confidence) for r in conn.execute(q)}
 
     def next_item(self, labeller: Labeller, batch: int) -> tuple[int, str, str] | None:
         """(position 0..2n-1, image id, version) of the first unanswered item: adversarial first, then clean."""
         done = self.answered(labeller, batch)
-        for pos, (image, version) in enumerate(batch_items(self.study, batch)):
+        ids = self.batch_ids(batch)
+        for pos, (image, version) in enumerate([(i, "adv") for i in ids] + [(i, "clean") for i in ids]):
             if (image, version) not in done:
                 return pos, image, version
         return None

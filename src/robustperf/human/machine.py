@@ -230,7 +230,7 @@ def label_study(study: Study, db: Any, name: str, labeller: MachineLabeller, *,
     stored = unparsed = skipped = requests = 0
     for version in [v for v in VERSIONS if v in versions]:
         for im in study.images:
-            if (im.id, version) in done:
+            if (im.id, version) in done or im.id in db.skipped:  # answered already, or its file is missing
                 skipped += 1
                 continue
             if limit is not None and requests >= limit:

@@ -441,11 +441,5 @@ class StudyDB:
             return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def batch_items(study: Study, batch: int) -> list[tuple[str, str]]:
-    """The items of a batch page in the order shown: every adversarial image, then every clean one."""
-    ids = [im.id for im in study.batch(batch)]
-    return [(i, "adv") for i in ids] + [(i, "clean") for i in ids]
-
-
-__all__ = ["KINDS", "Answer", "AnswerError", "Labeller", "Stored", "StudyDB", "batch_items", "check_integrity",
+__all__ = ["KINDS", "Answer", "AnswerError", "Labeller", "Stored", "StudyDB", "check_integrity",
            "make_engine", "quiz_sessions"]

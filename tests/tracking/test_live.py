@@ -83,3 +83,37 @@ def test_a_failing_tracker_is_logged_and_skipped(tmp_path: Path, monkeypatch: py
     messages = [r.getMessage() for r in caplog.records]
     assert any("tracker mlflow could not start" in m for m in messages), messages
     assert sum("tracker tensorboard failed to log" in m and "disk full" in m for m in messages) == 1  # once
+
+
+class _SlowSink:
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[dict[str, float], int]] = []
+        self.closed: str | None = None
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        import time
+
+        time.sleep(0.05)  # a tracker writing to a slow disk or a busy service
+        self.rows.append((values, step))
+
+    def close(self, status: str) -> None:
+        self.closed = status
+
+
+def test_the_step_does_not_wait_for_a_slow_tracker_and_close_flushes_every_row() -> None:
+    import time
+
+    from robustperf.tracking.live import LiveTracking
+
+    sink = _SlowSink()
+    tracking = LiveTracking([sink])
+    t0 = time.perf_counter()
+    for step in range(1, 21):
+        tracking.log_row({"kind": "train", "step": step, "loss": 1.0 / step, "note": "text is not a metric"})
+    queued = time.perf_counter() - t0
+    assert queued < 0.5  # 20 rows x 50 ms inline would be 1 s
+    tracking.close("finished")
+    assert [s for _, s in sink.rows] == list(range(1, 21)) and sink.closed == "finished"
+    assert sink.rows[1][0] == {"train/loss": 0.5}

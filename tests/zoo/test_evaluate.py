@@ -94,6 +94,17 @@ def test_zoo_cli_evaluate_writes_the_json(tiny_entry, cifar10: Path, tmp_path: P
     check_with_robustbench(info)
     listed = CliRunner().invoke(app, ["zoo", "list", "--model-dir", str(tmp_path / "models")])
     assert "Tiny2026Zoo" in listed.output and "present" in listed.output
+    # the evaluated model as a zoo table: what the report's overlay and the zoo trends read
+    table = CliRunner().invoke(app, ["zoo", "table", str(out), "--out", str(tmp_path / "zoo.csv")])
+    assert table.exit_code == 0, table.output
+    from robustperf.report.tables import load_overlay
+    from robustperf.scaling.trends import load_zoo
+
+    overlay = load_overlay(tmp_path / "zoo.csv")
+    assert overlay["robust_acc"].tolist() == [pytest.approx(float(info["autoattack_acc"]) / 100)]
+    zoo = load_zoo(tmp_path / "zoo.csv")
+    assert zoo["year"].tolist() == [2026] and zoo["n_params"].tolist() == [info["cost"]["n_params"]]
+    assert zoo["fwd_flops"].tolist() == [pytest.approx(info["cost"]["forward_flops_per_image"])]
 
 
 def test_zoo_cost_counts_wrn_28_10_without_a_checkpoint() -> None:

@@ -140,5 +140,18 @@ def cost_cmd(name: str = typer.Argument(...), dataset: str = DATASET, threat_mod
     console.print(table)
 
 
+@zoo_app.command("table")
+def table_cmd(root: Path = typer.Argument(Path("model_info"), help="model_info root (<root>/<dataset>/<threat>/*.json)"),
+              out: Path = typer.Option(..., "--out", help="CSV to write (RobustBench leaderboard columns)")) -> None:
+    """model_info JSONs as one CSV that `robustperf trends` and `robustperf report --overlay` read."""
+    from robustperf.store.io import write_text_atomic
+    from robustperf.zoo.table import model_info_table
+
+    with user_errors():
+        frame = model_info_table(root)
+        write_text_atomic(out, frame.to_csv(index=False))
+    console.print(f"{len(frame)} models -> {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(zoo_app, name="zoo")

@@ -76,6 +76,17 @@ def test_mlflow_file_store_read_back_with_mlflow_client(runs_dir: Path, tmp_path
     assert (99, 0.5) in [(m.step, m.value) for m in mlf.get_metric_history(run.info.run_id, "train/loss")]
 
 
+def test_stored_evaluations_are_exported(runs_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir, copy)
+    (rd,) = iter_run_dirs(copy)
+    rd.update_record(evaluations={"autoattack-standard_linf_8/255_n100": {"clean_acc": 0.9, "robust_acc": 0.5,
+                                                                          "n_examples": 100, "attack": "autoattack"}})
+    (run,) = read_runs(copy)
+    assert run.summary["evaluations/autoattack-standard_linf_8/255_n100/robust_acc"] == 0.5
+    assert run.summary["evaluations/autoattack-standard_linf_8/255_n100/n_examples"] == 100
+
+
 def test_tensorboard_events_read_back_with_the_event_reader(runs_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard", reason="pip install 'robustperf[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ class RunExport:
         status: finished, failed, running, interrupted, corrupt or pending.
         params: flattened resolved config, ``{"model.name": "wide_resnet", ...}``.
         series: ``{"train/loss": [(step, value), ...], "eval/robust_acc": [...]}``, steps increasing.
-        summary: final, best and cost numbers: ``{"final/robust_acc": 0.4, "cost/energy_kwh": ...}``.
+        summary: final, best and cost numbers, and the clean/robust accuracy of each stored evaluation:
+            ``{"final/robust_acc": 0.4, "cost/energy_kwh": ..., "evaluations/<name>/robust_acc": ...}``.
         fingerprint: sha256 prefix of config.json, metrics.jsonl and result.json.
         path: the run directory.
     """
@@ -81,6 +83,12 @@ def read_run(rd: RunDir) -> RunExport:
                 number = _number(value)
                 if number is not None:
                     summary[f"{section}/{key}"] = number
+        for name, evaluation in sorted(record.evaluations.items()):  # `robustperf evaluate` results (AutoAttack...)
+            safe = re.sub(r"[^A-Za-z0-9_./ -]", "_", str(name))
+            for key in ("clean_acc", "robust_acc", "n_examples", "seconds"):
+                number = _number((evaluation or {}).get(key))
+                if number is not None:
+                    summary[f"evaluations/{safe}/{key}"] = number
     params = {k: v for k, v in flatten(config).items() if v is not None}
     tags = {TAG_RUN_ID: rd.run_id, TAG_FINGERPRINT: _fingerprint(rd),
             "robustperf.status": record.status if record else "pending"}

@@ -45,8 +45,10 @@ def _robustbench_load(name: str, model_dir: Path, dataset: str, threat_model: st
     try:
         from robustbench.utils import load_model
     except Exception as exc:  # noqa: BLE001 - robustbench 1.1.1 fails to import on setuptools>=81 (pkg_resources)
-        raise ZooDownloadError(f"RobustBench's loader is not usable here ({type(exc).__name__}: {exc}): install a "
-                               f"working robustbench, or use a model robustperf builds (robustperf zoo list)") from None
+        raise ZooDownloadError(f"RobustBench's loader does not import here ({type(exc).__name__}: {exc}): robustbench "
+                               f"1.1.1 needs pkg_resources (pip install 'setuptools<81') and the autoattack module "
+                               f"(pip install git+https://github.com/fra31/auto-attack); or use a model robustperf "
+                               f"builds (robustperf zoo list)") from None
     return load_model(name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
 
 

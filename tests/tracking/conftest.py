@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "sweep"))
-from sweep_targets import TINY  # noqa: E402
-
-SHORT = {**TINY, "optim": {"epochs": 2, "lr": 0.05},
-         "runtime": {"device": "cpu", "progress": False, "log_every_n_steps": 1}}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tracking_config, wandb_records
+from tracking_config import SHORT  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import SHORT
+from tracking_config import SHORT
 
 from robustperf.config import RunConfig, config_from_dict
 from robustperf.store import RunDir

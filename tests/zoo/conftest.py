@@ -1,27 +1,20 @@
-"""Zoo test fixtures: CIFAR-10 test images when the shared subset is present, RobustBench's own WRN class."""
+"""Zoo test fixtures: CIFAR-10 test images when the shared subset is present, RobustBench's own WRN class,
+a tiny zoo entry registered for one test."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_evaluate reuses helpers of conftest and test_load
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # zoo_helpers
+from zoo_helpers import TINY, cifar_root, robustbench_file  # noqa: E402
 
-
-def cifar_root() -> Path | None:
-    """The CIFAR-10 subset (python format) if this checkout can see it: $ROBUSTPERF_CIFAR10, or ../shared/data."""
-    candidates = [os.environ.get("ROBUSTPERF_CIFAR10", "")] + [
-        str(base / "shared" / "data" / "cifar10_subset") for base in (REPO.parent, REPO.parent.parent)]
-    for c in candidates:
-        if c and (Path(c) / "cifar-10-batches-py" / "test_batch").is_file():
-            return Path(c)
-    return None
+from robustperf.zoo import ZOO, ZooEntry  # noqa: E402
 
 
 @pytest.fixture
@@ -32,16 +25,11 @@ def cifar10() -> Path:
     return root
 
 
-def robustbench_file(relative: str) -> Path | None:
-    """A file of the installed robustbench distribution (read without importing the package)."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution("robustbench")
-    except metadata.PackageNotFoundError:
-        return None
-    path = Path(str(dist.locate_file(f"robustbench/{relative}")))
-    return path if path.is_file() else None
+@pytest.fixture
+def tiny_entry() -> Iterator[ZooEntry]:
+    ZOO.register(TINY.key, TINY)
+    yield TINY
+    ZOO._items.pop(TINY.key, None)
 
 
 @pytest.fixture

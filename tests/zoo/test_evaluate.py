@@ -3,16 +3,12 @@ model_info JSON that RobustBench's own ModelInfo schema and loader code accept."
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Optional  # noqa: F401 - names RobustBench's source uses, for exec below
 
 import pytest
-from conftest import robustbench_file
-from test_load import TINY, save_robustbench_style, seeded, tiny_entry  # noqa: F401 - fixture
 from typer.testing import CliRunner
+from zoo_helpers import CHEAP, TINY, check_with_robustbench, save_robustbench_style, seeded
 
 from robustperf.cli.app import app
 from robustperf.config import CostConfig
@@ -20,40 +16,9 @@ from robustperf.evaluation import evaluate
 from robustperf.zoo import CostFields, evaluate_with_cost, load_zoo_model, model_info, write_model_info
 from robustperf.zoo.data import leaderboard_points
 from robustperf.zoo.load import build_architecture
-from robustperf.zoo.model_info import MODEL_INFO_FIELDS
-
-CHEAP = {"apgd-ce": {"n_iter": 10}, "apgd-t": {"n_iter": 10, "n_target_classes": 2},
-         "fab-t": {"n_iter": 10, "n_target_classes": 2}, "square": {"n_queries": 50}}
 
 
-def robustbench_schema() -> dict[str, Any]:
-    """RobustBench's `ModelInfo` dataclass and `get_key`, executed from its installed utils.py source.
-
-    (Its package cannot be imported here: robustbench 1.1.1 imports pkg_resources, removed in setuptools 81.)
-    """
-    path = robustbench_file("utils.py")
-    if path is None:
-        pytest.skip("robustbench is not installed (pip install --no-deps robustbench)")
-    tree = ast.parse(path.read_text())
-    wanted = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name in ("ModelInfo", "get_key")]
-    namespace: dict[str, Any] = {"dataclasses": dataclasses, "Optional": Optional}
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
-    return namespace
-
-
-def check_with_robustbench(info: dict[str, Any]) -> None:
-    rb = robustbench_schema()
-    fields = {f.name for f in dataclasses.fields(rb["ModelInfo"])}
-    assert set(MODEL_INFO_FIELDS) == fields  # our copy of the field list is RobustBench's
-    assert set(info) - {"cost"} <= fields
-    rb["ModelInfo"](**{k: v for k, v in info.items() if k != "cost"})  # every field RobustBench knows, no other
-    # what RobustBench's list_available_models does with a model_info JSON of a Linf/L2 entry
-    assert 0 <= float(info["clean_acc"]) / 100 <= 1
-    assert rb["get_key"](info, ("external", "autoattack_acc")) == float(info["autoattack_acc"])
-    assert isinstance(info["venue"], str) and isinstance(info["name"], str)
-
-
-def test_evaluate_price_and_write_model_info(tiny_entry, cifar10: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_evaluate_price_and_write_model_info(tiny_entry, cifar10: Path, tmp_path: Path) -> None:
     save_robustbench_style(tiny_entry, tmp_path / "models", seeded(build_architecture(tiny_entry)))
     model = load_zoo_model("Tiny2026Zoo", model_dir=tmp_path / "models")
     x, y = leaderboard_points("cifar10", cifar10, 12)
@@ -78,7 +43,7 @@ def test_evaluate_price_and_write_model_info(tiny_entry, cifar10: Path, tmp_path
     check_with_robustbench(back)
 
 
-def test_zoo_cli_evaluate_writes_the_json(tiny_entry, cifar10: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_zoo_cli_evaluate_writes_the_json(tiny_entry, cifar10: Path, tmp_path: Path) -> None:
     save_robustbench_style(tiny_entry, tmp_path / "models", seeded(build_architecture(tiny_entry)))
     out = tmp_path / "info"
     result = CliRunner().invoke(app, ["zoo", "evaluate", "Tiny2026Zoo", "--model-dir", str(tmp_path / "models"),

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from test_evaluate import CHEAP, check_with_robustbench
 from typer.testing import CliRunner
+from zoo_helpers import CHEAP, check_with_robustbench
 
 from robustperf.cli.app import app
 from robustperf.store import RunDir

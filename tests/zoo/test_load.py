@@ -5,48 +5,17 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from zoo_helpers import save_robustbench_style, seeded
 
 from robustperf.registry import RegistryError
-from robustperf.zoo import ZOO, ZooDownloadError, ZooEntry, checkpoint_path, load_zoo_model
-from robustperf.zoo.convert import CheckpointMismatch, to_robustbench
+from robustperf.zoo import ZooDownloadError, ZooEntry, checkpoint_path, load_zoo_model
+from robustperf.zoo.convert import CheckpointMismatch
 from robustperf.zoo.download import download_gdrive
 from robustperf.zoo.load import build_architecture
-
-TINY = ZooEntry("Tiny2026Zoo", "cifar10", "Linf", depth=10, width=1, sub_block1=True, eps=8 / 255)
-
-
-@pytest.fixture
-def tiny_entry() -> Iterator[ZooEntry]:
-    ZOO.register(TINY.key, TINY)
-    yield TINY
-    ZOO._items.pop(TINY.key, None)
-
-
-def seeded(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BatchNorm statistics, so every key that is mapped wrongly changes the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if t.dtype.is_floating_point and not name.endswith(("mean", "std")) or name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-    return model.eval()
-
-
-def save_robustbench_style(entry: ZooEntry, model_dir: Path, model: torch.nn.Module) -> Path:
-    """Save like a RobustBench release: {'state_dict': {'module.<RobustBench key>': ...}}, sub_block1 included."""
-    state = to_robustbench(model.state_dict(), entry.depth)
-    state.update({k.replace("block1.", "sub_block1.", 1): v.clone() for k, v in state.items() if k.startswith("block1.")})
-    path = checkpoint_path(model_dir, entry.name, entry.dataset, entry.threat_model)
-    path.parent.mkdir(parents=True)
-    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 99}, path)
-    return path
 
 
 def test_a_zoo_model_loads_by_name_with_the_same_outputs(tiny_entry: ZooEntry, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import robustbench_file
+from zoo_helpers import robustbench_file
 
 from robustperf.zoo import CostFields, load_zoo_model, model_info, write_model_info
 from robustperf.zoo.load import checkpoint_path

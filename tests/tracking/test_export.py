@@ -131,3 +131,35 @@ def test_bad_destination_and_missing_runs_fail_before_work(runs_dir: Path, tmp_p
         export_runs(tmp_path / "empty", "csv")
     with pytest.raises(FileNotFoundError, match="no run nope"):
         read_runs(runs_dir, ["nope"])
+
+
+def test_the_report_travels_as_an_artifact(runs_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="pip install 'robustperf[mlflow]'")
+    from robustperf.tracking.mlflow_sink import client
+
+    report = tmp_path / "reports" / "all"
+    report.mkdir(parents=True)
+    (report / "index.html").write_text("<html><body>report</body></html>")
+    uri = f"file:{tmp_path / 'mlruns'}"
+    for _ in range(2):
+        export_runs(runs_dir, "mlflow", uri, report=report)
+    mlf = client(uri)
+    exp = mlf.get_experiment_by_name("robustperf")
+    reports = mlf.search_runs([exp.experiment_id], filter_string="tags.`robustperf.kind` = 'report'")
+    assert len(reports) == 1 and len(mlf.search_runs([exp.experiment_id])) == 2  # the run and one report
+    assert [a.path for a in mlf.list_artifacts(reports[0].info.run_id, "report")] == ["report/index.html"]
+    export_runs(runs_dir, "csv", str(tmp_path / "t"), report=report)
+    assert (tmp_path / "t" / "report" / "index.html").read_text() == "<html><body>report</body></html>"
+    with pytest.raises(ValueError, match="TensorBoard has no artifacts"):
+        export_runs(runs_dir, "tensorboard", str(tmp_path / "tb"), report=report)
+    pytest.importorskip("wandb", reason="pip install 'robustperf[wandb]'")
+    from wandb_records import complete_records
+
+    from robustperf.tracking.wandb_sink import offline_dirs
+
+    for _ in range(2):
+        export_runs(runs_dir, "wandb", str(tmp_path / "wb"), report=report)
+    (folder,) = offline_dirs(tmp_path / "wb", "report-all")  # rewritten, not duplicated
+    records = complete_records(next(folder.glob("run-*.wandb")))
+    (artifact,) = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
+    assert artifact.type == "report" and [e.path for e in artifact.manifest.contents] == ["index.html"]

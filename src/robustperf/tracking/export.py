@@ -28,7 +28,8 @@ def export_runs(runs_dir: str | Path, to: str, target: str | None = None, *, run
         target: folder (csv, parquet, tensorboard, wandb) or tracking URI (mlflow); default `default_target`.
         run_ids: only these runs.
         project: MLflow experiment or W&B project name.
-        report: a report folder to export with the runs (csv/parquet: copied; mlflow: artifacts).
+        report: a report folder to export with the runs (csv/parquet: copied; mlflow: artifacts of a "report"
+            run; wandb: an artifact of type "report"; tensorboard, which has no artifacts: refused).
 
     Raises:
         ValueError: an unknown destination, before anything is read.
@@ -39,6 +40,8 @@ def export_runs(runs_dir: str | Path, to: str, target: str | None = None, *, run
         raise ValueError(f"cannot export to {to!r}: use one of {', '.join(DESTINATIONS)}")
     if report is not None and not Path(report).is_dir():
         raise FileNotFoundError(f"report folder {report} does not exist: write it with `robustperf report` first")
+    if report is not None and to == "tensorboard":
+        raise ValueError("TensorBoard has no artifacts to hold a report: drop --report, or export it --to mlflow/wandb")
     where = target or default_target(to, runs_dir)
     runs = read_runs(runs_dir, run_ids)
     if to in ("csv", "parquet"):
@@ -55,7 +58,7 @@ def export_runs(runs_dir: str | Path, to: str, target: str | None = None, *, run
         return export_tensorboard(runs, where)
     from robustperf.tracking.wandb_sink import export_wandb
 
-    return export_wandb(runs, where, project)
+    return export_wandb(runs, where, project, report=report)
 
 
 __all__ = ["DESTINATIONS", "Destination", "default_target", "export_runs"]

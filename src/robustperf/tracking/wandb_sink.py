@@ -67,11 +67,12 @@ def _write_run(run: RunExport, directory: Path, project: str, mode: str) -> None
 
 
 def export_wandb(runs: list[RunExport], directory: str | Path, project: str = "robustperf",
-                 mode: str = "offline") -> dict[str, str]:
+                 mode: str = "offline", report: str | Path | None = None) -> dict[str, str]:
     """Export runs to W&B; returns {run_id: "exported" | "replaced" | "unchanged"}.
 
     Offline, runs go to ``<directory>/wandb/``; online (``mode="online"``, needs a login) they are uploaded
-    and the fingerprint check still reads the local folders.
+    and the fingerprint check still reads the local folders. A `report` folder becomes a W&B artifact of
+    type "report" logged by one run ``report-<folder name>`` (rewritten on every export).
     """
     base = Path(directory)
     outcome: dict[str, str] = {}
@@ -87,8 +88,24 @@ def export_wandb(runs: list[RunExport], directory: str | Path, project: str = "r
         for new in offline_dirs(base, run.run_id):
             (new / FINGERPRINT_FILE).write_text(run.fingerprint)
         outcome[run.run_id] = "replaced" if found else "exported"
+    if report is not None:
+        _export_report(Path(report), base, project, mode)
     log.info("W&B %s (%s): %s", base, mode, outcome)
     return outcome
+
+
+def _export_report(report: Path, base: Path, project: str, mode: str) -> None:
+    wandb = _module()
+    run_id = f"report-{report.name}"
+    for old in offline_dirs(base, run_id):
+        shutil.rmtree(old)
+    wb = start(project, run_id, base, mode, {"robustperf.kind": "report"})
+    try:
+        artifact = wandb.Artifact(wandb_id(run_id), type="report")
+        artifact.add_dir(str(report))
+        wb.log_artifact(artifact)
+    finally:
+        wb.finish()
 
 
 class WandbLive:

@@ -116,3 +116,10 @@ def test_plugin_model_trains_through_run_one_in_a_fresh_process(plugin_path: Pat
     assert resolved["model"]["name"] == "plugin_mlp"
     result = json.loads((Path(summary["run_dir"]) / "result.json").read_text())
     assert result["final"]["n_params"] == 64 * 6 + 6 + 6 * 10 + 10  # digits: 1x8x8 in, 10 classes
+    # and `robustperf evaluate` rebuilds the plug-in's model from the checkpoint in another fresh process
+    proc = subprocess.run([sys.executable, "-m", "robustperf", "evaluate", summary["run_dir"], "--attack", "pgd",
+                           "--n-examples", "20", "--device", "cpu"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluations = json.loads((Path(summary["run_dir"]) / "result.json").read_text())["evaluations"]
+    assert [e["n_examples"] for e in evaluations.values()] == [20]

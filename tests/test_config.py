@@ -34,7 +34,7 @@ def test_bartoldson_recipe_values() -> None:
 def test_defaults_are_filled_in() -> None:
     resolved = RunConfig().resolved()
     assert resolved["eval"]["attack"]["n_steps"] == 40 and resolved["eval"]["attack"]["loss"] == "cw"
-    assert set(resolved) == {"name", "data", "model", "method", "optim", "eval", "cost", "runtime"}
+    assert set(resolved) == {"name", "data", "model", "method", "optim", "eval", "cost", "runtime", "tracking"}
 
 
 def test_overrides_change_values_and_run_id() -> None:

@@ -197,6 +197,37 @@ class RuntimeConfig(_Section):
     progress: bool = True
 
 
+class MLflowTrackingConfig(_Section):
+    """Live logging to MLflow."""
+
+    uri: str = Field("file:./mlruns", description="tracking URI: file:DIR, sqlite:///FILE or http://HOST")
+    experiment: str = "robustperf"
+
+
+class TensorBoardTrackingConfig(_Section):
+    """Live logging to TensorBoard event files in ``dir/<run_id>/``."""
+
+    dir: str = "tensorboard"
+
+
+class WandbTrackingConfig(_Section):
+    """Live logging to Weights & Biases (offline by default: no account, `wandb sync` uploads later)."""
+
+    project: str = "robustperf"
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    dir: str = Field(".", description="W&B writes its run folders under DIR/wandb/")
+
+
+class TrackingConfig(_Section):
+    """Experiment trackers a run logs to while it trains; all off by default. A failing tracker is logged
+    and skipped, never failing the run. Not part of the run id (where a run is logged is not what it is)."""
+
+    mlflow: MLflowTrackingConfig | None = None
+    tensorboard: TensorBoardTrackingConfig | None = None
+    wandb: WandbTrackingConfig | None = None
+
+
 class RunConfig(_Section):
     """Everything that determines a training run. Frozen; unknown keys are errors."""
 
@@ -208,6 +239,7 @@ class RunConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("name")
     @classmethod
@@ -231,6 +263,7 @@ class RunConfig(_Section):
         """`<name>-<hash>`: a stable hash of the resolved config (name and progress excluded)."""
         payload = self.resolved()
         payload.pop("name", None)
+        payload.pop("tracking", None)  # where a run is logged live is not what the run is
         payload["runtime"].pop("progress", None)
         optim = payload["optim"]
         if optim["ema_decay"] is None and optim["ema_warmup_steps"] is None:

@@ -5,20 +5,20 @@
 The data set may be a `DataConfig` (built with `robustperf.data.build_data`, its test split used), a
 `DataBundle` (its test split) or any torch Dataset yielding (image in [0, 1], label). The points are the
 fixed held-out subset of `robustperf.data.eval_tensors`, so two models benchmarked with the same
-arguments see the same points.
+arguments see the same points. A DataLoader is taken as it is: its first `n_examples` points, in its order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from robustperf.evaluation.evaluate import EvalResult, EvaluationError, evaluate
+from robustperf.evaluation.inputs import Devices, as_tensors
 
 
 class ThreatModel(str, Enum):
@@ -54,7 +54,8 @@ def benchmark(
     eps: float = 8 / 255,
     version: str = "standard",
     batch_size: int = 500,
-    device: torch.device | str | None = None,
+    device: Devices = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     seed: int = 0,
     data_seed: int = 0,
     out_dir: str | Path | None = None,
@@ -66,13 +67,14 @@ def benchmark(
 
     Args:
         model: maps images in [0, 1] to logits.
-        dataset: DataConfig, DataBundle or torch Dataset.
+        dataset: DataConfig, DataBundle, torch Dataset or DataLoader.
         n_examples: points to use (None: the whole test split).
         threat_model: "linf" or "l2".
         eps: radius in [0, 1] pixel units.
         version: AutoAttack version.
         batch_size: points per attack call.
-        device: where to run.
+        device: where to run: one device or a list of CUDA devices (see `evaluate`).
+        normalize: (mean, std) when the model expects normalised inputs (see `evaluate`).
         seed: attack seed.
         data_seed: seed for building the data and choosing the subset.
         out_dir: resumable state and outputs (see `evaluate`).
@@ -86,12 +88,17 @@ def benchmark(
     norm = ThreatModel(threat_model).value
     if n_examples is not None and n_examples < 1:
         raise EvaluationError(f"n_examples must be >= 1 or None, got {n_examples}")
+    from torch.utils.data import DataLoader
+
     from robustperf.data import eval_tensors
 
-    x, y = eval_tensors(_test_split(dataset, data_seed), n_examples, seed=data_seed)
+    if isinstance(dataset, DataLoader):
+        x, y = as_tensors(dataset, None, n_examples)
+    else:
+        x, y = eval_tensors(_test_split(dataset, data_seed), n_examples, seed=data_seed)
     return evaluate(
         model, x, y, attack="autoattack", eps=eps, norm=norm, version=version, batch_size=batch_size,
-        device=device, seed=seed, out_dir=out_dir, search_dtype=search_dtype, attack_params=attack_params,
+        device=device, normalize=normalize, seed=seed, out_dir=out_dir, search_dtype=search_dtype, attack_params=attack_params,
         on_batch=on_batch,
     )  # fmt: skip
 

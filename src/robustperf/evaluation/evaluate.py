@@ -2,6 +2,10 @@
 
     result = evaluate(model, x, y, attack="autoattack", eps=8 / 255)      # AutoAttack "standard"
     result.robust_acc, result.per_attack["apgd-t"]["seconds"], result.flags["zero_gradients"].fired
+    result = evaluate(model, test_loader, normalize=(mean, std), device=["cuda:0", "cuda:1"])
+
+The data may be (x, y) tensors, a DataLoader or a Dataset (`robustperf.evaluation.inputs`); a model that
+expects normalised inputs is wrapped with ``normalize=(mean, std)`` so the attack works in pixel space.
 
 Every attack (the AutoAttack cascade, or any registered attack such as "pgd") runs through the cascade
 of `robustperf.attacks.autoattack`, so batching, fp32 re-checks of every success, per-point flags and
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 
 from robustperf.attacks import checks
 from robustperf.attacks.autoattack import AutoAttack, AutoAttackConfig, AutoAttackResult
+from robustperf.evaluation.inputs import Devices, as_tensors, place, with_normalize
 from robustperf.store.io import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -160,12 +165,14 @@ class EvalSpec:
 
 def evaluate(
     model: nn.Module,
-    x: Tensor,
-    y: Tensor,
+    x: Tensor | Any,
+    y: Tensor | None = None,
     spec: EvalSpec | None = None,
     *,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    max_examples: int | None = None,
     batch_size: int = 500,
-    device: torch.device | str | None = None,
+    device: Devices = None,
     channels_last: bool | None = None,
     on_batch: Callable[[str, int, int], None] | None = None,
     out_dir: str | Path | None = None,
@@ -179,12 +186,16 @@ def evaluate(
     override ``spec``); the other keywords say how it runs and where results go.
 
     Args:
-        model: maps images in [0, 1] to logits.
-        x: (N, C, H, W) images in [0, 1].
-        y: (N,) integer labels.
+        model: maps images in [0, 1] to logits (or normalised images, with `normalize`).
+        x: (N, C, H, W) images in [0, 1]; or a DataLoader / Dataset of (image, label) pairs, then no `y`.
+        y: (N,) integer labels (tensors only).
         spec: the evaluation (default: AutoAttack standard at Linf 8/255, seed 0).
+        normalize: (mean, std) per channel when the model expects normalised inputs: it is wrapped so the
+            attack and the eps-ball stay in [0, 1] pixel space.
+        max_examples: evaluate only the first this many points.
         batch_size: points per attack call.
-        device: where to run (default: the model's device); the model is moved there.
+        device: where to run (default: the model's device): one device, or a list of CUDA devices the
+            batches are split over (data parallel); the model is moved there.
         channels_last: run convolutions in channels-last memory format (None: on CUDA with image inputs);
             the model is returned to the default format afterwards.
         on_batch: progress callback(stage label, batch index, number of batches).
@@ -202,8 +213,10 @@ def evaluate(
         AttackConfigError / RegistryError: an invalid attack configuration or an unknown attack name.
     """
     s = EvalSpec.of(spec, settings)
+    x, y = as_tensors(x, y, max_examples)
     _check_inputs(x, y, batch_size)
-    dev = torch.device(device) if device is not None else _model_device(model)
+    model, placed = place(with_normalize(model, normalize), device)
+    dev = placed if placed is not None else _model_device(model)
     model = model.to(dev)
     was_training = model.training
     model.eval()

@@ -36,6 +36,7 @@ from robustperf.device import DeviceError, resolve_device
 from robustperf.store import CostRecord, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
 from robustperf.store.lock import hold_run
+from robustperf.tracking.live import LiveTracking, open_tracking
 from robustperf.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -151,6 +152,7 @@ class _Trainer:
         self.progress = Progress().to(device)
         self.session = RunSession(run_dir, is_main=info.is_main)  # replaced by the opened one in `run`
         self.stop = StopRequest()
+        self.tracking: LiveTracking | None = None  # the config's `tracking:` sinks (rank 0), None when off
 
     def run(self, resume: bool) -> RunDir:
         restored = TrainCheckpoint.load_latest(self.run_dir.checkpoints, self.device) if resume else None
@@ -170,6 +172,8 @@ class _Trainer:
             for name in (ckpt.LAST, ckpt.PREVIOUS, ckpt.BEST):
                 (self.run_dir.checkpoints / name).unlink(missing_ok=True)
         barrier(self.info)
+        if self.info.is_main:
+            self.tracking = open_tracking(self.cfg.tracking, self.run_dir.run_id, self.cfg.resolved())
         self._emit("start")
         self.session.start_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
                                  device_index=self.device.index if self.device.type == "cuda" else None,
@@ -179,15 +183,33 @@ class _Trainer:
             with self.stop:
                 failure = self._loop()
         except TrainingInterrupted:
+            self._close_tracking("interrupted")
             raise
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}")
+            self._close_tracking("failed")
             raise
         if failure is not None:
             self._fail(failure)
         else:
             self._finish()
+        self._close_tracking("failed" if failure is not None else "finished")
         return self.run_dir
+
+    def _log(self, row: dict[str, Any]) -> None:
+        """A metrics row to metrics.jsonl and to the live trackers of the `tracking:` block."""
+        self.session.log(row)
+        if self.tracking is not None:
+            self.tracking.log_row(row)
+
+    def _close_tracking(self, status: str) -> None:
+        if self.tracking is not None:
+            record = self.run_dir.read_record() if status == "finished" else None
+            if record is not None:
+                cost = {k: v for k, v in record.cost.to_dict().items() if isinstance(v, (int, float))}
+                self.tracking.log_row({"kind": "cost", "step": self.progress.step, **cost})
+            self.tracking.close(status)
+            self.tracking = None
 
     # ------------------------------------------------------------------------------------ the loop
 
@@ -269,7 +291,7 @@ class _Trainer:
         p.sums = {}
         row.update(kind="train", step=p.step, epoch=p.epoch, samples_seen=p.samples_seen,
                    lr=self.parts.optimizer.param_groups[0]["lr"], seconds=self.session.seconds())
-        self.session.log(row)
+        self._log(row)
         return failure
 
     def _stop_if_signalled(self) -> None:
@@ -334,7 +356,7 @@ class _Trainer:
                            eval_seconds=time.perf_counter() - t0, n_params=parts.n_params)
             if "fgsm_acc" in metrics:
                 _watch_overfitting(p.last_eval, metrics)
-            self.session.log({"kind": "eval", **metrics})
+            self._log({"kind": "eval", **metrics})
             p.last_eval = metrics
             key = self.cfg.eval.select_best_on
             if not p.best or _is_better(metrics[key], p.best[key], key):

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from robustperf.cost.energy import create_meter
 from robustperf.store import CostRecord, Metrics, RunDir, RunSession
 
 CONFIG = {"model": {"name": "tiny_cnn"}, "seed": 0}
@@ -42,7 +43,7 @@ def test_resume_cuts_metrics_to_the_checkpoint_and_keeps_the_start_time(tmp_path
 def test_finish_freezes_typed_blocks_and_meters_earlier_attempts_too(tmp_path) -> None:
     rd = RunDir(tmp_path / "r")
     session = RunSession.open(rd, CONFIG)
-    session.start_meter("fake", prior_seconds=10.0, prior_joules=1000.0)
+    session.start_meter(create_meter("fake"), prior_seconds=10.0, prior_joules=1000.0)
     time.sleep(0.01)
     seconds, joules = session.measured()
     assert seconds > 10.0 and joules > 1000.0  # the fake meter draws 300 W

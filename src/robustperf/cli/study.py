@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
-from robustperf.store.names import path_under
+from robustperf.names import path_under
 
 
 def study(

@@ -4,7 +4,7 @@ Every kind of run (an image training run, an LLM fine-tune/attack/adversarial-tr
 entry that failed before it could start) goes through the same steps, in this order::
 
     session = RunSession.open(run_dir, config, kind=..., provenance=..., resumed_at_step=...)
-    session.start_meter(cost.energy_meter)        # energy and wall time of the work
+    session.start_meter(create_meter(...))        # energy and wall time of the work (cost.energy's meter)
     ... the work: metrics rows through session.log(row) ...
     session.finish(final=..., best=..., cost=CostRecord)   # or .fail(reason) / .interrupt(reason)
 
@@ -20,16 +20,40 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any, ClassVar, Protocol
 
 from robustperf.store.blocks import CostRecord, Metrics
 from robustperf.store.io import write_text_atomic
 from robustperf.store.record import RunDir, provenance, utcnow
 
-if TYPE_CHECKING:
-    from robustperf.cost.energy import EnergyMeter, EnergyReading
-
 log = logging.getLogger(__name__)
+
+
+class Reading(Protocol):
+    """What a meter reads over its window (a frozen dataclass, e.g. `robustperf.cost.energy.EnergyReading`)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def joules(self) -> float | None: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+class Meter(Protocol):
+    """An energy meter the session is handed (`robustperf.cost.energy.create_meter` builds one); the store
+    sits below `cost`, so it knows meters by this shape only."""
+
+    def start(self) -> None: ...
+
+    def read(self) -> Reading: ...
+
+    def stop(self) -> Reading: ...
 
 
 class RunSession:
@@ -43,7 +67,7 @@ class RunSession:
 
     def __init__(self, run_dir: RunDir, *, is_main: bool = True, resumed: bool = False) -> None:
         self.run_dir, self.is_main, self.resumed = run_dir, is_main, resumed
-        self._meter: EnergyMeter | None = None
+        self._meter: Meter | None = None
         self._prior_seconds = 0.0
         self._prior_joules: float | None = 0.0
         self._t_start = time.perf_counter()
@@ -131,20 +155,15 @@ class RunSession:
         if self.is_main:
             write_text_atomic(self.run_dir.path / name, text)
 
-    def start_meter(self, meter_name: str, *, device_index: int | None = None, watts: float | None = None,
-                    prior_seconds: float = 0.0, prior_joules: float | None = 0.0) -> None:
-        """Start metering energy and time.
+    def start_meter(self, meter: Meter, *, prior_seconds: float = 0.0, prior_joules: float | None = 0.0) -> None:
+        """Start metering energy and time with ``meter`` (built, not started, by the caller).
 
         Args:
-            meter_name: a registered energy meter ("auto", "nvml", "rapl", "estimate", ...).
-            device_index: the CUDA device to meter, if any.
-            watts: the stated power an estimating meter multiplies by time (None: its own default).
+            meter: the energy meter, e.g. ``create_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)``.
             prior_seconds, prior_joules: what earlier attempts of a resumed run measured.
         """
-        from robustperf.cost.energy import create_meter
-
         self._prior_seconds, self._prior_joules = prior_seconds, prior_joules
-        self._meter = create_meter(meter_name, device_index=device_index, watts=watts)
+        self._meter = meter
         self._meter.start()
         self._t_start = time.perf_counter()
 
@@ -157,15 +176,13 @@ class RunSession:
         reading = self._require_meter().read()
         return self._prior_seconds + reading.seconds, _add(self._prior_joules, reading.joules)
 
-    def stop_meter(self) -> EnergyReading:
+    def stop_meter(self) -> Reading:
         """End the metered window: totals with earlier attempts included (source: the meter's)."""
-        from dataclasses import replace
-
         reading = self._require_meter().stop()
         return replace(reading, seconds=self._prior_seconds + reading.seconds,
                        joules=_add(self._prior_joules, reading.joules))
 
-    def _require_meter(self) -> EnergyMeter:
+    def _require_meter(self) -> Meter:
         if self._meter is None:
             raise RuntimeError("RunSession.start_meter() was not called")
         return self._meter
@@ -232,4 +249,4 @@ def _add(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
 
-__all__ = ["RunSession"]
+__all__ = ["Meter", "Reading", "RunSession"]

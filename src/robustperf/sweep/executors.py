@@ -307,7 +307,7 @@ class ManifestExecutor(Executor):
         self._threads: cf.ThreadPoolExecutor | None = None
 
     def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
-        from robustperf.store.names import check_name, path_under
+        from robustperf.names import check_name, path_under
         from robustperf.sweep.manifest import write_manifest, write_scheduler_scripts
 
         out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustperf.names import check_name, path_under
 from robustperf.store import read_json, rebuild_index, write_json_atomic
 from robustperf.store.lock import is_locked, study_lock
-from robustperf.store.names import check_name, path_under
 from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
 from robustperf.sweep.run import LOCKED, run_one
 from robustperf.sweep.study import StudyConfig, check_study, expand, study_from_dict

@@ -35,7 +35,7 @@ from robustperf.config import (
     format_validation_error,
     load_yaml_mapping,
 )
-from robustperf.store.names import SAFE_NAME_RULE, check_name
+from robustperf.names import SAFE_NAME_RULE, check_name
 
 
 class StudyError(ConfigError):

@@ -171,9 +171,11 @@ class _Trainer:
                 (self.run_dir.checkpoints / name).unlink(missing_ok=True)
         barrier(self.info)
         self._emit("start")
-        self.session.start_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
-                                 device_index=self.device.index if self.device.type == "cuda" else None,
-                                 prior_seconds=restored.seconds if restored else 0.0,
+        from robustperf.cost.energy import create_meter
+
+        meter = create_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
+                             device_index=self.device.index if self.device.type == "cuda" else None)
+        self.session.start_meter(meter, prior_seconds=restored.seconds if restored else 0.0,
                                  prior_joules=restored.joules if restored else 0.0)
         try:
             with self.stop:

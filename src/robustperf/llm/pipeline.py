@@ -38,7 +38,7 @@ from robustperf.llm.tokenizer import build_bpe_tokenizer, encode_sequence, load_
 from robustperf.llm.training import FinetuneResult, finetune, make_optimizer
 from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
-from robustperf.store.lock import hold_run
+from robustperf.store.owner import hold_run
 
 if TYPE_CHECKING:
     from robustperf.cost.energy import EnergyMeter

@@ -12,6 +12,10 @@ entry that failed before it could start) goes through the same steps, in this or
 marks the record ``running``; `finish` freezes the typed ``final``/``best``/``cost`` blocks and marks it
 ``finished``; `fail` and `interrupt` write a metrics event and the reason. In a distributed run every
 rank holds a session but only the main one (``is_main``) writes.
+
+This module is the one writer of a run's status (`RunStatus`): besides the session's own steps,
+`record_failure` (a run that failed before or around its session), `record_rebuilt` and `record_corrupt`
+(what `robustperf.store.repair` finds in a damaged directory).
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ from typing import Any, ClassVar, Protocol
 
 from robustperf.store.blocks import CostRecord, Metrics
 from robustperf.store.io import write_text_atomic
-from robustperf.store.record import RunDir, provenance, utcnow
+from robustperf.store.metrics_file import truncate_metrics_after
+from robustperf.store.record import RunDir, RunRecord, RunStatus, provenance, utcnow
 
 log = logging.getLogger(__name__)
+
+CTRL_C = "interrupted by Ctrl-C (KeyboardInterrupt); run the same command again to continue"
 
 
 class Reading(Protocol):
@@ -120,7 +127,7 @@ class RunSession:
         elif not resumes:
             run_dir.metrics_path.unlink(missing_ok=True)  # a fresh start must not mix with an earlier attempt's rows
         started = previous.started_at if (previous is not None and session.resumed) else utcnow()
-        run_dir.update_record(run_id=run_dir.run_id, status="running", failure_reason=None, started_at=started,
+        run_dir.update_record(run_id=run_dir.run_id, status=RunStatus.RUNNING, failure_reason=None, started_at=started,
                               ended_at=None, kind=kind,
                               provenance=provenance({**(provenance_extra or {}), "resumed": session.resumed}))
         return session
@@ -128,9 +135,8 @@ class RunSession:
     def truncate_metrics(self, step: int, *, size_at_checkpoint: int | None = None,
                          expected_evals: int | None = None) -> int:
         """Drop metrics rows logged after the checkpoint at ``step`` (they are about to be redone); returns how
-        many (`robustperf.store.repair.truncate_metrics_after`: cut back to ``size_at_checkpoint`` when known)."""
-        from robustperf.store.repair import truncate_metrics_after
-
+        many (`robustperf.store.metrics_file.truncate_metrics_after`: cut back to ``size_at_checkpoint`` when
+        known)."""
         dropped = truncate_metrics_after(self.run_dir.metrics_path, step, expected_evals=expected_evals,
                                          size_at_checkpoint=size_at_checkpoint)
         if dropped:
@@ -194,7 +200,7 @@ class RunSession:
         """Mark the run finished with its frozen ``final``, ``best`` and ``cost`` blocks."""
         if not self.is_main:
             return
-        changes: dict[str, Any] = {"status": "finished", "failure_reason": None, "ended_at": utcnow()}
+        changes: dict[str, Any] = {"status": RunStatus.FINISHED, "failure_reason": None, "ended_at": utcnow()}
         if final is not None:
             changes["final"] = Metrics.from_dict(final)
         if best is not None:
@@ -211,17 +217,20 @@ class RunSession:
             return
         if step is not None:
             self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
-        self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
+        self.run_dir.update_record(status=RunStatus.FAILED, failure_reason=reason, ended_at=utcnow())
         if trace is not None:
             self.write_text("failure.txt", trace)
         self._release()
 
-    def interrupt(self, reason: str, *, step: int, signal_name: str) -> None:
-        """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``)."""
+    def interrupt(self, reason: str, *, step: int | None, signal_name: str) -> None:
+        """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``; None: no step
+        is known, no event row is logged)."""
         if not self.is_main:
             return
-        self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name, "time": utcnow()})
-        self.run_dir.update_record(status="interrupted", failure_reason=reason, ended_at=utcnow())
+        if step is not None:
+            self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name,
+                      "time": utcnow()})
+        self.run_dir.update_record(status=RunStatus.INTERRUPTED, failure_reason=reason, ended_at=utcnow())
         self._release()
 
     def _release(self) -> None:
@@ -229,9 +238,13 @@ class RunSession:
 
     @contextmanager
     def failing_on_error(self) -> Iterator[RunSession]:
-        """Any exception inside marks the run failed (``Type: message``) and propagates."""
+        """Any exception inside marks the run failed (``Type: message``) and propagates; a Ctrl-C
+        (`KeyboardInterrupt`) marks it interrupted instead, as a stop signal would (resumable)."""
         try:
             yield self
+        except KeyboardInterrupt:
+            self.interrupt(CTRL_C, step=None, signal_name="SIGINT")
+            raise
         except BaseException as exc:
             self.fail(f"{type(exc).__name__}: {exc}")
             raise
@@ -244,9 +257,21 @@ class RunSession:
             run_dir.write_config(dict(config))
         RunSession(run_dir).fail(reason, trace=trace)
 
+    @staticmethod
+    def record_rebuilt(run_dir: RunDir, reason: str, *, final: Mapping[str, Any], best: Mapping[str, Any]) -> None:
+        """Replace a damaged result.json by one rebuilt from a checkpoint: ``interrupted`` (the next attempt
+        resumes there and writes the final record), with the checkpoint's ``final`` and ``best`` metrics."""
+        run_dir.write_record(RunRecord(run_id=run_dir.run_id, status=RunStatus.INTERRUPTED, failure_reason=reason,
+                                       final=Metrics.from_dict(final), best=Metrics.from_dict(best)))
+
+    @staticmethod
+    def record_corrupt(run_dir: RunDir, reason: str) -> None:
+        """Replace a damaged result.json that nothing can rebuild by a ``corrupt`` record saying why."""
+        run_dir.write_record(RunRecord(run_id=run_dir.run_id, status=RunStatus.CORRUPT, failure_reason=reason))
+
 
 def _add(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
 
-__all__ = ["Meter", "Reading", "RunSession"]
+__all__ = ["CTRL_C", "Meter", "Reading", "RunSession"]

@@ -35,7 +35,8 @@ from robustperf.config import RunConfig
 from robustperf.device import DeviceError, resolve_device
 from robustperf.store import CostRecord, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
-from robustperf.store.lock import hold_run
+from robustperf.store.owner import hold_run
+from robustperf.store.session import CTRL_C
 from robustperf.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -181,6 +182,9 @@ class _Trainer:
             with self.stop:
                 failure = self._loop()
         except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: resumable from the last checkpoint, not a failure
+            self.session.interrupt(CTRL_C, step=self.progress.step, signal_name="SIGINT")
             raise
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}")

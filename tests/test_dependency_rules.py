@@ -152,7 +152,8 @@ def layer_violations(graph: Graph, layers: tuple[tuple[str, ...], ...] = LAYERS,
             why = "sideways, same layer"
         else:
             continue
-        out.append(f"{graph.where(e.source)}:{e.line} imports {e.target} ({why}: {a} -> {b}{', inside a function' if e.lazy else ''})")
+        lazy = ", inside a function" if e.lazy else ""
+        out.append(f"{graph.where(e.source)}:{e.line} imports {e.target} ({why}: {a} -> {b}{lazy})")
     return out
 
 

@@ -109,8 +109,8 @@ def repair_run(rd: RunDir) -> RepairOutcome:
     try:
         read_json(rd.config_path)
     except (DamagedFileError, FileNotFoundError) as exc:
-        return RepairOutcome(rd.run_id, RunStatus.CORRUPT.value, f"config.json unusable ({exc}); nothing to rebuild from: delete "
-                                                   f"{rd.path} and run it again{tail}")
+        return RepairOutcome(rd.run_id, RunStatus.CORRUPT.value, f"config.json unusable ({exc}); nothing to rebuild "
+                                                                 f"from: delete {rd.path} and run it again{tail}")
     try:
         record = rd.read_record()
         status = record.status if record is not None else RunStatus.PENDING
@@ -126,8 +126,8 @@ def repair_run(rd: RunDir) -> RepairOutcome:
                   f"{utcnow()}; run the same command again to finish it")
         RunSession.record_rebuilt(rd, reason, final=_summary(dict(payload.get("last_eval") or {})),
                                   best=_summary(dict(payload.get("best") or {})))
-        return RepairOutcome(rd.run_id, RunStatus.INTERRUPTED.value, f"rebuilt result.json from checkpoints/{name} (step {step}); "
-                                                       f"rerun to finish{tail}")
+        return RepairOutcome(rd.run_id, RunStatus.INTERRUPTED.value,
+                             f"rebuilt result.json from checkpoints/{name} (step {step}); rerun to finish{tail}")
     reason = f"result.json was damaged ({damage}) and no checkpoint could rebuild it; delete {rd.path} and rerun"
     RunSession.record_corrupt(rd, reason)
     return RepairOutcome(rd.run_id, RunStatus.CORRUPT.value, f"no loadable checkpoint: marked corrupt{tail}")

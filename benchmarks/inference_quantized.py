@@ -25,13 +25,8 @@ from pathlib import Path
 
 import torch
 
-from robustperf.cost.inference import (
-    InferenceBenchmark,
-    InferenceConfig,
-    load_run_for_inference,
-    quantize_int8,
-    quantized_robustness,
-)
+from robustperf.cost.inference import InferenceBenchmark, InferenceConfig, quantize_int8
+from robustperf.evaluation.quantized import load_run_for_inference, quantized_robustness
 
 
 def main() -> None:

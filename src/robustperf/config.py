@@ -245,7 +245,7 @@ class RunConfig(_Section):
     @classmethod
     def _safe_name(cls, name: str | None) -> str | None:
         # the name prefixes the run id, which names the run's directory
-        from robustperf.store.names import SAFE_NAME_RULE, check_name
+        from robustperf.names import SAFE_NAME_RULE, check_name
 
         if name is not None:
             try:

@@ -11,8 +11,8 @@ from robustperf.cost.inference import (
     InferenceConfig,
     count_quantized_convs,
     quantize_int8,
-    quantized_robustness,
 )
+from robustperf.evaluation.quantized import quantized_robustness
 from robustperf.models import create_model
 
 

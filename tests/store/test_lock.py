@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from robustperf.store.lock import RunLock, RunLockedError, hold_run, is_locked, read_holder, warn_if_network_fs
+from robustperf.store.lock import RunLock, RunLockedError, is_locked, read_holder, warn_if_network_fs
+from robustperf.store.owner import hold_run
 
 HOLD = textwrap.dedent(
     """

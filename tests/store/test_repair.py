@@ -15,7 +15,8 @@ import torch
 from robustperf.config import RunConfig
 from robustperf.store import RunDir, load_index, rebuild_index, write_json_atomic
 from robustperf.store.io import DamagedFileError, read_json
-from robustperf.store.repair import repair_metrics_tail, repair_run, repair_runs
+from robustperf.store.metrics_file import repair_metrics_tail
+from robustperf.store.repair import repair_run, repair_runs
 from robustperf.training import train
 
 TINY = {"data.dataset": "digits", "data.n_train": 60, "data.n_test": 40, "data.batch_size": 30,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
-from robustperf.store import CostRecord, Metrics, RunDir, RunSession
+import robustperf
+from robustperf.cost.energy import create_meter
+from robustperf.store import CostRecord, Metrics, RunDir, RunSession, repair
+from robustperf.store.record import RunStatus
+from robustperf.store.session import CTRL_C
 
 CONFIG = {"model": {"name": "tiny_cnn"}, "seed": 0}
 
@@ -42,7 +49,7 @@ def test_resume_cuts_metrics_to_the_checkpoint_and_keeps_the_start_time(tmp_path
 def test_finish_freezes_typed_blocks_and_meters_earlier_attempts_too(tmp_path) -> None:
     rd = RunDir(tmp_path / "r")
     session = RunSession.open(rd, CONFIG)
-    session.start_meter("fake", prior_seconds=10.0, prior_joules=1000.0)
+    session.start_meter(create_meter("fake"), prior_seconds=10.0, prior_joules=1000.0)
     time.sleep(0.01)
     seconds, joules = session.measured()
     assert seconds > 10.0 and joules > 1000.0  # the fake meter draws 300 W
@@ -93,3 +100,57 @@ def test_non_main_ranks_write_nothing(tmp_path) -> None:
     session.finish(final={"clean_acc": 1.0})
     session.fail("x")
     assert not rd.path.exists()
+
+
+def test_ctrl_c_inside_failing_on_error_is_an_interrupt_not_a_failure(tmp_path) -> None:
+    rd = RunDir(tmp_path / "r")
+    session = RunSession.open(rd, CONFIG)
+    with pytest.raises(KeyboardInterrupt), session.failing_on_error():
+        raise KeyboardInterrupt
+    record = rd.read_record()
+    assert record.status is RunStatus.INTERRUPTED and record.failure_reason == CTRL_C
+    with pytest.raises(ValueError, match="boom"), RunSession.open(rd, CONFIG).failing_on_error():
+        raise ValueError("boom")
+    assert rd.read_record().status is RunStatus.FAILED and rd.read_record().failure_reason == "ValueError: boom"
+
+
+def test_statuses_are_an_enum_stored_as_the_same_strings(tmp_path) -> None:
+    rd = RunDir(tmp_path / "r")
+    RunSession.open(rd, CONFIG).finish(final={"clean_acc": 0.5})
+    assert json.loads(rd.result_path.read_text())["status"] == "finished"  # result.json as before
+    record = rd.read_record()
+    assert record.status is RunStatus.FINISHED and record.status == "finished" and f"{record.status}" == "finished"
+    assert rd.is_finished()
+    rd.result_path.write_text(rd.result_path.read_text().replace('"finished"', '"done"'))
+    with pytest.raises(ValueError, match="status 'done' is not one of pending, running, finished"):
+        rd.read_record()
+
+
+def test_repair_writes_its_statuses_through_the_session(tmp_path) -> None:
+    rd = RunDir(tmp_path / "r")
+    RunSession.record_rebuilt(rd, "rebuilt", final={"clean_acc": 0.5}, best={"robust_acc": 0.25})
+    record = rd.read_record()
+    assert (record.status, record.failure_reason, record.final.clean_acc, record.best.robust_acc) == (
+        RunStatus.INTERRUPTED, "rebuilt", 0.5, 0.25)
+    RunSession.record_corrupt(rd, "no checkpoint")
+    assert json.loads(rd.result_path.read_text())["status"] == "corrupt"
+
+
+def _status_writes(path: Path) -> list[int]:
+    """Lines of ``path`` that write a run record (``write_record``) or a status (``update_record(status=...)``,
+    ``RunRecord(..., status=...)``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            sets_status = any(k.arg == "status" for k in node.keywords)
+            if name == "write_record" or (name in ("update_record", "RunRecord") and sets_status):
+                out.append(node.lineno)
+    return out
+
+
+def test_nothing_outside_the_session_writes_a_status() -> None:
+    src = Path(robustperf.__file__).parent
+    writers = {p.relative_to(src).as_posix(): lines for p in sorted(src.rglob("*.py")) if (lines := _status_writes(p))}
+    assert set(writers) == {"store/session.py", "store/record.py"}, writers  # record.py: RunDir.update_record itself
+    assert _status_writes(Path(repair.__file__)) == []

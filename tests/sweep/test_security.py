@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from robustperf.cli.app import app
-from robustperf.store.names import UnsafeNameError, check_name, path_under
+from robustperf.names import UnsafeNameError, check_name, path_under
 from robustperf.sweep import ExecutorSpec, run_study, study_from_dict
 from robustperf.sweep.manifest import (
     ManifestError,

@@ -246,6 +246,24 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(reference: RunDir, tmp_p
     assert_same_weights(weights(resumed), weights(reference))
 
 
+def test_ctrl_c_marks_the_run_interrupted_not_failed_and_it_resumes(reference: RunDir, tmp_path: Path) -> None:
+    cfg = make_cfg(optim__ema_decay=0.9)
+
+    def ctrl_c_at(event: TrainEvent) -> None:
+        if event.kind == "step" and event.step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, callback=ctrl_c_at, checkpoint_every_n_steps=3)
+    rd = RunDir.for_run(tmp_path, cfg.run_id)
+    record = rd.read_record()
+    assert record.status == "interrupted" and "Ctrl-C" in record.failure_reason
+    assert rd.read_metrics()[-1] == {**rd.read_metrics()[-1], "event": "interrupted", "step": 7, "signal": "SIGINT"}
+    resumed = train(cfg, tmp_path)  # from last.pt at step 6
+    assert resumed.read_record().status == "finished"
+    assert_same_weights(weights(resumed), weights(reference))
+
+
 def test_nan_loss_marks_run_failed_and_keeps_what_was_written(tmp_path: Path) -> None:
     cfg = make_cfg(optim__lr=1e30, optim__warmup_epochs=0, optim__epochs=3)
     rd = train(cfg, tmp_path)

@@ -173,7 +173,7 @@ def inference(
     with user_errors():
         calibration = None
         if run is not None:
-            from robustperf.cost.inference import load_run_for_inference
+            from robustperf.evaluation.quantized import load_run_for_inference
 
             model, cfg, calibration, (x_test, y_test) = load_run_for_inference(run, n_examples)
             shape = tuple(x_test.shape[1:])
@@ -197,7 +197,8 @@ def inference(
         )
         result = InferenceBenchmark(cfg_inf).measure(model, calibration=calibration)
         if run is not None and "int8" in cfg_inf.precisions:
-            from robustperf.cost.inference import quantize_int8, quantized_robustness
+            from robustperf.cost.inference import quantize_int8
+            from robustperf.evaluation.quantized import quantized_robustness
 
             quantized = quantize_int8(model, calibration or [x_test])
             attacks = tuple(a.strip() for a in aa_attacks.split(",")) if aa_attacks else ()

@@ -49,8 +49,8 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
 def show_run(run: str = typer.Argument(..., help="run id or run directory"), runs_dir: Path = RUNS_DIR) -> None:
     """Print a run's resolved config and result record as JSON."""
     from robustperf.cli.common import user_errors
+    from robustperf.names import path_under
     from robustperf.store import RunDir
-    from robustperf.store.names import path_under
 
     # an explicit run directory (it holds a config or a record) is taken as given; anything else is a run id,
     # which must stay inside the runs directory

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
-from robustperf.store.names import path_under
+from robustperf.names import path_under
 
 
 def study(
@@ -29,7 +29,8 @@ def study(
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
-    from robustperf.sweep.study import check_study, expand
+    from robustperf.sweep.runner import check_study
+    from robustperf.sweep.study import expand
 
     with user_errors():
         spec = load_study(study_file)

@@ -38,10 +38,11 @@ from robustperf.llm.tokenizer import build_bpe_tokenizer, encode_sequence, load_
 from robustperf.llm.training import FinetuneResult, finetune, make_optimizer
 from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
-from robustperf.store.lock import hold_run
+from robustperf.store.owner import hold_run
 
 if TYPE_CHECKING:
-    from robustperf.cost.energy import EnergyReading
+    from robustperf.cost.energy import EnergyMeter
+    from robustperf.store.session import Reading
 
 logger = logging.getLogger(__name__)
 
@@ -229,8 +230,15 @@ def _open(cfg: LLMConfig, runs_dir: str | Path, command: str) -> tuple[RunDir, R
     return rd, session
 
 
+def _meter(cfg: LLMConfig) -> EnergyMeter:
+    """The energy meter of one command's work (built here, started by the session)."""
+    from robustperf.cost.energy import create_meter
+
+    return create_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
+
+
 def _cost(cfg: LLMConfig, *, n_sequences: int, train_flops: float, attack_flops: float,
-          reading: EnergyReading) -> CostRecord:
+          reading: Reading) -> CostRecord:
     from robustperf.cost.accounting import run_cost
 
     per_seq = train_flops / n_sequences if n_sequences else 0.0
@@ -268,7 +276,7 @@ def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     if session is None:
         return rd
     with session.failing_on_error():
-        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
+        session.start_meter(_meter(cfg))
         s = setup(cfg)
         fit, clean_acc, epochs = _finetune_to_target(cfg, s)
         save_model(rd, s)
@@ -339,7 +347,7 @@ def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         return rd
     with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
+        session.start_meter(_meter(cfg))
         ev = evaluate_attack(s, s.val, s.val_ids, cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision,
                              task=cfg.task.name, n_attack=cfg.rounds.n_attack_val)
         reading = session.stop_meter()
@@ -366,7 +374,7 @@ def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         return rd
     with session.failing_on_error():
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)
+        session.start_meter(_meter(cfg))
         ft_final = final_metrics(ft)
         rows, totals = _adversarial_rounds(cfg, s, rd, finetune_flops=float(ft_final["train_flops"]),
                                            finetune_sequences=int(ft_final["n_sequences"]))

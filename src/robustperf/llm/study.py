@@ -38,8 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from robustperf.config import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
 from robustperf.llm.config import LLMConfig, llm_config_from_dict
 from robustperf.llm.metrics import min_median_max
+from robustperf.names import check_name
 from robustperf.store import RunDir, write_text_atomic
-from robustperf.store.names import check_name
 from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
 from robustperf.sweep.study import ExecutorSpec
 

@@ -207,26 +207,6 @@ class RunLock:
         self.release()
 
 
-def hold_run(directory: str | Path, *, force: bool = False, what: str = "trained") -> RunLock:
-    """Acquire the run's lock and open it as its owner (stale temps removed, torn metrics tail cut, damaged
-    result.json rebuilt: `robustperf.store.repair.open_run`). Release the returned lock when done.
-
-    Raises:
-        RunLockedError: another live process holds the run.
-    """
-    from robustperf.store.record import RunDir
-    from robustperf.store.repair import open_run
-
-    warn_if_network_fs(Path(directory).parent)
-    lock = RunLock(directory, what=what, force=force).acquire()
-    try:
-        open_run(RunDir(directory))
-    except BaseException:
-        lock.release()
-        raise
-    return lock
-
-
 def is_locked(directory: str | Path, lock_name: str = LOCK_NAME) -> bool:
     """Whether another process holds the lock of `directory` now (this process's own locks: False)."""
     path = Path(directory) / lock_name
@@ -290,5 +270,5 @@ def warn_if_network_fs(runs_dir: str | Path) -> bool:
     return True
 
 
-__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "filesystem_type", "hold_run", "is_locked", "read_holder", "study_lock",
+__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "filesystem_type", "is_locked", "read_holder", "study_lock",
            "warn_if_network_fs"]

@@ -24,13 +24,33 @@ import platform
 import socket
 import subprocess
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from robustperf.store.blocks import CostRecord, Metrics, RecordBlock
 from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
 
-Status = Literal["pending", "running", "finished", "failed", "interrupted", "corrupt"]
+
+class RunStatus(str, Enum):
+    """A run's ``status`` in result.json, stored as its string value (``"finished"``), which it also equals.
+
+    Only `robustperf.store.session` writes one: `RunSession` (running, finished, failed, interrupted) and its
+    `record_rebuilt` / `record_corrupt` for what `robustperf.store.repair` finds.
+    """
+
+    PENDING = "pending"  # no result.json yet (the index's word; never written)
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"  # an error; ``failure_reason`` says which
+    INTERRUPTED = "interrupted"  # a stop signal or Ctrl-C; resumable from the last checkpoint
+    CORRUPT = "corrupt"  # a damaged record no checkpoint could rebuild
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 def utcnow() -> str:
@@ -46,7 +66,7 @@ class RunRecord:
     """
 
     run_id: str
-    status: Status = "pending"
+    status: RunStatus = RunStatus.PENDING
     failure_reason: str | None = None
     final: Metrics = field(default_factory=Metrics)  # final clean/robust accuracy, losses
     best: Metrics = field(default_factory=Metrics)  # metrics of the best epoch
@@ -58,6 +78,13 @@ class RunRecord:
     kind: str = "train"  # "train" or "llm"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.status, RunStatus):
+            try:
+                self.status = RunStatus(self.status)
+            except ValueError:
+                raise ValueError(f"run {self.run_id}: status {self.status!r} is not one of "
+                                 f"{', '.join(s.value for s in RunStatus)}; repair it with `robustperf runs repair`"
+                                 ) from None
         for name, block in _BLOCKS.items():
             setattr(self, name, block.from_dict(getattr(self, name)))
 
@@ -157,7 +184,7 @@ class RunDir:
 
     def is_finished(self) -> bool:
         rec = self.read_record()
-        return rec is not None and rec.status == "finished"
+        return rec is not None and rec.status is RunStatus.FINISHED
 
 
 def _git_sha() -> str | None:

@@ -12,20 +12,22 @@ What a crash or a full disk can leave behind, and what happens to it:
   its cost included); with no loadable checkpoint the run is marked ``corrupt`` (`repair_run`).
 - a damaged ``config.json``: nothing to rebuild from; the run is reported ``corrupt`` by the index.
 
-`open_run` is what the training engine calls once it holds a run's lock.
+`open_run` is what the owner of a run does once it holds the run's lock (`robustperf.store.owner.hold_run`).
+Statuses are written through `RunSession.record_rebuilt` / `record_corrupt`, never here.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robustperf.store.blocks import Metrics
-from robustperf.store.io import DamagedFileError, read_json, write_json_atomic
-from robustperf.store.record import RunDir, RunRecord, utcnow
+from robustperf.store.io import DamagedFileError, read_json
+from robustperf.store.lock import RunLock, RunLockedError
+from robustperf.store.metrics_file import repair_metrics_tail
+from robustperf.store.record import RunDir, RunStatus, utcnow
+from robustperf.store.session import RunSession
 
 log = logging.getLogger(__name__)
 
@@ -54,85 +56,6 @@ def clean_stale_temps(directory: str | Path) -> int:
     if removed:
         log.warning("%s: removed %d temp file(s) left by an interrupted write", root, removed)
     return removed
-
-
-def repair_metrics_tail(path: str | Path) -> int:
-    """Cut a JSON-lines file back to its last complete line; returns the number of lines dropped (0 or 1).
-
-    A line is complete when it ends with a newline and parses as JSON; a torn last line (kill -9 or a full
-    disk during an append) fails one or both. Lines before it are kept as they are.
-    """
-    import json
-
-    p = Path(path)
-    if not p.is_file():
-        return 0
-    data = p.read_bytes()
-    if not data:
-        return 0
-    end = len(data)
-    if not data.endswith(b"\n"):
-        end = data.rfind(b"\n") + 1  # 0 when the only line is torn
-    else:
-        start = data.rfind(b"\n", 0, len(data) - 1) + 1
-        try:
-            json.loads(data[start:end])
-        except ValueError:
-            end = start
-    if end == len(data):
-        return 0
-    with open(p, "r+b") as f:
-        f.truncate(end)
-        f.flush()
-        os.fsync(f.fileno())
-    log.warning("%s: dropped 1 torn line at its end (%d bytes) left by an interrupted write", p, len(data) - end)
-    return 1
-
-
-def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | None = None,
-                           size_at_checkpoint: int | None = None) -> int:
-    """On resume from a checkpoint at `step`: drop the rows logged after it (they are about to be redone).
-
-    With `size_at_checkpoint` (the file's size when the checkpoint was written) the file is cut back to
-    exactly that size, which also drops rows logged at the checkpoint's own step after it was written (an
-    evaluation at an epoch end that follows a mid-epoch checkpoint at the same step); without it, rows
-    with a larger step are dropped. Returns the number of rows dropped. With `expected_evals` (evaluation
-    rows the run wrote up to `step`), a file holding fewer is reported: rows were lost (a truncated file).
-    """
-    from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic
-
-    p = Path(path)
-    if size_at_checkpoint is not None and p.is_file():
-        size = p.stat().st_size
-        if size < size_at_checkpoint:
-            log.warning("%s is shorter (%d bytes) than when the checkpoint at step %d was written (%d bytes): rows "
-                        "were lost (a truncated file); the run goes on, its curves have gaps", p, size, step,
-                        size_at_checkpoint)
-            dropped = 0
-        else:
-            with open(p, "rb") as f:
-                f.seek(size_at_checkpoint)
-                dropped = sum(1 for line in f.read().splitlines() if line.strip())
-            with open(p, "r+b") as f:
-                f.truncate(size_at_checkpoint)
-                f.flush()
-                os.fsync(f.fileno())
-        rows = read_jsonl(p)
-    else:
-        rows = read_jsonl(p)
-        kept = [r for r in rows if r.get("step", 0) <= step]
-        dropped = len(rows) - len(kept)
-        if dropped:
-            write_bytes_atomic(p, "".join(dumps(r) + "\n" for r in kept).encode())
-        rows = kept
-    if dropped:
-        log.info("%s: dropped %d row(s) logged after the checkpoint at step %d (they are redone)", p, dropped, step)
-    if expected_evals is not None:
-        n_evals = sum(1 for r in rows if r.get("kind") == "eval")
-        if n_evals < expected_evals:
-            log.warning("%s holds %d of the %d evaluation rows written before step %d: rows were lost (a truncated "
-                        "file); the run goes on, its curves have gaps", p, n_evals, expected_evals, step)
-    return dropped
 
 
 def open_run(rd: RunDir) -> None:
@@ -186,12 +109,12 @@ def repair_run(rd: RunDir) -> RepairOutcome:
     try:
         read_json(rd.config_path)
     except (DamagedFileError, FileNotFoundError) as exc:
-        return RepairOutcome(rd.run_id, "corrupt", f"config.json unusable ({exc}); nothing to rebuild from: delete "
-                                                   f"{rd.path} and run it again{tail}")
+        return RepairOutcome(rd.run_id, RunStatus.CORRUPT.value, f"config.json unusable ({exc}); nothing to rebuild "
+                                                                 f"from: delete {rd.path} and run it again{tail}")
     try:
         record = rd.read_record()
-        status = record.status if record is not None else "pending"
-        return RepairOutcome(rd.run_id, status, f"result.json readable, nothing to do{tail}")
+        status = record.status if record is not None else RunStatus.PENDING
+        return RepairOutcome(rd.run_id, status.value, f"result.json readable, nothing to do{tail}")
     except DamagedFileError as exc:
         damage = exc.detail
     for name in _CHECKPOINTS:
@@ -201,20 +124,17 @@ def repair_run(rd: RunDir) -> RepairOutcome:
         step = int(payload["progress"].get("step", 0))
         reason = (f"result.json was damaged ({damage}) and was rebuilt from checkpoints/{name} at step {step} on "
                   f"{utcnow()}; run the same command again to finish it")
-        rd.write_record(RunRecord(run_id=rd.run_id, status="interrupted", failure_reason=reason,
-                                  final=Metrics.from_dict(_summary(dict(payload.get("last_eval") or {}))),
-                                  best=Metrics.from_dict(_summary(dict(payload.get("best") or {})))))
-        return RepairOutcome(rd.run_id, "interrupted", f"rebuilt result.json from checkpoints/{name} (step {step}); "
-                                                       f"rerun to finish{tail}")
+        RunSession.record_rebuilt(rd, reason, final=_summary(dict(payload.get("last_eval") or {})),
+                                  best=_summary(dict(payload.get("best") or {})))
+        return RepairOutcome(rd.run_id, RunStatus.INTERRUPTED.value,
+                             f"rebuilt result.json from checkpoints/{name} (step {step}); rerun to finish{tail}")
     reason = f"result.json was damaged ({damage}) and no checkpoint could rebuild it; delete {rd.path} and rerun"
-    write_json_atomic(rd.result_path, RunRecord(run_id=rd.run_id, status="corrupt", failure_reason=reason).to_dict())
-    return RepairOutcome(rd.run_id, "corrupt", f"no loadable checkpoint: marked corrupt{tail}")
+    RunSession.record_corrupt(rd, reason)
+    return RepairOutcome(rd.run_id, RunStatus.CORRUPT.value, f"no loadable checkpoint: marked corrupt{tail}")
 
 
 def repair_runs(runs_dir: str | Path) -> list[RepairOutcome]:
     """`repair_run` on every run directory under `runs_dir` (each under its lock; held runs are skipped)."""
-    from robustperf.store.lock import RunLock, RunLockedError
-
     out = []
     root = Path(runs_dir)
     for path in sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()):
@@ -228,5 +148,4 @@ def repair_runs(runs_dir: str | Path) -> list[RepairOutcome]:
     return out
 
 
-__all__ = ["RepairOutcome", "clean_stale_temps", "open_run", "repair_metrics_tail", "repair_run",
-           "repair_runs", "truncate_metrics_after"]
+__all__ = ["RepairOutcome", "clean_stale_temps", "open_run", "repair_run", "repair_runs"]

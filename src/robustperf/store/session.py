@@ -4,7 +4,7 @@ Every kind of run (an image training run, an LLM fine-tune/attack/adversarial-tr
 entry that failed before it could start) goes through the same steps, in this order::
 
     session = RunSession.open(run_dir, config, kind=..., provenance=..., resumed_at_step=...)
-    session.start_meter(cost.energy_meter)        # energy and wall time of the work
+    session.start_meter(create_meter(...))        # energy and wall time of the work (cost.energy's meter)
     ... the work: metrics rows through session.log(row) ...
     session.finish(final=..., best=..., cost=CostRecord)   # or .fail(reason) / .interrupt(reason)
 
@@ -12,6 +12,10 @@ entry that failed before it could start) goes through the same steps, in this or
 marks the record ``running``; `finish` freezes the typed ``final``/``best``/``cost`` blocks and marks it
 ``finished``; `fail` and `interrupt` write a metrics event and the reason. In a distributed run every
 rank holds a session but only the main one (``is_main``) writes.
+
+This module is the one writer of a run's status (`RunStatus`): besides the session's own steps,
+`record_failure` (a run that failed before or around its session), `record_rebuilt` and `record_corrupt`
+(what `robustperf.store.repair` finds in a damaged directory).
 """
 
 from __future__ import annotations
@@ -20,16 +24,43 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any, ClassVar, Protocol
 
 from robustperf.store.blocks import CostRecord, Metrics
 from robustperf.store.io import write_text_atomic
-from robustperf.store.record import RunDir, provenance, utcnow
-
-if TYPE_CHECKING:
-    from robustperf.cost.energy import EnergyMeter, EnergyReading
+from robustperf.store.metrics_file import truncate_metrics_after
+from robustperf.store.record import RunDir, RunRecord, RunStatus, provenance, utcnow
 
 log = logging.getLogger(__name__)
+
+CTRL_C = "interrupted by Ctrl-C (KeyboardInterrupt); run the same command again to continue"
+
+
+class Reading(Protocol):
+    """What a meter reads over its window (a frozen dataclass, e.g. `robustperf.cost.energy.EnergyReading`)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def joules(self) -> float | None: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+class Meter(Protocol):
+    """An energy meter the session is handed (`robustperf.cost.energy.create_meter` builds one); the store
+    sits below `cost`, so it knows meters by this shape only."""
+
+    def start(self) -> None: ...
+
+    def read(self) -> Reading: ...
+
+    def stop(self) -> Reading: ...
 
 
 class RunSession:
@@ -43,7 +74,7 @@ class RunSession:
 
     def __init__(self, run_dir: RunDir, *, is_main: bool = True, resumed: bool = False) -> None:
         self.run_dir, self.is_main, self.resumed = run_dir, is_main, resumed
-        self._meter: EnergyMeter | None = None
+        self._meter: Meter | None = None
         self._prior_seconds = 0.0
         self._prior_joules: float | None = 0.0
         self._t_start = time.perf_counter()
@@ -96,7 +127,7 @@ class RunSession:
         elif not resumes:
             run_dir.metrics_path.unlink(missing_ok=True)  # a fresh start must not mix with an earlier attempt's rows
         started = previous.started_at if (previous is not None and session.resumed) else utcnow()
-        run_dir.update_record(run_id=run_dir.run_id, status="running", failure_reason=None, started_at=started,
+        run_dir.update_record(run_id=run_dir.run_id, status=RunStatus.RUNNING, failure_reason=None, started_at=started,
                               ended_at=None, kind=kind,
                               provenance=provenance({**(provenance_extra or {}), "resumed": session.resumed}))
         return session
@@ -104,9 +135,8 @@ class RunSession:
     def truncate_metrics(self, step: int, *, size_at_checkpoint: int | None = None,
                          expected_evals: int | None = None) -> int:
         """Drop metrics rows logged after the checkpoint at ``step`` (they are about to be redone); returns how
-        many (`robustperf.store.repair.truncate_metrics_after`: cut back to ``size_at_checkpoint`` when known)."""
-        from robustperf.store.repair import truncate_metrics_after
-
+        many (`robustperf.store.metrics_file.truncate_metrics_after`: cut back to ``size_at_checkpoint`` when
+        known)."""
         dropped = truncate_metrics_after(self.run_dir.metrics_path, step, expected_evals=expected_evals,
                                          size_at_checkpoint=size_at_checkpoint)
         if dropped:
@@ -131,20 +161,15 @@ class RunSession:
         if self.is_main:
             write_text_atomic(self.run_dir.path / name, text)
 
-    def start_meter(self, meter_name: str, *, device_index: int | None = None, watts: float | None = None,
-                    prior_seconds: float = 0.0, prior_joules: float | None = 0.0) -> None:
-        """Start metering energy and time.
+    def start_meter(self, meter: Meter, *, prior_seconds: float = 0.0, prior_joules: float | None = 0.0) -> None:
+        """Start metering energy and time with ``meter`` (built, not started, by the caller).
 
         Args:
-            meter_name: a registered energy meter ("auto", "nvml", "rapl", "estimate", ...).
-            device_index: the CUDA device to meter, if any.
-            watts: the stated power an estimating meter multiplies by time (None: its own default).
+            meter: the energy meter, e.g. ``create_meter(cfg.cost.energy_meter, watts=cfg.cost.watts)``.
             prior_seconds, prior_joules: what earlier attempts of a resumed run measured.
         """
-        from robustperf.cost.energy import create_meter
-
         self._prior_seconds, self._prior_joules = prior_seconds, prior_joules
-        self._meter = create_meter(meter_name, device_index=device_index, watts=watts)
+        self._meter = meter
         self._meter.start()
         self._t_start = time.perf_counter()
 
@@ -157,15 +182,13 @@ class RunSession:
         reading = self._require_meter().read()
         return self._prior_seconds + reading.seconds, _add(self._prior_joules, reading.joules)
 
-    def stop_meter(self) -> EnergyReading:
+    def stop_meter(self) -> Reading:
         """End the metered window: totals with earlier attempts included (source: the meter's)."""
-        from dataclasses import replace
-
         reading = self._require_meter().stop()
         return replace(reading, seconds=self._prior_seconds + reading.seconds,
                        joules=_add(self._prior_joules, reading.joules))
 
-    def _require_meter(self) -> EnergyMeter:
+    def _require_meter(self) -> Meter:
         if self._meter is None:
             raise RuntimeError("RunSession.start_meter() was not called")
         return self._meter
@@ -177,7 +200,7 @@ class RunSession:
         """Mark the run finished with its frozen ``final``, ``best`` and ``cost`` blocks."""
         if not self.is_main:
             return
-        changes: dict[str, Any] = {"status": "finished", "failure_reason": None, "ended_at": utcnow()}
+        changes: dict[str, Any] = {"status": RunStatus.FINISHED, "failure_reason": None, "ended_at": utcnow()}
         if final is not None:
             changes["final"] = Metrics.from_dict(final)
         if best is not None:
@@ -194,17 +217,20 @@ class RunSession:
             return
         if step is not None:
             self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
-        self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
+        self.run_dir.update_record(status=RunStatus.FAILED, failure_reason=reason, ended_at=utcnow())
         if trace is not None:
             self.write_text("failure.txt", trace)
         self._release()
 
-    def interrupt(self, reason: str, *, step: int, signal_name: str) -> None:
-        """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``)."""
+    def interrupt(self, reason: str, *, step: int | None, signal_name: str) -> None:
+        """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``; None: no step
+        is known, no event row is logged)."""
         if not self.is_main:
             return
-        self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name, "time": utcnow()})
-        self.run_dir.update_record(status="interrupted", failure_reason=reason, ended_at=utcnow())
+        if step is not None:
+            self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name,
+                      "time": utcnow()})
+        self.run_dir.update_record(status=RunStatus.INTERRUPTED, failure_reason=reason, ended_at=utcnow())
         self._release()
 
     def _release(self) -> None:
@@ -212,9 +238,13 @@ class RunSession:
 
     @contextmanager
     def failing_on_error(self) -> Iterator[RunSession]:
-        """Any exception inside marks the run failed (``Type: message``) and propagates."""
+        """Any exception inside marks the run failed (``Type: message``) and propagates; a Ctrl-C
+        (`KeyboardInterrupt`) marks it interrupted instead, as a stop signal would (resumable)."""
         try:
             yield self
+        except KeyboardInterrupt:
+            self.interrupt(CTRL_C, step=None, signal_name="SIGINT")
+            raise
         except BaseException as exc:
             self.fail(f"{type(exc).__name__}: {exc}")
             raise
@@ -227,9 +257,21 @@ class RunSession:
             run_dir.write_config(dict(config))
         RunSession(run_dir).fail(reason, trace=trace)
 
+    @staticmethod
+    def record_rebuilt(run_dir: RunDir, reason: str, *, final: Mapping[str, Any], best: Mapping[str, Any]) -> None:
+        """Replace a damaged result.json by one rebuilt from a checkpoint: ``interrupted`` (the next attempt
+        resumes there and writes the final record), with the checkpoint's ``final`` and ``best`` metrics."""
+        run_dir.write_record(RunRecord(run_id=run_dir.run_id, status=RunStatus.INTERRUPTED, failure_reason=reason,
+                                       final=Metrics.from_dict(final), best=Metrics.from_dict(best)))
+
+    @staticmethod
+    def record_corrupt(run_dir: RunDir, reason: str) -> None:
+        """Replace a damaged result.json that nothing can rebuild by a ``corrupt`` record saying why."""
+        run_dir.write_record(RunRecord(run_id=run_dir.run_id, status=RunStatus.CORRUPT, failure_reason=reason))
+
 
 def _add(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
 
-__all__ = ["RunSession"]
+__all__ = ["CTRL_C", "Meter", "Reading", "RunSession"]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from robustperf.registry import Registry
-from robustperf.sweep.study import ExecutorSpec
+from robustperf.sweep.study import ExecutorSpec, run_id_of
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +112,6 @@ def _outcome(fut: cf.Future, config: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:  # the worker died (OOM kill, segfault, preemption without requeue)
         return {"run_id": _run_id(config), "status": "failed", "failure_reason": f"worker crashed: {exc!r}"}
     return out if isinstance(out, dict) else {"run_id": _run_id(config), "status": "finished", "value": out}
-
-
-def run_id_of(config: dict[str, Any]) -> str:
-    """The run id of what an executor runs: a resolved RunConfig, or a payload that names its run id
-    (``{"run_id": ..., "config": ...}``, what the LLM study ships).
-
-    Raises:
-        ConfigError: an invalid RunConfig.
-    """
-    if isinstance(config.get("run_id"), str) and isinstance(config.get("config"), dict):
-        return str(config["run_id"])
-    from robustperf.config import config_from_dict
-
-    return config_from_dict(config).run_id
 
 
 def _run_id(config: dict[str, Any]) -> str | None:
@@ -307,7 +293,7 @@ class ManifestExecutor(Executor):
         self._threads: cf.ThreadPoolExecutor | None = None
 
     def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
-        from robustperf.store.names import check_name, path_under
+        from robustperf.names import check_name, path_under
         from robustperf.sweep.manifest import write_manifest, write_scheduler_scripts
 
         out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))

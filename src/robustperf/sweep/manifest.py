@@ -29,7 +29,7 @@ from typing import Any
 
 from robustperf.store import read_jsonl, write_json_atomic
 from robustperf.store.io import dumps, write_bytes_atomic
-from robustperf.sweep.study import ExecutorSpec
+from robustperf.sweep.study import ExecutorSpec, run_id_of
 
 # (variable, offset to subtract): LSF job arrays start at 1, the others at what our scripts ask for (0).
 ARRAY_VARIABLES: tuple[tuple[str, int], ...] = (
@@ -112,8 +112,6 @@ def resolve_fn(reference: str) -> Callable[..., Any]:
 def write_manifest(path: str | Path, fn: Callable[..., Any], configs: Sequence[dict[str, Any]],
                    runs_dir: str | Path) -> Path:
     """Write one line per config (atomically) and return the manifest's path."""
-    from robustperf.sweep.executors import run_id_of
-
     ref = fn_reference(fn)
     lines = []
     for i, config in enumerate(configs):

@@ -15,7 +15,8 @@ from typing import Any
 
 from robustperf.config import RunConfig, config_from_dict
 from robustperf.store import RunDir, RunSession
-from robustperf.store.lock import RunLockedError, hold_run
+from robustperf.store.lock import RunLockedError
+from robustperf.store.owner import hold_run
 from robustperf.sweep.study import EvaluateSpec
 
 log = logging.getLogger(__name__)

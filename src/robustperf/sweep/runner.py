@@ -13,14 +13,64 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustperf.config import RunConfig
+from robustperf.names import check_name, path_under
 from robustperf.store import read_json, rebuild_index, write_json_atomic
 from robustperf.store.lock import is_locked, study_lock
-from robustperf.store.names import check_name, path_under
-from robustperf.sweep.executors import ExecutionResult, Executor, create_executor
+from robustperf.sweep.executors import EXECUTORS, ExecutionResult, Executor, create_executor
 from robustperf.sweep.run import LOCKED, run_one
-from robustperf.sweep.study import StudyConfig, check_study, expand, study_from_dict
+from robustperf.sweep.study import StudyConfig, StudyError, expand, study_from_dict
 
 log = logging.getLogger(__name__)
+
+
+def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = False,
+                executor: str | Any | None = None) -> None:
+    """Everything about a study that can be checked before a run starts, so a typo is not found after training.
+
+    The executor name, every model and training-method name of the grid, the evaluation's attack names,
+    and each distinct data section (its ``n_train`` against the data set's real size: `check_data`).
+
+    Raises:
+        StudyError: the first unusable name or size, with the key that holds it and the fix.
+    """
+    from robustperf.registry import RegistryError
+
+    name = "manifest" if plan else (executor if isinstance(executor, str) else None) or study.executor.name
+    checks: list[tuple[str, Any]] = []
+    if executor is None or isinstance(executor, str):
+        checks.append(("executor.name", lambda: EXECUTORS.get(name)))
+    if study.evaluate.attacks:
+        from robustperf.attacks.base import ATTACKS
+
+        for attack in study.evaluate.attacks:
+            if attack != "autoattack":
+                checks.append(("evaluate.attacks", lambda a=attack: ATTACKS.get(a)))
+    if configs:
+        from robustperf.models import MODELS
+        from robustperf.training.methods import METHODS
+
+        for model in sorted({c.model.name for c in configs}):
+            checks.append(("model.name", lambda m=model: MODELS.get(m)))
+        for method in sorted({c.method.name for c in configs}):
+            checks.append(("method.name", lambda m=method: METHODS.get(m)))
+    for key, check in checks:
+        try:
+            check()
+        except RegistryError as err:
+            raise StudyError(f"study {study.name!r}, {key}: {err}") from None
+    from robustperf.data import DataError, check_data
+
+    largest: dict[str, RunConfig] = {}  # per data source, the grid point asking for the most samples
+    for cfg in configs:
+        key = cfg.data.model_copy(update={"n_train": None, "n_test": None}).model_dump_json()
+        if key not in largest or (cfg.data.n_train or 0) > (largest[key].data.n_train or 0):
+            largest[key] = cfg
+    for cfg in largest.values():
+        try:
+            check_data(cfg.data)
+        except (DataError, RegistryError) as err:
+            raise StudyError(f"study {study.name!r}: {err}") from None
 
 
 @dataclass(frozen=True)

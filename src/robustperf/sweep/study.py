@@ -35,7 +35,7 @@ from robustperf.config import (
     format_validation_error,
     load_yaml_mapping,
 )
-from robustperf.store.names import SAFE_NAME_RULE, check_name
+from robustperf.names import SAFE_NAME_RULE, check_name
 
 
 class StudyError(ConfigError):
@@ -258,51 +258,13 @@ def expand(study: StudyConfig) -> list[RunConfig]:
     return configs
 
 
-def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = False,
-                executor: str | Any | None = None) -> None:
-    """Everything about a study that can be checked before a run starts, so a typo is not found after training.
-
-    The executor name, every model and training-method name of the grid, the evaluation's attack names,
-    and each distinct data section (its ``n_train`` against the data set's real size: `check_data`).
+def run_id_of(config: dict[str, Any]) -> str:
+    """The run id of what an executor runs: a resolved RunConfig, or a payload that names its run id
+    (``{"run_id": ..., "config": ...}``, what the LLM study ships).
 
     Raises:
-        StudyError: the first unusable name or size, with the key that holds it and the fix.
+        ConfigError: an invalid RunConfig.
     """
-    from robustperf.registry import RegistryError
-    from robustperf.sweep.executors import EXECUTORS
-
-    name = "manifest" if plan else (executor if isinstance(executor, str) else None) or study.executor.name
-    checks: list[tuple[str, Any]] = []
-    if executor is None or isinstance(executor, str):
-        checks.append(("executor.name", lambda: EXECUTORS.get(name)))
-    if study.evaluate.attacks:
-        from robustperf.attacks.base import ATTACKS
-
-        for attack in study.evaluate.attacks:
-            if attack != "autoattack":
-                checks.append(("evaluate.attacks", lambda a=attack: ATTACKS.get(a)))
-    if configs:
-        from robustperf.models import MODELS
-        from robustperf.training.methods import METHODS
-
-        for model in sorted({c.model.name for c in configs}):
-            checks.append(("model.name", lambda m=model: MODELS.get(m)))
-        for method in sorted({c.method.name for c in configs}):
-            checks.append(("method.name", lambda m=method: METHODS.get(m)))
-    for key, check in checks:
-        try:
-            check()
-        except RegistryError as err:
-            raise StudyError(f"study {study.name!r}, {key}: {err}") from None
-    from robustperf.data import DataError, check_data
-
-    largest: dict[str, RunConfig] = {}  # per data source, the grid point asking for the most samples
-    for cfg in configs:
-        key = cfg.data.model_copy(update={"n_train": None, "n_test": None}).model_dump_json()
-        if key not in largest or (cfg.data.n_train or 0) > (largest[key].data.n_train or 0):
-            largest[key] = cfg
-    for cfg in largest.values():
-        try:
-            check_data(cfg.data)
-        except (DataError, RegistryError) as err:
-            raise StudyError(f"study {study.name!r}: {err}") from None
+    if isinstance(config.get("run_id"), str) and isinstance(config.get("config"), dict):
+        return str(config["run_id"])
+    return config_from_dict(config).run_id

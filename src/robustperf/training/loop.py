@@ -35,7 +35,8 @@ from robustperf.config import RunConfig
 from robustperf.device import DeviceError, resolve_device
 from robustperf.store import CostRecord, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
-from robustperf.store.lock import hold_run
+from robustperf.store.owner import hold_run
+from robustperf.store.session import CTRL_C
 from robustperf.tracking.live import LiveTracking, open_tracking
 from robustperf.training.distributed import (
     DistInfo,
@@ -175,14 +176,20 @@ class _Trainer:
         if self.info.is_main:
             self.tracking = open_tracking(self.cfg.tracking, self.run_dir.run_id, self.cfg.resolved())
         self._emit("start")
-        self.session.start_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
-                                 device_index=self.device.index if self.device.type == "cuda" else None,
-                                 prior_seconds=restored.seconds if restored else 0.0,
+        from robustperf.cost.energy import create_meter
+
+        meter = create_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
+                             device_index=self.device.index if self.device.type == "cuda" else None)
+        self.session.start_meter(meter, prior_seconds=restored.seconds if restored else 0.0,
                                  prior_joules=restored.joules if restored else 0.0)
         try:
             with self.stop:
                 failure = self._loop()
         except TrainingInterrupted:
+            self._close_tracking("interrupted")
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: resumable from the last checkpoint, not a failure
+            self.session.interrupt(CTRL_C, step=self.progress.step, signal_name="SIGINT")
             self._close_tracking("interrupted")
             raise
         except Exception as exc:

@@ -16,6 +16,7 @@ forecast from it says up to which accuracy it was fitted (beyond that it is an e
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,9 @@ from scipy.optimize import brentq
 
 from robustperf.cost import conversions
 from robustperf.cost.constants import GRID_DEFAULT, PUE_DEFAULT, USD_PER_KWH_DEFAULT, gpu_spec, grid_intensity
+from robustperf.scaling.accuracy_map import AccuracyMap
 from robustperf.scaling.allocation import DEFAULT_FLOPS_PER_PARAM_SAMPLE, Allocation, compute_optimal
-from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, LinearMap, PowerLaw
+from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, PowerLaw
 from robustperf.scaling.published import BARTOLDSON2024_LOSS_TO_ACCURACY
 from robustperf.scaling.result import Estimate, FitResult, ScalingError
 
@@ -58,13 +60,13 @@ def bounded_accuracy(value: Any) -> Any:
     return float(out) if out.ndim == 0 else out
 
 
-def loss_to_accuracy_ceiling(law: Any, loss_to_accuracy: LinearMap, *, fid: float = 0.0) -> float:
+def loss_to_accuracy_ceiling(law: Any, loss_to_accuracy: AccuracyMap, *, fid: float = 0.0) -> float:
     """The best accuracy an N, D law can reach: the loss map at its loss floor, clipped to [0, 1]."""
     _check_map(loss_to_accuracy)
     return bounded_accuracy(loss_to_accuracy(ceiling_loss(law, fid=fid)))
 
 
-def _check_map(loss_to_accuracy: LinearMap) -> None:
+def _check_map(loss_to_accuracy: AccuracyMap) -> None:
     if not loss_to_accuracy.slope < 0:
         raise ScalingError(f"the loss -> accuracy map has slope {loss_to_accuracy.slope:.3g} >= 0 (accuracy would not "
                            "fall as the loss rises); refit it on runs that span a range of losses")
@@ -89,7 +91,7 @@ def forecast_loss(law: Any, flops: float, *, fid: float = 0.0, k: float = DEFAUL
 
 
 def forecast_accuracy(law: Any, flops: float, *, fid: float = 0.0, k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE,
-                      loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> float:
+                      loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> float:
     """Robust accuracy (fraction) at a FLOPs budget.
 
     N, D laws: compute-optimal loss mapped to accuracy (papers/001 App. F.2.2). Power laws of accuracy
@@ -116,7 +118,7 @@ class FlopsForecast:
 
 def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_loss: float | None = None,
                    fid: float = 0.0, k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE,
-                   loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> FlopsForecast:
+                   loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> FlopsForecast:
     """Training FLOPs of the compute-optimal run that reaches a target accuracy (fraction) or loss.
 
     Returns:
@@ -141,8 +143,8 @@ def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_los
     floor = ceiling_loss(law, fid=fid)
     ceiling_acc = bounded_accuracy(loss_to_accuracy(floor))
     if target_accuracy is not None:
-        if not 0.0 < target_accuracy <= 1.0:
-            raise ScalingError(f"target accuracy must be a fraction in (0, 1], got {target_accuracy}")
+        if not 0.0 < target_accuracy < 1.0:
+            raise ScalingError(f"target accuracy must be a fraction in (0, 1), got {target_accuracy}")
         if target_accuracy >= ceiling_acc and ceiling_acc < 1.0:
             return FlopsForecast(math.inf, False, float(loss_to_accuracy.inverse(target_accuracy)), floor, ceiling_acc,
                                  f"unreachable: ceiling is accuracy {ceiling_acc:.5f} (loss {floor:.5f}) at FID {fid:g}")
@@ -272,7 +274,7 @@ class Forecast:
 
 
 def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: float, k: float,
-         loss_to_accuracy: LinearMap, cost_kwargs: dict[str, Any]) -> tuple[dict[str, float], bool, str, CostForecast]:
+         loss_to_accuracy: AccuracyMap, cost_kwargs: dict[str, Any]) -> tuple[dict[str, float], bool, str, CostForecast]:
     """Every forecast quantity for one law (the point estimate or one bootstrap resample)."""
     values: dict[str, float] = {}
     reachable, message = True, "ok"
@@ -295,8 +297,9 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
 
 def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: float | None = None, fid: float = 0.0,
              k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = 0.4, level: float = 0.95,
-             loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
-             loss_range: tuple[float, float] | None = None, **cost_kwargs: Any) -> Forecast:
+             loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
+             loss_range: tuple[float, float] | None = None, map_samples: Sequence[AccuracyMap] = (),
+             **cost_kwargs: Any) -> Forecast:
     """Forecast from a budget (``flops``) or for a target accuracy, with costs and bootstrap intervals.
 
     Args:
@@ -311,6 +314,8 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
         name: label of the law in the result (default: the fit's law name or the law's source).
         loss_range: (lowest, highest) loss the loss -> accuracy map was fitted on; a forecast loss
             outside it is labelled an extrapolation of the map.
+        map_samples: bootstrap resamples of the loss -> accuracy map; resample i of the law is paired
+            with map resample i (cycled), so the map's own uncertainty widens every accuracy interval.
         **cost_kwargs: forwarded to `forecast_cost` (watts, pue, grid, co2_g_per_kwh, usd_per_kwh, usd_per_gpu_hour).
     """
     if (flops is None) == (target_accuracy is None):
@@ -327,9 +332,10 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
     ckw = {"gpu": gpu, "mfu": mfu, **cost_kwargs}
     point, reachable, message, cost = _one(law, flops, target_accuracy, fid, k, loss_to_accuracy, ckw)
     samples = []
-    for b in boot_laws:
+    for i, b in enumerate(boot_laws):
+        m = map_samples[i % len(map_samples)] if map_samples else loss_to_accuracy
         try:
-            samples.append(_one(b, flops, target_accuracy, fid, k, loss_to_accuracy, ckw)[0])
+            samples.append(_one(b, flops, target_accuracy, fid, k, m, ckw)[0])
         except (ScalingError, ValueError, ZeroDivisionError, OverflowError):
             continue  # a degenerate resample (e.g. alpha <= 0) has no allocation; leave it out of the interval
 
@@ -354,7 +360,7 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
 
 
 def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], target_accuracy: float | None,
-                   fid: float, loss_to_accuracy: LinearMap, loss_range: tuple[float, float] | None) -> str:
+                   fid: float, loss_to_accuracy: AccuracyMap, loss_range: tuple[float, float] | None) -> str:
     """Up to where this forecast's accuracy can be trusted, in one line."""
     if isinstance(law, PowerLaw):
         y_range = fit.metrics.get("y_range") if fit is not None else None

@@ -113,6 +113,9 @@ class Analysis:
         notes: why a fit or forecast was skipped.
         extrapolation: law name ("surface", "envelope") -> `ExtrapolationCheck` of that law.
         bootstrap: resamples used for every interval (0: none).
+        backtest: the whole pipeline (L(N, D) + loss -> accuracy map + allocation) refitted below the
+            top compute quantile and scored in accuracy on the held-out runs (`robustperf.scaling.backtest`),
+            or None (with the reason in `notes`).
     """
 
     frame: Any
@@ -127,6 +130,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     extrapolation: dict[str, ExtrapolationCheck] = field(default_factory=dict)
     bootstrap: int = 0
+    backtest: Any = None
 
     @property
     def finished(self) -> Any:
@@ -200,11 +204,12 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     l2a = _loss_to_accuracy(done, fit, notes)
     k = _flops_per_param_sample(done)
     checks = _extrapolation_checks(done, fit, surface, envelope.get("robust_acc"), notes)
+    backtest = _backtest(done, fit, surface, k, notes)
     with warnings.catch_warnings():  # percentiles over resamples that never reach a target (inf) warn
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks)
+        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks, backtest)
     return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, collect_flags(rows), notes,
-                    checks, fit.bootstrap)
+                    checks, fit.bootstrap, backtest)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -259,7 +264,8 @@ def _fit_surface(law: str, N: np.ndarray, D: np.ndarray, L: np.ndarray, bootstra
 
 
 def _loss_to_accuracy(done: Any, fit: FitSpec, notes: list[str]) -> Any:
-    from robustperf.scaling import fit_loss_to_accuracy
+    """The bounded logit-linear map (issue 27: a straight line forecast 95 % beyond every observed loss)."""
+    from robustperf.scaling import fit_logit_loss_to_accuracy as fit_loss_to_accuracy
 
     need = done[["adv_loss", "robust_acc"]].dropna()
     if len(need) < 3:
@@ -293,7 +299,7 @@ def _usable_map(l2a: Any) -> bool:
 
 
 def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None, spec: ForecastSpec,
-               notes: list[str], checks: dict[str, ExtrapolationCheck]) -> list[dict[str, Any]]:
+               notes: list[str], checks: dict[str, ExtrapolationCheck], backtest: Any = None) -> list[dict[str, Any]]:
     """Forecast rows from every usable law; a law that is not ok says so in the row (never silently)."""
     from robustperf.scaling import ScalingError, forecast
 
@@ -303,7 +309,8 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
     surface_ok = surface is not None and surface.usable and bool(k)
     map_kwargs: dict[str, Any] = {}
     if _usable_map(l2a):
-        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"])}
+        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"]),
+                      "map_samples": l2a.bootstrap_laws()}
 
     def add(what: str, law_key: str, fit: Any, **kwargs: Any) -> None:
         try:
@@ -311,7 +318,7 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
         except (ScalingError, ValueError) as exc:
             notes.append(f"forecast {what} ({kwargs.get('name')}): {exc}")
             return
-        rows.append(_row(what, fc, checks.get(law_key)))
+        rows.append(_row(what, fc, checks.get(law_key), backtest if law_key == "surface" else None))
 
     for target in spec.robust_acc_targets:
         if acc_ok:
@@ -331,17 +338,41 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
     return rows
 
 
-def _row(what: str, fc: Any, check: ExtrapolationCheck | None = None) -> dict[str, Any]:
+def _row(what: str, fc: Any, check: ExtrapolationCheck | None = None, backtest: Any = None) -> dict[str, Any]:
+    from robustperf.scaling.backtest import widen
+
     def est(e: Any) -> tuple[float, float | None, float | None] | None:
         return None if e is None else (e.value, e.low, e.high)
 
     held_out = check.note() if check is not None else "no extrapolation check (too few runs)"
+    accuracy = est(fc.accuracy)
+    if accuracy is not None and backtest is not None and math.isfinite(backtest.conformal_logit):
+        accuracy = widen(accuracy, backtest.conformal_logit)  # held-out runs like the backtest's fall inside
     return {"target": what, "law": fc.law, "reachable": fc.reachable, "message": fc.message,
-            "flops": est(fc.flops), "accuracy": est(fc.accuracy), "loss": est(fc.loss), "N": est(fc.N),
+            "extrapolation": "extrapolation" in fc.validity, "backtest_passed": None if backtest is None else
+            backtest.passed, "widened_by": None if backtest is None else backtest.conformal_logit,
+            "flops": est(fc.flops), "accuracy": accuracy, "loss": est(fc.loss), "N": est(fc.N),
             "D": est(fc.D), "gpu_hours": est(fc.cost.get("gpu_hours")), "energy_kwh": est(fc.cost.get("energy_kwh")),
             "co2_kg": est(fc.cost.get("co2_kg")), "usd": est(fc.cost.get("usd_electricity")),
             "validity": fc.validity, "caveat": fc.caveat, "held_out": held_out,
             "held_out_large": bool(check is not None and check.large)}
+
+
+def _backtest(done: Any, fit: FitSpec, surface: Any, k: float | None, notes: list[str]) -> Any:
+    """The whole pipeline backtested in accuracy (issue 27); None with a note when it cannot run."""
+    from robustperf.scaling import ScalingError
+    from robustperf.scaling.backtest import backtest_pipeline
+
+    if surface is None or not k:
+        return None
+    need = done[["run_id", "flops", "n_params", "samples_seen", "adv_loss", "robust_acc"]].dropna()
+    try:
+        return backtest_pipeline(need["run_id"], need["flops"], need["n_params"], need["samples_seen"],
+                                 need["adv_loss"], need["robust_acc"], k=k,
+                                 fit_surface=lambda N, D, L: _fit_surface(fit.surface, N, D, L, 0, fit.seed))
+    except ScalingError as exc:
+        notes.append(f"backtest of the forecasting pipeline: {exc}")
+        return None
 
 
 def _held_out_split(flops: np.ndarray) -> np.ndarray:

@@ -77,7 +77,12 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
                 cells.append(f"<td class='note' style='text-align:left'>{_row_note(r)}</td>")
                 continue
             value = r.get(key)
-            cells.append(f"<td>{_interval(value) if isinstance(value, tuple) else fmt(value)}</td>")
+            text = _interval(value) if isinstance(value, tuple) else fmt(value)
+            if key == "accuracy" and r.get("extrapolation") and value is not None:
+                text += " <span class='flag'>extrapolation</span>"  # in the same cell as the number
+            if key == "law" and (r.get("backtest_passed") is False or r.get("held_out_large")):
+                text += " <span class='flag'>unreliable (backtest)</span>"
+            cells.append(f"<td>{text}</td>")
         cells.append(f"<td>{html.escape(_equivalents_text(r))}</td>")
         cls = " class='large'" if r.get("held_out_large") or r.get("caveat") else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
@@ -111,11 +116,13 @@ def _row_note(r: dict[str, Any]) -> str:
     parts = []
     if r.get("message") and r["message"] != "ok":
         parts.append(str(r["message"]))
+    if r.get("backtest_passed") is not None:
+        parts.append("backtest in accuracy " + ("passed" if r["backtest_passed"] else "FAILED: not a headline forecast"))
     for key in ("validity", "caveat", "held_out"):
         if r.get(key):
             parts.append(str(r[key]))
     text = "; ".join(html.escape(p) for p in parts)
-    if r.get("caveat") or r.get("held_out_large"):
+    if r.get("caveat") or r.get("held_out_large") or r.get("backtest_passed") is False:
         text = f"<span class='flag'>{text}</span>"
     return text or "–"
 
@@ -151,7 +158,9 @@ def fits_table(analysis: Any) -> str:
     if analysis.surface is not None:
         fits.append((f"{analysis.surface.law}: adv loss = A/N^alpha + B/D^beta + E", analysis.surface))
     if analysis.loss_to_accuracy is not None:
-        fits.append(("robust acc = slope x adv loss + intercept", analysis.loss_to_accuracy))
+        form = ("logit(robust acc) = slope x adv loss + intercept" if analysis.loss_to_accuracy.law == "logit_linear"
+                else "robust acc = slope x adv loss + intercept")
+        fits.append((form, analysis.loss_to_accuracy))
     if not fits:
         return "<p class='note'>No laws fitted.</p>"
     body = []

@@ -35,9 +35,44 @@ HOURS_PER_YEAR = 24.0 * 365.25
 _ND_LAWS = (Approach2Law, Approach3Law, ChinchillaLaw)
 
 
+_FLOP_UNITS = {"PFLOP": 1e15, "TFLOP": 1e12, "GFLOP": 1e9, "FLOP": 1.0}
+
+
+def x_unit_of(column: str) -> str:
+    """The FLOP unit a column name states ("train_tflops" -> "TFLOP"), or "" when it names none."""
+    name = column.upper()
+    return next((unit for unit in _FLOP_UNITS if unit in name), "")
+
+
 def _x_scale(law: PowerLaw) -> float:
-    """FLOPs per unit of the power law's x (Debenedetti's x is in TFLOP)."""
-    return 1e12 if law.x_unit.upper().startswith("TFLOP") else 1.0
+    """FLOPs per unit of the power law's x (Debenedetti's x is in TFLOP); "" (unstated) reads as FLOPs."""
+    unit = law.x_unit.upper()
+    return next((scale for name, scale in _FLOP_UNITS.items() if unit.startswith(name)), 1.0)
+
+
+def check_forecast_inputs(fit: FitResult | None, law: Any, flops: float | None, target_accuracy: float | None) -> None:
+    """Refuse, before any work, what would give a meaningless forecast (issue 27).
+
+    A budget that is not a positive finite number of FLOPs; a target outside (0, 1); a power law fitted
+    on accuracies in percent (it would forecast 100 % at every budget); a power law whose x column has
+    no FLOP unit (``--flops`` would silently be read in that column's unit).
+    """
+    if flops is not None and not (isinstance(flops, (int, float)) and math.isfinite(flops) and flops > 0):
+        raise ScalingError(f"the budget must be a positive, finite number of FLOPs (e.g. 1e21), got {flops}")
+    if target_accuracy is not None and not (math.isfinite(target_accuracy) and 0.0 < target_accuracy < 1.0):
+        hint = " (a percentage? divide it by 100)" if 1.0 < target_accuracy <= 100.0 else ""
+        raise ScalingError(f"the target accuracy must be a fraction in (0, 1), got {target_accuracy}{hint}")
+    if fit is None or not isinstance(law, PowerLaw):
+        return
+    y_range = fit.metrics.get("y_range")
+    if y_range and y_range[1] > 1.0 and "%" not in law.y_unit:
+        raise ScalingError(f"the power law was fitted on y values up to {y_range[1]:.4g}: accuracies in percent? "
+                           "Refit on fractions (divide the column by 100) before forecasting")
+    column = fit.metrics.get("x_column")
+    if column and not law.x_unit:
+        raise ScalingError(f"the power law was fitted on x column {column!r}, which names no FLOP unit, so a budget "
+                           "in FLOPs cannot be converted; refit with --x on a FLOPs column (e.g. cost.train_flops) "
+                           "or a column named in TFLOP/PFLOP")
 
 
 def _y_scale(law: PowerLaw) -> float:
@@ -328,6 +363,7 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
     else:
         law, boot_laws = law_or_fit, []
         name_default = getattr(law_or_fit, "source", "") or type(law_or_fit).__name__
+    check_forecast_inputs(fit, law, flops, target_accuracy)
     name = name or name_default
     ckw = {"gpu": gpu, "mfu": mfu, **cost_kwargs}
     point, reachable, message, cost = _one(law, flops, target_accuracy, fid, k, loss_to_accuracy, ckw)

@@ -141,15 +141,31 @@ def runs_frame(rows: list[dict[str, Any]], evaluation_key: str | None = None) ->
     """A DataFrame with short column names; robust accuracy from the study's evaluation when present."""
     import pandas as pd
 
+    from robustperf.report.robust import robust_accuracy
+
     raw = pd.DataFrame(rows)
     frame = pd.DataFrame({short: raw.get(col, np.nan) for col, short in COLUMNS.items()})
-    source = "final.robust_acc"
-    key = f"evaluations.{evaluation_key}.robust_acc" if evaluation_key else None
-    if key and key in raw and raw[key].notna().any():
-        frame["robust_acc"] = raw[key].where(raw[key].notna(), frame["robust_acc"])
-        source = key
+    # one robust accuracy per run (issue 27): the study's evaluation when the run has it, else its strongest
+    # post-training evaluation, else the training engine's; clean accuracy from the same evaluation
+    measured = []
+    for row in rows:
+        key = evaluation_key if evaluation_key and f"evaluations.{evaluation_key}.robust_acc" in row else None
+        measured.append(robust_accuracy(row, key))
+    frame["robust_acc"] = [m.value for m in measured]
+    frame["clean_acc"] = [m.clean if m.clean is not None else c for m, c in zip(measured, frame["clean_acc"],
+                                                                                strict=True)]
+    frame["robust_label"] = [m.label() for m in measured]
+    frame["robust_field"] = [m.column for m in measured]
+    for i, (m, row) in enumerate(zip(measured, rows, strict=True)):
+        if m.checkpoint == "best" and row.get("best.adv_loss") is not None:  # loss and D of that same checkpoint
+            frame.loc[frame.index[i], "adv_loss"] = row.get("best.adv_loss")
+            frame.loc[frame.index[i], "samples_seen"] = row.get("best.samples_seen", row.get("final.samples_seen"))
+    fields = frame["robust_field"][frame["robust_acc"].notna()]
+    source = str(fields.mode().iloc[0]) if not fields.empty else "final.robust_acc"
+    text_cols = ("run_id", "status", "failure_reason", "model", "method", "dataset", "energy_source", "robust_label",
+                 "robust_field")
     for col in frame.columns:
-        if col not in ("run_id", "status", "failure_reason", "model", "method", "dataset", "energy_source"):
+        if col not in text_cols:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
     frame["status"] = frame["status"].fillna("pending")
     return frame, source
@@ -208,7 +224,11 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     with warnings.catch_warnings():  # percentiles over resamples that never reach a target (inf) warn
         warnings.simplefilter("ignore", RuntimeWarning)
         rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks, backtest)
-    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, collect_flags(rows), notes,
+    from robustperf.report.robust import robust_accuracy
+
+    flags = collect_flags(rows) + [(str(r.get("run_id")), f"weaker attack beaten: {b}")
+                                   for r in rows for b in robust_accuracy(r).beaten]
+    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, flags, notes,
                     checks, fit.bootstrap, backtest)
 
 

@@ -74,7 +74,9 @@ def _measured_sentence(analysis: Analysis) -> str:
         return "No finished run has a robust accuracy yet."
     best = done.loc[done["robust_acc"].idxmax()]
     largest = done.loc[done["flops"].idxmax()]
-    text = (f"{len(done)} runs were measured ({robust_source_text(analysis.robust_source)}). The best reached "
+    labels = done["robust_label"].mode() if "robust_label" in done else None
+    source = labels.iloc[0] if labels is not None and not labels.empty else robust_source_text(analysis.robust_source)
+    text = (f"{len(done)} runs were measured (robust accuracy: {source}). The best reached "
             f"{best['robust_acc']:.1%} robust accuracy at {best['flops']:.3g} training FLOPs.")
     if largest["run_id"] != best["run_id"]:
         text += f" The largest, at {largest['flops']:.3g} FLOPs, reached {largest['robust_acc']:.1%}."

@@ -74,6 +74,7 @@ from robustperf.scaling.result import (
     ScalingError,
     load_fit,
 )
+from robustperf.scaling.saturating import SaturatingPowerLaw, fit_saturating_envelope
 from robustperf.scaling.tables import FIT_LAWS, STORE_COLUMNS, fit_table, load_curves, load_table
 from robustperf.scaling.validation import ExtrapolationResult, extrapolation_validation
 
@@ -99,6 +100,8 @@ __all__ = [
     "Forecast",
     "LinearMap",
     "LogitLinearMap",
+    "SaturatingPowerLaw",
+    "fit_saturating_envelope",
     "PowerLaw",
     "PredictorResult",
     "ScalingError",

@@ -24,12 +24,20 @@ import numpy as np
 from scipy.optimize import brentq
 
 from robustperf.cost import conversions
-from robustperf.cost.constants import GRID_DEFAULT, PUE_DEFAULT, USD_PER_KWH_DEFAULT, gpu_spec, grid_intensity
+from robustperf.cost.constants import (
+    GRID_DEFAULT,
+    MFU_DEFAULT,
+    PUE_DEFAULT,
+    USD_PER_KWH_DEFAULT,
+    gpu_spec,
+    grid_intensity,
+)
 from robustperf.scaling.accuracy_map import AccuracyMap
 from robustperf.scaling.allocation import DEFAULT_FLOPS_PER_PARAM_SAMPLE, Allocation, compute_optimal
 from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, PowerLaw
 from robustperf.scaling.published import BARTOLDSON2024_LOSS_TO_ACCURACY
 from robustperf.scaling.result import Estimate, FitResult, ScalingError
+from robustperf.scaling.saturating import SaturatingPowerLaw
 
 HOURS_PER_YEAR = 24.0 * 365.25
 _ND_LAWS = (Approach2Law, Approach3Law, ChinchillaLaw)
@@ -135,6 +143,8 @@ def forecast_accuracy(law: Any, flops: float, *, fid: float = 0.0, k: float = DE
     """
     if isinstance(law, PowerLaw):
         return bounded_accuracy(float(law(flops / _x_scale(law))) * _y_scale(law))
+    if isinstance(law, SaturatingPowerLaw):
+        return bounded_accuracy(law(flops))
     _check_map(loss_to_accuracy)
     return bounded_accuracy(loss_to_accuracy(forecast_loss(law, flops, fid=fid, k=k)))
 
@@ -172,6 +182,13 @@ def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_los
                                  f"unreachable: the power law does not rise with FLOPs (alpha {law.alpha:.3g})")
         flops = float(law.inverse(target_accuracy / _y_scale(law))) * _x_scale(law)
         return FlopsForecast(flops, True, None, None, 1.0, "power law in accuracy (no ceiling of its own)")
+    if isinstance(law, SaturatingPowerLaw):
+        if target_accuracy is None:
+            raise ScalingError("a saturating envelope of accuracy vs FLOPs takes target_accuracy, not target_loss")
+        if target_accuracy >= law.ceiling:
+            return FlopsForecast(math.inf, False, None, None, law.ceiling,
+                                 f"unreachable: the envelope saturates at accuracy {law.ceiling:.4f}")
+        return FlopsForecast(law.inverse(target_accuracy), True, None, None, law.ceiling, "ok")
     if not isinstance(law, _ND_LAWS):
         raise ScalingError(f"cannot forecast FLOPs with a {type(law).__name__}")
     _check_map(loss_to_accuracy)
@@ -218,7 +235,7 @@ class CostForecast:
     constants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = 0.4, watts: float | None = None,
+def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = MFU_DEFAULT.value, watts: float | None = None,
                   pue: float = PUE_DEFAULT.value, grid: str = GRID_DEFAULT, co2_g_per_kwh: float | None = None,
                   usd_per_kwh: float = USD_PER_KWH_DEFAULT.value, usd_per_gpu_hour: float | None = None) -> CostForecast:
     """GPU-hours, kWh (x PUE), CO2 and USD of ``flops`` of training on one kind of GPU.
@@ -238,7 +255,7 @@ def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = 0.4, watts: f
     constants: dict[str, dict[str, Any]] = {
         "gpu": {"value": spec.name, "source": spec.source},
         "peak_flops": {"value": spec.peak_bf16_tflops * 1e12, "source": spec.source},
-        "mfu": {"value": mfu, "source": "user setting (REFERENCE.md s.6 measured 0.16-0.41 on an H100)"},
+        "mfu": {"value": mfu, "source": MFU_DEFAULT.source if mfu == MFU_DEFAULT.value else "user setting"},
         "watts": {"value": power, "source": spec.source if watts is None else "user setting"},
         "pue": {"value": pue, "source": PUE_DEFAULT.source if pue == PUE_DEFAULT.value else "user setting"},
         "co2_g_per_kwh": {"value": intensity,
@@ -320,7 +337,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
     if isinstance(law, _ND_LAWS) and math.isfinite(flops):
         alloc: Allocation = compute_optimal(law, flops, fid=fid, k=k)
         values.update(loss=alloc.loss, N=alloc.N, D=alloc.D, accuracy=bounded_accuracy(loss_to_accuracy(alloc.loss)))
-    elif isinstance(law, PowerLaw) and math.isfinite(flops):
+    elif isinstance(law, (PowerLaw, SaturatingPowerLaw)) and math.isfinite(flops):
         values["accuracy"] = forecast_accuracy(law, flops)
     cost = forecast_cost(flops, **cost_kwargs)
     for name in ("gpu_hours", "gpu_years", "energy_kwh", "co2_kg", "usd_electricity", "usd_cloud"):
@@ -331,7 +348,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
 
 
 def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: float | None = None, fid: float = 0.0,
-             k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = 0.4, level: float = 0.95,
+             k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = MFU_DEFAULT.value, level: float = 0.95,
              loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
              loss_range: tuple[float, float] | None = None, map_samples: Sequence[AccuracyMap] = (),
              **cost_kwargs: Any) -> Forecast:
@@ -408,6 +425,13 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
         acc = target_accuracy if target_accuracy is not None else point.get("accuracy")
         if acc is not None and y_range and acc > valid:
             note += f"; accuracy {acc:.3g} lies beyond the fitted range: extrapolation"
+        return note
+    if isinstance(law, SaturatingPowerLaw):
+        note = f"saturating envelope (error = power law + floor), ceiling {law.ceiling:.3g}"
+        x_range = fit.metrics.get("x_range") if fit is not None else None
+        flops = point.get("flops")
+        if x_range and flops is not None and math.isfinite(flops) and flops > x_range[1]:
+            note += f"; {flops:.3g} FLOPs is beyond the largest run ({x_range[1]:.3g}): extrapolation"
         return note
     if isinstance(law, _ND_LAWS):
         ceiling = loss_to_accuracy_ceiling(law, loss_to_accuracy, fid=fid)

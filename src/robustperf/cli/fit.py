@@ -15,7 +15,7 @@ from robustperf.cli.common import console, fail, user_errors
 FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
 _DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override with the options
     "x": "cost.train_flops",
-    "y": "final.robust_acc",
+    "y": "robust.acc",  # the run's one robust accuracy (robustperf.store.robust)
     "n": "final.n_params",
     "d": "final.samples_seen",
     "loss": "final.adv_loss",

@@ -116,6 +116,7 @@ class Analysis:
         backtest: the whole pipeline (L(N, D) + loss -> accuracy map + allocation) refitted below the
             top compute quantile and scored in accuracy on the held-out runs (`robustperf.scaling.backtest`),
             or None (with the reason in `notes`).
+        saturating: FitResult of the saturating envelope (robust error = power law + floor) vs FLOPs.
     """
 
     frame: Any
@@ -131,6 +132,7 @@ class Analysis:
     extrapolation: dict[str, ExtrapolationCheck] = field(default_factory=dict)
     bootstrap: int = 0
     backtest: Any = None
+    saturating: Any = None
 
     @property
     def finished(self) -> Any:
@@ -141,7 +143,7 @@ def runs_frame(rows: list[dict[str, Any]], evaluation_key: str | None = None) ->
     """A DataFrame with short column names; robust accuracy from the study's evaluation when present."""
     import pandas as pd
 
-    from robustperf.report.robust import robust_accuracy
+    from robustperf.store.robust import robust_accuracy
 
     raw = pd.DataFrame(rows)
     frame = pd.DataFrame({short: raw.get(col, np.nan) for col, short in COLUMNS.items()})
@@ -216,20 +218,25 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     done = frame[(frame["status"] == "finished") & (frame["flops"] > 0)]
     notes.extend(left_out_notes(frame))
     envelope, envelope_ids = _envelopes(done, fit, notes) if fit.envelope else ({}, {})
+    saturating = _saturating(done, fit, notes) if fit.envelope else None
     surface = _surface(done, fit, notes)
     l2a = _loss_to_accuracy(done, fit, notes)
     k = _flops_per_param_sample(done)
     checks = _extrapolation_checks(done, fit, surface, envelope.get("robust_acc"), notes)
+    if saturating is not None and saturating.usable:
+        sat_check = _envelope_check(done, fit, notes, saturating=True)
+        if sat_check is not None:
+            checks["saturating"] = sat_check
     backtest = _backtest(done, fit, surface, k, notes)
     with warnings.catch_warnings():  # percentiles over resamples that never reach a target (inf) warn
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks, backtest)
-    from robustperf.report.robust import robust_accuracy
+        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks, backtest, saturating)
+    from robustperf.store.robust import robust_accuracy
 
     flags = collect_flags(rows) + [(str(r.get("run_id")), f"weaker attack beaten: {b}")
                                    for r in rows for b in robust_accuracy(r).beaten]
     return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, flags, notes,
-                    checks, fit.bootstrap, backtest)
+                    checks, fit.bootstrap, backtest, saturating)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -257,6 +264,22 @@ def _envelopes(done: Any, fit: FitSpec, notes: list[str]) -> tuple[dict[str, Any
         out[metric] = res
         ids[metric] = [str(sub["run_id"].iloc[i]) for i in res.metrics.get("envelope_indices", [])]
     return out, ids
+
+
+def _saturating(done: Any, fit: FitSpec, notes: list[str]) -> Any:
+    """The saturating envelope of robust accuracy (issue 27: the pure power law was capped at 100 %)."""
+    from robustperf.scaling import ScalingError, fit_saturating_envelope
+
+    sub = done[done["robust_acc"].notna()]
+    try:
+        res = _quiet(fit_saturating_envelope, sub["flops"].to_numpy(float), sub["robust_acc"].to_numpy(float),
+                     n_bins=fit.n_bins, bootstrap=fit.bootstrap, seed=fit.seed)
+    except ScalingError as exc:
+        notes.append(f"saturating envelope: {exc}")
+        return None
+    if not res.ok:
+        notes.append(f"saturating envelope: {res.status.value} ({res.message})")
+    return res
 
 
 def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
@@ -319,7 +342,8 @@ def _usable_map(l2a: Any) -> bool:
 
 
 def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None, spec: ForecastSpec,
-               notes: list[str], checks: dict[str, ExtrapolationCheck], backtest: Any = None) -> list[dict[str, Any]]:
+               notes: list[str], checks: dict[str, ExtrapolationCheck], backtest: Any = None,
+               saturating: Any = None) -> list[dict[str, Any]]:
     """Forecast rows from every usable law; a law that is not ok says so in the row (never silently)."""
     from robustperf.scaling import ScalingError, forecast
 
@@ -340,19 +364,28 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
             return
         rows.append(_row(what, fc, checks.get(law_key), backtest if law_key == "surface" else None))
 
+    sat_ok = saturating is not None and saturating.usable
+    y_top = acc_fit.metrics.get("y_range", [0, 1])[1] if acc_ok else 0.0
     for target in spec.robust_acc_targets:
-        if acc_ok:
+        if sat_ok:
+            add(f"robust acc {target:.0%}", "saturating", saturating, target_accuracy=target,
+                name="saturating envelope (robust error = power law + floor)")
+        if acc_ok and target <= y_top:  # the pure power law only inside the accuracies it was fitted on
             add(f"robust acc {target:.0%}", "envelope", acc_fit, target_accuracy=target,
                 name="envelope power law (robust acc vs FLOPs)")
+        elif acc_ok:
+            notes.append(f"forecast robust acc {target:.0%}: the pure envelope power law is not used beyond the "
+                         f"accuracies it was fitted on (up to {y_top:.1%}); it has no ceiling")
         if surface_ok and map_kwargs:
             add(f"robust acc {target:.0%}", "surface", surface, target_accuracy=target, k=k,
-                name=f"{surface.law} L(N, D) + measured loss->acc", **map_kwargs)
+                name=f"{surface.law} L(N, D) + fitted logit loss->acc map", **map_kwargs)
     for budget in spec.flops_budgets:
         if surface_ok:
             add(f"budget {budget:.2g} FLOPs", "surface", surface, flops=budget, k=k, name=f"{surface.law} L(N, D)",
                 **map_kwargs)
-        elif acc_ok:
-            add(f"budget {budget:.2g} FLOPs", "envelope", acc_fit, flops=budget, name="envelope power law")
+        if sat_ok:
+            add(f"budget {budget:.2g} FLOPs", "saturating", saturating, flops=budget,
+                name="saturating envelope (robust error = power law + floor)")
     if (spec.robust_acc_targets or spec.flops_budgets) and not rows:
         notes.append("forecasts: no law was fitted successfully, so nothing was forecast")
     return rows
@@ -443,8 +476,9 @@ def _surface_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCh
                   extra=("n_params", "samples_seen"))
 
 
-def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCheck | None:
-    from robustperf.scaling import fit_envelope_power_law
+def _envelope_check(done: Any, fit: FitSpec, notes: list[str], *, saturating: bool = False
+                    ) -> ExtrapolationCheck | None:
+    from robustperf.scaling import fit_envelope_power_law, fit_saturating_envelope
 
     need = done[["run_id", "flops", "robust_acc", "n_params", "samples_seen"]].dropna(subset=["flops", "robust_acc"])
     need = need[need["robust_acc"] > 0]
@@ -453,8 +487,12 @@ def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationC
     if len(train) < 3:
         notes.append("extrapolation check of the envelope law: fewer than 3 runs below the top compute quantile")
         return None
-    refit = _quiet(fit_envelope_power_law, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
-                   n_bins=fit.n_bins, best="max")
+    if saturating:
+        refit = _quiet(fit_saturating_envelope, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
+                       n_bins=fit.n_bins)
+    else:
+        refit = _quiet(fit_envelope_power_law, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
+                       n_bins=fit.n_bins, best="max")
     if not refit.usable:
         notes.append(f"extrapolation check of the envelope law: the refit is {refit.status.value}")
         return None
@@ -464,7 +502,8 @@ def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationC
     from robustperf.scaling import bounded_accuracy
 
     pred = bounded_accuracy(refit.to_law()(test["flops"].to_numpy(float)))
-    return _check("envelope power law on robust accuracy (best held-out run)", "robust_acc", test,
+    what = "saturating envelope" if saturating else "envelope power law"
+    return _check(f"{what} on robust accuracy (best held-out run)", "robust_acc", test,
                   np.atleast_1d(pred), train, refit.status.value, extra=("n_params", "samples_seen"))
 
 

@@ -258,7 +258,7 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path, omi
 <html lang="en"><head><meta charset="utf-8"><title>robustperf report: {html.escape(name)}</title>
 <link rel="icon" href="data:image/svg+xml;base64,{favicon}"><style>{CSS}</style></head>
 <body><h1>robustperf report: {html.escape(name)}</h1>
-<h2 id="what-this-study-says">What this study says</h2><p class="summary">{plain_summary(analysis, forecast_spec)}</p>
+<h2 id="what-this-study-says">What this study says</h2><div class="summary">{plain_summary(analysis, forecast_spec)}</div>
 <p class="meta">{summary}</p>
 <h2>Fitted laws</h2>{tables.fits_table(analysis)}
 <h2>Forecasts</h2>{tables.forecast_table(analysis.forecasts)}

@@ -104,27 +104,41 @@ def _backtest_sentence(analysis: Analysis) -> str:
 
 
 def _budget_sentence(analysis: Analysis, forecast_spec: Any) -> str:
-    budgets = [r for r in analysis.forecasts if r["target"].startswith("budget") and r.get("N") is not None]
+    budgets = [r for r in analysis.forecasts if r["target"].startswith("budget") and r.get("accuracy") is not None]
     if forecast_spec is not None and forecast_spec.flops_budgets:
         named = f"budget {forecast_spec.flops_budgets[0]:.2g} FLOPs"
         budgets = [r for r in budgets if r["target"] == named] or budgets
     if not budgets:
         return ""
-    r = budgets[0]
+    # the headline is a forecast whose checks passed; a failed one is named, not quoted as the headline
+    trusted = [b for b in budgets if b.get("backtest_passed") is not False and not b.get("held_out_large")]
+    r = (trusted or budgets)[0]
+    failed = [b for b in budgets if b is not r and b["target"] == r["target"]
+              and (b.get("backtest_passed") is False or b.get("held_out_large"))]
     where = r["target"].replace("budget ", "")
     caveats = []
     if r.get("extrapolation"):
-        caveats.append("an extrapolation beyond the losses the accuracy map was fitted on")
+        what = ("the losses the accuracy map was fitted on" if "L(N, D)" in r["law"] else
+                "the compute of the largest run")
+        caveats.append(f"an extrapolation beyond {what}")
     if r.get("backtest_passed") is False:
         caveats.append("not reliable, since the backtest failed")
     if r.get("caveat"):
         caveats.append(r["caveat"])
     if r.get("held_out_large"):
         caveats.append("the law's held-out error is large")
-    text = f"At the named budget of {where}, the compute-optimal model has N* = {_est(r['N'])} parameters and D* = {_est(r['D'])} samples"
-    if r.get("accuracy") is not None:
-        text += f"; it is forecast to reach {_est(r['accuracy'], pct=True)} robust accuracy"
+    if r.get("N") is not None:
+        text = (f"At the named budget of {where}, the compute-optimal model has N* = {_est(r['N'])} parameters and "
+                f"D* = {_est(r['D'])} samples")
+        if r.get("accuracy") is not None:
+            text += f"; it is forecast to reach {_est(r['accuracy'], pct=True)} robust accuracy"
+    else:
+        text = (f"At the named budget of {where}, the {r['law']} forecasts {_est(r['accuracy'], pct=True)} robust "
+                "accuracy")
     text += f" ({'; '.join(caveats)})." if caveats else " (within the fitted range)."
+    for b in failed:
+        acc = f" ({_est(b['accuracy'], pct=True)})" if b.get("accuracy") is not None else ""
+        text += f" The {b['law']} forecast{acc} is not the headline: its backtest failed."
     return text
 
 
@@ -132,13 +146,17 @@ def _target_sentence(analysis: Analysis) -> str:
     targets = [r for r in analysis.forecasts if r["target"].startswith("robust acc")]
     if not targets:
         return ""
+    trusted = [r for r in targets if r.get("backtest_passed") is not False and not r.get("held_out_large")]
     surface_rows = [r for r in targets if "L(N, D)" in r["law"]]
-    r = (surface_rows or targets)[0]
+    r = (trusted or surface_rows or targets)[0]
     goal = r["target"].replace("robust acc ", "robust accuracy ")
     if not r["reachable"]:
         return f"Reaching {goal} is not possible under this law ({r['message']})."
     text = f"Reaching {goal} would take {_est(r['flops'])} training FLOPs"
-    costs = [(r.get("gpu_hours"), "H100 GPU-hours"), (r.get("energy_kwh"), "kWh"), (r.get("usd"), "USD of electricity")]
+    from robustperf.cost.constants import MFU_DEFAULT
+
+    costs = [(r.get("gpu_hours"), f"H100 GPU-hours at MFU {MFU_DEFAULT.value:g}"), (r.get("energy_kwh"), "kWh"),
+             (r.get("usd"), "USD of electricity")]
     parts = [f"{_est(c)} {unit}" for c, unit in costs if c is not None]
     if parts:
         text += " (" + ", ".join(parts) + ")"
@@ -163,8 +181,8 @@ def _certainty_sentence(analysis: Analysis) -> str:
 
 
 def plain_summary(analysis: Analysis, forecast_spec: Any = None, *, markup: bool = True) -> str:
-    """One paragraph in plain words (HTML-escaped when ``markup``)."""
+    """Plain words in reading order: one ``<p>`` per part (HTML-escaped) when ``markup``, else one paragraph."""
     parts = [_measured_sentence(analysis), _surface_sentence(analysis), _backtest_sentence(analysis),
              _budget_sentence(analysis, forecast_spec), _target_sentence(analysis), _certainty_sentence(analysis)]
-    text = " ".join(p for p in parts if p)
-    return html.escape(text) if markup else text
+    parts = [p for p in parts if p]
+    return "".join(f"<p>{html.escape(p)}</p>" for p in parts) if markup else " ".join(parts)

@@ -44,7 +44,12 @@ def _interval(e: tuple[float, float | None, float | None] | None) -> str:
 def leaderboard_table(frame: Any) -> str:
     """Every run, best robust accuracy first, with its cost columns."""
     data = frame.sort_values(["robust_acc", "clean_acc"], ascending=False, na_position="last")
-    head = "".join(f"<th>{h}</th>" for _, h in LEADERBOARD_COLUMNS)
+    from robustperf.report.plots import energy_label
+
+    energy = energy_label(data)  # "estimated" beside every energy-derived column that is not metered
+    marked = {"energy_kwh", "co2_kg", "usd"}
+    head = "".join(f"<th>{h}{f' ({energy})' if col in marked and energy != 'metered' else ''}</th>"
+                   for col, h in LEADERBOARD_COLUMNS)
     rows = []
     for _, row in data.iterrows():
         cells = "".join(f"<td>{fmt(_plain(row.get(col)))}</td>" for col, _ in LEADERBOARD_COLUMNS)
@@ -65,8 +70,10 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
     """Forecasts with their bootstrap intervals (95 % unless the study said otherwise)."""
     if not rows:
         return "<p class='note'>No forecasts (add targets under <code>forecast:</code> in the study).</p>"
+    from robustperf.cost.constants import MFU_DEFAULT
     cols = (("target", "target"), ("law", "law"), ("flops", "FLOPs"), ("accuracy", "robust acc"), ("N", "N*"),
-            ("D", "D*"), ("gpu_hours", "H100 GPU-h"), ("energy_kwh", "kWh"), ("co2_kg", "CO2 kg"), ("usd", "USD"),
+            ("D", "D*"), ("gpu_hours", "H100 GPU-h (est.)"), ("energy_kwh", "kWh (est.)"), ("co2_kg", "CO2 kg (est.)"),
+            ("usd", "USD (est.)"),
             ("note", "validity and caveats"))
     head = "".join(f"<th>{h}</th>" for _, h in cols) + "<th>equivalent to</th>"
     body = []
@@ -86,8 +93,10 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
         cells.append(f"<td>{html.escape(_equivalents_text(r))}</td>")
         cls = " class='large'" if r.get("held_out_large") or r.get("caveat") else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    assumption = (f"H100 GPU-hours, kWh, CO2 and USD are estimated, not measured: training FLOPs at MFU "
+                  f"{MFU_DEFAULT.value:g} of the H100's datasheet bf16 peak ({MFU_DEFAULT.source}), at its TDP.")
     return (f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f"<p class='note'>{html.escape(_equivalents_sources())}</p>")
+            f"<p class='note'>{html.escape(assumption)} {html.escape(_equivalents_sources())}</p>")
 
 
 def _equivalents_text(row: dict[str, Any]) -> str:
@@ -155,6 +164,8 @@ def extrapolation_table(checks: dict[str, Any]) -> str:
 def fits_table(analysis: Any) -> str:
     """The fitted laws: parameters with intervals, points used, goodness of fit, status."""
     fits = [(f"envelope power law: {m} = C x FLOPs^alpha", f) for m, f in analysis.envelope.items()]
+    if getattr(analysis, "saturating", None) is not None:
+        fits.append(("saturating envelope: robust error = A (FLOPs/1e12)^-alpha + floor", analysis.saturating))
     if analysis.surface is not None:
         fits.append((f"{analysis.surface.law}: adv loss = A/N^alpha + B/D^beta + E", analysis.surface))
     if analysis.loss_to_accuracy is not None:

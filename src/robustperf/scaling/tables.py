@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 # Default columns of the run index (robustperf.store.load_index_frame).
 STORE_COLUMNS: dict[str, str] = {
     "flops": "cost.train_flops",
-    "robust_acc": "final.robust_acc",
-    "clean_acc": "final.clean_acc",
+    "robust_acc": "robust.acc",  # the run's one robust accuracy (store/robust.py, issue 27)
+    "clean_acc": "robust.clean_acc",
     "loss": "final.adv_loss",
     "n_params": "final.n_params",
     "samples": "final.samples_seen",

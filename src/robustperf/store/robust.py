@@ -8,7 +8,7 @@ post-training evaluation: the per-example worst case over every attack of the ev
 several such evaluations, the one with the most attacks (then the most test points) wins, and a stage of
 the cascade that a later, stronger stage beat is flagged: that attack alone overstated the robustness.
 
-Rows are flattened index rows (`robustperf.store.load_index`). Without any post-training evaluation the
+Rows are flattened index rows (`robustperf.store.load_index`, whose `robust.acc` column is this number). Without any post-training evaluation the
 training engine's last-epoch evaluation is used, and the label says so.
 """
 
@@ -120,3 +120,9 @@ def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAcc
     return RobustAccuracy(_num(row.get("final.robust_acc")), _num(row.get("final.clean_acc")), attack, "last epoch",
                           _num(row.get("config.eval.attack.eps")), str(row.get("config.eval.attack.norm") or ""),
                           None if n is None else int(n), "final.robust_acc")
+
+
+def robust_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The index columns naming a run's one robust accuracy: ``robust.acc``, ``robust.clean_acc``, ``robust.from``."""
+    r = robust_accuracy(row)
+    return {"robust.acc": r.value, "robust.clean_acc": r.clean, "robust.from": r.label()}

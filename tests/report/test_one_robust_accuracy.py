@@ -49,6 +49,7 @@ def test_runs_list_show_report_and_fits_agree(runs) -> None:
     analysis = analyze(load_index(runs_dir), fit=FitSpec(bootstrap=0))
     frame = analysis.frame.set_index("run_id")
     board = leaderboard_table(analysis.frame)
+    index = {r["run_id"]: r for r in load_index(runs_dir)}  # exports and `robustperf fit` read this column
     for run_id, value in expected.items():
         line = next(ln for ln in listing.output.splitlines() if run_id in ln)
         assert f"{value:.4g}" in line and "apgd-ce+apgd-t @best eps 0.1" in line  # runs list
@@ -58,6 +59,7 @@ def test_runs_list_show_report_and_fits_agree(runs) -> None:
         assert frame.loc[run_id, "robust_acc"] == pytest.approx(value)  # the report's frame, which the fits read
         assert frame.loc[run_id, "clean_acc"] == pytest.approx(0.97)  # clean from the same evaluation
         assert fmt(value) in board  # leaderboard
+        assert index[run_id]["robust.acc"] == pytest.approx(value) and "apgd-t" in index[run_id]["robust.from"]
     lo, hi = analysis.loss_to_accuracy.metrics["y_range"]  # the fitted map saw exactly these accuracies
     assert lo == pytest.approx(min(expected.values())) and hi == pytest.approx(max(expected.values()))
     assert "robust accuracy: apgd-ce + apgd-t, best checkpoint, linf eps 0.1" in plain_summary(analysis, markup=False)

@@ -30,7 +30,7 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
     if not rows:
         console.print(f"no runs in {runs_dir}")
         return
-    from robustperf.report.robust import robust_accuracy
+    from robustperf.store.robust import robust_accuracy
 
     table = Table("run_id", "status", "model", "method", "clean_acc", "robust_acc", "robust acc from", "flops",
                   "energy_kwh")
@@ -72,8 +72,8 @@ def show_run(run: str = typer.Argument(..., help="run id or run directory"), run
     if record is not None:  # the run's one robust accuracy, with the attack set, checkpoint and eps actually used
         from dataclasses import asdict
 
-        from robustperf.report.robust import robust_accuracy
         from robustperf.store.index import flatten
+        from robustperf.store.robust import robust_accuracy
 
         result = record.to_dict()
         config = out["config"] if isinstance(out["config"], dict) else {}

@@ -365,7 +365,7 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
         rows.append(_row(what, fc, checks.get(law_key), backtest if law_key == "surface" else None))
 
     sat_ok = saturating is not None and saturating.usable
-    y_top = acc_fit.metrics.get("y_range", [0, 1])[1] if acc_ok else 0.0
+    y_top = acc_fit.metrics.get("y_range", [0, 1])[1] if acc_ok and acc_fit is not None else 0.0
     for target in spec.robust_acc_targets:
         if sat_ok:
             add(f"robust acc {target:.0%}", "saturating", saturating, target_accuracy=target,

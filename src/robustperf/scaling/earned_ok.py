@@ -142,7 +142,9 @@ def earn_ok(fit: FitResult, N: Any, D: Any, L: Any) -> FitResult:  # noqa: N803
     if not reasons:
         return replace(fit, metrics=metrics)
     names = sorted(set(fit.metrics.get("identifiability", {}).get("poorly_identified", [])) | set(reasons))
-    identifiability = {**fit.metrics.get("identifiability", {}), "poorly_identified": names}
+    old = fit.metrics.get("identifiability", {})
+    identifiability = {**old, "poorly_identified": names,
+                       "reasons": [*old.get("reasons", []), *(r for r in reasons.values() if r not in old.get("reasons", []))]}
     message = f"{fit.message}; not ok: {'; '.join(reasons.values())}"
     return replace(fit, status=FitStatus.POORLY_IDENTIFIED, message=message,
                    metrics={**metrics, "identifiability": identifiability})

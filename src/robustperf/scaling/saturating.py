@@ -131,7 +131,8 @@ def fit_saturating_envelope(flops: ArrayLike, accuracy: ArrayLike, *, n_bins: in
     return FitResult(params=law.params, status=status, message=message,
                      objective=float(np.sum(resid**2)), n_points=len(idx), residuals=resid, bootstrap=boot,
                      law="saturating_power_law",
-                     metrics={**({"identifiability": {"checked": True, "poorly_identified": ["floor"]}}
+                     metrics={**({"identifiability": {"checked": True, "poorly_identified": ["floor"],
+                                                       "reasons": [f"floor: {at_bound}"]}}
                                  if status == STATUS_POORLY_IDENTIFIED else {}),"r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
                               "envelope_indices": idx.tolist(), "x_range": [float(xe.min()), float(xe.max())],
                               "y_range": [float(acc[idx].min()), float(acc[idx].max())]})

@@ -29,7 +29,8 @@ def test_equivalents_arithmetic() -> None:
     assert values["car_km"] == pytest.approx(1800.0 / 0.2485)
     assert values["share_us"] == pytest.approx(1800.0 / 6.343e12)
     assert set(equivalents(1.0, None)) == {"household_years"}  # no CO2: only the kWh-based one
-    assert "world's" in describe_equivalents(equivalents(None, 1.0, country="world"), country="world")
+    assert "world's" in describe_equivalents(equivalents(None, 1e11, country="world"), country="world")
+    assert "world's" not in describe_equivalents(equivalents(None, 1.0, country="world"), country="world")  # < 1e-3
     with pytest.raises(ValueError, match="choose one of"):
         equivalents(1.0, 1.0, country="atlantis")
 
@@ -65,4 +66,28 @@ def test_cli_forecast_json_and_cost_estimate_carry_equivalents() -> None:
     assert out["equivalents"]["flights_ny_sf"] > 0 and out["equivalents"]["share_us"] > 0
     res = runner.invoke(app, ["cost", "estimate", "configs/quickstart.yaml"])
     assert res.exit_code == 0, res.output
-    assert "equivalent to" in res.output and "round-trip flights" in " ".join(res.output.split())
+    # a quickstart run is ~1e-4 kWh: every equivalent is below 1e-3 of its unit, so none is told (issue 27)
+    assert "equivalent to" in res.output and "round-trip flights" not in " ".join(res.output.split())
+    assert "below 1e-3 of its unit" in " ".join(res.output.split())
+
+
+def test_equivalents_below_a_thousandth_of_their_unit_are_not_told() -> None:
+    """Issue 27: '9.61e-21 of the United States' annual emissions' is noise."""
+    from robustperf.cost.constants import describe_equivalents, equivalents
+
+    assert describe_equivalents(equivalents(1e-6, 1e-7)) == ""
+    big = describe_equivalents(equivalents(1e6, 4e5))
+    assert "flights" in big or "household" in big
+
+
+def test_cpu_energy_follows_cpu_time_not_wall_time() -> None:
+    """A waiting process uses wall time but no CPU time: its estimated energy stays ~0 (issue 27)."""
+    from robustperf.cost.energy import CpuTimeMeter
+
+    wall = iter([0.0, 100.0])
+    cpu = iter([5.0, 7.0])
+    meter = CpuTimeMeter(12.0, "test", clock=lambda: next(wall), cpu_clock=lambda: next(cpu))
+    meter.start()
+    reading = meter.stop()
+    assert reading.seconds == 100.0 and reading.joules == 24.0  # 12 W x 2 CPU-s, not 12 W x 100 s
+    assert reading.source.startswith("estimate: 12 W per core x process CPU time")

@@ -9,6 +9,7 @@ import pytest
 
 from robustperf.cost import energy
 from robustperf.cost.energy import (
+    CpuTimeMeter,
     EnergyMeterError,
     EstimateMeter,
     RaplMeter,
@@ -142,13 +143,17 @@ def test_auto_without_counters_estimates_from_cores(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(energy, "_cores_in_use", lambda: 3)
     clock = Clock()
     meter = create_meter("auto", powercap_root=str(tmp_path / "none"))
-    assert isinstance(meter, EstimateMeter)
+    # issue 27: per-core power x the process's CPU time, not cores x wall time (which tracks machine load)
+    assert isinstance(meter, CpuTimeMeter)
+    cpu = Clock()
     meter._window._clock = clock  # deterministic seconds
+    meter._cpu_clock = cpu
     meter.start()
     clock.now += 10.0
+    cpu.now += 4.0  # 4 CPU-seconds of work in a 10 s window
     reading = meter.stop()
-    assert reading.joules == pytest.approx(12.0 * 3 * 10.0)  # Green Algorithms 12 W/core x 3 cores x 10 s
-    assert reading.source.startswith("estimate: 36 W = 12 W/core x 3 CPU core(s)")
+    assert reading.joules == pytest.approx(12.0 * 4.0) and reading.seconds == pytest.approx(10.0)
+    assert reading.source.startswith("estimate: 12 W per core x process CPU time")
     assert "Green Algorithms" in reading.source
     assert energy_method(reading.source) == "estimated"
 

@@ -47,8 +47,11 @@ def test_accuracy_vs_flops_by_quality_draws_one_law_per_fid_and_the_human_line()
     fig = papers.accuracy_vs_flops_by_quality(frame, A2, human_level=0.9046)
     ax = fig.axes[0]
     labels = [ln.get_label() for ln in _lines(ax)]
-    assert labels == ["law, real data", "law, FID 1.65", "law, FID 5", "human level (90.5%)"]
-    law_line = _lines(ax)[1]
+    # each law solid over the runs' compute, dashed beyond the largest run (issue 27: extrapolation, labelled)
+    assert labels == ["law, real data", "law, real data: extrapolation", "law, FID 1.65", "law, FID 1.65: extrapolation",
+                      "law, FID 5", "law, FID 5: extrapolation", "human level (90.5%)"]
+    assert _lines(ax)[3].get_linestyle() == "--" and _lines(ax)[2].get_xdata()[-1] <= frame["flops"].max()
+    law_line = _lines(ax)[3]
     x, y = law_line.get_data()
     from robustperf.scaling import forecast_accuracy
 

@@ -96,7 +96,8 @@ def test_forecast_cost_uses_the_cost_conversions():
     assert c.co2_kg == pytest.approx(kwh * 0.5663, rel=1e-12)
     assert c.usd_electricity == pytest.approx(kwh * 0.12, rel=1e-12)
     assert c.usd_cloud is None and "Strubell" in c.constants["pue"]["source"]
-    cloud = forecast_cost(1e21, usd_per_gpu_hour=1.46, co2_g_per_kwh=369.5)
+    assert forecast_cost(1e21).constants["mfu"]["value"] == 0.3 and "REFERENCE.md" in forecast_cost(1e21).constants["mfu"]["source"]
+    cloud = forecast_cost(1e21, mfu=0.4, usd_per_gpu_hour=1.46, co2_g_per_kwh=369.5)  # default MFU is 0.3
     assert cloud.usd_cloud == pytest.approx(hours * 1.46, rel=1e-12)
     assert cloud.co2_kg == pytest.approx(kwh * 0.3695, rel=1e-12)
     with pytest.raises(ValueError, match="unknown GPU"):

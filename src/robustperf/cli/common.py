@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn, TypeVar
@@ -10,8 +12,10 @@ from typing import NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line is left for the terminal to wrap, never broken by rich in the middle of a number
+# (issue 27: piped output was hard-wrapped at 80 columns); piped tables get 160 columns unless COLUMNS says
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160)))
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., object])
 

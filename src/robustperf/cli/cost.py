@@ -51,7 +51,8 @@ def _print_cost(cost: dict[str, Any]) -> None:
         )
     from robustperf.cost.constants import describe_equivalents, equivalents
 
-    rows.append(("equivalent to", describe_equivalents(equivalents(cost["energy_kwh"], cost["co2_kg"]))))
+    told = describe_equivalents(equivalents(cost["energy_kwh"], cost["co2_kg"]))
+    rows.append(("equivalent to", told or "nothing: every everyday equivalent is below 1e-3 of its unit"))
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
@@ -63,9 +64,9 @@ def estimate(
     overrides: list[str] = typer.Option([], "--set", help="section.key=value override (repeatable)"),
     gpu: str = typer.Option("h100", help="GPU to price on (h100, h200, a100, v100, a6000)"),
     mfu: float = typer.Option(
-        0.3,
+        0.3,  # = robustperf.cost.constants.MFU_DEFAULT (not imported: keeps `--help` light)
         help="achieved share of the datasheet dense bf16 peak; H100 TRADES-10 measured 0.15 fp32, 0.27-0.30 bf16 "
-        "(REFERENCE.md s.6: 147-298 of 989 TFLOP/s)",
+        "(REFERENCE.md s.6: 147-298 of 989 TFLOP/s); the one default of every GPU-hour conversion",
     ),
     throughput: float | None = typer.Option(None, help="measured training images/s (replaces peak x MFU)"),
     watts: float | None = typer.Option(None, help="mean board power (default: the GPU's TDP)"),

@@ -93,11 +93,14 @@ def _evaluate(
     x, y = eval_tensors(bundle.test, n_examples, seed=0)  # the held-out subset the training engine uses
     name = evaluation_name(attack, version, norm, eps, int(x.shape[0]), which)
     console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}")
-    result = evaluate(
-        model, x, y, attack=attack, eps=eps, norm=norm, version=version, batch_size=batch_size, device=dev,
-        seed=seed, out_dir=rd.evaluations_dir / f"{name}_state", search_dtype="bf16" if bf16 else "fp32",
-        save_outputs=False,
-    )  # fmt: skip
+    from robustperf.cli.progress import attack_progress
+
+    with attack_progress(rd.run_id) as on_batch:  # one bar per attack stage, with ETA (issue 27)
+        result = evaluate(
+            model, x, y, attack=attack, eps=eps, norm=norm, version=version, batch_size=batch_size, device=dev,
+            seed=seed, out_dir=rd.evaluations_dir / f"{name}_state", search_dtype="bf16" if bf16 else "fp32",
+            save_outputs=False, on_batch=on_batch,
+        )  # fmt: skip
     json_path, npz_path = save_result(result, rd.evaluations_dir, x, y, stem=name)
     summary = {**result.summary(), "which": which, "evaluated_at": utcnow(), "files": [json_path.name, npz_path.name]}
     rd.update_record(evaluations={name: summary})

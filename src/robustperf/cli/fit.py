@@ -15,7 +15,7 @@ from robustperf.cli.common import console, fail, user_errors
 FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
 _DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override with the options
     "x": "cost.train_flops",
-    "y": "final.robust_acc",
+    "y": "robust.acc",  # the run's one robust accuracy (robustperf.store.robust)
     "n": "final.n_params",
     "d": "final.samples_seen",
     "loss": "final.adv_loss",
@@ -116,7 +116,8 @@ def forecast_command(
     flops: float = typer.Option(None, "--flops", help="training budget in FLOPs"),
     target_accuracy: float = typer.Option(None, "--target-accuracy", help="robust accuracy to reach (fraction)"),
     gpu: str = typer.Option("h100", "--gpu", help="GPU for time and energy (h100, h200, a100, v100, a6000)"),
-    mfu: float = typer.Option(0.4, "--mfu", help="model FLOPs utilisation of that GPU"),
+    mfu: float = typer.Option(None, "--mfu", help="model FLOPs utilisation of that GPU (default 0.3: "
+                              "robustperf.cost.constants.MFU_DEFAULT, REFERENCE.md s.6)"),
     k: float = typer.Option(None, "--k", help="FLOPs per parameter per sample (default 7822, TRADES-10 WRNs)"),
     pue: float = typer.Option(None, "--pue", help="power usage effectiveness (default 1.58)"),
     grid: str = typer.Option(None, "--grid", help="grid-intensity preset (default gcp_us_central1_2019)"),
@@ -125,10 +126,12 @@ def forecast_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Forecast accuracy for a budget, or the budget for a target, with GPU-hours, kWh, CO2 and USD."""
+    from robustperf.cost.constants import MFU_DEFAULT
     from robustperf.scaling import DEFAULT_FLOPS_PER_PARAM_SAMPLE, forecast
 
     if (flops is None) == (target_accuracy is None):
         fail("give exactly one of --flops or --target-accuracy")
+    mfu = MFU_DEFAULT.value if mfu is None else mfu
     cost_kwargs: dict[str, Any] = {key: v for key, v in (("pue", pue), ("grid", grid), ("usd_per_kwh", usd_per_kwh),
                                           ("usd_per_gpu_hour", usd_per_gpu_hour)) if v is not None}
     with user_errors():
@@ -179,7 +182,9 @@ def _print_equivalents(cost: dict[str, Any]) -> None:
     values = to_equivalents(None if kwh is None else kwh.value, None if co2 is None else co2.value)
     if not values or not all(math.isfinite(v) for v in values.values()):
         return
-    console.print(f"equivalent to: {describe_equivalents(values)} (point values; the intervals scale alike)")
+    told = describe_equivalents(values)
+    console.print(f"equivalent to: {told} (point values; the intervals scale alike)" if told else
+                  "equivalent to: nothing (every everyday equivalent is below 1e-3 of its unit)")
     for eq in EQUIVALENTS.values():
         console.print(f"  1 {eq.unit} = {eq.per_unit.value:g} {eq.per_unit.unit}  ({eq.per_unit.source})")
     country = COUNTRY_ANNUAL_CO2_KG[COUNTRY_DEFAULT]

@@ -30,15 +30,20 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
     if not rows:
         console.print(f"no runs in {runs_dir}")
         return
-    table = Table("run_id", "status", "model", "method", "clean_acc", "robust_acc", "flops", "energy_kwh")
+    from robustperf.store.robust import robust_accuracy
+
+    table = Table("run_id", "status", "model", "method", "clean_acc", "robust_acc", "robust acc from", "flops",
+                  "energy_kwh")
     for r in rows:
+        robust = robust_accuracy(r)  # the same number as the report and the fits (issue 27)
         table.add_row(
             r["run_id"],
             _fmt(r.get("status")),
             _fmt(r.get("config.model.name")),
             _fmt(r.get("config.method.name")),
-            _fmt(r.get("final.clean_acc")),
-            _fmt(r.get("final.robust_acc")),
+            _fmt(robust.clean),
+            _fmt(robust.value),
+            robust.short(),
             _fmt(r.get("cost.train_flops")),
             _fmt(r.get("cost.energy_kwh")),
         )
@@ -64,6 +69,18 @@ def show_run(run: str = typer.Argument(..., help="run id or run directory"), run
     with user_errors():  # a damaged file is named, with the fix
         record = rd.read_record()
         out = {"run_dir": str(rd.path), "config": rd.read_config(), "result": record.to_dict() if record else None}
+    if record is not None:  # the run's one robust accuracy, with the attack set, checkpoint and eps actually used
+        from dataclasses import asdict
+
+        from robustperf.store.index import flatten
+        from robustperf.store.robust import robust_accuracy
+
+        result = record.to_dict()
+        config = out["config"] if isinstance(out["config"], dict) else {}
+        row = {"run_id": record.run_id, **flatten(config, "config."),
+               **{k: v for section in ("final", "best", "evaluations")
+                  for k, v in flatten(result.get(section) or {}, f"{section}.").items()}}
+        out["robust_accuracy"] = asdict(robust_accuracy(row))
     console.print_json(json.dumps(out))
 
 

@@ -41,7 +41,9 @@ def study(
     design_ok = _design_step(spec, verbose=check_design)
     if check_design and not plan:
         raise typer.Exit(0 if design_ok else 1)
-    with user_errors():
+    from robustperf.cli.progress import study_progress
+
+    with user_errors(), study_progress(spec.name):  # a bar with ETA over the finished runs (issue 27)
         result = run_study(spec, runs_dir, executor=executor, workers=workers, plan=plan, force=force)
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"

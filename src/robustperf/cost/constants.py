@@ -23,6 +23,12 @@ class Sourced:
 # Power usage effectiveness of the data centre: energy at the wall / energy at the GPU.
 PUE_DEFAULT = Sourced(1.58, "ratio", "Strubell et al. 2019 (global average data-centre PUE), as used by Debenedetti et al. 2023", 2019)
 
+# Model FLOPs utilisation: the one default of every FLOPs -> GPU-hours conversion (issue 27: `forecast` used
+# 0.4 and `cost estimate` 0.3, printed nowhere). Against the datasheet dense bf16 peak (989 TFLOP/s on an H100).
+MFU_DEFAULT = Sourced(0.3, "share of the datasheet bf16 peak",
+                      "REFERENCE.md s.6: TRADES-10 on a WRN-28-10, one H100, bf16 + channels_last (+ torch.compile): "
+                      "267-298 of 989 TFLOP/s = 0.27-0.30", 2026)
+
 # Electricity price.
 USD_PER_KWH_DEFAULT = Sourced(0.12, "USD/kWh", "US average electricity price, as used by Debenedetti et al. 2023", 2023)
 
@@ -137,12 +143,16 @@ def describe_equivalents(values: dict[str, float], *, country: str = COUNTRY_DEF
     """One line such as "= 0.12 round-trip flights ...; 3.4 km driven ...; 1.2e-9 of US annual emissions"."""
     parts = []
     for key, eq in EQUIVALENTS.items():
-        if key in values:
+        if key in values and values[key] >= MIN_EQUIVALENT:
             parts.append(f"{values[key]:.3g} {eq.unit}")
     share = values.get(f"share_{country}")
-    if share is not None:
+    if share is not None and share >= MIN_EQUIVALENT:
         parts.append(f"{share:.3g} of {COUNTRY_NAMES.get(country, country)} annual emissions")
     return "; ".join(parts)
+
+
+# An equivalent below a thousandth of its unit ("9.61e-21 of the United States' annual emissions") is noise.
+MIN_EQUIVALENT = 1e-3
 
 
 # Measured here (REFERENCE.md section 6, one H100 80GB, torch 2.11): bf16 8192^3 matmul.

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from robustperf.cost.constants import (
     GRID_DEFAULT,
+    MFU_DEFAULT,
     PUE_DEFAULT,
     USD_PER_KWH_DEFAULT,
     Sourced,
@@ -66,7 +67,7 @@ def peak_flops_per_second(gpu: str) -> float:
 
 
 def gpu_hours_from_flops(
-    flops: float, *, gpu: str | None = "h100", mfu: float = 0.4, peak_flops: float | None = None
+    flops: float, *, gpu: str | None = "h100", mfu: float = MFU_DEFAULT.value, peak_flops: float | None = None
 ) -> float:
     """GPU-hours for ``flops`` of model work on hypothetical hardware: flops / (peak x MFU).
 

@@ -708,8 +708,44 @@ class EstimateMeter:
         return self.read()
 
 
-def _estimate(device_index: int | None = None, watts: float | None = None) -> EstimateMeter:
+class CpuTimeMeter:
+    """Not a measurement: ``joules = per-core watts x the CPU seconds this process used`` (user + system).
+
+    Wall time x cores in use tracked the machine's load, not the work (issue 27: on a shared VM a 2.8e11-FLOP
+    run "used" more energy than a 1.09e12-FLOP one). CPU time counts only the cycles this process ran, on
+    every thread; data-loader worker processes are not included.
+    """
+
+    def __init__(self, watts_per_core: float, basis: str, *, clock: Clock = time.perf_counter,
+                 cpu_clock: Clock = time.process_time) -> None:
+        if not watts_per_core > 0:
+            raise EnergyMeterError(f"per-core watts must be > 0, got {watts_per_core}")
+        self.watts_per_core = watts_per_core
+        self.source = f"estimate: {watts_per_core:g} W per core x process CPU time ({basis})"
+        self._window = _Window(clock)
+        self._cpu_clock = cpu_clock
+        self._cpu0 = 0.0
+
+    def start(self) -> None:
+        self._window.begin()
+        self._cpu0 = self._cpu_clock()
+
+    def read(self) -> EnergyReading:
+        seconds = self._window.elapsed("CPU-time estimate")
+        return EnergyReading(self.watts_per_core * (self._cpu_clock() - self._cpu0), seconds, self.source)
+
+    def stop(self) -> EnergyReading:
+        return self.read()
+
+
+def _estimate(device_index: int | None = None, watts: float | None = None) -> EstimateMeter | CpuTimeMeter:
     power = estimate_power(watts, device_index=device_index)
+    if watts is None and "W/core" in power.basis:  # no stated power, no GPU datasheet: the CPU's share of the work
+        from robustperf.cost.constants import CPU_WATTS_PER_CORE
+
+        per_core = CPU_WATTS_PER_CORE
+        return CpuTimeMeter(per_core.value, f"Green Algorithms default per-core power, {per_core.year}; DRAM not "
+                                            "included")
     return EstimateMeter(EstimateMeterConfig(power.watts, power.basis))
 
 

@@ -113,6 +113,10 @@ class Analysis:
         notes: why a fit or forecast was skipped.
         extrapolation: law name ("surface", "envelope") -> `ExtrapolationCheck` of that law.
         bootstrap: resamples used for every interval (0: none).
+        backtest: the whole pipeline (L(N, D) + loss -> accuracy map + allocation) refitted below the
+            top compute quantile and scored in accuracy on the held-out runs (`robustperf.scaling.backtest`),
+            or None (with the reason in `notes`).
+        saturating: FitResult of the saturating envelope (robust error = power law + floor) vs FLOPs.
     """
 
     frame: Any
@@ -127,6 +131,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     extrapolation: dict[str, ExtrapolationCheck] = field(default_factory=dict)
     bootstrap: int = 0
+    backtest: Any = None
+    saturating: Any = None
 
     @property
     def finished(self) -> Any:
@@ -137,15 +143,31 @@ def runs_frame(rows: list[dict[str, Any]], evaluation_key: str | None = None) ->
     """A DataFrame with short column names; robust accuracy from the study's evaluation when present."""
     import pandas as pd
 
+    from robustperf.store.robust import robust_accuracy
+
     raw = pd.DataFrame(rows)
     frame = pd.DataFrame({short: raw.get(col, np.nan) for col, short in COLUMNS.items()})
-    source = "final.robust_acc"
-    key = f"evaluations.{evaluation_key}.robust_acc" if evaluation_key else None
-    if key and key in raw and raw[key].notna().any():
-        frame["robust_acc"] = raw[key].where(raw[key].notna(), frame["robust_acc"])
-        source = key
+    # one robust accuracy per run (issue 27): the study's evaluation when the run has it, else its strongest
+    # post-training evaluation, else the training engine's; clean accuracy from the same evaluation
+    measured = []
+    for row in rows:
+        key = evaluation_key if evaluation_key and f"evaluations.{evaluation_key}.robust_acc" in row else None
+        measured.append(robust_accuracy(row, key))
+    frame["robust_acc"] = [m.value for m in measured]
+    frame["clean_acc"] = [m.clean if m.clean is not None else c for m, c in zip(measured, frame["clean_acc"],
+                                                                                strict=True)]
+    frame["robust_label"] = [m.label() for m in measured]
+    frame["robust_field"] = [m.column for m in measured]
+    for i, (m, row) in enumerate(zip(measured, rows, strict=True)):
+        if m.checkpoint == "best" and row.get("best.adv_loss") is not None:  # loss and D of that same checkpoint
+            frame.loc[frame.index[i], "adv_loss"] = row.get("best.adv_loss")
+            frame.loc[frame.index[i], "samples_seen"] = row.get("best.samples_seen", row.get("final.samples_seen"))
+    fields = frame["robust_field"][frame["robust_acc"].notna()]
+    source = str(fields.mode().iloc[0]) if not fields.empty else "final.robust_acc"
+    text_cols = ("run_id", "status", "failure_reason", "model", "method", "dataset", "energy_source", "robust_label",
+                 "robust_field")
     for col in frame.columns:
-        if col not in ("run_id", "status", "failure_reason", "model", "method", "dataset", "energy_source"):
+        if col not in text_cols:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
     frame["status"] = frame["status"].fillna("pending")
     return frame, source
@@ -196,15 +218,25 @@ def analyze(rows: list[dict[str, Any]], *, fit: FitSpec | None = None, forecast:
     done = frame[(frame["status"] == "finished") & (frame["flops"] > 0)]
     notes.extend(left_out_notes(frame))
     envelope, envelope_ids = _envelopes(done, fit, notes) if fit.envelope else ({}, {})
+    saturating = _saturating(done, fit, notes) if fit.envelope else None
     surface = _surface(done, fit, notes)
     l2a = _loss_to_accuracy(done, fit, notes)
     k = _flops_per_param_sample(done)
     checks = _extrapolation_checks(done, fit, surface, envelope.get("robust_acc"), notes)
+    if saturating is not None and saturating.usable:
+        sat_check = _envelope_check(done, fit, notes, saturating=True)
+        if sat_check is not None:
+            checks["saturating"] = sat_check
+    backtest = _backtest(done, fit, surface, k, notes)
     with warnings.catch_warnings():  # percentiles over resamples that never reach a target (inf) warn
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks)
-    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, collect_flags(rows), notes,
-                    checks, fit.bootstrap)
+        rows_out = _forecasts(envelope, surface, l2a, k, forecast, notes, checks, backtest, saturating)
+    from robustperf.store.robust import robust_accuracy
+
+    flags = collect_flags(rows) + [(str(r.get("run_id")), f"weaker attack beaten: {b}")
+                                   for r in rows for b in robust_accuracy(r).beaten]
+    return Analysis(frame, source, envelope, envelope_ids, surface, l2a, k, rows_out, flags, notes,
+                    checks, fit.bootstrap, backtest, saturating)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -234,6 +266,22 @@ def _envelopes(done: Any, fit: FitSpec, notes: list[str]) -> tuple[dict[str, Any
     return out, ids
 
 
+def _saturating(done: Any, fit: FitSpec, notes: list[str]) -> Any:
+    """The saturating envelope of robust accuracy (issue 27: the pure power law was capped at 100 %)."""
+    from robustperf.scaling import ScalingError, fit_saturating_envelope
+
+    sub = done[done["robust_acc"].notna()]
+    try:
+        res = _quiet(fit_saturating_envelope, sub["flops"].to_numpy(float), sub["robust_acc"].to_numpy(float),
+                     n_bins=fit.n_bins, bootstrap=fit.bootstrap, seed=fit.seed)
+    except ScalingError as exc:
+        notes.append(f"saturating envelope: {exc}")
+        return None
+    if not res.ok:
+        notes.append(f"saturating envelope: {res.status.value} ({res.message})")
+    return res
+
+
 def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
     if fit.surface == "none":
         notes.append("L(N, D) law: not fitted (the study's fit.surface is none)")
@@ -259,7 +307,8 @@ def _fit_surface(law: str, N: np.ndarray, D: np.ndarray, L: np.ndarray, bootstra
 
 
 def _loss_to_accuracy(done: Any, fit: FitSpec, notes: list[str]) -> Any:
-    from robustperf.scaling import fit_loss_to_accuracy
+    """The bounded logit-linear map (issue 27: a straight line forecast 95 % beyond every observed loss)."""
+    from robustperf.scaling import fit_logit_loss_to_accuracy as fit_loss_to_accuracy
 
     need = done[["adv_loss", "robust_acc"]].dropna()
     if len(need) < 3:
@@ -293,7 +342,8 @@ def _usable_map(l2a: Any) -> bool:
 
 
 def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None, spec: ForecastSpec,
-               notes: list[str], checks: dict[str, ExtrapolationCheck]) -> list[dict[str, Any]]:
+               notes: list[str], checks: dict[str, ExtrapolationCheck], backtest: Any = None,
+               saturating: Any = None) -> list[dict[str, Any]]:
     """Forecast rows from every usable law; a law that is not ok says so in the row (never silently)."""
     from robustperf.scaling import ScalingError, forecast
 
@@ -303,7 +353,8 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
     surface_ok = surface is not None and surface.usable and bool(k)
     map_kwargs: dict[str, Any] = {}
     if _usable_map(l2a):
-        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"])}
+        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"]),
+                      "map_samples": l2a.bootstrap_laws()}
 
     def add(what: str, law_key: str, fit: Any, **kwargs: Any) -> None:
         try:
@@ -311,37 +362,70 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
         except (ScalingError, ValueError) as exc:
             notes.append(f"forecast {what} ({kwargs.get('name')}): {exc}")
             return
-        rows.append(_row(what, fc, checks.get(law_key)))
+        rows.append(_row(what, fc, checks.get(law_key), backtest if law_key == "surface" else None))
 
+    sat_ok = saturating is not None and saturating.usable
+    y_top = acc_fit.metrics.get("y_range", [0, 1])[1] if acc_ok and acc_fit is not None else 0.0
     for target in spec.robust_acc_targets:
-        if acc_ok:
+        if sat_ok:
+            add(f"robust acc {target:.0%}", "saturating", saturating, target_accuracy=target,
+                name="saturating envelope (robust error = power law + floor)")
+        if acc_ok and target <= y_top:  # the pure power law only inside the accuracies it was fitted on
             add(f"robust acc {target:.0%}", "envelope", acc_fit, target_accuracy=target,
                 name="envelope power law (robust acc vs FLOPs)")
+        elif acc_ok:
+            notes.append(f"forecast robust acc {target:.0%}: the pure envelope power law is not used beyond the "
+                         f"accuracies it was fitted on (up to {y_top:.1%}); it has no ceiling")
         if surface_ok and map_kwargs:
             add(f"robust acc {target:.0%}", "surface", surface, target_accuracy=target, k=k,
-                name=f"{surface.law} L(N, D) + measured loss->acc", **map_kwargs)
+                name=f"{surface.law} L(N, D) + fitted logit loss->acc map", **map_kwargs)
     for budget in spec.flops_budgets:
         if surface_ok:
             add(f"budget {budget:.2g} FLOPs", "surface", surface, flops=budget, k=k, name=f"{surface.law} L(N, D)",
                 **map_kwargs)
-        elif acc_ok:
-            add(f"budget {budget:.2g} FLOPs", "envelope", acc_fit, flops=budget, name="envelope power law")
+        if sat_ok:
+            add(f"budget {budget:.2g} FLOPs", "saturating", saturating, flops=budget,
+                name="saturating envelope (robust error = power law + floor)")
     if (spec.robust_acc_targets or spec.flops_budgets) and not rows:
         notes.append("forecasts: no law was fitted successfully, so nothing was forecast")
     return rows
 
 
-def _row(what: str, fc: Any, check: ExtrapolationCheck | None = None) -> dict[str, Any]:
+def _row(what: str, fc: Any, check: ExtrapolationCheck | None = None, backtest: Any = None) -> dict[str, Any]:
+    from robustperf.scaling.backtest import widen
+
     def est(e: Any) -> tuple[float, float | None, float | None] | None:
         return None if e is None else (e.value, e.low, e.high)
 
     held_out = check.note() if check is not None else "no extrapolation check (too few runs)"
+    accuracy = est(fc.accuracy)
+    if accuracy is not None and backtest is not None and math.isfinite(backtest.conformal_logit):
+        accuracy = widen(accuracy, backtest.conformal_logit)  # held-out runs like the backtest's fall inside
     return {"target": what, "law": fc.law, "reachable": fc.reachable, "message": fc.message,
-            "flops": est(fc.flops), "accuracy": est(fc.accuracy), "loss": est(fc.loss), "N": est(fc.N),
+            "extrapolation": "extrapolation" in fc.validity, "backtest_passed": None if backtest is None else
+            backtest.passed, "widened_by": None if backtest is None else backtest.conformal_logit,
+            "flops": est(fc.flops), "accuracy": accuracy, "loss": est(fc.loss), "N": est(fc.N),
             "D": est(fc.D), "gpu_hours": est(fc.cost.get("gpu_hours")), "energy_kwh": est(fc.cost.get("energy_kwh")),
             "co2_kg": est(fc.cost.get("co2_kg")), "usd": est(fc.cost.get("usd_electricity")),
             "validity": fc.validity, "caveat": fc.caveat, "held_out": held_out,
             "held_out_large": bool(check is not None and check.large)}
+
+
+def _backtest(done: Any, fit: FitSpec, surface: Any, k: float | None, notes: list[str]) -> Any:
+    """The whole pipeline backtested in accuracy (issue 27); None with a note when it cannot run."""
+    from robustperf.scaling import ScalingError
+    from robustperf.scaling.backtest import backtest_pipeline
+
+    if surface is None or not k:
+        return None
+    need = done[["run_id", "flops", "n_params", "samples_seen", "adv_loss", "robust_acc"]].dropna()
+    try:
+        return backtest_pipeline(need["run_id"], need["flops"], need["n_params"], need["samples_seen"],
+                                 need["adv_loss"], need["robust_acc"], k=k,
+                                 fit_surface=lambda N, D, L: _fit_surface(fit.surface, N, D, L, 0, fit.seed))
+    except ScalingError as exc:
+        notes.append(f"backtest of the forecasting pipeline: {exc}")
+        return None
 
 
 def _held_out_split(flops: np.ndarray) -> np.ndarray:
@@ -392,8 +476,9 @@ def _surface_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCh
                   extra=("n_params", "samples_seen"))
 
 
-def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationCheck | None:
-    from robustperf.scaling import fit_envelope_power_law
+def _envelope_check(done: Any, fit: FitSpec, notes: list[str], *, saturating: bool = False
+                    ) -> ExtrapolationCheck | None:
+    from robustperf.scaling import fit_envelope_power_law, fit_saturating_envelope
 
     need = done[["run_id", "flops", "robust_acc", "n_params", "samples_seen"]].dropna(subset=["flops", "robust_acc"])
     need = need[need["robust_acc"] > 0]
@@ -402,8 +487,12 @@ def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationC
     if len(train) < 3:
         notes.append("extrapolation check of the envelope law: fewer than 3 runs below the top compute quantile")
         return None
-    refit = _quiet(fit_envelope_power_law, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
-                   n_bins=fit.n_bins, best="max")
+    if saturating:
+        refit = _quiet(fit_saturating_envelope, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
+                       n_bins=fit.n_bins)
+    else:
+        refit = _quiet(fit_envelope_power_law, train["flops"].to_numpy(float), train["robust_acc"].to_numpy(float),
+                       n_bins=fit.n_bins, best="max")
     if not refit.usable:
         notes.append(f"extrapolation check of the envelope law: the refit is {refit.status.value}")
         return None
@@ -413,7 +502,8 @@ def _envelope_check(done: Any, fit: FitSpec, notes: list[str]) -> ExtrapolationC
     from robustperf.scaling import bounded_accuracy
 
     pred = bounded_accuracy(refit.to_law()(test["flops"].to_numpy(float)))
-    return _check("envelope power law on robust accuracy (best held-out run)", "robust_acc", test,
+    what = "saturating envelope" if saturating else "envelope power law"
+    return _check(f"{what} on robust accuracy (best held-out run)", "robust_acc", test,
                   np.atleast_1d(pred), train, refit.status.value, extra=("n_params", "samples_seen"))
 
 

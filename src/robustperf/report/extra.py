@@ -36,9 +36,16 @@ def extra_figures(analysis: Any, overlays: Sequence[str | Path] = ()) -> dict[st
         except (papers.NoFigure, ValueError) as why:
             analysis.notes.append(f"figure {name} not drawn: {why}")
 
+    # papers/001's human level is measured on CIFAR-10: drawn only on a CIFAR-10 study (issue 27)
+    datasets = set(done["dataset"].dropna().astype(str)) if "dataset" in done else set()
+    same_data = datasets == {papers.HUMAN_LEVEL_DATASET}
+    human = (f"the human-level line of papers/001 Table 4 (measured on {papers.HUMAN_LEVEL_DATASET})" if same_data
+             else f"no human-level line (papers/001's is measured on {papers.HUMAN_LEVEL_DATASET}; this study is on "
+                  f"{', '.join(sorted(datasets)) or 'unknown data'})")
     add("accuracy_vs_flops_human", "Robust accuracy vs training FLOPs with the study's law (compute-optimal, "
-        "mapped to accuracy) and the human-level line of papers/001 Table 4 (papers/001 Fig. 1).",
-        lambda: papers.accuracy_vs_flops_by_quality(done, law, k=analysis.k, loss_to_accuracy=to_acc))
+        f"mapped to accuracy; dashed beyond the largest run: extrapolation) and {human} (papers/001 Fig. 1).",
+        lambda: papers.accuracy_vs_flops_by_quality(done, law, k=analysis.k, loss_to_accuracy=to_acc,
+                                                    human_level=papers.HUMAN_LEVEL if same_data else None))
     if law is not None and surface is not None and surface.law in ("chinchilla", "approach2") and analysis.k:
         budget = float(done["flops"].max())
         add("overhead_vs_model_size", f"Compute overhead of other model sizes to reach the compute-optimal loss at "

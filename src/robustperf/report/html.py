@@ -14,6 +14,7 @@ from typing import Any
 
 from robustperf.report import plots, tables
 from robustperf.report.analysis import Analysis, analyze
+from robustperf.report.backtest import backtest_table
 from robustperf.report.extra import extra_figures
 from robustperf.report.quality import report_figure
 from robustperf.report.summary import plain_summary
@@ -257,11 +258,12 @@ def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path, omi
 <html lang="en"><head><meta charset="utf-8"><title>robustperf report: {html.escape(name)}</title>
 <link rel="icon" href="data:image/svg+xml;base64,{favicon}"><style>{CSS}</style></head>
 <body><h1>robustperf report: {html.escape(name)}</h1>
-<h2 id="what-this-study-says">What this study says</h2><p class="summary">{plain_summary(analysis, forecast_spec)}</p>
+<h2 id="what-this-study-says">What this study says</h2><div class="summary">{plain_summary(analysis, forecast_spec)}</div>
 <p class="meta">{summary}</p>
 <h2>Fitted laws</h2>{tables.fits_table(analysis)}
 <h2>Forecasts</h2>{tables.forecast_table(analysis.forecasts)}
-<h2>Extrapolation check</h2>{tables.extrapolation_table(analysis.extrapolation)}
+<h2>Backtest in robust accuracy</h2>{backtest_table(analysis.backtest, analysis.notes)}
+<h2>Extrapolation check (each law in its own unit)</h2>{tables.extrapolation_table(analysis.extrapolation)}
 <h2>Figures</h2><div class="grid">{''.join(figures)}</div>{omitted_html}
 <h2>Sanity flags</h2>{tables.flags_list(analysis.flags, analysis.notes)}
 <h2>Leaderboard</h2>{tables.leaderboard_table(frame)}
@@ -278,6 +280,7 @@ def _analysis_json(analysis: Analysis) -> dict[str, Any]:
         "loss_to_accuracy": analysis.loss_to_accuracy.to_dict() if analysis.loss_to_accuracy is not None else None,
         "forecasts": analysis.forecasts,
         "extrapolation": {name: c.to_dict() for name, c in analysis.extrapolation.items()},
+        "backtest": analysis.backtest.to_dict() if analysis.backtest is not None else None,
         "bootstrap": analysis.bootstrap,
         "summary": plain_summary(analysis, None, markup=False),
         "flags": [list(f) for f in analysis.flags],

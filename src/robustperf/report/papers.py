@@ -30,6 +30,7 @@ HUMAN_COLOR = "#e377c2"
 # papers/001 Table 4: SOTA + average human on all AutoAttack data (upper bound of average human performance).
 HUMAN_LEVEL = 0.9046
 HUMAN_LEVEL_SOURCE = "papers/001 Table 4 (SOTA + average human, all data)"
+HUMAN_LEVEL_DATASET = "cifar10"  # the data set that human level was measured on
 
 
 class NoFigure(ValueError):
@@ -99,8 +100,13 @@ def accuracy_vs_flops_by_quality(frame: Any, law: Any = None, *, human_level: fl
         sub = data[data["fid"] == f]
         name = "real data" if f == 0 else f"FID {f:.3g}"
         ax.scatter(sub["flops"], sub["robust_acc"], color=color, s=26, zorder=3, label=f"runs, {name}")
-        if law is not None:
-            ax.plot(xs, _law_accuracy(law, xs, f, k, loss_to_accuracy), color=color, lw=1.6, label=f"law, {name}")
+        if law is not None:  # solid over the runs' compute, dashed beyond: an extrapolation
+            top = float(data["flops"].max())
+            ys = _law_accuracy(law, xs, f, k, loss_to_accuracy)
+            inside = xs <= top
+            ax.plot(xs[inside], ys[inside], color=color, lw=1.6, label=f"law, {name}")
+            ax.plot(xs[xs >= xs[inside][-1]], ys[xs >= xs[inside][-1]], color=color, lw=1.6, ls="--",
+                    label=f"law, {name}: extrapolation")
     if human_level is not None:
         ax.axhline(human_level, color=HUMAN_COLOR, lw=2, label=f"human level ({human_level:.1%})")
     ax.set_xscale("log")

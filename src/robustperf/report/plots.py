@@ -307,7 +307,10 @@ def pareto(frame: Any, *, cost: str = "energy_kwh", overlay: Any = None) -> Figu
         ax1.scatter(rows["clean_acc"], rows["robust_acc"], s=10, color=colour, marker=marker, alpha=0.4, label=label)
     sc = ax1.scatter(data["clean_acc"], data["robust_acc"], c=data[cost_col], cmap="plasma", s=30, zorder=3,
                      label="runs")
-    fig.colorbar(sc, ax=ax1, label=cost_col)
+    cost_name = cost_col.replace("_", " ")
+    if cost_col in ("energy_kwh", "co2_kg", "usd"):  # say whether the energy behind it was metered or estimated
+        cost_name += f" ({energy_label(data)})"
+    fig.colorbar(sc, ax=ax1, label=cost_name)
     front = pareto_front(data, maximize=["clean_acc", "robust_acc"], minimize=[cost_col])
     ax1.scatter(front["clean_acc"], front["robust_acc"], s=80, facecolors="none", edgecolors="black",
                 label="Pareto (clean, robust, cost)")
@@ -319,7 +322,7 @@ def pareto(frame: Any, *, cost: str = "energy_kwh", overlay: Any = None) -> Figu
     front2 = pareto_front(data, maximize=["robust_acc"], minimize=[cost_col])
     ax2.step(front2[cost_col], front2["robust_acc"], where="post", color=LAW_COLOR, label="Pareto front")
     _log_axis(ax2, "x")
-    ax2.set_xlabel(cost_col.replace("_", " "))
+    ax2.set_xlabel(cost_name)
     ax2.set_ylabel("robust accuracy")
     ax2.set_title("robust accuracy vs cost")
     ax2.legend(fontsize=8)

@@ -1,8 +1,10 @@
-"""The report's opening paragraph: what this study says, in plain words.
+"""The report's opening paragraph: what this study says, in short sentences a person reads first.
 
-The fitted exponents, the compute-optimal split at the named budget, what the named target would cost,
-and how sure we are (bootstrap intervals, fit status, the held-out extrapolation error). Every number
-comes from the `Analysis`; a law that is missing or not ok is said to be so instead of quoted.
+In order (issue 27): what was measured (the best and the largest run, with the attack set and checkpoint
+the robust accuracy comes from), what the fit says (exponents with intervals), the backtest of the whole
+pipeline in accuracy, and only then the forecast at the named budget - with its caveat (extrapolation,
+failed backtest, unidentified fit) in the same sentence as the number. Every number comes from the
+`Analysis`; a law that is missing or not ok is said to be so instead of quoted.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import html
 import math
 from typing import Any
 
-from robustperf.report.analysis import LARGE_ERROR, Analysis
+from robustperf.report.analysis import Analysis
 
 
 def _num(value: float | None) -> str:
@@ -64,21 +66,79 @@ def _surface_sentence(analysis: Analysis) -> str:
     return sentence
 
 
+def _measured_sentence(analysis: Analysis) -> str:
+    """The best and the largest finished run, with where their robust accuracy comes from."""
+    done = analysis.finished
+    done = done[done["robust_acc"].notna() & (done["flops"] > 0)] if "flops" in done else done.iloc[0:0]
+    if done.empty:
+        return "No finished run has a robust accuracy yet."
+    best = done.loc[done["robust_acc"].idxmax()]
+    largest = done.loc[done["flops"].idxmax()]
+    labels = done["robust_label"].mode() if "robust_label" in done else None
+    source = labels.iloc[0] if labels is not None and not labels.empty else robust_source_text(analysis.robust_source)
+    text = (f"{len(done)} runs were measured (robust accuracy: {source}). The best reached "
+            f"{best['robust_acc']:.1%} robust accuracy at {best['flops']:.3g} training FLOPs.")
+    if largest["run_id"] != best["run_id"]:
+        text += f" The largest, at {largest['flops']:.3g} FLOPs, reached {largest['robust_acc']:.1%}."
+    return text
+
+
+def robust_source_text(source: str) -> str:
+    """'worst case per example over apgd-ce+apgd-t on the best checkpoint, 360 test points' from a source key."""
+    if source.startswith("evaluations.study_"):
+        key = source.removeprefix("evaluations.study_").removesuffix(".robust_acc")
+        which, _, rest = key.partition("_")
+        attacks, _, n = rest.rpartition("_")
+        names = attacks.split("+")
+        over = f"worst case per example over {' + '.join(names)}" if len(names) > 1 else f"robust accuracy under {names[0]}"
+        return f"{over} on the {which} checkpoint, {n} test points"
+    return "robust accuracy from the training engine's last-epoch evaluation"
+
+
+def _backtest_sentence(analysis: Analysis) -> str:
+    bt = analysis.backtest
+    if bt is None:
+        why = next((n for n in analysis.notes if n.startswith("backtest")), "no L(N, D) law was fitted")
+        return f"The forecasting pipeline could not be backtested ({why})."
+    return bt.verdict()
+
+
 def _budget_sentence(analysis: Analysis, forecast_spec: Any) -> str:
-    budgets = [r for r in analysis.forecasts if r["target"].startswith("budget") and r.get("N") is not None]
+    budgets = [r for r in analysis.forecasts if r["target"].startswith("budget") and r.get("accuracy") is not None]
     if forecast_spec is not None and forecast_spec.flops_budgets:
         named = f"budget {forecast_spec.flops_budgets[0]:.2g} FLOPs"
         budgets = [r for r in budgets if r["target"] == named] or budgets
     if not budgets:
         return ""
-    r = budgets[0]
-    text = (f"For the named {r['target'].replace('budget ', 'budget of ')}, the compute-optimal model has "
-            f"N* = {_est(r['N'])} parameters trained on D* = {_est(r['D'])} samples")
-    if r.get("accuracy") is not None:
-        text += f", for a predicted robust accuracy of {_est(r['accuracy'], pct=True)}"
-    text += "."
+    # the headline is a forecast whose checks passed; a failed one is named, not quoted as the headline
+    trusted = [b for b in budgets if b.get("backtest_passed") is not False and not b.get("held_out_large")]
+    r = (trusted or budgets)[0]
+    failed = [b for b in budgets if b is not r and b["target"] == r["target"]
+              and (b.get("backtest_passed") is False or b.get("held_out_large"))]
+    where = r["target"].replace("budget ", "")
+    caveats = []
+    if r.get("extrapolation"):
+        what = ("the losses the accuracy map was fitted on" if "L(N, D)" in r["law"] else
+                "the compute of the largest run")
+        caveats.append(f"an extrapolation beyond {what}")
+    if r.get("backtest_passed") is False:
+        caveats.append("not reliable, since the backtest failed")
     if r.get("caveat"):
-        text += f" ({r['caveat']}.)"
+        caveats.append(r["caveat"])
+    if r.get("held_out_large"):
+        caveats.append("the law's held-out error is large")
+    if r.get("N") is not None:
+        text = (f"At the named budget of {where}, the compute-optimal model has N* = {_est(r['N'])} parameters and "
+                f"D* = {_est(r['D'])} samples")
+        if r.get("accuracy") is not None:
+            text += f"; it is forecast to reach {_est(r['accuracy'], pct=True)} robust accuracy"
+    else:
+        text = (f"At the named budget of {where}, the {r['law']} forecasts {_est(r['accuracy'], pct=True)} robust "
+                "accuracy")
+    text += f" ({'; '.join(caveats)})." if caveats else " (within the fitted range)."
+    for b in failed:
+        acc = f" ({_est(b['accuracy'], pct=True)})" if b.get("accuracy") is not None else ""
+        text += f" The {b['law']} forecast{acc} is not the headline: its backtest failed."
     return text
 
 
@@ -86,18 +146,26 @@ def _target_sentence(analysis: Analysis) -> str:
     targets = [r for r in analysis.forecasts if r["target"].startswith("robust acc")]
     if not targets:
         return ""
+    trusted = [r for r in targets if r.get("backtest_passed") is not False and not r.get("held_out_large")]
     surface_rows = [r for r in targets if "L(N, D)" in r["law"]]
-    r = (surface_rows or targets)[0]
+    r = (trusted or surface_rows or targets)[0]
     goal = r["target"].replace("robust acc ", "robust accuracy ")
     if not r["reachable"]:
         return f"Reaching {goal} is not possible under this law ({r['message']})."
     text = f"Reaching {goal} would take {_est(r['flops'])} training FLOPs"
-    costs = [(r.get("gpu_hours"), "H100 GPU-hours"), (r.get("energy_kwh"), "kWh"), (r.get("usd"), "USD of electricity")]
+    from robustperf.cost.constants import MFU_DEFAULT
+
+    costs = [(r.get("gpu_hours"), f"H100 GPU-hours at MFU {MFU_DEFAULT.value:g}"), (r.get("energy_kwh"), "kWh"),
+             (r.get("usd"), "USD of electricity")]
     parts = [f"{_est(c)} {unit}" for c, unit in costs if c is not None]
     if parts:
         text += " (" + ", ".join(parts) + ")"
-    text += f" by the {r['law']}."
-    return text
+    text += f" by the {r['law']}"
+    if r.get("backtest_passed") is False:
+        text += ", which failed its backtest"
+    elif r.get("held_out_large"):
+        text += ", whose held-out error is large (unreliable)"
+    return text + "."
 
 
 def _certainty_sentence(analysis: Analysis) -> str:
@@ -105,21 +173,16 @@ def _certainty_sentence(analysis: Analysis) -> str:
         text = f"Brackets are 95 % bootstrap intervals over {analysis.bootstrap} resamples of the runs."
     else:
         text = "No bootstrap was run (bootstrap 0), so there are no intervals and identifiability was not checked."
-    check = analysis.extrapolation.get("surface") or analysis.extrapolation.get("envelope")
-    if check is None:
-        text += " There were too few runs to check extrapolation on held-out runs."
-    else:
-        verdict = (f"above the {LARGE_ERROR:.0%} tolerance, so treat the forecasts as unreliable" if check.large
-                   else f"within the {LARGE_ERROR:.0%} tolerance")
-        text += (f" Refitted on the runs below the top 20 % of compute, the {check.law} predicts the "
-                 f"{len(check.rows)} held-out largest runs with a mean error of {check.mean_abs_error:.1%} "
-                 f"({verdict}).")
+    bt = analysis.backtest
+    if bt is not None and math.isfinite(bt.conformal_logit):
+        text += (f" Forecast accuracy intervals are widened by the backtest's largest held-out error "
+                 f"(split-conformal, {bt.conformal_level:.0%} coverage with {len(bt.rows) - 1} held-out runs).")
     return text
 
 
 def plain_summary(analysis: Analysis, forecast_spec: Any = None, *, markup: bool = True) -> str:
-    """One paragraph in plain words (HTML-escaped when ``markup``)."""
-    parts = [_surface_sentence(analysis), _budget_sentence(analysis, forecast_spec), _target_sentence(analysis),
-             _certainty_sentence(analysis)]
-    text = " ".join(p for p in parts if p)
-    return html.escape(text) if markup else text
+    """Plain words in reading order: one ``<p>`` per part (HTML-escaped) when ``markup``, else one paragraph."""
+    parts = [_measured_sentence(analysis), _surface_sentence(analysis), _backtest_sentence(analysis),
+             _budget_sentence(analysis, forecast_spec), _target_sentence(analysis), _certainty_sentence(analysis)]
+    parts = [p for p in parts if p]
+    return "".join(f"<p>{html.escape(p)}</p>" for p in parts) if markup else " ".join(parts)

@@ -44,7 +44,12 @@ def _interval(e: tuple[float, float | None, float | None] | None) -> str:
 def leaderboard_table(frame: Any) -> str:
     """Every run, best robust accuracy first, with its cost columns."""
     data = frame.sort_values(["robust_acc", "clean_acc"], ascending=False, na_position="last")
-    head = "".join(f"<th>{h}</th>" for _, h in LEADERBOARD_COLUMNS)
+    from robustperf.report.plots import energy_label
+
+    energy = energy_label(data)  # "estimated" beside every energy-derived column that is not metered
+    marked = {"energy_kwh", "co2_kg", "usd"}
+    head = "".join(f"<th>{h}{f' ({energy})' if col in marked and energy != 'metered' else ''}</th>"
+                   for col, h in LEADERBOARD_COLUMNS)
     rows = []
     for _, row in data.iterrows():
         cells = "".join(f"<td>{fmt(_plain(row.get(col)))}</td>" for col, _ in LEADERBOARD_COLUMNS)
@@ -65,8 +70,10 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
     """Forecasts with their bootstrap intervals (95 % unless the study said otherwise)."""
     if not rows:
         return "<p class='note'>No forecasts (add targets under <code>forecast:</code> in the study).</p>"
+    from robustperf.cost.constants import MFU_DEFAULT
     cols = (("target", "target"), ("law", "law"), ("flops", "FLOPs"), ("accuracy", "robust acc"), ("N", "N*"),
-            ("D", "D*"), ("gpu_hours", "H100 GPU-h"), ("energy_kwh", "kWh"), ("co2_kg", "CO2 kg"), ("usd", "USD"),
+            ("D", "D*"), ("gpu_hours", "H100 GPU-h (est.)"), ("energy_kwh", "kWh (est.)"), ("co2_kg", "CO2 kg (est.)"),
+            ("usd", "USD (est.)"),
             ("note", "validity and caveats"))
     head = "".join(f"<th>{h}</th>" for _, h in cols) + "<th>equivalent to</th>"
     body = []
@@ -77,12 +84,19 @@ def forecast_table(rows: list[dict[str, Any]]) -> str:
                 cells.append(f"<td class='note' style='text-align:left'>{_row_note(r)}</td>")
                 continue
             value = r.get(key)
-            cells.append(f"<td>{_interval(value) if isinstance(value, tuple) else fmt(value)}</td>")
+            text = _interval(value) if isinstance(value, tuple) else fmt(value)
+            if key == "accuracy" and r.get("extrapolation") and value is not None:
+                text += " <span class='flag'>extrapolation</span>"  # in the same cell as the number
+            if key == "law" and (r.get("backtest_passed") is False or r.get("held_out_large")):
+                text += " <span class='flag'>unreliable (backtest)</span>"
+            cells.append(f"<td>{text}</td>")
         cells.append(f"<td>{html.escape(_equivalents_text(r))}</td>")
         cls = " class='large'" if r.get("held_out_large") or r.get("caveat") else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    assumption = (f"H100 GPU-hours, kWh, CO2 and USD are estimated, not measured: training FLOPs at MFU "
+                  f"{MFU_DEFAULT.value:g} of the H100's datasheet bf16 peak ({MFU_DEFAULT.source}), at its TDP.")
     return (f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f"<p class='note'>{html.escape(_equivalents_sources())}</p>")
+            f"<p class='note'>{html.escape(assumption)} {html.escape(_equivalents_sources())}</p>")
 
 
 def _equivalents_text(row: dict[str, Any]) -> str:
@@ -111,11 +125,13 @@ def _row_note(r: dict[str, Any]) -> str:
     parts = []
     if r.get("message") and r["message"] != "ok":
         parts.append(str(r["message"]))
+    if r.get("backtest_passed") is not None:
+        parts.append("backtest in accuracy " + ("passed" if r["backtest_passed"] else "FAILED: not a headline forecast"))
     for key in ("validity", "caveat", "held_out"):
         if r.get(key):
             parts.append(str(r[key]))
     text = "; ".join(html.escape(p) for p in parts)
-    if r.get("caveat") or r.get("held_out_large"):
+    if r.get("caveat") or r.get("held_out_large") or r.get("backtest_passed") is False:
         text = f"<span class='flag'>{text}</span>"
     return text or "–"
 
@@ -148,10 +164,14 @@ def extrapolation_table(checks: dict[str, Any]) -> str:
 def fits_table(analysis: Any) -> str:
     """The fitted laws: parameters with intervals, points used, goodness of fit, status."""
     fits = [(f"envelope power law: {m} = C x FLOPs^alpha", f) for m, f in analysis.envelope.items()]
+    if getattr(analysis, "saturating", None) is not None:
+        fits.append(("saturating envelope: robust error = A (FLOPs/1e12)^-alpha + floor", analysis.saturating))
     if analysis.surface is not None:
         fits.append((f"{analysis.surface.law}: adv loss = A/N^alpha + B/D^beta + E", analysis.surface))
     if analysis.loss_to_accuracy is not None:
-        fits.append(("robust acc = slope x adv loss + intercept", analysis.loss_to_accuracy))
+        form = ("logit(robust acc) = slope x adv loss + intercept" if analysis.loss_to_accuracy.law == "logit_linear"
+                else "robust acc = slope x adv loss + intercept")
+        fits.append((form, analysis.loss_to_accuracy))
     if not fits:
         return "<p class='note'>No laws fitted.</p>"
     body = []

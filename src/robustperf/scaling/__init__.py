@@ -11,7 +11,7 @@ Laws (frozen objects with named parameters, ``__call__``):
 Fitters (return a frozen FitResult with a `FitStatus`; a failed optimisation, or with a bootstrap a parameter
 the data do not pin down (`robustperf.scaling.identify`), gives a status other than OK and a FitWarning):
     fit_power_law, fit_envelope_power_law, envelope_points, fit_approach1, fit_chinchilla, fit_approach2,
-    fit_approach3, fit_loss_to_accuracy, bartoldson_keep_mask, extrapolation_validation.
+    fit_approach3, fit_loss_to_accuracy, fit_logit_loss_to_accuracy (bounded map), bartoldson_keep_mask, extrapolation_validation.
 
 Allocation and forecasts:
     compute_optimal, optimal_loss, model_size_tradeoff, flops_per_param_sample, forecast, forecast_loss,
@@ -27,6 +27,7 @@ Inputs:
     STORE_COLUMNS (default run-index columns), FIT_LAWS.
 """
 
+from robustperf.scaling.accuracy_map import LogitLinearMap, fit_logit_loss_to_accuracy
 from robustperf.scaling.allocation import (
     DEFAULT_FLOPS_PER_PARAM_SAMPLE,
     Allocation,
@@ -73,6 +74,7 @@ from robustperf.scaling.result import (
     ScalingError,
     load_fit,
 )
+from robustperf.scaling.saturating import SaturatingPowerLaw, fit_saturating_envelope
 from robustperf.scaling.tables import FIT_LAWS, STORE_COLUMNS, fit_table, load_curves, load_table
 from robustperf.scaling.validation import ExtrapolationResult, extrapolation_validation
 
@@ -97,6 +99,9 @@ __all__ = [
     "FlopsForecast",
     "Forecast",
     "LinearMap",
+    "LogitLinearMap",
+    "SaturatingPowerLaw",
+    "fit_saturating_envelope",
     "PowerLaw",
     "PredictorResult",
     "ScalingError",
@@ -117,6 +122,7 @@ __all__ = [
     "fit_envelope_power_law",
     "fit_frontier_quantile",
     "fit_loss_to_accuracy",
+    "fit_logit_loss_to_accuracy",
     "fit_power_law",
     "fit_robustness_predictor",
     "fit_table",

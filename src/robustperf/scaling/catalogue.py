@@ -13,8 +13,10 @@ from dataclasses import fields, replace
 from typing import Any
 
 from robustperf.registry import Registry
+from robustperf.scaling.accuracy_map import LogitLinearMap
 from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, LinearMap, PowerLaw
 from robustperf.scaling.published import PUBLISHED
+from robustperf.scaling.saturating import SaturatingPowerLaw
 
 LawFactory = Callable[..., Any]
 LAWS: Registry[LawFactory] = Registry("scaling law")
@@ -24,6 +26,8 @@ LAWS.register("chinchilla", ChinchillaLaw)
 LAWS.register("approach2", Approach2Law)
 LAWS.register("approach3", Approach3Law)
 LAWS.register("linear", LinearMap)
+LAWS.register("logit_linear", LogitLinearMap)
+LAWS.register("saturating_power_law", SaturatingPowerLaw)
 
 
 def _published_factory(law: Any) -> LawFactory:

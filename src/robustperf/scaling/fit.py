@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.earned_ok import earn_ok
 from robustperf.scaling.identify import assess
 from robustperf.scaling.objectives import A2_NAMES, A3_NAMES, Approach2Objective, Approach3Objective
 from robustperf.scaling.optimize import batched_lbfgs, multistart_minimize
@@ -237,7 +238,22 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
                          drop_underfit=drop_underfit, grid=grid, quality_grid=quality_grid, bootstrap=bootstrap,
                          seed=seed, options=options)
     names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.get("quality_fitted") else [])
-    return _assess_surface(fit, names, "fit_approach2")
+    n, d, loss = _base_rows(N, D, L, fid, fit, drop_underfit, base_mask, joint)
+    return earn_ok(_assess_surface(fit, names, "fit_approach2"), n, d, loss)
+
+
+def _base_rows(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None, fit: FitResult,  # noqa: N803
+               drop_underfit: bool, base_mask: ArrayLike | None, joint: bool
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows A, B, E, alpha and beta were fitted on (the base data set after any filter)."""
+    n, d, loss, f, good = _as_arrays(N, D, L, fid)
+    if base_mask is not None and not joint:
+        rows = np.asarray(base_mask, dtype=bool).ravel()[good]
+    else:  # the joint fit's A, B, E, alpha, beta are the law at the reference FID: judged on those rows
+        rows = np.isclose(f, float(fit.law_kwargs.get("fid_ref", 0.0)))
+    if drop_underfit:
+        rows &= bartoldson_keep_mask(n, d, f)
+    return n[rows], d[rows], loss[rows]
 
 
 def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None, *, reference_fid: float | None,
@@ -441,7 +457,8 @@ def fit_chinchilla(N: ArrayLike, D: ArrayLike, L: ArrayLike, *, drop_underfit: b
     out = FitResult(law="chinchilla", params=params, status=fit.status, objective=fit.objective,
                     n_points=fit.n_points, residuals=fit.residuals, bootstrap=boot, metrics=fit.metrics,
                     message=fit.message)
-    return _assess_surface(out, list(params), "fit_chinchilla")
+    n, d, loss = _base_rows(N, D, L, None, out, drop_underfit, None, False)
+    return earn_ok(_assess_surface(out, list(params), "fit_chinchilla"), n, d, loss)
 
 
 # --------------------------------------------------------------------------------------- Approach 3

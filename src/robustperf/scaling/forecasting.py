@@ -16,6 +16,7 @@ forecast from it says up to which accuracy it was fitted (beyond that it is an e
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,19 +24,63 @@ import numpy as np
 from scipy.optimize import brentq
 
 from robustperf.cost import conversions
-from robustperf.cost.constants import GRID_DEFAULT, PUE_DEFAULT, USD_PER_KWH_DEFAULT, gpu_spec, grid_intensity
+from robustperf.cost.constants import (
+    GRID_DEFAULT,
+    MFU_DEFAULT,
+    PUE_DEFAULT,
+    USD_PER_KWH_DEFAULT,
+    gpu_spec,
+    grid_intensity,
+)
+from robustperf.scaling.accuracy_map import AccuracyMap
 from robustperf.scaling.allocation import DEFAULT_FLOPS_PER_PARAM_SAMPLE, Allocation, compute_optimal
-from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, LinearMap, PowerLaw
+from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, PowerLaw
 from robustperf.scaling.published import BARTOLDSON2024_LOSS_TO_ACCURACY
 from robustperf.scaling.result import Estimate, FitResult, ScalingError
+from robustperf.scaling.saturating import SaturatingPowerLaw
 
 HOURS_PER_YEAR = 24.0 * 365.25
 _ND_LAWS = (Approach2Law, Approach3Law, ChinchillaLaw)
 
 
+_FLOP_UNITS = {"PFLOP": 1e15, "TFLOP": 1e12, "GFLOP": 1e9, "FLOP": 1.0}
+
+
+def x_unit_of(column: str) -> str:
+    """The FLOP unit a column name states ("train_tflops" -> "TFLOP"), or "" when it names none."""
+    name = column.upper()
+    return next((unit for unit in _FLOP_UNITS if unit in name), "")
+
+
 def _x_scale(law: PowerLaw) -> float:
-    """FLOPs per unit of the power law's x (Debenedetti's x is in TFLOP)."""
-    return 1e12 if law.x_unit.upper().startswith("TFLOP") else 1.0
+    """FLOPs per unit of the power law's x (Debenedetti's x is in TFLOP); "" (unstated) reads as FLOPs."""
+    unit = law.x_unit.upper()
+    return next((scale for name, scale in _FLOP_UNITS.items() if unit.startswith(name)), 1.0)
+
+
+def check_forecast_inputs(fit: FitResult | None, law: Any, flops: float | None, target_accuracy: float | None) -> None:
+    """Refuse, before any work, what would give a meaningless forecast (issue 27).
+
+    A budget that is not a positive finite number of FLOPs; a target outside (0, 1); a power law fitted
+    on accuracies in percent (it would forecast 100 % at every budget); a power law whose x column has
+    no FLOP unit (``--flops`` would silently be read in that column's unit).
+    """
+    if flops is not None and not (isinstance(flops, (int, float)) and math.isfinite(flops) and flops > 0):
+        raise ScalingError(f"the budget must be a positive, finite number of FLOPs (e.g. 1e21), got {flops}")
+    if target_accuracy is not None and not (math.isfinite(target_accuracy) and 0.0 < target_accuracy < 1.0):
+        hint = " (a percentage? divide it by 100)" if 1.0 < target_accuracy <= 100.0 else ""
+        raise ScalingError(f"the target accuracy must be a fraction in (0, 1), got {target_accuracy}{hint}")
+    if fit is None or not isinstance(law, PowerLaw):
+        return
+    y_range = fit.metrics.get("y_range")
+    if y_range and y_range[1] > 1.0 and "%" not in law.y_unit:
+        raise ScalingError(f"the power law was fitted on y values up to {y_range[1]:.4g}: accuracies in percent? "
+                           "Refit on fractions (divide the column by 100) before forecasting")
+    column = fit.metrics.get("x_column")
+    if column and not law.x_unit:
+        raise ScalingError(f"the power law was fitted on x column {column!r}, which names no FLOP unit, so a budget "
+                           "in FLOPs cannot be converted; refit with --x on a FLOPs column (e.g. cost.train_flops) "
+                           "or a column named in TFLOP/PFLOP")
 
 
 def _y_scale(law: PowerLaw) -> float:
@@ -58,13 +103,13 @@ def bounded_accuracy(value: Any) -> Any:
     return float(out) if out.ndim == 0 else out
 
 
-def loss_to_accuracy_ceiling(law: Any, loss_to_accuracy: LinearMap, *, fid: float = 0.0) -> float:
+def loss_to_accuracy_ceiling(law: Any, loss_to_accuracy: AccuracyMap, *, fid: float = 0.0) -> float:
     """The best accuracy an N, D law can reach: the loss map at its loss floor, clipped to [0, 1]."""
     _check_map(loss_to_accuracy)
     return bounded_accuracy(loss_to_accuracy(ceiling_loss(law, fid=fid)))
 
 
-def _check_map(loss_to_accuracy: LinearMap) -> None:
+def _check_map(loss_to_accuracy: AccuracyMap) -> None:
     if not loss_to_accuracy.slope < 0:
         raise ScalingError(f"the loss -> accuracy map has slope {loss_to_accuracy.slope:.3g} >= 0 (accuracy would not "
                            "fall as the loss rises); refit it on runs that span a range of losses")
@@ -89,7 +134,7 @@ def forecast_loss(law: Any, flops: float, *, fid: float = 0.0, k: float = DEFAUL
 
 
 def forecast_accuracy(law: Any, flops: float, *, fid: float = 0.0, k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE,
-                      loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> float:
+                      loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> float:
     """Robust accuracy (fraction) at a FLOPs budget.
 
     N, D laws: compute-optimal loss mapped to accuracy (papers/001 App. F.2.2). Power laws of accuracy
@@ -98,6 +143,8 @@ def forecast_accuracy(law: Any, flops: float, *, fid: float = 0.0, k: float = DE
     """
     if isinstance(law, PowerLaw):
         return bounded_accuracy(float(law(flops / _x_scale(law))) * _y_scale(law))
+    if isinstance(law, SaturatingPowerLaw):
+        return bounded_accuracy(law(flops))
     _check_map(loss_to_accuracy)
     return bounded_accuracy(loss_to_accuracy(forecast_loss(law, flops, fid=fid, k=k)))
 
@@ -116,7 +163,7 @@ class FlopsForecast:
 
 def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_loss: float | None = None,
                    fid: float = 0.0, k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE,
-                   loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> FlopsForecast:
+                   loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY) -> FlopsForecast:
     """Training FLOPs of the compute-optimal run that reaches a target accuracy (fraction) or loss.
 
     Returns:
@@ -135,14 +182,21 @@ def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_los
                                  f"unreachable: the power law does not rise with FLOPs (alpha {law.alpha:.3g})")
         flops = float(law.inverse(target_accuracy / _y_scale(law))) * _x_scale(law)
         return FlopsForecast(flops, True, None, None, 1.0, "power law in accuracy (no ceiling of its own)")
+    if isinstance(law, SaturatingPowerLaw):
+        if target_accuracy is None:
+            raise ScalingError("a saturating envelope of accuracy vs FLOPs takes target_accuracy, not target_loss")
+        if target_accuracy >= law.ceiling:
+            return FlopsForecast(math.inf, False, None, None, law.ceiling,
+                                 f"unreachable: the envelope saturates at accuracy {law.ceiling:.4f}")
+        return FlopsForecast(law.inverse(target_accuracy), True, None, None, law.ceiling, "ok")
     if not isinstance(law, _ND_LAWS):
         raise ScalingError(f"cannot forecast FLOPs with a {type(law).__name__}")
     _check_map(loss_to_accuracy)
     floor = ceiling_loss(law, fid=fid)
     ceiling_acc = bounded_accuracy(loss_to_accuracy(floor))
     if target_accuracy is not None:
-        if not 0.0 < target_accuracy <= 1.0:
-            raise ScalingError(f"target accuracy must be a fraction in (0, 1], got {target_accuracy}")
+        if not 0.0 < target_accuracy < 1.0:
+            raise ScalingError(f"target accuracy must be a fraction in (0, 1), got {target_accuracy}")
         if target_accuracy >= ceiling_acc and ceiling_acc < 1.0:
             return FlopsForecast(math.inf, False, float(loss_to_accuracy.inverse(target_accuracy)), floor, ceiling_acc,
                                  f"unreachable: ceiling is accuracy {ceiling_acc:.5f} (loss {floor:.5f}) at FID {fid:g}")
@@ -181,7 +235,7 @@ class CostForecast:
     constants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = 0.4, watts: float | None = None,
+def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = MFU_DEFAULT.value, watts: float | None = None,
                   pue: float = PUE_DEFAULT.value, grid: str = GRID_DEFAULT, co2_g_per_kwh: float | None = None,
                   usd_per_kwh: float = USD_PER_KWH_DEFAULT.value, usd_per_gpu_hour: float | None = None) -> CostForecast:
     """GPU-hours, kWh (x PUE), CO2 and USD of ``flops`` of training on one kind of GPU.
@@ -201,7 +255,7 @@ def forecast_cost(flops: float, *, gpu: str = "h100", mfu: float = 0.4, watts: f
     constants: dict[str, dict[str, Any]] = {
         "gpu": {"value": spec.name, "source": spec.source},
         "peak_flops": {"value": spec.peak_bf16_tflops * 1e12, "source": spec.source},
-        "mfu": {"value": mfu, "source": "user setting (REFERENCE.md s.6 measured 0.16-0.41 on an H100)"},
+        "mfu": {"value": mfu, "source": MFU_DEFAULT.source if mfu == MFU_DEFAULT.value else "user setting"},
         "watts": {"value": power, "source": spec.source if watts is None else "user setting"},
         "pue": {"value": pue, "source": PUE_DEFAULT.source if pue == PUE_DEFAULT.value else "user setting"},
         "co2_g_per_kwh": {"value": intensity,
@@ -272,7 +326,7 @@ class Forecast:
 
 
 def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: float, k: float,
-         loss_to_accuracy: LinearMap, cost_kwargs: dict[str, Any]) -> tuple[dict[str, float], bool, str, CostForecast]:
+         loss_to_accuracy: AccuracyMap, cost_kwargs: dict[str, Any]) -> tuple[dict[str, float], bool, str, CostForecast]:
     """Every forecast quantity for one law (the point estimate or one bootstrap resample)."""
     values: dict[str, float] = {}
     reachable, message = True, "ok"
@@ -283,7 +337,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
     if isinstance(law, _ND_LAWS) and math.isfinite(flops):
         alloc: Allocation = compute_optimal(law, flops, fid=fid, k=k)
         values.update(loss=alloc.loss, N=alloc.N, D=alloc.D, accuracy=bounded_accuracy(loss_to_accuracy(alloc.loss)))
-    elif isinstance(law, PowerLaw) and math.isfinite(flops):
+    elif isinstance(law, (PowerLaw, SaturatingPowerLaw)) and math.isfinite(flops):
         values["accuracy"] = forecast_accuracy(law, flops)
     cost = forecast_cost(flops, **cost_kwargs)
     for name in ("gpu_hours", "gpu_years", "energy_kwh", "co2_kg", "usd_electricity", "usd_cloud"):
@@ -294,9 +348,10 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
 
 
 def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: float | None = None, fid: float = 0.0,
-             k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = 0.4, level: float = 0.95,
-             loss_to_accuracy: LinearMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
-             loss_range: tuple[float, float] | None = None, **cost_kwargs: Any) -> Forecast:
+             k: float = DEFAULT_FLOPS_PER_PARAM_SAMPLE, gpu: str = "h100", mfu: float = MFU_DEFAULT.value, level: float = 0.95,
+             loss_to_accuracy: AccuracyMap = BARTOLDSON2024_LOSS_TO_ACCURACY, name: str | None = None,
+             loss_range: tuple[float, float] | None = None, map_samples: Sequence[AccuracyMap] = (),
+             **cost_kwargs: Any) -> Forecast:
     """Forecast from a budget (``flops``) or for a target accuracy, with costs and bootstrap intervals.
 
     Args:
@@ -311,6 +366,8 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
         name: label of the law in the result (default: the fit's law name or the law's source).
         loss_range: (lowest, highest) loss the loss -> accuracy map was fitted on; a forecast loss
             outside it is labelled an extrapolation of the map.
+        map_samples: bootstrap resamples of the loss -> accuracy map; resample i of the law is paired
+            with map resample i (cycled), so the map's own uncertainty widens every accuracy interval.
         **cost_kwargs: forwarded to `forecast_cost` (watts, pue, grid, co2_g_per_kwh, usd_per_kwh, usd_per_gpu_hour).
     """
     if (flops is None) == (target_accuracy is None):
@@ -323,13 +380,15 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
     else:
         law, boot_laws = law_or_fit, []
         name_default = getattr(law_or_fit, "source", "") or type(law_or_fit).__name__
+    check_forecast_inputs(fit, law, flops, target_accuracy)
     name = name or name_default
     ckw = {"gpu": gpu, "mfu": mfu, **cost_kwargs}
     point, reachable, message, cost = _one(law, flops, target_accuracy, fid, k, loss_to_accuracy, ckw)
     samples = []
-    for b in boot_laws:
+    for i, b in enumerate(boot_laws):
+        m = map_samples[i % len(map_samples)] if map_samples else loss_to_accuracy
         try:
-            samples.append(_one(b, flops, target_accuracy, fid, k, loss_to_accuracy, ckw)[0])
+            samples.append(_one(b, flops, target_accuracy, fid, k, m, ckw)[0])
         except (ScalingError, ValueError, ZeroDivisionError, OverflowError):
             continue  # a degenerate resample (e.g. alpha <= 0) has no allocation; leave it out of the interval
 
@@ -354,7 +413,7 @@ def forecast(law_or_fit: Any, *, flops: float | None = None, target_accuracy: fl
 
 
 def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], target_accuracy: float | None,
-                   fid: float, loss_to_accuracy: LinearMap, loss_range: tuple[float, float] | None) -> str:
+                   fid: float, loss_to_accuracy: AccuracyMap, loss_range: tuple[float, float] | None) -> str:
     """Up to where this forecast's accuracy can be trusted, in one line."""
     if isinstance(law, PowerLaw):
         y_range = fit.metrics.get("y_range") if fit is not None else None
@@ -366,6 +425,13 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
         acc = target_accuracy if target_accuracy is not None else point.get("accuracy")
         if acc is not None and y_range and acc > valid:
             note += f"; accuracy {acc:.3g} lies beyond the fitted range: extrapolation"
+        return note
+    if isinstance(law, SaturatingPowerLaw):
+        note = f"saturating envelope (error = power law + floor), ceiling {law.ceiling:.3g}"
+        x_range = fit.metrics.get("x_range") if fit is not None else None
+        flops = point.get("flops")
+        if x_range and flops is not None and math.isfinite(flops) and flops > x_range[1]:
+            note += f"; {flops:.3g} FLOPs is beyond the largest run ({x_range[1]:.3g}): extrapolation"
         return note
     if isinstance(law, _ND_LAWS):
         ceiling = loss_to_accuracy_ceiling(law, loss_to_accuracy, fid=fid)

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 # Default columns of the run index (robustperf.store.load_index_frame).
 STORE_COLUMNS: dict[str, str] = {
     "flops": "cost.train_flops",
-    "robust_acc": "final.robust_acc",
-    "clean_acc": "final.clean_acc",
+    "robust_acc": "robust.acc",  # the run's one robust accuracy (store/robust.py, issue 27)
+    "clean_acc": "robust.clean_acc",
     "loss": "final.adv_loss",
     "n_params": "final.n_params",
     "samples": "final.samples_seen",
@@ -135,8 +135,17 @@ def fit_table(source: Any, law: str, *, x: str = STORE_COLUMNS["flops"], y: str 
     frame = load_table(source)
     if len(frame) == 0:
         raise ScalingError(f"no rows to fit in {source!r}")
+    if law in ("power_law", "linear"):
+        _refuse_percent(column(frame, y), y)
     if law == "power_law":
-        return envelope.fit_envelope_power_law(column(frame, x), column(frame, y), **fit_kwargs)
+        from dataclasses import replace
+
+        from robustperf.scaling.forecasting import x_unit_of
+
+        res = envelope.fit_envelope_power_law(column(frame, x), column(frame, y), **fit_kwargs)
+        unit = x_unit_of(x)  # recorded, so `forecast` converts a budget in FLOPs or refuses (issue 27)
+        return replace(res, metrics={**res.metrics, "x_column": x},
+                       law_kwargs={**res.law_kwargs, **({"x_unit": unit} if unit else {})})
     if law == "linear":
         return regression.fit_loss_to_accuracy(column(frame, loss), column(frame, y), **fit_kwargs)
     nn, dd, ll = column(frame, n), column(frame, d), column(frame, loss)
@@ -145,6 +154,15 @@ def fit_table(source: Any, law: str, *, x: str = STORE_COLUMNS["flops"], y: str 
     if law == "approach2":
         return fit.fit_approach2(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
     return fit.fit_approach3(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
+
+
+def _refuse_percent(values: Any, name: str) -> None:
+    """An accuracy column in percent would fit a law that forecasts 100 % everywhere: refuse it with the fix."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if "acc" in name.lower() and finite.size and finite.max() > 1.0:
+        raise ScalingError(f"column {name!r} has values up to {finite.max():.4g}: accuracies in percent? Divide it "
+                           "by 100 (the laws take fractions)")
 
 
 def _fit_curves(source: Any, *, x: str, n: str, d: str, loss: str, run: str, **fit_kwargs: Any) -> Any:

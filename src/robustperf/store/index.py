@@ -27,6 +27,7 @@ from typing import Any
 
 from robustperf.store.io import file_mode, read_json
 from robustperf.store.record import RunDir
+from robustperf.store.robust import robust_columns
 
 INDEX_NAME = "index.sqlite"
 BUSY_TIMEOUT_S = 30.0  # how long a connection waits for another one's write lock before "database is locked"
@@ -67,6 +68,7 @@ def collect_rows(runs_dir: str | Path) -> list[dict[str, Any]]:
                 row["failure_reason"] = result.get("failure_reason")
                 for section in ("final", "best", "cost", "evaluations"):
                     row.update(flatten(result.get(section) or {}, f"{section}."))
+                row.update(robust_columns(row))  # the run's one robust accuracy (issue 27)
                 row["started_at"] = result.get("started_at")
                 row["ended_at"] = result.get("ended_at")
             else:

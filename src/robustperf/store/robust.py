@@ -1,0 +1,128 @@
+"""One robust accuracy per run, the same everywhere it is shown (issue 27).
+
+`runs list` and `report runs` used to show the training engine's last-epoch PGD-40-CW accuracy (at the
+evaluation eps of the training config, 8/255), the study report the APGD-CE accuracy of the best
+checkpoint at the training eps (0.1): two numbers, two fitted laws. Here a run's robust accuracy is its
+post-training evaluation: the per-example worst case over every attack of the evaluation's cascade
+(`robustperf.evaluation.evaluate`), on one named checkpoint, at the eps actually used. When a run holds
+several such evaluations, the one with the most attacks (then the most test points) wins, and a stage of
+the cascade that a later, stronger stage beat is flagged: that attack alone overstated the robustness.
+
+Rows are flattened index rows (`robustperf.store.load_index`, whose `robust.acc` column is this number). Without any post-training evaluation the
+training engine's last-epoch evaluation is used, and the label says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_KEY = re.compile(r"^evaluations\.(?P<key>[^.]+)\.robust_acc$")
+BEATEN_POINTS = 0.005  # a stage is "beaten" when a later stage fooled at least half a point more
+
+
+@dataclass(frozen=True)
+class RobustAccuracy:
+    """A run's robust accuracy and where it comes from.
+
+    Attributes:
+        value: robust accuracy (fraction), None when the run has none.
+        clean: clean accuracy of the same checkpoint and test points.
+        attacks: the attack set ("apgd-ce + apgd-t"), or the training evaluation's attack.
+        checkpoint: "best", "final" or "last epoch".
+        eps, norm: the threat model actually used.
+        n_examples: test points.
+        column: the index column it came from.
+        beaten: one line per cascade stage a later stage beat (the weaker attack overstated robustness).
+    """
+
+    value: float | None
+    clean: float | None
+    attacks: str
+    checkpoint: str
+    eps: float | None
+    norm: str
+    n_examples: int | None
+    column: str
+    beaten: list[str] = field(default_factory=list)
+
+    def short(self) -> str:
+        """'apgd-ce+apgd-t @best eps 0.1' for a table column."""
+        eps = "" if self.eps is None else f" eps {self.eps:.3g}"
+        return f"{self.attacks.replace(' + ', '+')} @{self.checkpoint.replace(' ', '-')}{eps}"
+
+    def label(self) -> str:
+        """'apgd-ce + apgd-t, best checkpoint, linf eps 0.1, 359 points'."""
+        eps = "" if self.eps is None else f", {self.norm} eps {self.eps:.4g}"
+        n = "" if self.n_examples is None else f", {self.n_examples} points"
+        return f"{self.attacks}, {self.checkpoint} checkpoint{eps}{n}"
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _attacks(row: Mapping[str, Any], key: str) -> list[str]:
+    raw = row.get(f"evaluations.{key}.attacks")
+    if isinstance(raw, str) and raw.startswith("["):
+        raw = json.loads(raw)
+    if isinstance(raw, (list, tuple)) and raw:
+        return [str(a) for a in raw]
+    attack = row.get(f"evaluations.{key}.attack")
+    return str(attack).split("+") if attack else [key]
+
+
+def evaluation_keys(row: Mapping[str, Any]) -> list[str]:
+    """Keys of the run's post-training evaluations that have a robust accuracy, strongest first."""
+    keys = [m["key"] for k in row if (m := _KEY.match(k)) and _num(row[k]) is not None]
+
+    def strength(key: str) -> tuple[int, int]:
+        return len(_attacks(row, key)), int(_num(row.get(f"evaluations.{key}.n_examples")) or 0)
+
+    return sorted(keys, key=strength, reverse=True)
+
+
+def beaten_stages(row: Mapping[str, Any], key: str) -> list[str]:
+    """Cascade stages whose own accuracy a later stage lowered by at least `BEATEN_POINTS`."""
+    stages = _attacks(row, key)
+    accs = [_num(row.get(f"evaluations.{key}.per_attack.{s}.robust_acc")) for s in stages]
+    out = []
+    final = _num(row.get(f"evaluations.{key}.robust_acc"))
+    for stage, acc in zip(stages[:-1], accs[:-1], strict=True):
+        if acc is not None and final is not None and acc - final >= BEATEN_POINTS:
+            out.append(f"{stage} alone overstated robust accuracy by {100 * (acc - final):.1f} points "
+                       f"(beaten by {' + '.join(stages[stages.index(stage) + 1:])})")
+    return out
+
+
+def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAccuracy:
+    """The run's one robust accuracy (``key``: a specific evaluation; default the strongest)."""
+    keys = [key] if key else evaluation_keys(row)
+    if keys and _num(row.get(f"evaluations.{keys[0]}.robust_acc")) is not None:
+        k = keys[0]
+        get = lambda name: row.get(f"evaluations.{k}.{name}")  # noqa: E731
+        n = _num(get("n_examples"))
+        return RobustAccuracy(_num(get("robust_acc")), _num(get("clean_acc")), " + ".join(_attacks(row, k)),
+                              str(get("checkpoint") or "best"), _num(get("eps")), str(get("norm") or ""),
+                              None if n is None else int(n), f"evaluations.{k}.robust_acc", beaten_stages(row, k))
+    steps = row.get("config.eval.attack.n_steps")
+    loss = row.get("config.eval.attack.loss")
+    attack = f"PGD-{int(steps)}-{str(loss).upper()} (training evaluation)" if steps else "training evaluation"
+    n = _num(row.get("config.eval.n_examples"))
+    return RobustAccuracy(_num(row.get("final.robust_acc")), _num(row.get("final.clean_acc")), attack, "last epoch",
+                          _num(row.get("config.eval.attack.eps")), str(row.get("config.eval.attack.norm") or ""),
+                          None if n is None else int(n), "final.robust_acc")
+
+
+def robust_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The index columns naming a run's one robust accuracy: ``robust.acc``, ``robust.clean_acc``, ``robust.from``."""
+    r = robust_accuracy(row)
+    return {"robust.acc": r.value, "robust.clean_acc": r.clean, "robust.from": r.label()}

@@ -311,7 +311,16 @@ def test_scaling_never_imports_torch() -> None:
 
 
 def _run_blocked(blocked: str, code: str) -> subprocess.CompletedProcess[str]:
-    prelude = f"import sys; sys.modules[{blocked!r}] = None\n"
+    # A meta-path finder that refuses the package, as an environment without it would: a None in
+    # sys.modules instead breaks libraries that probe sys.modules for it (scipy.stats looks up "torch").
+    prelude = (
+        "import importlib.abc\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {blocked!r} or name.startswith({blocked!r} + '.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
     src = str(SRC.parent)
     return subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r})\n" + prelude + code],
                           capture_output=True, text=True, timeout=300)

@@ -9,66 +9,12 @@ loss (slope < 0), and can never forecast 100 %: it saturates as accuracies do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
-from robustperf.scaling.laws import _LawBase
+from robustperf.scaling.bounded_laws import LOGIT_CLIP, AccuracyMap, LogitLinearMap, expit, logit  # noqa: F401
 from robustperf.scaling.result import STATUS_FAILED, STATUS_OK, BootstrapResult, FitResult, ScalingError
-
-# accuracies at exactly 0 or 1 have no logit; a run that scored 360/360 is pulled in by half an example
-LOGIT_CLIP = 1e-3
-
-
-class AccuracyMap(Protocol):
-    """What a forecast needs from a loss -> accuracy map (a `LinearMap` or a `LogitLinearMap`)."""
-
-    @property
-    def slope(self) -> float: ...
-
-    @property
-    def intercept(self) -> float: ...
-
-    def __call__(self, x: ArrayLike) -> Any: ...
-
-    def inverse(self, y: ArrayLike) -> Any: ...
-
-
-def logit(p: ArrayLike) -> Any:
-    """log(p / (1 - p)), with p clipped to [LOGIT_CLIP, 1 - LOGIT_CLIP]."""
-    q = np.clip(np.asarray(p, dtype=float), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
-    return np.log(q) - np.log1p(-q)
-
-
-def expit(z: ArrayLike) -> Any:
-    """The inverse of `logit`, numerically stable for large |z|."""
-    z = np.asarray(z, dtype=float)
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
-@dataclass(frozen=True)
-class LogitLinearMap(_LawBase):
-    """accuracy = 1 / (1 + exp(-(intercept + slope * loss))): bounded in (0, 1), monotone in the loss."""
-
-    slope: float
-    intercept: float
-    source: str = ""
-    param_names: ClassVar[tuple[str, ...]] = ("slope", "intercept")
-
-    def __call__(self, x: ArrayLike) -> Any:
-        out = expit(self.intercept + self.slope * np.asarray(x, dtype=float))
-        return float(out) if out.ndim == 0 else out
-
-    def inverse(self, y: ArrayLike) -> Any:
-        """The loss at which the map gives accuracy ``y`` (a fraction in (0, 1))."""
-        y = np.asarray(y, dtype=float)
-        if np.any((y <= 0) | (y >= 1)):
-            raise ScalingError("a logit map reaches only accuracies strictly between 0 and 1")
-        out = (np.log(y) - np.log1p(-y) - self.intercept) / self.slope
-        return float(out) if out.ndim == 0 else out
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

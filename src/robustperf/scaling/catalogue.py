@@ -13,10 +13,9 @@ from dataclasses import fields, replace
 from typing import Any
 
 from robustperf.registry import Registry
-from robustperf.scaling.accuracy_map import LogitLinearMap
+from robustperf.scaling.bounded_laws import LogitLinearMap, SaturatingPowerLaw
 from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, LinearMap, PowerLaw
 from robustperf.scaling.published import PUBLISHED
-from robustperf.scaling.saturating import SaturatingPowerLaw
 
 LawFactory = Callable[..., Any]
 LAWS: Registry[LawFactory] = Registry("scaling law")

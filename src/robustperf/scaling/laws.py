@@ -21,6 +21,10 @@ import numpy as np
 ArrayLike = Any  # float or numpy array; laws broadcast like numpy
 
 
+class ScalingError(ValueError):
+    """A user-facing problem with fitting inputs (too few points, bad columns, invalid values)."""
+
+
 def _log1p_fid(fid: ArrayLike) -> np.ndarray:
     fid = np.asarray(fid, dtype=float)
     if np.any(fid < 0):

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from robustperf.scaling.laws import ScalingError  # noqa: F401  (defined beside the laws; raised here too)
+
 
 class FitStatus(str, Enum):
     """Why a fit can or cannot be used. Members compare equal to their strings (``FitStatus.OK == "ok"``).
@@ -51,10 +53,6 @@ STATUS_FAILED = FitStatus.FAILED
 STATUS_TOO_FEW_POINTS = FitStatus.TOO_FEW_POINTS
 STATUS_DEGENERATE = FitStatus.DEGENERATE
 STATUS_POORLY_IDENTIFIED = FitStatus.POORLY_IDENTIFIED
-
-
-class ScalingError(ValueError):
-    """A user-facing problem with fitting inputs (too few points, bad columns, invalid values)."""
 
 
 class FitWarning(UserWarning):

@@ -9,15 +9,12 @@ plus an irreducible floor gives the same power-law decay at small compute and a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
+from robustperf.scaling.bounded_laws import X_SCALE, SaturatingPowerLaw  # noqa: F401
 from robustperf.scaling.envelope import envelope_points
-from robustperf.scaling.laws import _LawBase
 from robustperf.scaling.result import (
     STATUS_NOT_CONVERGED,
     STATUS_OK,
@@ -27,35 +24,6 @@ from robustperf.scaling.result import (
     FitResult,
     ScalingError,
 )
-
-X_SCALE = 1e12  # FLOPs are divided by this so A is the excess error at 1 TFLOP
-
-
-@dataclass(frozen=True)
-class SaturatingPowerLaw(_LawBase):
-    """accuracy = 1 - floor - A * (FLOPs / 1e12)^-alpha; the ceiling is 1 - floor."""
-
-    A: float
-    alpha: float
-    floor: float
-    source: str = ""
-    param_names: ClassVar[tuple[str, ...]] = ("A", "alpha", "floor")
-
-    def __call__(self, flops: ArrayLike) -> Any:
-        x = np.asarray(flops, dtype=float) / X_SCALE
-        out = 1.0 - self.floor - self.A * np.power(x, -self.alpha)
-        return float(out) if out.ndim == 0 else out
-
-    @property
-    def ceiling(self) -> float:
-        return 1.0 - self.floor
-
-    def inverse(self, accuracy: float) -> float:
-        """FLOPs where the law reaches ``accuracy`` (inf at or above the ceiling)."""
-        excess = 1.0 - self.floor - accuracy
-        if excess <= 0:
-            return float("inf")
-        return float(X_SCALE * (excess / self.A) ** (-1.0 / self.alpha))
 
 
 def _fit(x: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, bool]:

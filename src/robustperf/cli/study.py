@@ -106,7 +106,14 @@ def run_one_cmd(
         print(json.dumps(summary))  # noqa: T201 - machine-readable output for the manifest executor
     else:
         console.print(f"{summary.get('run_id')}: {summary.get('status')} {summary.get('failure_reason') or ''}")
-    if summary.get("status") in ("failed", "interrupted"):
+    if summary.get("status") == "interrupted":  # checkpointed by a stop signal: ask Slurm for the task again
+        from robustperf.sweep.requeue import requeue_slurm_task
+        from robustperf.training.signals import REQUEUE_EXIT_CODE
+
+        if requeue_slurm_task():
+            console.print("requeued: the task resumes from its step checkpoint")
+        raise typer.Exit(REQUEUE_EXIT_CODE)
+    if summary.get("status") == "failed":
         raise typer.Exit(1)
     if summary.get("status") == "locked":  # another process is running it: try again later (EX_TEMPFAIL)
         raise typer.Exit(75)

@@ -26,6 +26,8 @@ def study(
                                            "every study)"),
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
                                          help="bootstrap resamples for the fits (default: the study's, 200; 0 skips)"),
+    resubmit: bool = typer.Option(False, "--resubmit", help="submit again (sbatch --array) the tasks of the planned "
+                                  "study that are not finished, e.g. after its array ran out of time"),
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
@@ -33,6 +35,9 @@ def study(
 
     with user_errors():
         spec = load_study(study_file)
+        if resubmit:
+            _resubmit(spec, runs_dir or Path(spec.runs_dir))
+            return
         if bootstrap is not None:
             spec = spec.model_copy(update={"fit": spec.fit.model_copy(update={"bootstrap": bootstrap})})
         # names and sizes first: a typo is one error line, not buried under the design check's warnings
@@ -69,6 +74,20 @@ def study(
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
+
+
+def _resubmit(spec, runs_dir: Path) -> None:  # noqa: ANN001 - a StudyConfig
+    from robustperf.sweep.resubmit import resubmit
+
+    out = resubmit(spec, runs_dir)
+    if not out.unfinished:
+        console.print(f"study {spec.name}: every run is finished and evaluated; nothing to resubmit")
+    elif out.job_id is not None:
+        console.print(f"study {spec.name}: resubmitted {len(out.unfinished)} unfinished task(s) (--array={out.array}) "
+                      f"as Slurm job {out.job_id}")
+    else:
+        console.print(f"study {spec.name}: {len(out.unfinished)} unfinished task(s); sbatch is not here, submit with:\n"
+                      f"  {' '.join(out.command)}", markup=False)
 
 
 def _design_step(spec, *, verbose: bool) -> bool:

@@ -41,7 +41,8 @@ def test_resubmit_lists_only_the_unfinished_tasks(tmp_path: Path) -> None:
         sweep_targets.busy_run(configs[i], str(tmp_path), n_loops=5)
     out = resubmit(study, tmp_path, submit=False)
     assert out.unfinished == (1, 3) and out.array == "1,3%3" and out.job_id is None
-    assert out.command[:3] == ("sbatch", "--parsable", "--array=1,3%3") and out.command[3].endswith("submit.sbatch")
+    assert out.command[:4] == ("sbatch", "--parsable", "--array=1,3%3", "--time=04:00:00")
+    assert out.command[4].endswith("submit.sbatch")
     for i in (1, 3):
         sweep_targets.busy_run(configs[i], str(tmp_path), n_loops=5)
     assert resubmit(study, tmp_path, submit=False).unfinished == ()

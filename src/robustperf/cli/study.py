@@ -14,7 +14,7 @@ from robustperf.store.names import path_under
 def study(
     study_file: Path = typer.Argument(..., help="study YAML (see configs/quickstart_study.yaml)"),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="where run directories go (default: the study's)"),
-    executor: str | None = typer.Option(None, "--executor", help="local | manifest | submitit | ray"),
+    executor: str | None = typer.Option(None, "--executor", help="local | manifest | slurm | submitit | ray"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     plan: bool = typer.Option(False, "--plan", help="only write manifest.jsonl and sbatch/bsub/qsub scripts"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
@@ -115,6 +115,9 @@ def run_one_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON line"),
 ) -> None:
     """Run one manifest entry (index from --index, SLURM_ARRAY_TASK_ID, LSB_JOBINDEX or PBS_ARRAY_INDEX)."""
+    from robustperf.early_signals import catch_early_stop_signals
+
+    catch_early_stop_signals()  # a scheduler's warning during the imports below must not kill the task
     from robustperf.sweep import run_manifest_index
     from robustperf.sweep.executors import die_with_parent_from_env
 

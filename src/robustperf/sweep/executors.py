@@ -12,6 +12,7 @@ config, waits, and turns a crashed worker into a ``failed`` entry instead of an 
   study (`die_with_parent`): a killed study leaves no orphan training beside its rerun.
 - ``manifest``: writes ``manifest.jsonl`` and sbatch/bsub/qsub array scripts (`robustperf.sweep.manifest`)
   and, unless ``submit=False``, runs each index as its own ``robustperf run-one`` process.
+- ``slurm``: the manifest's sbatch array submitted to this machine's Slurm and waited for.
 - ``submitit``: Slurm job arrays through submitit (``cluster="local"`` runs them as local processes),
   with an array-parallelism limit and requeue on preemption.
 - ``ray``: one Ray task per run with its GPU share, or a placement group of one bundle per rank for a run
@@ -25,6 +26,7 @@ one job of that many ranks on every cluster executor: srun (manifest scripts), o
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import multiprocessing
 import os
@@ -318,7 +320,7 @@ class ManifestExecutor(Executor):
         out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))
         self.manifest_path = write_manifest(out_dir / "manifest.jsonl", fn, configs, runs_dir)
         write_scheduler_scripts(self.manifest_path, self.spec, job_name=self.manifest_name)
-        if not self.spec.submit:
+        if not self.spec.submit or self.name != "manifest":
             return []
         workers = self.spec.workers or os.cpu_count() or 1
         self._threads = cf.ThreadPoolExecutor(max_workers=workers)
@@ -345,6 +347,75 @@ def _run_index_subprocess(manifest: Path, index: int) -> dict[str, Any]:
         tail = (proc.stderr or proc.stdout)[-2000:]
         raise RuntimeError(f"run-one --index {index} exited {proc.returncode}: {tail}")
     return json.loads(lines[-1])
+
+
+@EXECUTORS.register("slurm")
+class SlurmExecutor(ManifestExecutor):
+    """The study's sbatch array submitted to the Slurm of this machine's PATH, waited for (``sbatch --wait``).
+
+    Writes what ``--plan`` writes, submits ``submit.sbatch`` (a run of several ranks is one task of ``srun``
+    ranks), and when the array has ended reads each run's outcome from its record (the tasks may have been
+    requeued, resubmitted or run on other nodes meanwhile). `job_id` holds the array's id.
+    """
+
+    name = "slurm"
+
+    def __init__(self, spec: ExecutorSpec | None = None, manifest_name: str = "study") -> None:
+        super().__init__(spec, manifest_name)
+        self.job_id: str | None = None
+
+    def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise ExecutorError("the slurm executor needs Slurm's sbatch on the PATH; on another machine use "
+                                "`robustperf study STUDY --plan` and submit its submit.sbatch there")
+        super().submit_many(fn, configs, runs_dir)
+        assert self.manifest_path is not None, "ManifestExecutor.submit_many writes the manifest"
+        script = self.manifest_path.parent / "submit.sbatch"
+        proc = subprocess.Popen(["sbatch", "--parsable", "--wait", str(script)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self._threads = cf.ThreadPoolExecutor(max_workers=1)
+        done = self._threads.submit(self._wait, proc)
+        return [_after(done, functools.partial(_run_outcome, config, runs_dir)) for config in configs]
+
+    def _wait(self, proc: subprocess.Popen) -> None:
+        out, err = proc.communicate()
+        self.job_id = (out or "").strip().split(";")[0] or None
+        if self.job_id is None:  # not submitted; a nonzero exit after submission is a task's, which each run says
+            raise RuntimeError(f"sbatch exited {proc.returncode}: {(err or out).strip()[-1000:]}")
+
+
+def _after(done: cf.Future, then: Callable[[], dict[str, Any]]) -> cf.Future:
+    """A future resolved with ``then()`` once `done` is (or with its exception)."""
+    fut: cf.Future = cf.Future()
+    fut.set_running_or_notify_cancel()
+
+    def chain(d: cf.Future) -> None:
+        exc = d.exception()
+        if exc is not None:
+            fut.set_exception(exc)
+            return
+        try:
+            fut.set_result(then())
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            fut.set_exception(err)
+
+    done.add_done_callback(chain)
+    return fut
+
+
+def _run_outcome(config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    """A run's summary from its record, after its scheduler task ended."""
+    from robustperf.store import RunDir
+
+    run_id = run_id_of(config)
+    record = RunDir.for_run(runs_dir, run_id).read_record()
+    if record is None:
+        return {"run_id": run_id, "status": "failed", "failure_reason": "the task left no record: see the array's logs"}
+    status = record.status if record.status in ("finished", "failed", "interrupted") else "failed"
+    reason = record.failure_reason or (None if status == "finished" else f"the task ended with the run {record.status}")
+    return {"run_id": run_id, "status": status, "failure_reason": reason}
 
 
 # ---------------------------------------------------------------- submitit

@@ -48,9 +48,9 @@ def slurm_directives(spec: ExecutorSpec) -> list[str]:
     if spec.gpus_per_run:
         lines.append(f"#SBATCH --gpus-per-task={1 if spec.world_size > 1 else spec.gpus_per_run}")
     if spec.world_size > 1:  # the warning goes to every rank of the job step, not only to the batch shell
-        lines.append("#SBATCH --signal=USR1@120")
+        lines.append(f"#SBATCH --signal=USR1@{spec.warning_seconds}")
     else:  # the batch shell exec's the run: it is the process that gets the warning
-        lines.append("#SBATCH --signal=B:USR1@120")
+        lines.append(f"#SBATCH --signal=B:USR1@{spec.warning_seconds}")
     return lines
 
 

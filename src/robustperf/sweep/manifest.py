@@ -210,7 +210,7 @@ def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> st
              f"#BSUB -n {spec.world_size * spec.cpus_per_rank}",
              f'#BSUB -R "span[ptile={spec.ranks_per_node * spec.cpus_per_rank}]'
              + (f' rusage[mem={spec.mem_per_rank_gb * 1024 // spec.cpus_per_rank}]"' if spec.mem_per_rank_gb else '"'),
-             "#BSUB -wa USR1", "#BSUB -wt 2"]  # USR1 two minutes before the limit: checkpoint and stop
+             "#BSUB -wa USR1", f"#BSUB -wt {max(1, spec.warning_seconds // 60)}"]  # USR1 before the limit: checkpoint
     if spec.gpus_per_run:
         lines.append(f'#BSUB -gpu "num={spec.gpus_per_run}"')
     if spec.partition:

@@ -3,8 +3,8 @@
 An array that ran out of time (or whose tasks were cancelled or preempted without requeue) leaves some
 runs unfinished; each of them resumes from its step checkpoint when its task runs again. This finds them
 from the run directories (a run is done when it is finished and its study evaluation is recorded) and
-submits ``sbatch --array=<their indices>%<throttle> submit.sbatch`` on the study's existing manifest, so
-nothing finished is trained twice. Without ``sbatch`` on the PATH the command to run is returned instead.
+submits ``sbatch --array=<their indices>%<throttle> --time=<the study's timeout_min> submit.sbatch`` on the
+study's existing manifest (so a study given more time in its file gets it), and nothing finished is trained twice. Without ``sbatch`` on the PATH the command to run is returned instead.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def resubmit(study: StudyConfig, runs_dir: str | Path, submit: bool = True) -> R
     if not todo:
         return Resubmission(manifest, (), "", (), None)
     array = f"{array_ranges(todo)}%{study.executor.array_parallelism}"
-    command = ("sbatch", "--parsable", f"--array={array}", str(manifest.parent / "submit.sbatch"))
+    minutes = study.executor.timeout_min  # the study's time now: resubmitting after a time-out may give more
+    command = ("sbatch", "--parsable", f"--array={array}", f"--time={minutes // 60:02d}:{minutes % 60:02d}:00",
+               str(manifest.parent / "submit.sbatch"))
     job_id = None
     if submit and shutil.which("sbatch"):
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

@@ -119,7 +119,7 @@ def _retry_locked(ex: Executor, fn: Any, configs: list[dict[str, Any]], root: Pa
             continue
         # the manifest executor writes its manifest from what it is given: give it the whole study again
         # (finished runs are skipped) so the manifest on disk keeps every index
-        batch = list(range(len(configs))) if ex.name == "manifest" else free
+        batch = list(range(len(configs))) if ex.name in ("manifest", "slurm") else free
         again = ex.run(fn, [configs[i] for i in batch], root)
         for i, result in zip(batch, again.results, strict=True):
             if i in free:
@@ -140,7 +140,7 @@ def _retry_interrupted(ex: Executor, fn: Any, configs: list[dict[str, Any]], roo
         if not stopped:
             break
         log.warning("retry %d/%d: %d interrupted run(s) resume from their checkpoints", attempt, retries, len(stopped))
-        batch = list(range(len(configs))) if ex.name == "manifest" else stopped  # the manifest keeps every index
+        batch = list(range(len(configs))) if ex.name in ("manifest", "slurm") else stopped  # keep every index
         again = ex.run(fn, [configs[i] for i in batch], root)
         wall += again.wall_seconds
         for i, result in zip(batch, again.results, strict=True):

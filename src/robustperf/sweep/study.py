@@ -114,7 +114,7 @@ class TuningSpec(_Section):
 class ExecutorSpec(_Section):
     """Where the runs execute (see `robustperf.sweep.executors.EXECUTORS`)."""
 
-    name: str = Field("local", description="local | manifest | submitit | ray")
+    name: str = Field("local", description="local | manifest | slurm | submitit | ray")
     workers: int | None = Field(None, ge=1, description="parallel runs (default: GPUs, else CPU cores)")
     gpus_per_run: int = Field(1, ge=0, description="GPUs of one run on each of its nodes; >1 launches one rank per GPU")
     nodes_per_run: int = Field(1, ge=1, description="nodes of one run (ranks = nodes_per_run x ranks per node)")
@@ -126,6 +126,8 @@ class ExecutorSpec(_Section):
     mem_per_gpu_gb: int = Field(32, ge=0, description="host memory requested per GPU rank (GiB; 0: none)")
     mem_per_cpu_rank_gb: int = Field(4, ge=0, description="host memory requested per CPU-only rank (GiB; 0: none)")
     max_retries: int = Field(2, ge=0, description="times a study reruns a run a stop signal interrupted")
+    warning_seconds: int = Field(120, ge=10, description="Slurm/LSF warn a task (USR1) this long before its time "
+                                 "limit: it checkpoints at its current step and asks to be requeued")
     cluster: str | None = Field(None, description="submitit cluster: None (auto), slurm, local, debug")
     partition: str | None = None
     timeout_min: int = Field(240, ge=1)

@@ -19,9 +19,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from robustperf.early_signals import _EARLY, STOP_SIGNALS, catch_early_stop_signals
+
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 # EX_TEMPFAIL: "try again later". `run-one` exits with it after a stop signal checkpointed the run, so a
 # wrapper (or a human) can tell "resumable, requeue me" from a failure (1) and from a signal death (128+n).
 REQUEUE_EXIT_CODE = 75
@@ -55,7 +56,7 @@ class StopRequest:
     handler's behaviour (default: terminate at once), so a stuck run can still be killed."""
 
     def __init__(self) -> None:
-        self.signum: int | None = None
+        self.signum: int | None = _EARLY[0] if _EARLY else None  # a warning that came before the run began
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
@@ -86,4 +87,5 @@ class StopRequest:
             os.kill(os.getpid(), signum)
 
 
-__all__ = ["REQUEUE_EXIT_CODE", "STOP_SIGNALS", "StopRequest", "TrainingInterrupted", "stop_requested"]
+__all__ = ["REQUEUE_EXIT_CODE", "STOP_SIGNALS", "StopRequest", "TrainingInterrupted", "catch_early_stop_signals",
+           "stop_requested"]

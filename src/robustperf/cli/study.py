@@ -26,6 +26,10 @@ def study(
                                            "every study)"),
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
                                          help="bootstrap resamples for the fits (default: the study's, 200; 0 skips)"),
+    throughput: float = typer.Option(1000.0, "--throughput", help="with --plan: training images per second per GPU "
+                                     "to estimate GPU-hours and wall time at (measure it on the cluster's GPU)"),
+    cluster_gpus: int | None = typer.Option(None, "--cluster-gpus", min=1, help="with --plan: GPUs the cluster lends "
+                                            "the study (default: array throttle x GPUs per run)"),
     resubmit: bool = typer.Option(False, "--resubmit", help="submit again (sbatch --array) the tasks of the planned "
                                   "study that are not finished, e.g. after its array ran out of time"),
 ) -> None:
@@ -50,6 +54,8 @@ def study(
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"
         console.print(f"manifest: {result.manifest_path}")
+        with user_errors():
+            _cluster_plan(spec, result.manifest_path, throughput, cluster_gpus)
         console.print(f"submit with: sbatch {result.manifest_path.parent / 'submit.sbatch'}  |  "
                       f"bsub < {result.manifest_path.parent / 'submit.bsub'}  |  "
                       f"qsub {result.manifest_path.parent / 'submit.qsub'}")
@@ -74,6 +80,21 @@ def study(
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
+
+
+def _cluster_plan(spec, manifest: Path, throughput: float, cluster_gpus: int | None) -> None:  # noqa: ANN001
+    """Print what the cluster is asked for and add it to the manifest directory's plan.json."""
+    from robustperf.store import read_json, write_json_atomic
+    from robustperf.sweep.cluster_plan import cluster_plan
+    from robustperf.sweep.study import expand
+
+    ex = spec.executor
+    gpus = cluster_gpus or ex.array_parallelism * max(1, ex.gpus_per_run) * ex.nodes_per_run
+    plan = cluster_plan(spec, expand(spec), throughput=throughput, cluster_gpus=gpus)
+    for line in plan.lines():
+        console.print(line, markup=False)
+    path = manifest.parent / "plan.json"
+    write_json_atomic(path, {**(read_json(path) if path.is_file() else {}), "cluster": plan.to_dict()})
 
 
 def _resubmit(spec, runs_dir: Path) -> None:  # noqa: ANN001 - a StudyConfig

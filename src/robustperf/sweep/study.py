@@ -335,4 +335,10 @@ def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = Fa
         try:
             check_data(cfg.data)
         except (DataError, RegistryError) as err:
+            if plan and isinstance(err, DataError):  # planned here, run on a cluster whose file system has the data
+                import logging
+
+                logging.getLogger(__name__).warning("study %r: %s (the tasks will fail unless the cluster has it)",
+                                                    study.name, err)
+                continue
             raise StudyError(f"study {study.name!r}: {err}") from None

@@ -83,8 +83,8 @@ def parameter_count(cfg: RunConfig, cache: dict[str, int]) -> int:
         classes = 100 if cfg.data.dataset == "cifar100" else 1000 if cfg.data.dataset == "imagenet" else 10
         shape = (1, 8, 8) if cfg.data.dataset == "digits" else (3, 224, 224) if cfg.data.dataset == "imagenet" \
             else (1, 28, 28) if cfg.data.dataset == "mnist" else (3, 32, 32)
-        cache[key] = count_parameters(create_model(cfg.model.name, num_classes=classes, input_shape=shape,
-                                                   **dict(cfg.model.kwargs)))
+        kwargs: dict[str, Any] = dict(cfg.model.kwargs)
+        cache[key] = count_parameters(create_model(cfg.model.name, num_classes=classes, input_shape=shape, **kwargs))
     return cache[key]
 
 

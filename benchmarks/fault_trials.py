@@ -116,8 +116,9 @@ def main() -> None:
             # the step the stop took effect: the checkpoint's for a warning signal; for SIGKILL, the step it hit
             hit = stopped if stopped is not None else (int(trigger.split(":")[1]) if trigger.startswith("step")
                                                        else (int(trigger.split(":")[1]) + 1) * 8)
+            due = sum(1 for r in ref_evals if r["step"] <= hit)  # evaluations an uninterrupted run had done by then
             rows.append({"trial": name, "exit": first.returncode, "stopped_at_step": hit, "resumed_from_step": resume_step,
-                         "steps_lost": hit - resume_step, "eval_rerun": trigger.startswith("eval"),
+                         "steps_lost": hit - resume_step, "eval_rerun": evals_before < due,
                          "evals_kept_before_resume": evals_before, "eval_rows_identical": same_evals,
                          "weights_identical": same, "first_process_seconds": round(stop_seconds, 1)})
             print(rows[-1], flush=True)  # noqa: T201

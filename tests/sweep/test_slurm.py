@@ -318,3 +318,22 @@ def test_a_timed_out_array_finishes_with_resubmit_and_nothing_trained_twice(
     resumed = [r["step"] for r in rd.read_metrics() if r.get("event") == "resumed"]
     assert resumed == [stopped_at], (resumed, stopped_at)  # resumed at the step it stopped: nothing lost or redone
     assert _same(_last_weights(runs, cfg.run_id), _train_reference(tmp_path, cfg, 1))
+
+
+def test_submitit_runs_a_run_as_two_tasks_on_a_real_slurm(slurm: dict[str, str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """submitit starts one task per rank; `run_one` makes them one run (rank 0's summary comes back)."""
+    pytest.importorskip("submitit")
+    from robustperf.config import config_from_dict
+    from robustperf.store import RunDir
+    from robustperf.sweep.run import run_one
+
+    _slurm_env(slurm, monkeypatch)
+    cfg = config_from_dict({**DDP, "name": "sub2"})
+    spec = ExecutorSpec(name="submitit", cluster="slurm", timeout_min=5, gpus_per_run=0, procs_per_run=2,
+                        partition="debug", mem_per_cpu_rank_gb=1)
+    with create_executor("submitit", spec) as ex:
+        result = ex.run(run_one, [cfg.resolved()], tmp_path)
+    assert result.count("finished") == 1, result.results
+    assert result.results[0]["world_size"] == 2 and result.results[0]["rank"] == 0
+    assert RunDir.for_run(tmp_path, cfg.run_id).read_record().provenance["world_size"] == 2

@@ -516,8 +516,8 @@ def _job_future(job: Any) -> cf.Future:
     fut.set_running_or_notify_cancel()
 
     def wait() -> None:
-        try:
-            fut.set_result(job.result())
+        try:  # a run of several tasks (ranks) answers with rank 0's summary
+            fut.set_result(job.results()[0] if job.num_tasks > 1 else job.result())
         except BaseException as exc:
             fut.set_exception(exc)
 

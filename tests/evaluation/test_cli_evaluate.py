@@ -58,3 +58,27 @@ def test_cli_evaluate_writes_into_the_run(trained_run: Path) -> None:
     assert record.status == "finished"  # the merge keeps the rest of the record
     missing = runner.invoke(app, ["evaluate", str(trained_run / "nope")])
     assert missing.exit_code != 0 and "not a run directory" in " ".join(missing.output.split())
+
+
+def test_cli_evaluate_nproc_2_gives_the_one_process_verdicts(trained_run: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    args = ["evaluate", str(trained_run), "--attack", "apgd-ce", "--n-examples", "64", "--device", "cpu", "--eps",
+            "0.1", "--batch-size", "16"]
+    runner = CliRunner()
+    flags = {}
+    for nproc in ("1", "2"):
+        shutil.rmtree(trained_run / "evaluations", ignore_errors=True)  # no state to resume from: attack afresh
+        out = runner.invoke(app, [*args, "--nproc", nproc])
+        assert out.exit_code == 0, out.output
+        stem = next(p.stem for p in (trained_run / "evaluations").glob("apgd-ce*.json"))
+        flags[nproc] = dict(np.load(trained_run / "evaluations" / f"{stem}.npz"))
+        summary = json.loads((trained_run / "evaluations" / f"{stem}.json").read_text())
+        assert "robust" in out.output and summary["n_examples"] == 64, out.output
+    assert flags["1"]["robust_flags"].mean() < flags["1"]["clean_flags"].mean()  # some points fooled
+    for key in flags["1"]:
+        assert np.array_equal(flags["1"][key], flags["2"][key]), key

@@ -67,3 +67,13 @@ def failing_run(config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
     if cfg.model.kwargs.get("width") == 13:
         os._exit(3)
     return busy_run(config, runs_dir, n_loops=50)
+
+
+def interrupted_once(config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    """The first call of a run ends "interrupted" (as a preempted worker's would); later calls finish it."""
+    cfg = config_from_dict(config)
+    marker = Path(runs_dir) / f"{cfg.run_id}.stopped-once"
+    if not marker.exists():
+        marker.write_text("1")
+        return {"run_id": cfg.run_id, "status": "interrupted", "failure_reason": "SIGUSR2 at step 3"}
+    return busy_run(config, runs_dir, n_loops=20)

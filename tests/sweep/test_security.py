@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from robustperf.cli.app import app
 from robustperf.names import UnsafeNameError, check_name, path_under
 from robustperf.sweep import ExecutorSpec, run_study, study_from_dict
+from robustperf.sweep.launch import python_lines
 from robustperf.sweep.manifest import (
     ManifestError,
     bsub_script,
@@ -89,15 +90,19 @@ def test_scheduler_scripts_quote_every_value_and_pass_bash_n(tmp_path: Path, bui
     quoted = shlex.quote(NASTY_JOB)
     assert quoted in script or shlex.quote(f"{NASTY_JOB}[1-4]%64") in script
     lines = script.splitlines()
-    assert all(line.startswith("#") or not line or line.startswith("exec ") for line in lines)
+    fixed = {*python_lines(), 'IDX=$((LSB_JOBINDEX - 1))', 'IDX=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}',
+             'cd "${PBS_O_WORKDIR:-.}"'}  # the interpreter is resolved when the task runs; nothing of the spec in them
+    assert all(line.startswith("#") or not line or line.startswith("exec ") or line in fixed for line in lines)
+    assert f'PY="${{PY:-{shlex.quote(sys.executable)}}}"' in lines
     for line in lines:  # the name appears only inside single quotes
         if "study" in line:
             assert "'my study'" in line and "\"'\"'s" in line
     assert shlex.quote(str(manifest)) in script and shlex.quote("gpu queue") in script
     # each shell word of the exec line is what was meant: python, -m, robustperf, run-one, --manifest, path
     exec_words = shlex.split(lines[-1])
-    assert exec_words[0] == "exec" and exec_words[1] == sys.executable
-    assert exec_words[2:6] == ["-m", "robustperf", "run-one", "--manifest"] and exec_words[6:] == [str(manifest)]
+    assert exec_words[0] == "exec" and exec_words[1] == "$PY"
+    assert exec_words[2:6] == ["-m", "robustperf", "run-one", "--manifest"] and exec_words[6] == str(manifest)
+    assert exec_words[7:] in ([], ["--index", "$IDX"])
 
 
 @pytest.mark.parametrize("field", ["partition", "scheduler_args"])

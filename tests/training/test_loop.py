@@ -210,16 +210,17 @@ def test_sigterm_at_an_epoch_end_or_the_last_step_loses_no_evaluation(reference:
             os.kill(os.getpid(), signal.SIGTERM)
 
     cfg = make_cfg(optim__ema_decay=0.9)
-    if stop == 16:  # the last step: the run finishes (evaluation included) instead of stopping
-        assert train(cfg, tmp_path, callback=term_at).read_record().status == "finished"
-    else:  # end of epoch 0: the epoch's evaluation runs before the stop
-        with pytest.raises(TrainingInterrupted, match="at step 8"):
-            train(cfg, tmp_path, callback=term_at)
-        resumed = train(cfg, tmp_path)
-        assert resumed.read_record().status == "finished"
+    # the end of epoch 0 or of the run: the signal stops that epoch's evaluation before its first batch, the
+    # checkpoint holds the epoch's last step, and the resumed run evaluates the epoch again
+    with pytest.raises(TrainingInterrupted, match=f"at step {stop}"):
+        train(cfg, tmp_path, callback=term_at)
     rd = RunDir.for_run(tmp_path, cfg.run_id)
+    assert [r["epoch"] for r in rd.read_metrics() if r["kind"] == "eval"] == ([] if stop == 8 else [0])
+    resumed = train(cfg, tmp_path)
+    assert resumed.read_record().status == "finished"
     assert_same_weights(weights(rd), weights(reference))
     assert train_rows(rd) == train_rows(reference)
+    assert resumed.read_record().final == reference.read_record().final
 
 
 def test_resume_with_awp_trades_across_epoch_boundary(tmp_path: Path) -> None:

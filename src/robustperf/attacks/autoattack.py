@@ -43,6 +43,7 @@ from robustperf.attacks.base import (
     ForwardCounter,
     create_attack,
 )
+from robustperf.attacks.sharding import Shard
 from robustperf.device import synchronize
 from robustperf.store.io import read_json, write_bytes_atomic, write_json_atomic
 
@@ -227,15 +228,20 @@ class BatchRecord:
 
 
 class _State:
-    """Progress of one cascade on disk: which (stage, batch) pairs are done and what they fooled."""
+    """Progress of one cascade on disk: which (stage, batch) pairs are done and what they fooled.
 
-    def __init__(self, state_dir: Path | None, fingerprint: str) -> None:
+    A sharded cascade (`robustperf.attacks.sharding`) writes one file per rank; all of them are read.
+    """
+
+    def __init__(self, state_dir: Path | None, fingerprint: str, rank: int | None = None) -> None:
         self.dir = state_dir
         self.fingerprint = fingerprint
+        self.file = STATE_FILE if rank is None else f"autoattack_state.rank{rank}.json"
         self.clean_correct: list[bool] | None = None
         self.batches: dict[str, BatchRecord] = {}  # "stage:batch" -> record
-        if state_dir is not None and (state_dir / STATE_FILE).exists():
-            self._load(state_dir / STATE_FILE)
+        if state_dir is not None:
+            for path in sorted(state_dir.glob("autoattack_state*.json")):
+                self._load(path)
 
     def _load(self, path: Path) -> None:
         data = read_json(path)
@@ -245,14 +251,14 @@ class _State:
                 "delete it or use another out_dir"
             )
         self.clean_correct = [bool(c) for c in data["clean_correct"]]
-        self.batches = {key: BatchRecord.from_json(rec) for key, rec in data["batches"].items()}
+        self.batches.update({key: BatchRecord.from_json(rec) for key, rec in data["batches"].items()})
         log.info("autoattack: resuming from %s (%d batches done)", path, len(self.batches))
 
     def save(self) -> None:
         if self.dir is None:
             return
         write_json_atomic(
-            self.dir / STATE_FILE,
+            self.dir / self.file,
             {
                 "fingerprint": self.fingerprint,
                 "clean_correct": [int(c) for c in self.clean_correct or []],
@@ -295,6 +301,7 @@ class AutoAttack(BaseAttack):
         device: torch.device | str | None = None,
         state_dir: str | Path | None = None,
         on_batch: Callable[[str, int, int], None] | None = None,
+        shard: Shard | None = None,
     ) -> AutoAttackResult:
         """Run every stage on the points still robust.
 
@@ -306,6 +313,8 @@ class AutoAttack(BaseAttack):
             device: where to attack (default: x's device); x and y move there batch by batch.
             state_dir: folder for the resumable state (None: keep nothing on disk).
             on_batch: progress callback(stage label, batch index, number of batches).
+            shard: this process's share of every stage's batches (`robustperf.attacks.sharding`); every rank
+                passes the same x, y and arguments and gets the whole, single-process result.
 
         Returns:
             AutoAttackResult with tensors on x's device.
@@ -318,7 +327,8 @@ class AutoAttack(BaseAttack):
         attacks = [self._build(s) for s in specs]  # fail on bad parameters before any work
         dev = torch.device(device) if device is not None else x.device
         sdir = Path(state_dir) if state_dir is not None else None
-        state = _State(sdir, _fingerprint(self.config, x, y, batch_size) if sdir is not None else "")
+        state = _State(sdir, _fingerprint(self.config, x, y, batch_size) if sdir is not None else "",
+                       rank=shard.rank if shard is not None else None)
         synchronize(dev)
         t0 = time.perf_counter()
         x_adv = x.detach().clone()
@@ -328,7 +338,7 @@ class AutoAttack(BaseAttack):
         stages = []
         for spec, attack in zip(specs, attacks, strict=True):
             stages.append(
-                self._stage(model, spec, attack, x, y, robust, x_adv, y_adv, dev, batch_size, state, on_batch)
+                self._stage(model, spec, attack, x, y, robust, x_adv, y_adv, dev, batch_size, state, on_batch, shard)
             )
         synchronize(dev)
         seconds = time.perf_counter() - t0
@@ -373,22 +383,36 @@ class AutoAttack(BaseAttack):
         bs: int,
         state: _State,
         on_batch: Callable[[str, int, int], None] | None,
+        shard: Shard | None = None,
     ) -> StageResult:
-        """Attack the points still robust at the start of the stage, batch by batch."""
+        """Attack the points still robust at the start of the stage, batch by batch (with a `shard`: this
+        rank's batches, then the others' results from the exchange)."""
         todo = robust.nonzero().squeeze(1)  # fixed at the start of the stage: resumes form the same batches
         n_batches = (todo.numel() + bs - 1) // bs
         totals = {"seconds": 0.0, "n_forward": 0.0, "n_backward": 0.0, "n_fooled": 0.0}
+        mine: list[tuple[str, BatchRecord]] = []
         for b in range(n_batches):
             key = f"{spec.label}:{b}"
             idx = todo[b * bs : (b + 1) * bs]
             record = state.batches.get(key)
+            if record is None and shard is not None and not shard.owns(b):
+                continue  # another rank's batch: its result comes with the exchange below
             if record is None:
                 record = self._attack_batch(model, attack, x, y, idx, dev, state, key)
+                if shard is not None:
+                    mine.append((key, _portable(record)))
             self._apply(record, state, key, x, robust, x_adv, y_adv)
             for k in totals:
                 totals[k] += getattr(record, k)
             if on_batch is not None:
                 on_batch(spec.label, b, n_batches)
+        if shard is not None:  # the other ranks' batches: every rank ends the stage with the same flags
+            for key, record in shard.exchange(mine):
+                if key in state.batches:
+                    continue  # this rank's own batch (or one read back from the progress files)
+                self._apply(record, state, key, x, robust, x_adv, y_adv)
+                for k in totals:
+                    totals[k] += getattr(record, k)
         acc = float(robust.float().mean().item()) if robust.numel() else 0.0
         log.info("autoattack %s: robust %.2f%% after %s (%.1f s)", self.config.version, 100 * acc, spec.label,
                  totals["seconds"])  # fmt: skip
@@ -451,6 +475,13 @@ class AutoAttack(BaseAttack):
         if key not in state.batches:
             state.batches[key] = replace(record, x_adv=None, y_adv=None)  # the state keeps no tensors
             state.save()
+
+
+def _portable(record: BatchRecord) -> BatchRecord:
+    """The record with its tensors on the CPU, to travel to the other ranks."""
+    if record.x_adv is None or record.y_adv is None:
+        return record
+    return replace(record, x_adv=record.x_adv.detach().cpu(), y_adv=record.y_adv.detach().cpu())
 
 
 __all__ = [

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
 
 if TYPE_CHECKING:
+    from robustperf.attacks.sharding import Shard
     from robustperf.evaluation import EvalResult
 
 
@@ -49,6 +50,8 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N"),
     seed: int = typer.Option(0, "--seed", help="attack seed"),
     bf16: bool = typer.Option(False, "--bf16", help="search in bf16 (every verdict is still fp32)"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="processes that split the attack batches (one per GPU, or "
+                              "CPU processes); the verdicts equal one process's"),
 ) -> None:
     """Evaluate a trained run under AutoAttack or PGD and record the result in the run."""
     from robustperf.store.lock import RunLock
@@ -57,7 +60,14 @@ def evaluate_cmd(
         if not (run_dir / "config.json").is_file():
             fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
         with RunLock(run_dir, what="evaluated"):  # not while another process trains or evaluates it
-            _evaluate(run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
+            args = (run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
+            if nproc == 1:
+                result, json_path = _evaluate(*args)
+                _print(result.summary(), json_path)
+            else:
+                from robustperf.cli.evaluate_shards import launch
+
+                _print(*launch(nproc, args))
 
 
 def _evaluate(
@@ -72,7 +82,9 @@ def _evaluate(
     device: str,
     seed: int,
     bf16: bool,
-) -> None:
+    shard: Shard | None = None,
+) -> tuple[EvalResult, Path]:
+    """Evaluate and store the result (rank 0 of a sharded evaluation stores it); the result and its JSON path."""
 
     from robustperf.data import build_data, eval_tensors
     from robustperf.device import resolve_device
@@ -85,42 +97,52 @@ def _evaluate(
         fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
     if which not in ("best", "last"):
         fail(f"--which {which!r}: use best or last")
-    dev = resolve_device(device, setting="--device")
+    dev = resolve_device(device, local_rank=shard.rank if shard is not None else 0, setting="--device")
     model, cfg = load_run_model(rd, which=which, device=dev)
     eps = parse_eps(eps_text) if eps_text is not None else float(cfg.method.attack.eps)
     norm = norm or cfg.method.attack.norm
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
     x, y = eval_tensors(bundle.test, n_examples, seed=0)  # the held-out subset the training engine uses
     name = evaluation_name(attack, version, norm, eps, int(x.shape[0]), which)
-    console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}")
+    main = shard is None or shard.rank == 0
+    if main:
+        console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}"
+                      + (f", {shard.world_size} processes" if shard is not None else ""))
+    from contextlib import nullcontext
+
     from robustperf.cli.progress import attack_progress
 
-    with attack_progress(rd.run_id) as on_batch:  # one bar per attack stage, with ETA (issue 27)
+    bars = attack_progress(rd.run_id) if main else nullcontext(None)  # one bar per attack stage, with ETA
+    with bars as on_batch:
         result = evaluate(
             model, x, y, attack=attack, eps=eps, norm=norm, version=version, batch_size=batch_size, device=dev,
             seed=seed, out_dir=rd.evaluations_dir / f"{name}_state", search_dtype="bf16" if bf16 else "fp32",
-            save_outputs=False, on_batch=on_batch,
+            save_outputs=False, on_batch=on_batch, shard=shard,
         )  # fmt: skip
-    json_path, npz_path = save_result(result, rd.evaluations_dir, x, y, stem=name)
-    summary = {**result.summary(), "which": which, "evaluated_at": utcnow(), "files": [json_path.name, npz_path.name]}
-    rd.update_record(evaluations={name: summary})
-    _print(result, json_path)
+    json_path = rd.evaluations_dir / f"{name}.json"
+    if main:
+        json_path, npz_path = save_result(result, rd.evaluations_dir, x, y, stem=name)
+        summary = {**result.summary(), "which": which, "evaluated_at": utcnow(),
+                   "files": [json_path.name, npz_path.name], "n_processes": shard.world_size if shard else 1}
+        rd.update_record(evaluations={name: summary})
+    return result, json_path
 
 
-def _print(result: EvalResult, json_path: Path) -> None:
+def _print(summary: dict[str, Any], json_path: Path) -> None:
+    """The per-stage table and the headline of an evaluation's summary (`EvalResult.summary`)."""
     from rich.table import Table
 
     table = Table("stage", "robust_acc", "seconds", "fooled")
-    for label, row in result.per_attack.items():
+    for label, row in summary["per_attack"].items():
         table.add_row(label, f"{100 * row['robust_acc']:.2f}%", f"{row['seconds']:.1f}", str(row["n_fooled"]))
     console.print(table)
     console.print(
-        f"clean {100 * result.clean_acc:.2f}%  robust {100 * result.robust_acc:.2f}%  ({result.seconds:.1f} s)"
-        f"  -> {json_path}"
+        f"clean {100 * summary['clean_acc']:.2f}%  robust {100 * summary['robust_acc']:.2f}%  "
+        f"({summary['seconds']:.1f} s)  -> {json_path}"
     )
-    for name, flag in result.flags.items():
-        if flag.fired:
-            console.print(f"[yellow]flag {name}[/]: {flag.detail}")
+    for name, flag in summary["flags"].items():
+        if flag["fired"]:
+            console.print(f"[yellow]flag {name}[/]: {flag['detail']}")
 
 
 def register(app: typer.Typer) -> None:

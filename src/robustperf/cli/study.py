@@ -14,7 +14,7 @@ from robustperf.names import path_under
 def study(
     study_file: Path = typer.Argument(..., help="study YAML (see configs/quickstart_study.yaml)"),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="where run directories go (default: the study's)"),
-    executor: str | None = typer.Option(None, "--executor", help="local | manifest | submitit | ray"),
+    executor: str | None = typer.Option(None, "--executor", help="local | manifest | slurm | submitit | ray"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="parallel runs"),
     plan: bool = typer.Option(False, "--plan", help="only write manifest.jsonl and sbatch/bsub/qsub scripts"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
@@ -26,6 +26,12 @@ def study(
                                            "every study)"),
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=0,
                                          help="bootstrap resamples for the fits (default: the study's, 200; 0 skips)"),
+    throughput: float = typer.Option(1000.0, "--throughput", help="with --plan: training images per second per GPU "
+                                     "to estimate GPU-hours and wall time at (measure it on the cluster's GPU)"),
+    cluster_gpus: int | None = typer.Option(None, "--cluster-gpus", min=1, help="with --plan: GPUs the cluster lends "
+                                            "the study (default: array throttle x GPUs per run)"),
+    resubmit: bool = typer.Option(False, "--resubmit", help="submit again (sbatch --array) the tasks of the planned "
+                                  "study that are not finished, e.g. after its array ran out of time"),
 ) -> None:
     """Run every run of a study (finished runs are skipped), fit its laws and write its report."""
     from robustperf.sweep import load_study, run_study
@@ -34,6 +40,9 @@ def study(
 
     with user_errors():
         spec = load_study(study_file)
+        if resubmit:
+            _resubmit(spec, runs_dir or Path(spec.runs_dir))
+            return
         if bootstrap is not None:
             spec = spec.model_copy(update={"fit": spec.fit.model_copy(update={"bootstrap": bootstrap})})
         # names and sizes first: a typo is one error line, not buried under the design check's warnings
@@ -48,6 +57,8 @@ def study(
     if plan:
         assert result.manifest_path is not None, "a plan always writes a manifest"
         console.print(f"manifest: {result.manifest_path}")
+        with user_errors():
+            _cluster_plan(spec, result.manifest_path, throughput, cluster_gpus)
         console.print(f"submit with: sbatch {result.manifest_path.parent / 'submit.sbatch'}  |  "
                       f"bsub < {result.manifest_path.parent / 'submit.bsub'}  |  "
                       f"qsub {result.manifest_path.parent / 'submit.qsub'}")
@@ -72,6 +83,35 @@ def study(
         console.print(f"report: {html}")
     if ex.n_failed or n_interrupted:
         raise typer.Exit(1)
+
+
+def _cluster_plan(spec, manifest: Path, throughput: float, cluster_gpus: int | None) -> None:  # noqa: ANN001
+    """Print what the cluster is asked for and add it to the manifest directory's plan.json."""
+    from robustperf.store import read_json, write_json_atomic
+    from robustperf.sweep.cluster_plan import cluster_plan
+    from robustperf.sweep.study import expand
+
+    ex = spec.executor
+    gpus = cluster_gpus or ex.array_parallelism * max(1, ex.gpus_per_run) * ex.nodes_per_run
+    plan = cluster_plan(spec, expand(spec), throughput=throughput, cluster_gpus=gpus)
+    for line in plan.lines():
+        console.print(line, markup=False)
+    path = manifest.parent / "plan.json"
+    write_json_atomic(path, {**(read_json(path) if path.is_file() else {}), "cluster": plan.to_dict()})
+
+
+def _resubmit(spec, runs_dir: Path) -> None:  # noqa: ANN001 - a StudyConfig
+    from robustperf.sweep.resubmit import resubmit
+
+    out = resubmit(spec, runs_dir)
+    if not out.unfinished:
+        console.print(f"study {spec.name}: every run is finished and evaluated; nothing to resubmit")
+    elif out.job_id is not None:
+        console.print(f"study {spec.name}: resubmitted {len(out.unfinished)} unfinished task(s) (--array={out.array}) "
+                      f"as Slurm job {out.job_id}")
+    else:
+        console.print(f"study {spec.name}: {len(out.unfinished)} unfinished task(s); sbatch is not here, submit with:\n"
+                      f"  {' '.join(out.command)}", markup=False)
 
 
 def _design_step(spec, *, verbose: bool) -> bool:
@@ -99,6 +139,9 @@ def run_one_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON line"),
 ) -> None:
     """Run one manifest entry (index from --index, SLURM_ARRAY_TASK_ID, LSB_JOBINDEX or PBS_ARRAY_INDEX)."""
+    from robustperf.early_signals import catch_early_stop_signals
+
+    catch_early_stop_signals()  # a scheduler's warning during the imports below must not kill the task
     from robustperf.sweep import run_manifest_index
     from robustperf.sweep.executors import die_with_parent_from_env
 
@@ -109,7 +152,14 @@ def run_one_cmd(
         print(json.dumps(summary))  # noqa: T201 - machine-readable output for the manifest executor
     else:
         console.print(f"{summary.get('run_id')}: {summary.get('status')} {summary.get('failure_reason') or ''}")
-    if summary.get("status") in ("failed", "interrupted"):
+    if summary.get("status") == "interrupted":  # checkpointed by a stop signal: ask Slurm for the task again
+        from robustperf.sweep.requeue import requeue_slurm_task
+        from robustperf.training.signals import REQUEUE_EXIT_CODE
+
+        if requeue_slurm_task():
+            console.print("requeued: the task resumes from its step checkpoint")
+        raise typer.Exit(REQUEUE_EXIT_CODE)
+    if summary.get("status") == "failed":
         raise typer.Exit(1)
     if summary.get("status") == "locked":  # another process is running it: try again later (EX_TEMPFAIL)
         raise typer.Exit(75)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from robustperf.attacks import checks
 from robustperf.attacks.autoattack import AutoAttack, AutoAttackConfig, AutoAttackResult
+from robustperf.attacks.sharding import Shard
 from robustperf.evaluation.inputs import Devices, as_tensors, place, with_normalize
 from robustperf.store.io import write_bytes_atomic, write_json_atomic
 
@@ -177,6 +178,7 @@ def evaluate(
     on_batch: Callable[[str, int, int], None] | None = None,
     out_dir: str | Path | None = None,
     save_outputs: bool = True,
+    shard: Shard | None = None,
     **settings: Any,
 ) -> EvalResult:
     """Evaluate `model` on (x, y) under an attack; the model is put in eval mode and restored after.
@@ -203,6 +205,9 @@ def evaluate(
             nothing on disk.
         save_outputs: with `out_dir`, also write result.json and adversarial.npz there (callers that
             store them elsewhere, like the CLI, pass False and call `save_result`).
+        shard: this process's share of the attack batches when several processes evaluate together
+            (`robustperf.attacks.sharding`): each gets the whole result, equal to one process's; only
+            rank 0 writes result.json / adversarial.npz.
         **settings: `EvalSpec` fields.
 
     Returns:
@@ -232,7 +237,7 @@ def evaluate(
             )
             sub = _state_dir(out_dir, e, float(s.eps), len(all_eps))
             runs[e] = (AutoAttack(cfg).run(model, x, y, batch_size=batch_size, device=dev, state_dir=sub,
-                                           on_batch=on_batch), cfg)  # fmt: skip
+                                           on_batch=on_batch, shard=shard), cfg)  # fmt: skip
         main, _ = runs[float(s.eps)]
         flags = (_sanity_flags(model, x, y, main, runs, s.eps, s.norm, s.seed, batch_size, dev)
                  if s.sanity_checks else {})
@@ -241,7 +246,7 @@ def evaluate(
         if use_cl:
             model.to(memory_format=torch.contiguous_format)
     result = _to_result(main, flags, attack_name, version_used, float(s.eps), s.norm, s.seed, runs)
-    if out_dir is not None and save_outputs:
+    if out_dir is not None and save_outputs and (shard is None or shard.rank == 0):
         save_result(result, Path(out_dir), x, y)
     return result
 

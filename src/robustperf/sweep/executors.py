@@ -12,14 +12,21 @@ config, waits, and turns a crashed worker into a ``failed`` entry instead of an 
   study (`die_with_parent`): a killed study leaves no orphan training beside its rerun.
 - ``manifest``: writes ``manifest.jsonl`` and sbatch/bsub/qsub array scripts (`robustperf.sweep.manifest`)
   and, unless ``submit=False``, runs each index as its own ``robustperf run-one`` process.
+- ``slurm``: the manifest's sbatch array submitted to this machine's Slurm and waited for.
 - ``submitit``: Slurm job arrays through submitit (``cluster="local"`` runs them as local processes),
   with an array-parallelism limit and requeue on preemption.
-- ``ray``: one Ray task per run with its GPU share (optional dependency ``robustperf[ray]``).
+- ``ray``: one Ray task per run with its GPU share, or a placement group of one bundle per rank for a run
+  of several processes (optional dependency ``robustperf[ray]``).
+
+A run of ``executor.world_size > 1`` processes (``gpus_per_run``/``procs_per_run`` x ``nodes_per_run``) is
+one job of that many ranks on every cluster executor: srun (manifest scripts), one task per rank
+(submitit), a placement group (Ray); `run_one` makes the ranks one run with rank 0 owning it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import multiprocessing
 import os
@@ -299,7 +306,7 @@ class ManifestExecutor(Executor):
         out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))
         self.manifest_path = write_manifest(out_dir / "manifest.jsonl", fn, configs, runs_dir)
         write_scheduler_scripts(self.manifest_path, self.spec, job_name=self.manifest_name)
-        if not self.spec.submit:
+        if not self.spec.submit or self.name != "manifest":
             return []
         workers = self.spec.workers or os.cpu_count() or 1
         self._threads = cf.ThreadPoolExecutor(max_workers=workers)
@@ -328,6 +335,75 @@ def _run_index_subprocess(manifest: Path, index: int) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
+@EXECUTORS.register("slurm")
+class SlurmExecutor(ManifestExecutor):
+    """The study's sbatch array submitted to the Slurm of this machine's PATH, waited for (``sbatch --wait``).
+
+    Writes what ``--plan`` writes, submits ``submit.sbatch`` (a run of several ranks is one task of ``srun``
+    ranks), and when the array has ended reads each run's outcome from its record (the tasks may have been
+    requeued, resubmitted or run on other nodes meanwhile). `job_id` holds the array's id.
+    """
+
+    name = "slurm"
+
+    def __init__(self, spec: ExecutorSpec | None = None, manifest_name: str = "study") -> None:
+        super().__init__(spec, manifest_name)
+        self.job_id: str | None = None
+
+    def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise ExecutorError("the slurm executor needs Slurm's sbatch on the PATH; on another machine use "
+                                "`robustperf study STUDY --plan` and submit its submit.sbatch there")
+        super().submit_many(fn, configs, runs_dir)
+        assert self.manifest_path is not None, "ManifestExecutor.submit_many writes the manifest"
+        script = self.manifest_path.parent / "submit.sbatch"
+        proc = subprocess.Popen(["sbatch", "--parsable", "--wait", str(script)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self._threads = cf.ThreadPoolExecutor(max_workers=1)
+        done = self._threads.submit(self._wait, proc)
+        return [_after(done, functools.partial(_run_outcome, config, runs_dir)) for config in configs]
+
+    def _wait(self, proc: subprocess.Popen) -> None:
+        out, err = proc.communicate()
+        self.job_id = (out or "").strip().split(";")[0] or None
+        if self.job_id is None:  # not submitted; a nonzero exit after submission is a task's, which each run says
+            raise RuntimeError(f"sbatch exited {proc.returncode}: {(err or out).strip()[-1000:]}")
+
+
+def _after(done: cf.Future, then: Callable[[], dict[str, Any]]) -> cf.Future:
+    """A future resolved with ``then()`` once `done` is (or with its exception)."""
+    fut: cf.Future = cf.Future()
+    fut.set_running_or_notify_cancel()
+
+    def chain(d: cf.Future) -> None:
+        exc = d.exception()
+        if exc is not None:
+            fut.set_exception(exc)
+            return
+        try:
+            fut.set_result(then())
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            fut.set_exception(err)
+
+    done.add_done_callback(chain)
+    return fut
+
+
+def _run_outcome(config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    """A run's summary from its record, after its scheduler task ended."""
+    from robustperf.store import RunDir
+
+    run_id = run_id_of(config)
+    record = RunDir.for_run(runs_dir, run_id).read_record()
+    if record is None:
+        return {"run_id": run_id, "status": "failed", "failure_reason": "the task left no record: see the array's logs"}
+    status = record.status if record.status in ("finished", "failed", "interrupted") else "failed"
+    reason = record.failure_reason or (None if status == "finished" else f"the task ended with the run {record.status}")
+    return {"run_id": run_id, "status": status, "failure_reason": reason}
+
+
 # ---------------------------------------------------------------- submitit
 
 
@@ -352,10 +428,13 @@ class SubmititExecutor(Executor):
             raise ExecutorError("the submitit executor needs submitit: pip install 'robustperf[slurm]'") from exc
         folder = Path(runs_dir) / "submitit" / "%j"
         ex = submitit.AutoExecutor(folder=folder, cluster=self.spec.cluster)
-        params: dict[str, Any] = {"timeout_min": self.spec.timeout_min, "tasks_per_node": 1, "nodes": 1,
-                                  "cpus_per_task": self.spec.cpus_per_run or 1}
+        # one task per rank (per GPU): submitit starts `fn` in each, `run_one` makes them one run (rank 0 owns it)
+        params: dict[str, Any] = {"timeout_min": self.spec.timeout_min, "tasks_per_node": self.spec.ranks_per_node,
+                                  "nodes": self.spec.nodes_per_run, "cpus_per_task": self.spec.cpus_per_rank}
         if ex.cluster == "slurm":
             params["slurm_array_parallelism"] = self.spec.array_parallelism
+            if self.spec.mem_per_rank_gb:
+                params["mem_gb"] = self.spec.mem_per_rank_gb * self.spec.ranks_per_node
             if self.spec.partition:
                 params["slurm_partition"] = self.spec.partition
             if self.spec.gpus_per_run:
@@ -386,7 +465,10 @@ class RequeueableRun:
         self.fn = fn
 
     def __call__(self, config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
-        return self.fn(config, runs_dir)
+        out = self.fn(config, runs_dir)
+        if isinstance(out, dict) and out.get("status") == "interrupted":
+            _hand_signal_to_submitit()
+        return out
 
     def checkpoint(self, config: dict[str, Any], runs_dir: str) -> Any:
         """Called by submitit on SIGUSR2/timeout: resubmit the same call; training resumes on its own."""
@@ -395,14 +477,33 @@ class RequeueableRun:
         return submitit.helpers.DelayedSubmission(RequeueableRun(self.fn), config, runs_dir)
 
 
+def _hand_signal_to_submitit() -> None:
+    """After a run checkpointed on a stop signal: call submitit's own handler of its preemption signal, which
+    pickles this call (`RequeueableRun.checkpoint`) and requeues the task (the run resumes from its checkpoint).
+
+    Our stop handler stood in for submitit's while the run trained; outside a submitit job nothing happens.
+    """
+    if "SUBMITIT_EXECUTOR" not in os.environ and "SUBMITIT_FOLDER" not in os.environ:
+        return
+    try:
+        from submitit.core.job_environment import JobEnvironment
+    except ImportError:
+        return
+    sig = JobEnvironment._usr_sig()
+    handler = signal.getsignal(sig)
+    if callable(handler):
+        log.warning("run interrupted: asking submitit to requeue this task")
+        handler(sig, None)  # exits the process once the task is requeued
+
+
 def _job_future(job: Any) -> cf.Future:
     """A concurrent Future completed by a daemon thread that waits on the submitit job."""
     fut: cf.Future = cf.Future()
     fut.set_running_or_notify_cancel()
 
     def wait() -> None:
-        try:
-            fut.set_result(job.result())
+        try:  # a run of several tasks (ranks) answers with rank 0's summary
+            fut.set_result(job.results()[0] if job.num_tasks > 1 else job.result())
         except BaseException as exc:
             fut.set_exception(exc)
 
@@ -439,8 +540,46 @@ class RayExecutor(Executor):
     def submit(self, fn: RunFn, config: dict[str, Any], runs_dir: str) -> cf.Future:
         ray = self._ray()
         gpus = self.spec.gpus_per_run if ray.cluster_resources().get("GPU", 0) else 0
+        if self.spec.world_size > 1:
+            return self._submit_ranks(ray, fn, config, runs_dir, has_gpus=bool(gpus))
         remote = ray.remote(num_cpus=self.spec.cpus_per_run or 1, num_gpus=gpus, max_calls=1)(_call)
         return remote.remote(fn, config, runs_dir).future()
+
+    def _submit_ranks(self, ray: Any, fn: RunFn, config: dict[str, Any], runs_dir: str, has_gpus: bool) -> cf.Future:
+        """One run as world_size tasks in a placement group (one bundle per rank, packed on as few nodes as
+        fit); rank 0's node is the rendezvous. The future holds rank 0's summary."""
+        from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        world, cpus = self.spec.world_size, self.spec.cpus_per_rank if has_gpus else (self.spec.cpus_per_run or 1)
+        bundle = {"CPU": cpus, **({"GPU": 1} if has_gpus else {})}
+        pg = placement_group([dict(bundle) for _ in range(world)], strategy="PACK")
+        ray.get(pg.ready())
+        node_of = placement_group_table(pg)["bundles_to_node_id"]
+        addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+        master = addresses.get(node_of[0], "127.0.0.1")
+        port = str(20000 + (hash(run_id_of(config)) % 20000))
+        refs = []
+        for rank in range(world):
+            env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0" if has_gpus else str(rank),
+                   "MASTER_ADDR": master, "MASTER_PORT": port}
+            strategy = PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_bundle_index=rank)
+            remote = ray.remote(num_cpus=cpus, num_gpus=1 if has_gpus else 0, max_calls=1,
+                                scheduling_strategy=strategy)(_call_rank)
+            refs.append(remote.remote(fn, config, runs_dir, env))
+        fut: cf.Future = cf.Future()
+        fut.set_running_or_notify_cancel()
+
+        def wait() -> None:
+            try:
+                fut.set_result(ray.get(refs)[0])
+            except BaseException as exc:
+                fut.set_exception(exc)
+            finally:
+                remove_placement_group(pg)
+
+        threading.Thread(target=wait, daemon=True, name="ray-ranks").start()
+        return fut
 
     def shutdown(self, wait: bool = True) -> None:
         if self._started:
@@ -451,4 +590,11 @@ class RayExecutor(Executor):
 
 
 def _call(fn: RunFn, config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    return fn(config, runs_dir)
+
+
+def _call_rank(fn: RunFn, config: dict[str, Any], runs_dir: str, env: dict[str, str]) -> dict[str, Any]:
+    """One rank of a multi-process Ray run: the launcher's variables, then the run (Ray's GPU share is the
+    task's own CUDA_VISIBLE_DEVICES, so each rank sees its GPU as device 0)."""
+    os.environ.update(env)
     return fn(config, runs_dir)

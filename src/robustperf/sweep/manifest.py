@@ -22,13 +22,13 @@ import importlib
 import json
 import os
 import shlex
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from robustperf.store import read_jsonl, write_json_atomic
 from robustperf.store.io import dumps, write_bytes_atomic
+from robustperf.sweep import launch
 from robustperf.sweep.study import ExecutorSpec, run_id_of
 
 # (variable, offset to subtract): LSF job arrays start at 1, the others at what our scripts ask for (0).
@@ -160,10 +160,6 @@ def run_manifest_index(path: str | Path, index: int | None = None) -> dict[str, 
     return fn(entry["config"], entry["runs_dir"], **entry.get("fn_kwargs", {}))
 
 
-def _command(manifest: Path) -> str:
-    return f"{shlex.quote(sys.executable)} -m robustperf run-one --manifest {shlex.quote(str(manifest))}"
-
-
 def _q(value: object) -> str:
     """One value of a directive line, shell-quoted; a line break or NUL (a new script line) is refused."""
     text = str(value)
@@ -194,41 +190,50 @@ def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> 
     lines = ["#!/bin/bash", f"#SBATCH --job-name={_q(job_name)}",
              f"#SBATCH --array=0-{n - 1}%{spec.array_parallelism}",
              f"#SBATCH --output={_q(f'{logs}/%x_%A_%a.out')}", f"#SBATCH --time={_hours(spec.timeout_min)}",
-             f"#SBATCH --cpus-per-task={spec.cpus_per_run or 1}", "#SBATCH --requeue",
-             # USR1 to the (exec'd) run two minutes before the time limit: it checkpoints at its current step
-             "#SBATCH --signal=B:USR1@120"]
-    if spec.gpus_per_run:
-        lines.append(f"#SBATCH --gres=gpu:{spec.gpus_per_run}")
+             "#SBATCH --requeue",
+             # nodes, ranks, cores and memory per rank, and USR1 two minutes before the time limit (the run
+             # checkpoints at its current step and asks to be requeued): `launch.slurm_directives`
+             *launch.slurm_directives(spec)]
     if spec.partition:
         lines.append(f"#SBATCH --partition={_q(spec.partition)}")
     lines += [f"#SBATCH {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    return "\n".join([*lines, "", *launch.slurm_launch(manifest, spec), ""])
 
 
 def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
     """An LSF array script: ``bsub < submit.bsub`` (LLNL-style ``-nnodes`` can go in scheduler_args)."""
     logs = manifest.parent / "logs"
     lines = ["#!/bin/bash", f"#BSUB -J {_q(f'{job_name}[1-{n}]%{spec.array_parallelism}')}",
-             f"#BSUB -o {_q(f'{logs}/%J_%I.out')}", f"#BSUB -W {spec.timeout_min}", f"#BSUB -n {spec.cpus_per_run or 1}",
-             "#BSUB -wa USR1", "#BSUB -wt 2"]  # USR1 two minutes before the limit: checkpoint and stop
+             f"#BSUB -o {_q(f'{logs}/%J_%I.out')}", f"#BSUB -W {spec.timeout_min}",
+             f"#BSUB -n {spec.world_size * spec.cpus_per_rank}",
+             f'#BSUB -R "span[ptile={spec.ranks_per_node * spec.cpus_per_rank}]'
+             + (f' rusage[mem={spec.mem_per_rank_gb * 1024 // spec.cpus_per_rank}]"' if spec.mem_per_rank_gb else '"'),
+             "#BSUB -wa USR1", f"#BSUB -wt {max(1, spec.warning_seconds // 60)}"]  # USR1 before the limit: checkpoint
     if spec.gpus_per_run:
         lines.append(f'#BSUB -gpu "num={spec.gpus_per_run}"')
     if spec.partition:
         lines.append(f"#BSUB -q {_q(spec.partition)}")
     lines += [f"#BSUB {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    body = launch.torchrun_launch(manifest, spec, "$((LSB_JOBINDEX - 1))", "echo $LSB_HOSTS | tr ' ' '\\n' | uniq",
+                                  'blaunch -z "$HOSTS"')
+    return "\n".join([*lines, "", *body, ""])
 
 
 def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
     """A PBS Pro array script: ``qsub submit.qsub``."""
     logs = manifest.parent / "logs"
-    select = f"select=1:ncpus={spec.cpus_per_run or 1}" + (f":ngpus={spec.gpus_per_run}" if spec.gpus_per_run else "")
+    per_node = spec.ranks_per_node
+    select = (f"select={spec.nodes_per_run}:ncpus={per_node * spec.cpus_per_rank}"
+              + (f":mem={per_node * spec.mem_per_rank_gb}gb" if spec.mem_per_rank_gb else "")
+              + (f":ngpus={spec.gpus_per_run}" if spec.gpus_per_run else ""))
     lines = ["#!/bin/bash", f"#PBS -N {_q(job_name)}", f"#PBS -J 0-{n - 1}", f"#PBS -l {select}",
              f"#PBS -l walltime={_hours(spec.timeout_min)}", f"#PBS -o {_q(f'{logs}/')}", "#PBS -j oe"]
     if spec.partition:
         lines.append(f"#PBS -q {_q(spec.partition)}")
     lines += [f"#PBS {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    body = launch.torchrun_launch(manifest, spec, "${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}", "sort -u $PBS_NODEFILE",
+                                  "pbsdsh -u")
+    return "\n".join([*lines, "", 'cd "${PBS_O_WORKDIR:-.}"', *body, ""])
 
 
 def write_scheduler_scripts(manifest: str | Path, spec: ExecutorSpec, job_name: str) -> dict[str, Path]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,10 @@ def run_one(
     spec = EvaluateSpec.model_validate(evaluate) if isinstance(evaluate, dict) else evaluate
     rd = RunDir.for_run(runs_dir, cfg.run_id)
     summary: dict[str, Any] = {"run_id": cfg.run_id, "run_dir": str(rd.path), "failure_reason": None}
+    if world_size_from_env() > 1:  # one rank of a multi-process run (srun, torchrun, submitit tasks)
+        from robustperf.sweep.ranks import run_ranks
+
+        return run_ranks(cfg, rd, runs_dir, spec, summary)
     try:  # one owner per run: held for training, evaluation and the final record
         lock = hold_run(rd.path, what="trained")
     except RunLockedError as exc:  # another process has it: the study comes back to it later
@@ -72,11 +78,25 @@ def run_one(
         lock.release()
 
 
+def world_size_from_env(env: Mapping[str, str] | None = None) -> int:
+    """Processes of this run from the launcher's variables (torchrun's WORLD_SIZE, srun's SLURM_NTASKS);
+    read without importing torch."""
+    env = os.environ if env is None else env
+    value = env.get("WORLD_SIZE") or (env.get("SLURM_NTASKS") if "SLURM_PROCID" in env else None) or "1"
+    return int(value) if value.isdigit() else 1
+
+
+def needs_work(rd: RunDir, spec: EvaluateSpec | None) -> tuple[bool, bool]:
+    """(the run is finished, its study evaluation is still to do)."""
+    needs_eval = spec is not None and bool(spec.attacks) and not _evaluation_done(rd, spec)
+    return rd.is_finished(), needs_eval
+
+
 def _run_held(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: EvaluateSpec | None,
               summary: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
-    needs_eval = spec is not None and bool(spec.attacks) and not _evaluation_done(rd, spec)
-    if rd.is_finished() and not needs_eval:
+    finished, needs_eval = needs_work(rd, spec)
+    if finished and not needs_eval:
         summary.update(status=SKIPPED, seconds=0.0, evaluation=None)
         return summary
     try:
@@ -127,14 +147,18 @@ def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:
     return isinstance(entry, dict) and entry.get("status") != FAILED
 
 
-def _evaluate(rd: RunDir, spec: EvaluateSpec) -> dict[str, Any]:
-    """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json."""
+def _evaluate(rd: RunDir, spec: EvaluateSpec, shard: Any = None, local_rank: int = 0) -> dict[str, Any]:
+    """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json.
+
+    With a `shard` (`robustperf.attacks.sharding.Shard`) the run's ranks split the attack batches; each gets
+    the whole result and rank 0 alone stores it.
+    """
     from robustperf.data import build_data, eval_tensors
     from robustperf.device import resolve_device
     from robustperf.evaluation import evaluate
     from robustperf.models import load_run_model
 
-    device = resolve_device("auto")
+    device = resolve_device("auto", local_rank=local_rank)
     # "final" is the last checkpoint ("last" in the training engine's naming)
     model, cfg = load_run_model(rd.path, which="last" if spec.which == "final" else spec.which, device=device)
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
@@ -144,11 +168,12 @@ def _evaluate(rd: RunDir, spec: EvaluateSpec) -> dict[str, Any]:
     attack = spec.attacks[0] if len(spec.attacks) == 1 else list(spec.attacks)
     # the run's own threat model (method.attack), as the per-epoch evaluation of the training engine uses
     result = evaluate(model, x, y, attack=attack, eps=cfg.method.attack.eps, norm=cfg.method.attack.norm,
-                      batch_size=spec.batch_size, device=device, seed=spec.seed, out_dir=out_dir)
+                      batch_size=spec.batch_size, device=device, seed=spec.seed, out_dir=out_dir, shard=shard)
     summary = result.summary() if hasattr(result, "summary") else _eval_summary(result)
     summary.update(checkpoint=spec.which, attacks=list(spec.attacks), n_examples=int(len(y)),
-                   seconds=time.perf_counter() - start)
-    rd.update_record(evaluations={spec.key: summary})
+                   seconds=time.perf_counter() - start, n_processes=shard.world_size if shard is not None else 1)
+    if shard is None or shard.rank == 0:
+        rd.update_record(evaluations={spec.key: summary})
     return summary
 
 

@@ -18,7 +18,7 @@ from robustperf.names import check_name, path_under
 from robustperf.store import read_json, rebuild_index, write_json_atomic
 from robustperf.store.lock import is_locked, study_lock
 from robustperf.sweep.executors import EXECUTORS, ExecutionResult, Executor, create_executor
-from robustperf.sweep.run import LOCKED, run_one
+from robustperf.sweep.run import INTERRUPTED, LOCKED, run_one
 from robustperf.sweep.study import StudyConfig, StudyError, expand, study_from_dict
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = Fa
         try:
             check_data(cfg.data)
         except (DataError, RegistryError) as err:
+            if plan and isinstance(err, DataError):  # planned here, run on a cluster whose file system has the data
+                log.warning("study %r: %s (the tasks will fail unless the cluster has it)", study.name, err)
+                continue
             raise StudyError(f"study {study.name!r}: {err}") from None
 
 
@@ -139,6 +142,7 @@ def run_study(study: StudyConfig, runs_dir: str | Path | None = None, *, executo
             execution = ex.run(fn, resolved, root)
             if not plan:
                 execution = _retry_locked(ex, fn, resolved, root, execution)
+                execution = _retry_interrupted(ex, fn, resolved, root, execution, study.executor.max_retries)
         manifest = getattr(ex, "manifest_path", None)
         index = None if plan else rebuild_index(root)
     return StudyResult(study, root, tuple(run_ids), None if plan else execution, index, manifest,
@@ -168,12 +172,33 @@ def _retry_locked(ex: Executor, fn: Any, configs: list[dict[str, Any]], root: Pa
             continue
         # the manifest executor writes its manifest from what it is given: give it the whole study again
         # (finished runs are skipped) so the manifest on disk keeps every index
-        batch = list(range(len(configs))) if ex.name == "manifest" else free
+        batch = list(range(len(configs))) if ex.name in ("manifest", "slurm") else free
         again = ex.run(fn, [configs[i] for i in batch], root)
         for i, result in zip(batch, again.results, strict=True):
             if i in free:
                 results[i] = result
     wall = execution.wall_seconds + (time.perf_counter() - t0)
+    return ExecutionResult(tuple(results), wall, execution.executor)
+
+
+def _retry_interrupted(ex: Executor, fn: Any, configs: list[dict[str, Any]], root: Path, execution: ExecutionResult,
+                       retries: int) -> ExecutionResult:
+    """Run again (up to `retries` times) the runs a stop signal interrupted (preemption of a worker, a
+    scheduler's warning): each resumes from its step checkpoint. A signal to the study itself ends the study
+    before it gets here, so this never fights a user's Ctrl-C."""
+    results = list(execution.results)
+    wall = execution.wall_seconds
+    for attempt in range(1, retries + 1):
+        stopped = [i for i, r in enumerate(results) if r.get("status") == INTERRUPTED]
+        if not stopped:
+            break
+        log.warning("retry %d/%d: %d interrupted run(s) resume from their checkpoints", attempt, retries, len(stopped))
+        batch = list(range(len(configs))) if ex.name in ("manifest", "slurm") else stopped  # keep every index
+        again = ex.run(fn, [configs[i] for i in batch], root)
+        wall += again.wall_seconds
+        for i, result in zip(batch, again.results, strict=True):
+            if i in stopped:
+                results[i] = result
     return ExecutionResult(tuple(results), wall, execution.executor)
 
 

@@ -114,16 +114,46 @@ class TuningSpec(_Section):
 class ExecutorSpec(_Section):
     """Where the runs execute (see `robustperf.sweep.executors.EXECUTORS`)."""
 
-    name: str = Field("local", description="local | manifest | submitit | ray")
+    name: str = Field("local", description="local | manifest | slurm | submitit | ray")
     workers: int | None = Field(None, ge=1, description="parallel runs (default: GPUs, else CPU cores)")
-    gpus_per_run: int = Field(1, ge=0)
-    cpus_per_run: int | None = Field(None, ge=1)
+    gpus_per_run: int = Field(1, ge=0, description="GPUs of one run on each of its nodes; >1 launches one rank per GPU")
+    nodes_per_run: int = Field(1, ge=1, description="nodes of one run (ranks = nodes_per_run x ranks per node)")
+    procs_per_run: int | None = Field(None, ge=1, description="ranks per node of one run (default: gpus_per_run, "
+                                      "or 1 on CPU); set it to train a CPU run as several gloo ranks")
+    cpus_per_run: int | None = Field(None, ge=1, description="CPU cores per rank (default: cpus_per_gpu per GPU, "
+                                     "else 1)")
+    cpus_per_gpu: int = Field(8, ge=1, description="cores requested per GPU rank: a data loader's workers plus one")
+    mem_per_gpu_gb: int = Field(32, ge=0, description="host memory requested per GPU rank (GiB; 0: none)")
+    mem_per_cpu_rank_gb: int = Field(4, ge=0, description="host memory requested per CPU-only rank (GiB; 0: none)")
+    max_retries: int = Field(2, ge=0, description="times a study reruns a run a stop signal interrupted")
+    warning_seconds: int = Field(120, ge=10, description="Slurm/LSF warn a task (USR1) this long before its time "
+                                 "limit: it checkpoints at its current step and asks to be requeued")
     cluster: str | None = Field(None, description="submitit cluster: None (auto), slurm, local, debug")
     partition: str | None = None
     timeout_min: int = Field(240, ge=1)
     array_parallelism: int = Field(64, ge=1, description="Slurm %N: at most this many array tasks at once")
     scheduler_args: tuple[str, ...] = Field((), description="extra lines for the #SBATCH/#BSUB/#PBS header")
     submit: bool = Field(True, description="manifest: also run every index locally (False: only write scripts)")
+
+    @property
+    def ranks_per_node(self) -> int:
+        """Processes of one run on each of its nodes (one per GPU, or `procs_per_run` on CPU)."""
+        return self.procs_per_run or max(1, self.gpus_per_run)
+
+    @property
+    def world_size(self) -> int:
+        """Processes (DDP ranks) of one run."""
+        return self.ranks_per_node * self.nodes_per_run
+
+    @property
+    def cpus_per_rank(self) -> int:
+        """Cores requested for each rank."""
+        return self.cpus_per_run or (self.cpus_per_gpu if self.gpus_per_run else 1)
+
+    @property
+    def mem_per_rank_gb(self) -> int:
+        """Host memory (GiB) requested for each rank."""
+        return self.mem_per_gpu_gb if self.gpus_per_run else self.mem_per_cpu_rank_gb
 
 
 class StudyConfig(_Section):

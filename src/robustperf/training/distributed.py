@@ -1,15 +1,17 @@
 """DDP setup from the launcher's environment (torchrun, srun, jsrun-style variables).
 
 Rank and world size come from ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (torchrun) or
-``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID`` (srun). With a world size of 1 nothing is
-initialised and training runs as a single process.
+``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID`` (srun, submitit); inside a Slurm job the rendezvous
+address is the allocation's first host and the port follows from the job id (`slurm_rendezvous`). With a
+world size of 1 nothing is initialised and training runs as a single process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +59,7 @@ def init_distributed(info: DistInfo, device: torch.device) -> bool:
     """
     if not info.enabled or dist.is_initialized():
         return False
+    slurm_rendezvous(os.environ)
     if "MASTER_ADDR" not in os.environ:
         if int(os.environ.get("SLURM_NNODES", "1")) > 1:
             raise DistributedError(
@@ -69,6 +72,25 @@ def init_distributed(info: DistInfo, device: torch.device) -> bool:
     dist.init_process_group(backend, rank=info.rank, world_size=info.world_size)
     log.info("DDP: rank %d of %d on %s (%s)", info.rank, info.world_size, device, backend)
     return True
+
+
+def slurm_rendezvous(env: MutableMapping[str, str]) -> None:
+    """Inside a Slurm job step (srun, submitit) without MASTER_ADDR/MASTER_PORT: the first host of the
+    allocation and a port derived from the job id (jobs sharing a node get different ports)."""
+    if "SLURM_JOB_ID" not in env or "SLURM_PROCID" not in env or "WORLD_SIZE" in env:
+        return
+    if "MASTER_PORT" not in env and env["SLURM_JOB_ID"].isdigit():
+        env["MASTER_PORT"] = str(20000 + int(env["SLURM_JOB_ID"]) % 20000)
+    if "MASTER_ADDR" in env or "SLURM_JOB_NODELIST" not in env:
+        return
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], capture_output=True,
+                             text=True, timeout=30, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("could not resolve the first host of %s (%s)", env["SLURM_JOB_NODELIST"], exc)
+        return
+    if out:
+        env["MASTER_ADDR"] = out[0]
 
 
 def barrier(info: DistInfo) -> None:

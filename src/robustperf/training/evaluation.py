@@ -15,7 +15,7 @@ gradient of a single step (`catastrophic_overfitting`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,10 @@ ADV_LOSS_BETA = 5.0  # papers/001 Sec. 3: "the reported adversarial loss is the 
 # Wong et al. 2020 ("Fast is better than free", Sec. 5 and their code) stop fast AT when the PGD accuracy
 # falls by more than 0.2 from one epoch to the next: the collapse we flag (with FGSM accuracy rising).
 CO_PGD_DROP = 0.2
+
+
+class EvaluationStopped(RuntimeError):
+    """`evaluate_robustness` returned early because its ``should_stop`` said so (a stop signal arrived)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ def _logits(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).float()
 
 
-def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSettings) -> dict[str, float]:
+def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSettings,
+                        should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
     """Clean accuracy and loss, PGD robust accuracy, the adversarial (TRADES beta=5) loss, and with
     ``settings.fgsm`` the accuracy on FGSM points (one step of size eps from x, CE loss, no random start).
 
@@ -84,6 +89,9 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
         x: held-out images (N, C, H, W), on the model's device.
         y: labels (N,).
         settings: the attack.
+        should_stop: asked before each batch and between its attack stages (PGD, FGSM); when it answers
+            True the evaluation stops there and raises `EvaluationStopped` (nothing partial is returned:
+            an evaluation is rerun whole, with the same seeded generator, so it gives the same numbers).
     """
     from robustperf.attacks.pgd import pgd_perturb
 
@@ -92,14 +100,20 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
     generator = torch.Generator(device=x.device).manual_seed(settings.seed + 7919)
     n_clean = n_robust = n_fgsm = 0
     ce_sum = kl_sum = adv_ce_sum = 0.0
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise EvaluationStopped("evaluation stopped by a stop request")
+
     try:
         for start in range(0, x.shape[0], settings.batch_size):
+            check()
             xb, yb = x[start : start + settings.batch_size], y[start : start + settings.batch_size]
             clean = _logits(model, xb)
             x_adv = pgd_perturb(
                 model, xb, yb, eps=settings.eps, step_size=settings.step_size, n_steps=settings.n_steps,
                 norm=settings.norm, loss=settings.loss, random_start=settings.random_start, generator=generator,
             )
+            check()
             adv = _logits(model, x_adv)
             n_clean += int((clean.argmax(1) == yb).sum())
             # a point is robust if both x and x_adv are classified correctly (the worst case of the two,
@@ -108,6 +122,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             ce_sum += float(F.cross_entropy(clean, yb, reduction="sum"))
             adv_ce_sum += float(F.cross_entropy(adv, yb, reduction="sum"))
             if settings.fgsm:
+                check()
                 x_fgsm = pgd_perturb(model, xb, yb, eps=settings.eps, step_size=settings.eps, n_steps=1,
                                      norm="linf", loss="ce", random_start=False)
                 n_fgsm += int((_logits(model, x_fgsm).argmax(1) == yb).sum())

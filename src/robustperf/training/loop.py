@@ -13,8 +13,9 @@ finishes the session with the typed final, best and cost blocks. It writes (rank
 
 The schedule is a pure function of the step and the checkpoint holds every other state (RNGs and the
 loader's position included), so on a CPU a run killed at any point and resumed reaches the same weights
-as one that never stopped. SIGTERM/SIGUSR1 (`signals`) finish the step in flight, write ``last.pt`` at
-that step, mark the run ``interrupted`` and raise `TrainingInterrupted`; the same command resumes there.
+as one that never stopped. A stop signal (`signals.STOP_SIGNALS`) finishes the step in flight (or stops the
+per-epoch evaluation between two batches), writes ``last.pt`` at that step, marks the run ``interrupted``
+and raises `TrainingInterrupted`; the same command resumes there (and reruns a cut-short evaluation).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from robustperf.training.distributed import (
     dist_info_from_env,
     init_distributed,
 )
-from robustperf.training.evaluation import evaluate_robustness
+from robustperf.training.evaluation import EvaluationStopped, evaluate_robustness
 from robustperf.training.setup import TrainingError, build_parts
 from robustperf.training.signals import StopRequest, TrainingInterrupted
 from robustperf.training.state import Progress, TrainCheckpoint, local_state, save_best
@@ -313,9 +314,14 @@ class _Trainer:
                 return
             if not broadcast_flag(signum is not None, self.info, self.device):
                 return
-            signum = signum or int(signal.SIGTERM)
         elif signum is None:
             return
+        self._interrupt(signum)
+
+    def _interrupt(self, signum: int | None) -> None:
+        """Write ``last.pt`` at the current state, mark the run interrupted, raise `TrainingInterrupted`."""
+        step = self.progress.step
+        signum = signum or int(signal.SIGTERM)  # a rank told to stop by its peers
         self._save_last()
         self.session.stop_meter()
         name = signal.Signals(signum).name
@@ -331,14 +337,15 @@ class _Trainer:
             return failure
         self._sync_buffers()
         train_loss = float(p.epoch_loss) / max(1, p.epoch_batches)
-        finished_epoch = p.epoch
+        last = p.step >= self.parts.total_steps
+        # the evaluation runs before the epoch is closed: a stop signal during it checkpoints this state
+        # (the epoch's last step, as a step checkpoint would), so the resumed run evaluates this epoch again
+        if (last or (p.epoch + 1) % self.cfg.eval.every_n_epochs == 0) and not self._evaluate(p.epoch, train_loss):
+            self._interrupt(self.stop.signum)
         p.epoch += 1
         p.batch_in_epoch = 0
         p.epoch_loss.zero_()
         p.epoch_batches = 0
-        last = p.step >= self.parts.total_steps
-        if last or p.epoch % self.cfg.eval.every_n_epochs == 0:
-            self._evaluate(finished_epoch, train_loss)
         if last or p.epoch % self.cfg.runtime.checkpoint_every_n_epochs == 0:
             self._save_last()
         return None
@@ -352,27 +359,41 @@ class _Trainer:
 
     # ------------------------------------------------------------------------------ evaluation
 
-    def _evaluate(self, epoch: int, train_loss: float) -> None:
-        p, parts = self.progress, self.parts
+    def _evaluate(self, epoch: int, train_loss: float) -> bool:
+        """Evaluate on rank 0 (the others wait); False when a stop signal cut the evaluation short (nothing
+        of it is logged then, and every rank learns so through one all-reduce)."""
+        parts = self.parts
         metrics: dict[str, Any] = {}
+        stopped = False
         if self.info.is_main:
             t0 = time.perf_counter()
-            with autocast(self.device, self.cfg.runtime.precision):
-                metrics = evaluate_robustness(parts.eval_module, parts.x_eval, parts.y_eval, parts.eval_settings)
-            metrics.update(epoch=epoch, step=p.step, samples_seen=p.samples_seen, train_loss=train_loss,
-                           eval_seconds=time.perf_counter() - t0, n_params=parts.n_params)
-            if "fgsm_acc" in metrics:
-                _watch_overfitting(p.last_eval, metrics)
-            self._log({"kind": "eval", **metrics})
-            p.last_eval = metrics
-            key = self.cfg.eval.select_best_on
-            if not p.best or _is_better(metrics[key], p.best[key], key):
-                p.best = dict(metrics)
-                save_best(parts, parts.eval_module, p.best, run_dir=self.run_dir.checkpoints,
-                          run_id=self.run_dir.run_id)
-            self.session.update(final=_summary(metrics), best=_summary(p.best))
-        barrier(self.info)
+            try:
+                with autocast(self.device, self.cfg.runtime.precision):
+                    metrics = evaluate_robustness(parts.eval_module, parts.x_eval, parts.y_eval, parts.eval_settings,
+                                                  should_stop=lambda: self.stop.signum is not None)
+            except EvaluationStopped:
+                log.warning("stop signal during the evaluation of epoch %d: stopping; it is rerun on resume", epoch)
+                stopped = True
+            if not stopped:
+                self._record_eval(metrics, epoch, train_loss, time.perf_counter() - t0)
+        if broadcast_flag(stopped, self.info, self.device):  # rank 0's answer (also the barrier of the others)
+            return False
         self._emit("eval", metrics=metrics)
+        return True
+
+    def _record_eval(self, metrics: dict[str, Any], epoch: int, train_loss: float, seconds: float) -> None:
+        p, parts = self.progress, self.parts
+        metrics.update(epoch=epoch, step=p.step, samples_seen=p.samples_seen, train_loss=train_loss,
+                       eval_seconds=seconds, n_params=parts.n_params)
+        if "fgsm_acc" in metrics:
+            _watch_overfitting(p.last_eval, metrics)
+        self._log({"kind": "eval", **metrics})
+        p.last_eval = metrics
+        key = self.cfg.eval.select_best_on
+        if not p.best or _is_better(metrics[key], p.best[key], key):
+            p.best = dict(metrics)
+            save_best(parts, parts.eval_module, p.best, run_dir=self.run_dir.checkpoints, run_id=self.run_dir.run_id)
+        self.session.update(final=_summary(metrics), best=_summary(p.best))
 
     # ---------------------------------------------------------------------------- checkpoints
 

@@ -1,8 +1,13 @@
-"""Stop signals: SIGTERM/SIGUSR1 end a run gracefully at the next step boundary.
+"""Stop signals: SIGTERM/SIGUSR1/SIGUSR2/SIGHUP end a run gracefully at the next step boundary.
 
-What Slurm's ``scancel``, a time limit with ``--signal=USR1@120`` or a preempting scheduler send. The
-loop installs a `StopRequest` while it trains and checks it after each step; when a signal arrived it
-writes ``last.pt`` at that step, marks the run ``interrupted`` and raises `TrainingInterrupted`.
+What the schedulers send before they stop a job: Slurm's ``scancel`` and preemption (SIGTERM), a time
+limit with ``--signal=USR1@120`` (our scripts), submitit's timeout/preemption signal (SIGUSR2), LSF's
+``-wa`` warning action, PBS and a closed terminal (SIGHUP). The loop installs a `StopRequest` while it
+trains and checks it after each step and between the batches of its per-epoch evaluation; when a signal
+arrived it writes ``last.pt`` at that step, marks the run ``interrupted`` and raises `TrainingInterrupted`.
+
+`REQUEUE_EXIT_CODE` is what a process that stopped this way exits with when it wants its task back
+(`requeue_after_interrupt` asks Slurm for it with ``scontrol requeue`` where the job allows it).
 """
 
 from __future__ import annotations
@@ -14,9 +19,22 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from robustperf.early_signals import _EARLY, STOP_SIGNALS, catch_early_stop_signals
+
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# EX_TEMPFAIL: "try again later". `run-one` exits with it after a stop signal checkpointed the run, so a
+# wrapper (or a human) can tell "resumable, requeue me" from a failure (1) and from a signal death (128+n).
+REQUEUE_EXIT_CODE = 75
+_ACTIVE: list[StopRequest] = []  # the installed requests, innermost last
+
+
+def stop_requested() -> int | None:
+    """The stop signal received by the innermost installed `StopRequest` (None: none, or none installed).
+
+    What code far from the loop (an evaluation between two batches) checks to return early.
+    """
+    return _ACTIVE[-1].signum if _ACTIVE else None
 
 
 class TrainingInterrupted(RuntimeError):
@@ -34,20 +52,23 @@ class TrainingInterrupted(RuntimeError):
 
 
 class StopRequest:
-    """Records the first SIGTERM/SIGUSR1 while installed; a second one gets the previous handler's
-    behaviour (default: terminate at once), so a stuck run can still be killed."""
+    """Records the first stop signal (`STOP_SIGNALS`) while installed; a second one gets the previous
+    handler's behaviour (default: terminate at once), so a stuck run can still be killed."""
 
     def __init__(self) -> None:
-        self.signum: int | None = None
+        self.signum: int | None = _EARLY[0] if _EARLY else None  # a warning that came before the run began
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
+        _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         for sig, handler in self._previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()
@@ -66,4 +87,5 @@ class StopRequest:
             os.kill(os.getpid(), signum)
 
 
-__all__ = ["STOP_SIGNALS", "StopRequest", "TrainingInterrupted"]
+__all__ = ["REQUEUE_EXIT_CODE", "STOP_SIGNALS", "StopRequest", "TrainingInterrupted", "catch_early_stop_signals",
+           "stop_requested"]

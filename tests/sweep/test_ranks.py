@@ -36,9 +36,24 @@ def torchrun(manifest: Path, nproc: int, timeout: float = 240) -> list[dict]:
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                            "-m", "robustperf", "run-one", "--manifest", str(manifest), "--index", "0", "--json"],
                           env=env, capture_output=True, text=True, timeout=timeout)
-    summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    summaries = _json_objects(proc.stdout)
     assert len(summaries) == nproc, proc.stdout[-2000:] + proc.stderr[-3000:]
     return sorted(summaries, key=lambda s: s.get("rank", 0))
+
+
+def _json_objects(text: str) -> list[dict]:
+    """Every JSON object printed: the ranks share one stdout, so two summaries can land on one line."""
+    decoder, found, i = json.JSONDecoder(), [], text.find("{")
+    while i != -1:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            i = text.find("{", i + 1)
+            continue
+        if isinstance(obj, dict) and "run_id" in obj:
+            found.append(obj)
+        i = text.find("{", end)
+    return found
 
 
 def test_world_size_is_read_from_the_launcher_without_torch() -> None:

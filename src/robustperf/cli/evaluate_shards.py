@@ -1,6 +1,6 @@
 """`robustperf evaluate --nproc N`: N processes split the attack batches of one evaluation.
 
-The command starts N copies of this module (``python -m robustperf.cli.evaluate_shards``) with torchrun's
+The command starts N copies of `robustperf.cli.evaluate_rank` (``python -m robustperf.cli.evaluate_rank``) with torchrun's
 variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``); they join one process
 group (gloo on CPU, NCCL on GPU: rank r uses GPU r), each attacks its share of every cascade stage
 (`robustperf.attacks.sharding`) and rank 0 stores the merged result, equal to one process's, in the run.
@@ -44,7 +44,7 @@ def launch(nproc: int, args: tuple[Any, ...], poll_seconds: float = 0.2) -> tupl
         for rank in range(nproc):
             env = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank)}
             with logs[rank].open("w") as err:
-                procs.append(subprocess.Popen([sys.executable, "-m", "robustperf.cli.evaluate_shards", payload],
+                procs.append(subprocess.Popen([sys.executable, "-m", "robustperf.cli.evaluate_rank", payload],
                                               env=env, stdout=None if rank == 0 else subprocess.DEVNULL, stderr=err))
         try:
             while any(p.poll() is None for p in procs) and not any(p.poll() for p in procs):
@@ -63,33 +63,3 @@ def launch(nproc: int, args: tuple[Any, ...], poll_seconds: float = 0.2) -> tupl
     if json_path is None or not json_path.is_file():
         fail("the evaluation processes ended without a result: rerun with --nproc 1 to see why")
     return json.loads(json_path.read_text()), json_path
-
-
-def main(payload: str) -> None:
-    """One rank: join the group, evaluate its share; rank 0 stores the result and names its file in $RESULT_ENV."""
-    import torch
-    import torch.distributed as dist
-
-    from robustperf.attacks.sharding import process_group_shard
-    from robustperf.cli.evaluate import _evaluate
-
-    args = json.loads(payload)
-    args[0] = Path(args[0])
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    cuda = args[8] != "cpu" and torch.cuda.is_available() and torch.cuda.device_count() >= world
-    if cuda:
-        torch.cuda.set_device(rank)
-    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
-    try:
-        if not cuda and args[8] == "auto":
-            args[8] = "cpu"  # fewer GPUs than processes: all on the CPU
-        _, json_path = _evaluate(*args, shard=process_group_shard())  # type: ignore[misc]  # args: the 11 CLI values
-        if rank == 0:
-            Path(os.environ[RESULT_ENV]).write_text(str(json_path))  # read back by `launch`
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])

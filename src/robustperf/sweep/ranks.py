@@ -22,7 +22,7 @@ from robustperf.config import RunConfig
 from robustperf.store import RunDir
 from robustperf.store.lock import RunLock, RunLockedError
 from robustperf.store.owner import hold_run
-from robustperf.sweep.run import (
+from robustperf.sweep.run_steps import (
     FAILED,
     FINISHED,
     INTERRUPTED,

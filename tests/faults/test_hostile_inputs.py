@@ -1,0 +1,86 @@
+"""Hostile inputs, well-formed but crafted: data pickles that name code, planted links, wrong-shaped records.
+
+Each test plants one and asserts the outcome the issue-28 table names: nothing runs, no file outside the
+run is touched, one run is named `corrupt` while the rest of the directory keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from robustperf.cli.app import app
+from robustperf.config import DataConfig
+from robustperf.data.datasets import DataError
+from robustperf.data.safe_pickle import UnsafePickleError, load_data_pickle, loads_data_pickle
+
+runner = CliRunner()
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, ...]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant_cifar(root: Path, batch: object) -> Path:
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (d / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return d
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_data_pickle_keeps_plain_data_and_numpy_arrays(tmp_path: Path, protocol: int) -> None:
+    data = {b"data": np.arange(24, dtype=np.uint8).reshape(2, 12), b"labels": [3, 7], b"batch_label": b"x",
+            b"filenames": [b"a.png", b"b.png"], "f": np.ones(3, dtype=np.float32), "t": (1, 2.5, None),
+            "s": np.int64(5)}
+    (tmp_path / "b").write_bytes(pickle.dumps(data, protocol=protocol))
+    back = load_data_pickle(tmp_path / "b")
+    assert back[b"labels"] == [3, 7] and back[b"filenames"] == [b"a.png", b"b.png"] and back["t"] == (1, 2.5, None)
+    assert back["s"] == 5
+    np.testing.assert_array_equal(back[b"data"], data[b"data"])
+    np.testing.assert_array_equal(back["f"], data["f"])
+
+
+def test_object_arrays_and_arbitrary_callables_are_refused() -> None:
+    with pytest.raises(UnsafePickleError, match="object dtype"):
+        loads_data_pickle(pickle.dumps(np.array([1, "a"], dtype=object), protocol=2))
+    with pytest.raises(UnsafePickleError, match="builtins.eval"):
+        loads_data_pickle(b"cbuiltins\neval\n(S'1'\ntR.")
+
+
+def test_crafted_cifar_pickle_never_runs_its_command(tmp_path: Path) -> None:
+    from robustperf.data.sources import load_cifar10
+
+    marker = tmp_path / "marker"
+    d = _plant_cifar(tmp_path / "root", {b"data": _Payload(marker), b"labels": [0]})
+    with pytest.raises(DataError) as err:
+        load_cifar10(DataConfig(dataset="cifar10", root=str(tmp_path / "root")))
+    message = str(err.value)
+    assert "\n" not in message and str(d / "data_batch_1") in message and "posix.system" in message
+    assert not marker.exists()
+    # through the CLI too: one error line, the marker never created
+    out = runner.invoke(app, ["data", "info", "cifar10", "--set", f"data.root={tmp_path / 'root'}"],
+                        terminal_width=400)
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code != 0 and len(lines) == 1 and "not a plain data pickle" in lines[0], out.output
+    assert not marker.exists()
+
+
+def test_official_layout_cifar_still_loads(tmp_path: Path) -> None:
+    from robustperf.data.sources import load_cifar10
+
+    rows = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    _plant_cifar(tmp_path, {b"batch_label": b"training batch", b"labels": [1, 2], b"data": rows,
+                            b"filenames": [b"a", b"b"]})
+    source = load_cifar10(DataConfig(dataset="cifar10", root=str(tmp_path)))
+    assert len(source.train) == 10

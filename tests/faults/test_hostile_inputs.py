@@ -84,3 +84,54 @@ def test_official_layout_cifar_still_loads(tmp_path: Path) -> None:
                             b"filenames": [b"a", b"b"]})
     source = load_cifar10(DataConfig(dataset="cifar10", root=str(tmp_path)))
     assert len(source.train) == 10
+
+
+def _planned(tmp_path: Path) -> tuple[Path, dict]:
+    import json
+
+    from robustperf.sweep.manifest import write_manifest
+    from robustperf.sweep.run import run_one
+
+    runs = tmp_path / "runs"
+    manifest = write_manifest(runs / "manifests" / "s" / "manifest.jsonl", run_one,
+                              [{"model": {"name": "tiny_cnn"}}], runs)
+    return manifest, json.loads(manifest.read_text())
+
+
+def _rewrite(manifest: Path, entry: dict, *, redigest: bool) -> None:
+    import hashlib
+    import json
+
+    from robustperf.sweep.manifest import digest_path
+
+    manifest.write_text(json.dumps(entry) + "\n")
+    if redigest:  # a writer who also recomputes the digest still meets the checks after it
+        digest_path(manifest).write_text(hashlib.sha256(manifest.read_bytes()).hexdigest() + "\n")
+
+
+@pytest.mark.parametrize(("change", "redigest", "words"), [
+    ({"config": {"model": {"name": "tiny_cnn"}, "optim": {"epochs": 2}}}, False, "does not match the digest"),
+    ({"runs_dir": "/tmp"}, True, "is not the runs directory holding the manifest"),
+    ({"fn_kwargs": {"evaluatee": None}}, True, "fn_kwargs ['evaluatee'] are not keyword arguments"),
+    ({"fn_kwargs": {"runs_dir": "/tmp"}}, True, "fn_kwargs ['runs_dir'] are not keyword arguments"),
+    ({"config": {"model": {"name": "tiny_cnn"}, "method": {"attack": {"eps": 8}}}}, True, "eps=8 is outside"),
+    ({"config": {"model": {"name": "tiny_cnm"}}}, True, "unknown model 'tiny_cnm'"),
+    ({"config": ["not", "a", "config"]}, True, "config must be a mapping"),
+], ids=["edited", "runs-dir-elsewhere", "unknown-kwarg", "kwarg-runs-dir", "bad-eps", "bad-model", "list-config"])
+def test_run_one_refuses_an_edited_manifest_before_running(tmp_path: Path, change: dict, redigest: bool,
+                                                          words: str) -> None:
+    manifest, entry = _planned(tmp_path)
+    _rewrite(manifest, {**entry, **change}, redigest=redigest)
+    out = runner.invoke(app, ["run-one", "--manifest", str(manifest), "--index", "0"], terminal_width=600)
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 2 and len(lines) == 1 and words in lines[0], out.output
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "manifests"], "a run directory was created"
+
+
+def test_a_manifest_without_its_digest_is_refused(tmp_path: Path) -> None:
+    from robustperf.sweep.manifest import ManifestError, digest_path, run_manifest_index
+
+    manifest, _ = _planned(tmp_path)
+    digest_path(manifest).unlink()
+    with pytest.raises(ManifestError, match="has no digest beside it"):
+        run_manifest_index(manifest, 0)

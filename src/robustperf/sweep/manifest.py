@@ -13,12 +13,23 @@ LSF        ``LSB_JOBINDEX``          ``-J name[1-N]`` (1-based; we subtract 1)
 PBS Pro    ``PBS_ARRAY_INDEX``       ``-J 0-(N-1)`` (0-based)
 Torque     ``PBS_ARRAYID``           ``-t 0-(N-1)`` (0-based)
 =========  ========================  =====================================
+
+A manifest is a data file in a shared runs directory, so `run-one` trusts none of it: the function must be
+a registered entry point; the file must match the digest written beside it when it was planned
+(``manifest.jsonl.sha256``: an edited manifest is refused until re-planned); every entry must name the runs
+directory that holds the manifest (at most two levels up); its keyword arguments must be ones the function
+takes; and its config is validated like a study's (`check_entry`; data files are checked by the run
+itself, which records a failure) before anything runs. The digest catches edits and stale copies; it is
+not a signature (whoever can rewrite the manifest can rewrite its digest), so the checks after it do not
+rely on it.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import inspect
 import json
 import os
 import shlex
@@ -121,8 +132,80 @@ def write_manifest(path: str | Path, fn: Callable[..., Any], configs: Sequence[d
         lines.append(dumps({"index": i, "run_id": run_id, "runs_dir": str(Path(runs_dir).resolve()), **ref,
                             "config": config}))
     target = Path(path)
-    write_bytes_atomic(target, ("\n".join(lines) + "\n").encode())
+    data = ("\n".join(lines) + "\n").encode()
+    write_bytes_atomic(target, data)
+    write_bytes_atomic(digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode())
     return target
+
+
+def digest_path(manifest: str | Path) -> Path:
+    """Where the SHA-256 of a manifest's bytes is kept: ``<manifest>.sha256`` beside it."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name + ".sha256")
+
+
+def check_digest(manifest: str | Path) -> None:
+    """Refuse a manifest whose bytes no longer match the digest written when it was planned.
+
+    Raises:
+        ManifestError: the digest file is missing or differs (the manifest was edited or is half-copied).
+    """
+    manifest = Path(manifest)
+    try:
+        expected = digest_path(manifest).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        expected = ""
+    actual = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    if actual != expected:
+        what = "has no digest beside it" if not expected else "does not match the digest written when it was planned"
+        raise ManifestError(f"manifest {str(manifest)!r} {what} ({digest_path(manifest).name}): it was edited or "
+                            f"copied in part; re-plan it with `robustperf study STUDY --plan`")
+
+
+def check_entry(manifest: str | Path, entry: dict[str, Any], fn: Callable[..., Any]) -> None:
+    """What `run-one` checks of one entry before running it: its runs directory is the one holding the
+    manifest, its keyword arguments are ones `fn` takes, and a training entry's config passes the checks a
+    study's configs pass (the pydantic model, the model and method names).
+
+    Raises:
+        ManifestError: the first failed check, naming the manifest line and the fix.
+    """
+    where = f"manifest {str(manifest)!r} entry {entry.get('index')}"
+    runs_dir = entry.get("runs_dir")
+    home = Path(manifest).resolve().parent
+    if not isinstance(runs_dir, str) or not runs_dir:
+        raise ManifestError(f"{where}: runs_dir {runs_dir!r} is not a path; re-plan the study")
+    # a study writes runs_dir/manifests/<name>/manifest.jsonl; the API may write it up to two levels down
+    if Path(runs_dir).resolve() not in (home, home.parent, home.parent.parent):
+        raise ManifestError(f"{where}: runs_dir {runs_dir!r} is not the runs directory holding the manifest "
+                            f"({home.parent.parent}); re-plan the study with --runs-dir set to where its runs go")
+    kwargs = entry.get("fn_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ManifestError(f"{where}: fn_kwargs must be a mapping, not {type(kwargs).__name__}; re-plan the study")
+    params = inspect.signature(fn).parameters
+    unknown = sorted(k for k in kwargs if k not in params or k in ("config", "payload", "runs_dir"))
+    if unknown:
+        raise ManifestError(f"{where}: fn_kwargs {unknown} are not keyword arguments of {entry.get('fn')} "
+                            f"(it takes {', '.join(p for p in params if p not in ('config', 'payload', 'runs_dir'))}); "
+                            f"re-plan the study")
+    if entry.get("fn") == "robustperf.sweep.run:run_one":
+        _check_run_config(where, entry.get("config"))
+
+
+def _check_run_config(where: str, config: Any) -> None:
+    from robustperf.config import ConfigError, config_from_dict
+    from robustperf.models import MODELS
+    from robustperf.registry import RegistryError
+    from robustperf.training.methods import METHODS
+
+    if not isinstance(config, dict):
+        raise ManifestError(f"{where}: config must be a mapping, not {type(config).__name__}; re-plan the study")
+    try:
+        cfg = config_from_dict(config)
+        MODELS.get(cfg.model.name)
+        METHODS.get(cfg.method.name)
+    except (ConfigError, RegistryError) as err:
+        raise ManifestError(f"{where}: {err}") from None
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
@@ -159,6 +242,8 @@ def run_manifest_index(path: str | Path, index: int | None = None) -> dict[str, 
         raise ManifestError(f"index {i} is outside the manifest's 0..{len(entries) - 1}")
     entry = entries[i]
     fn = resolve_fn(entry["fn"])
+    check_digest(path)
+    check_entry(path, entry, fn)
     return fn(entry["config"], entry["runs_dir"], **entry.get("fn_kwargs", {}))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustperf.store.io import write_bytes_atomic
+from robustperf.store.io import refuse_links, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def save_last(directory: str | Path, payload: dict[str, Any]) -> None:
     """Write ``last.pt``, keeping the one it replaces as ``last.prev.pt``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    refuse_links(directory)  # a planted checkpoints link would move and write files somewhere else
     last = directory / LAST
     if last.exists():
         os.replace(last, directory / PREVIOUS)

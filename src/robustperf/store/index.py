@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from robustperf.store.io import file_mode, read_json
+from robustperf.store.io import file_mode, open_no_follow, read_json
 from robustperf.store.record import RunDir
 
 INDEX_NAME = "index.sqlite"
@@ -107,7 +107,7 @@ def rebuild_index(runs_dir: str | Path) -> Path:
 @contextlib.contextmanager
 def _index_lock(root: Path) -> Iterator[None]:
     """Blocking exclusive lock of the index (``runs_dir/.index.lock``)."""
-    fd = os.open(root / ".index.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    fd = open_no_follow(root / ".index.lock", os.O_RDWR | os.O_CREAT)  # a planted link is refused
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

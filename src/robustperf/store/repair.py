@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from robustperf.store.blocks import Metrics
-from robustperf.store.io import DamagedFileError, read_json, write_json_atomic
+from robustperf.store.io import DamagedFileError, open_no_follow, read_json, refuse_links, write_json_atomic
 from robustperf.store.record import RunDir, RunRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def repair_metrics_tail(path: str | Path) -> int:
     import json
 
     p = Path(path)
+    refuse_links(p.parent, p)  # never cut a file a planted link points at
     if not p.is_file():
         return 0
     data = p.read_bytes()
@@ -81,12 +82,19 @@ def repair_metrics_tail(path: str | Path) -> int:
             end = start
     if end == len(data):
         return 0
-    with open(p, "r+b") as f:
-        f.truncate(end)
-        f.flush()
-        os.fsync(f.fileno())
+    _cut(p, end)
     log.warning("%s: dropped 1 torn line at its end (%d bytes) left by an interrupted write", p, len(data) - end)
     return 1
+
+
+def _cut(path: Path, size: int) -> None:
+    """Truncate the file at `path` to `size` bytes, refusing a link (``O_NOFOLLOW``, one hard link)."""
+    fd = open_no_follow(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | None = None,
@@ -102,6 +110,7 @@ def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | No
     from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic
 
     p = Path(path)
+    refuse_links(p.parent, p)
     if size_at_checkpoint is not None and p.is_file():
         size = p.stat().st_size
         if size < size_at_checkpoint:
@@ -113,10 +122,7 @@ def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | No
             with open(p, "rb") as f:
                 f.seek(size_at_checkpoint)
                 dropped = sum(1 for line in f.read().splitlines() if line.strip())
-            with open(p, "r+b") as f:
-                f.truncate(size_at_checkpoint)
-                f.flush()
-                os.fsync(f.fileno())
+            _cut(p, size_at_checkpoint)
         rows = read_jsonl(p)
     else:
         rows = read_jsonl(p)

@@ -182,6 +182,31 @@ def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
     assert not (run / "config.json").exists()
 
 
+def test_force_against_a_live_holder_is_refused(tmp_path: Path) -> None:
+    """`--force` used to take the lock from a live holder on this host: both trained, a metrics row doubled."""
+    import subprocess
+    import sys
+
+    from robustperf.config import load_config
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "runs" / load_config(tmp_path / "cfg.yaml").run_id
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom robustperf.store.lock import RunLock\n"
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                       "--force"], terminal_width=400)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 3 and len(lines) == 1, out.output
+    assert f"--force refused: the holder (PID {holder.pid}" in lines[0] and "is still running" in lines[0]
+    assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("loader", ["run", "study", "llm", "llm_study"])
 def test_every_config_loader_shares_the_yaml_checks_and_the_error_formatter(loader: str, tmp_path: Path) -> None:
     """Empty, malformed and misspelled files give the same one-line messages through every loader."""

@@ -162,17 +162,19 @@ def append_jsonl(path: str | Path, obj: Any) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """All complete lines of a JSON-lines file (a line torn by a crash is dropped)."""
+    """All complete lines of a JSON-lines file that hold a JSON object (a line torn by a crash, garbage, or
+    a value of another shape is dropped)."""
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except ValueError:  # not JSON, or not UTF-8
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows

@@ -223,3 +223,58 @@ def test_every_config_loader_shares_the_yaml_checks_and_the_error_formatter(load
         with pytest.raises(ConfigError) as err:
             load(path)
         assert words in str(err.value) and "\n" not in str(err.value), (loader, text, str(err.value))
+
+
+def _alias_bomb() -> str:
+    """The classic nested-alias bomb: 9 levels of 9 aliases, 9**9 (387 million) strings once expanded."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["alias-bomb", "50MB", "recursive-alias"])
+def test_hostile_yaml_is_refused_fast_and_small(kind: str, tmp_path: Path) -> None:
+    """Loaded in a fresh process: refused with one line in under 2 s, its peak memory under 200 MB."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "hostile.yaml"
+    if kind == "alias-bomb":
+        path.write_text(_alias_bomb())
+        assert len(path.read_bytes()) < 400
+    elif kind == "50MB":
+        with path.open("w") as f:
+            f.write("name: big\nblob:\n")
+            line = "  - " + "x" * 96 + "\n"
+            for _ in range(50 * 2**20 // len(line)):
+                f.write(line)
+    else:
+        path.write_text("name: loop\ngrid: &g {a: [*g]}\n")
+    probe = ("import sys, time\nfrom robustperf.config import ConfigError, load_config\n"
+             "t = time.perf_counter()\ntry:\n    load_config(sys.argv[1])\nexcept ConfigError as e:\n"
+             "    print('refused', time.perf_counter() - t, str(e).count(chr(10)), e)\n"
+             # VmHWM: this process's peak RSS (ru_maxrss would carry the forking parent's over exec)
+             "print('maxrss_kb', [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])\n")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    wall = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    refused, rss = out.stdout.splitlines()
+    words = refused.split(" ", 3)
+    assert words[0] == "refused" and float(words[1]) < 2.0 and words[2] == "0", refused
+    assert {"alias-bomb": "aliases (*name) are expanded", "50MB": "MiB cap",
+            "recursive-alias": "aliases (*name) are expanded"}[kind] in words[3], refused
+    assert int(rss.split()[1]) < 200 * 1024, rss
+    assert wall < 30  # the whole process, imports included (a loaded machine)
+
+
+def test_alias_bomb_through_set_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    bomb = "{" + _alias_bomb().replace("\n", ", ").rstrip(", ") + "}"
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                   "--set", f"model.kwargs={bomb}"])
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 2 and len(lines) == 1 and "aliases (*name) are expanded" in lines[0], out.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

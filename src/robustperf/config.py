@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and the fix."""
@@ -255,9 +257,11 @@ def _slug(text: str) -> str:
 def _parse_value(raw: str) -> Any:
     """Read an override's value as YAML (so 0.1, true, null, [1,2] work) but keep 8/255 a string."""
     try:
-        return yaml.safe_load(raw)
+        return load_bounded(raw, f"override value {raw[:40]!r}")
     except yaml.YAMLError:
         return raw
+    except YAMLTooLargeError as exc:  # an alias bomb through --set
+        raise ConfigError(str(exc)) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
@@ -314,11 +318,13 @@ def load_yaml_mapping(path: str | Path, what: str = "config file", example: str 
     if not p.is_file():
         raise ConfigError(f"{what} {str(p)!r} does not exist (see {example} for an example)")
     try:
+        check_size(p.stat().st_size, f"{what} {str(p)!r}")  # before reading it
         text = p.read_text(encoding="utf-8")
+        loaded = load_bounded(text, f"{what} {str(p)!r}")  # size and alias-expansion caps
+    except YAMLTooLargeError as exc:
+        raise ConfigError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {str(p)!r} cannot be read ({exc}): check the path and its permissions") from None
-    try:
-        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

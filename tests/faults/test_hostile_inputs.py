@@ -135,3 +135,36 @@ def test_a_manifest_without_its_digest_is_refused(tmp_path: Path) -> None:
     digest_path(manifest).unlink()
     with pytest.raises(ManifestError, match="has no digest beside it"):
         run_manifest_index(manifest, 0)
+
+
+def test_a_plan_beyond_the_array_limit_is_split_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import re
+    import subprocess
+
+    from robustperf.sweep import ExecutorSpec
+    from robustperf.sweep.manifest import OFFSET_ENV, array_index_from_env, write_manifest, write_scheduler_scripts
+    from robustperf.sweep.run import run_one
+
+    configs = [{"model": {"name": "tiny_cnn", "kwargs": {"width": 2}}, "runtime": {"seed": i}} for i in range(2500)]
+    manifest = write_manifest(tmp_path / "manifests" / "big" / "manifest.jsonl", run_one, configs, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        write_scheduler_scripts(manifest, ExecutorSpec(name="manifest"), job_name="big")
+    folder = manifest.parent
+    arrays = {p.name: re.search(r"--array=(\S+)", p.read_text()).group(1)  # type: ignore[union-attr]
+              for p in sorted(folder.glob("submit*.sbatch"))}
+    assert arrays == {"submit.sbatch": "0-1000%64", "submit-2.sbatch": "0-1000%64", "submit-3.sbatch": "0-497%64"}
+    assert f"export {OFFSET_ENV}=2002" in (folder / "submit-3.sbatch").read_text()
+    assert f"{OFFSET_ENV}" not in (folder / "submit.sbatch").read_text()
+    assert sorted(p.name for p in folder.glob("submit*.bsub")) == ["submit-2.bsub", "submit-3.bsub", "submit.bsub"]
+    assert [p.name for p in folder.glob("submit*.qsub")] == ["submit.qsub"]  # PBS Pro takes 10000
+    assert "2500 runs exceed the default array limit of Slurm (MaxArraySize) (1001 tasks): wrote 3 scripts" in caplog.text
+    for script in folder.glob("submit*.*"):
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    # every manifest index is reached exactly once across the parts
+    reached = [array_index_from_env({"SLURM_ARRAY_TASK_ID": str(i), OFFSET_ENV: str(off)})
+               for off, count in ((0, 1001), (1001, 1001), (2002, 498)) for i in range(count)]
+    assert reached == list(range(2500))
+    lsf = [array_index_from_env({"LSB_JOBINDEX": str(i), OFFSET_ENV: str(off)})
+           for off, count in ((0, 1000), (1000, 1000), (2000, 500)) for i in range(1, count + 1)]
+    assert lsf == list(range(2500))

@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import logging
 import os
 import shlex
 import sys
@@ -42,6 +43,8 @@ from robustperf.store import read_jsonl, write_json_atomic
 from robustperf.store.io import dumps, write_bytes_atomic
 from robustperf.sweep.study import ExecutorSpec
 
+log = logging.getLogger(__name__)
+
 # (variable, offset to subtract): LSF job arrays start at 1, the others at what our scripts ask for (0).
 ARRAY_VARIABLES: tuple[tuple[str, int], ...] = (
     ("SLURM_ARRAY_TASK_ID", 0),
@@ -49,6 +52,12 @@ ARRAY_VARIABLES: tuple[tuple[str, int], ...] = (
     ("PBS_ARRAY_INDEX", 0),
     ("PBS_ARRAYID", 0),
 )
+
+
+# The largest array each scheduler takes by default: Slurm's MaxArraySize (1001: indices 0-1000), LSF's
+# MAX_JOB_ARRAY_SIZE (1000), PBS Pro's max_array_size (10000). A larger plan is split into several scripts.
+ARRAY_LIMITS: dict[str, int] = {"sbatch": 1001, "bsub": 1000, "qsub": 10000}
+OFFSET_ENV = "ROBUSTPERF_ARRAY_OFFSET"  # added to the scheduler's array index by the scripts of later parts
 
 
 class ManifestError(ValueError):
@@ -223,11 +232,15 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
 def array_index_from_env(environ: dict[str, str] | None = None) -> int:
     """The 0-based manifest index from the scheduler's array variable."""
     env = os.environ if environ is None else environ
+    try:  # set by the scripts of the second and later parts of a plan split at the scheduler's array limit
+        first = int(env.get(OFFSET_ENV) or 0)
+    except ValueError:
+        raise ManifestError(f"{OFFSET_ENV}={env.get(OFFSET_ENV)!r} is not an integer") from None
     for var, offset in ARRAY_VARIABLES:
         value = env.get(var)
         if value not in (None, ""):
             try:
-                return int(value) - offset
+                return int(value) - offset + first
             except ValueError:
                 raise ManifestError(f"{var}={value!r} is not an integer array index") from None
     names = ", ".join(v for v, _ in ARRAY_VARIABLES)
@@ -269,11 +282,16 @@ def _args(arg: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _offset(offset: int) -> list[str]:
+    """The line that shifts this part's array indices onto its slice of the manifest (none for the first)."""
+    return [f"export {OFFSET_ENV}={int(offset)}"] if offset else []
+
+
 def _hours(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
-def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str, offset: int = 0) -> str:
     """A Slurm array script: ``sbatch submit.sbatch``; ``--requeue`` lets preempted tasks resume, and
     ``--signal`` makes a task that reaches its time limit checkpoint first (resubmit to go on).
     Every value is shell-quoted (`_q`), so a name or path cannot add a line or a directive."""
@@ -289,10 +307,10 @@ def sbatch_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> 
     if spec.partition:
         lines.append(f"#SBATCH --partition={_q(spec.partition)}")
     lines += [f"#SBATCH {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    return "\n".join([*lines, "", *_offset(offset), f"exec {_command(manifest)}", ""])
 
 
-def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str, offset: int = 0) -> str:
     """An LSF array script: ``bsub < submit.bsub`` (LLNL-style ``-nnodes`` can go in scheduler_args)."""
     logs = manifest.parent / "logs"
     lines = ["#!/bin/bash", f"#BSUB -J {_q(f'{job_name}[1-{n}]%{spec.array_parallelism}')}",
@@ -303,10 +321,10 @@ def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> st
     if spec.partition:
         lines.append(f"#BSUB -q {_q(spec.partition)}")
     lines += [f"#BSUB {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    return "\n".join([*lines, "", *_offset(offset), f"exec {_command(manifest)}", ""])
 
 
-def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> str:
+def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str, offset: int = 0) -> str:
     """A PBS Pro array script: ``qsub submit.qsub``."""
     logs = manifest.parent / "logs"
     select = f"select=1:ncpus={spec.cpus_per_run or 1}" + (f":ngpus={spec.gpus_per_run}" if spec.gpus_per_run else "")
@@ -315,22 +333,42 @@ def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str) -> st
     if spec.partition:
         lines.append(f"#PBS -q {_q(spec.partition)}")
     lines += [f"#PBS {_args(a)}" for a in spec.scheduler_args]
-    return "\n".join([*lines, "", f"exec {_command(manifest)}", ""])
+    return "\n".join([*lines, "", *_offset(offset), f"exec {_command(manifest)}", ""])
 
 
 def write_scheduler_scripts(manifest: str | Path, spec: ExecutorSpec, job_name: str) -> dict[str, Path]:
-    """Write ``submit.sbatch``, ``submit.bsub`` and ``submit.qsub`` next to the manifest."""
+    """Write ``submit.sbatch``, ``submit.bsub`` and ``submit.qsub`` next to the manifest.
+
+    A plan larger than a scheduler's default array limit (`ARRAY_LIMITS`) is split: ``submit.sbatch``
+    covers the first 1001 entries, ``submit-2.sbatch`` the next (its array index shifted by
+    ``$ROBUSTPERF_ARRAY_OFFSET``), and so on; a warning says so. ``plan.json`` lists every part.
+    Returns the first script of each kind.
+    """
     manifest = Path(manifest).resolve()
     n = len(read_manifest(manifest))
     if n == 0:
         raise ManifestError("the manifest is empty: the study expands to no runs")
     (manifest.parent / "logs").mkdir(parents=True, exist_ok=True)
-    out = {}
+    out: dict[str, Path] = {}
+    parts: dict[str, list[str]] = {}
     for kind, build in (("sbatch", sbatch_script), ("bsub", bsub_script), ("qsub", qsub_script)):
-        path = manifest.parent / f"submit.{kind}"
-        write_bytes_atomic(path, build(manifest, n, spec, job_name).encode())
-        path.chmod(0o755)
-        out[kind] = path
+        limit = ARRAY_LIMITS[kind]
+        parts[kind] = []
+        for part, offset in enumerate(range(0, n, limit), start=1):
+            path = manifest.parent / (f"submit.{kind}" if part == 1 else f"submit-{part}.{kind}")
+            name = job_name if part == 1 else f"{job_name}-{part}"
+            write_bytes_atomic(path, build(manifest, min(limit, n - offset), spec, name, offset).encode())
+            path.chmod(0o755)
+            parts[kind].append(str(path))
+        out[kind] = Path(parts[kind][0])
+        if len(parts[kind]) > 1:
+            log.warning("%d runs exceed the default array limit of %s (%d tasks): wrote %d scripts (%s); submit "
+                        "each, or raise the limit on your cluster and edit the array range of the first", n,
+                        _SCHEDULERS[kind], limit, len(parts[kind]), ", ".join(Path(p).name for p in parts[kind]))
     write_json_atomic(manifest.parent / "plan.json", {"n_runs": n, "manifest": str(manifest),
-                                                       "scripts": {k: str(v) for k, v in out.items()}})
+                                                       "scripts": {k: str(v) for k, v in out.items()},
+                                                       "parts": parts})
     return out
+
+
+_SCHEDULERS = {"sbatch": "Slurm (MaxArraySize)", "bsub": "LSF (MAX_JOB_ARRAY_SIZE)", "qsub": "PBS Pro (max_array_size)"}

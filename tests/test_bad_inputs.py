@@ -76,6 +76,22 @@ CASES = [
          ("eval.attack.eps", "eps=2 is outside the [0, 1] pixel range")),
     Case("eps-negative", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.eps=-0.1"], {}, 2,
          ("method.attack.eps", "must be >= 0")),
+    Case("l2-eps-8", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.norm=l2", "--set",
+                      "method.attack.eps=8"], {}, 2, ("method.attack.eps", "eps=8 (L2) is larger than any radius")),
+    Case("warmup-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.warmup_epochs=.inf"], {}, 2,
+         ("optim.warmup_epochs", "finite number")),
+    Case("lr-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lr=.inf"], {}, 2,
+         ("optim.lr", "finite number")),
+    Case("step-size-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.step_size=.inf"], {}, 2,
+         ("method.attack.step_size", "finite number")),
+    Case("lr-nan", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lr=.nan"], {}, 2,
+         ("optim.lr", "finite number")),
+    Case("width-1e6", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "model.kwargs.width=1000000"], {}, 2,
+         ("model 'tiny_cnn' (width=1000000) has 18,000,035,000,010 parameters", "lower model.kwargs")),
+    Case("list-typo-dir", ["runs", "list", "--runs-dir", "{runs}/typo"], {"runs/.keep": ""}, 2,
+         ("typo is not a directory", "nothing was created")),
+    Case("reindex-typo-dir", ["runs", "reindex", "--runs-dir", "{runs}/typo"], {"runs/.keep": ""}, 2,
+         ("typo is not a directory",)),
     Case("run-traversal-name", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "name=../../x"], {}, 2,
          ("name: '../../x' is not a safe run name", "letters, digits")),
     Case("unknown-key", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lrr=0.1"], {}, 2,
@@ -278,3 +294,52 @@ def test_alias_bomb_through_set_is_refused(tmp_path: Path) -> None:
     lines = [ln for ln in out.output.splitlines() if ln.strip()]
     assert out.exit_code == 2 and len(lines) == 1 and "aliases (*name) are expanded" in lines[0], out.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_full_disk_mid_training_names_the_path_and_marks_the_run_failed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first checkpoint hits ENOSPC (raised by fsync, naming no file); from then on no temp file can be
+    written. The error names the checkpoint's path and result.json still says `failed`, not `running`."""
+    import json
+
+    from robustperf.config import load_config
+
+    real_fsync = os.fsync
+    full = {"on": False}
+
+    def fsync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        full["on"] = full["on"] or ".last.pt." in name
+        if full["on"] and name.endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "runs" / load_config(tmp_path / "cfg.yaml").run_id
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs")],
+                             terminal_width=400)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    lines = [ln for ln in out.output.splitlines() if ln.startswith("error:")]
+    assert out.exit_code == 2 and len(lines) == 1, out.output
+    assert "No space left on device" in lines[0] and "unknown path" not in lines[0], lines[0]
+    assert "checkpoints" in lines[0] and "last.pt" in lines[0], lines[0]
+    record = json.loads((run / "result.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["failure_reason"]
+
+
+def test_runs_list_on_a_read_only_directory_lists_and_reindex_says_why(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    legacy = Path(__file__).parent / "fixtures" / "legacy_run" / "legacy-361d4f03516f"
+    shutil.copytree(legacy, tmp_path / "runs" / legacy.name)
+    _read_only(monkeypatch, tmp_path)
+    out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
+    assert out.exit_code == 0 and "│ legacy… │ interr… │ tiny_cnn" in out.output, out.output
+    out = CliRunner().invoke(app, ["runs", "reindex", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 2 and len(lines) == 1 and "Read-only file system" in lines[0], out.output
+    assert not (tmp_path / "runs" / "index.sqlite").exists()
+    out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "typo")])
+    assert out.exit_code == 2 and not (tmp_path / "typo").exists()

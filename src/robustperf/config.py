@@ -52,7 +52,9 @@ Scalar = int | float | str | bool
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan are refused in every float field (lr=inf used to fail only at step 5-10, warmup_epochs=inf
+    # with a traceback)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -103,10 +105,16 @@ class AttackConfig(_Section):
         return check_eps(eps, info.data.get("norm", "linf"))
 
 
+MAX_L2_EPS = 6.0  # twice the largest L2 radius in the robust-training literature (3.0, ImageNet)
+
+
 def check_eps(eps: float, norm: str) -> float:
     """Refuse an eps outside the data's range: negative, or above 1 for L-inf (pixel units; 8/255, not 8)."""
     if not eps >= 0:
         raise ValueError(f"eps={eps} must be >= 0 (pixel units, e.g. 8/255)")
+    if norm == "l2" and eps > MAX_L2_EPS:
+        raise ValueError(f"eps={eps:g} (L2) is larger than any radius in use (0.5 on CIFAR, 3.0 on ImageNet; "
+                         f"at most {MAX_L2_EPS:g} here): eps is in pixel units of inputs in [0, 1]")
     if norm == "linf" and eps > 1:
         raise ValueError(f"eps={eps:g} is outside the [0, 1] pixel range of the inputs: eps is in pixel units, "
                          f"write {eps:g}/255 if you mean {eps:g} on the 0-255 scale")

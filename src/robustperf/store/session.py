@@ -16,6 +16,7 @@ rank holds a session but only the main one (``is_main``) writes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -23,8 +24,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from robustperf.store.blocks import CostRecord, Metrics
-from robustperf.store.io import write_text_atomic
-from robustperf.store.record import RunDir, provenance, utcnow
+from robustperf.store.io import dumps, write_in_place, write_text_atomic
+from robustperf.store.record import RunDir, RunRecord, provenance, utcnow
 
 if TYPE_CHECKING:
     from robustperf.cost.energy import EnergyMeter, EnergyReading
@@ -192,12 +193,27 @@ class RunSession:
         log.error("run %s failed: %s", self.run_dir.run_id, reason)
         if not self.is_main:
             return
-        if step is not None:
-            self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
-        self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
-        if trace is not None:
-            self.write_text("failure.txt", trace)
+        # the status first, and each write on its own: a full disk must not leave the run `running`
+        self._record_failed(reason)
+        with _logged_oserror(f"run {self.run_dir.run_id}: could not log the failure event"):
+            if step is not None:
+                self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
+        with _logged_oserror(f"run {self.run_dir.run_id}: could not write failure.txt"):
+            if trace is not None:
+                self.write_text("failure.txt", trace)
         self._release()
+
+    def _record_failed(self, reason: str) -> None:
+        try:
+            self.run_dir.update_record(status="failed", failure_reason=reason, ended_at=utcnow())
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # no room for a temp file: overwrite result.json in place (it shrinks or keeps its size)
+            log.error("run %s: %s; writing its failed status in place", self.run_dir.run_id, exc)
+            record = self.run_dir.read_record() or RunRecord(run_id=self.run_dir.run_id)
+            record.status, record.failure_reason, record.ended_at = "failed", reason, utcnow()
+            write_in_place(self.run_dir.result_path, dumps(record.to_dict()).encode())
 
     def interrupt(self, reason: str, *, step: int, signal_name: str) -> None:
         """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``)."""
@@ -226,6 +242,14 @@ class RunSession:
         if not run_dir.exists():
             run_dir.write_config(dict(config))
         RunSession(run_dir).fail(reason, trace=trace)
+
+
+@contextmanager
+def _logged_oserror(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        log.error("%s: %s", what, exc)
 
 
 def _add(a: float | None, b: float | None) -> float | None:

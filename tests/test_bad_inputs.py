@@ -343,3 +343,12 @@ def test_runs_list_on_a_read_only_directory_lists_and_reindex_says_why(tmp_path:
     assert not (tmp_path / "runs" / "index.sqlite").exists()
     out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "typo")])
     assert out.exit_code == 2 and not (tmp_path / "typo").exists()
+
+
+def test_alias_bomb_as_a_generate_config_is_refused(tmp_path: Path) -> None:
+    from robustperf.data.datasets import DataError
+    from robustperf.data.generate import load_generate_config
+
+    (tmp_path / "gen.yaml").write_text(_alias_bomb())
+    with pytest.raises(DataError, match="aliases"):
+        load_generate_config(tmp_path / "gen.yaml")

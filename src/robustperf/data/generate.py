@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
+from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
 from robustperf.data.datasets import DataError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,13 @@ def load_generate_config(path: str | Path) -> GenerateConfig:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"generate config {str(p)!r} does not exist (see configs/generate_digits.yaml)")
-    data = yaml.safe_load(p.read_text())
+    try:
+        check_size(p.stat().st_size, f"generate config {str(p)!r}")
+        data = load_bounded(p.read_text(), f"generate config {str(p)!r}")  # size and alias caps
+    except YAMLTooLargeError as exc:
+        raise DataError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"generate config {str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise DataError(f"generate config {str(p)!r} must hold a mapping with name, out_dir and levels")
     try:

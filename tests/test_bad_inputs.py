@@ -76,6 +76,22 @@ CASES = [
          ("eval.attack.eps", "eps=2 is outside the [0, 1] pixel range")),
     Case("eps-negative", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.eps=-0.1"], {}, 2,
          ("method.attack.eps", "must be >= 0")),
+    Case("l2-eps-8", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.norm=l2", "--set",
+                      "method.attack.eps=8"], {}, 2, ("method.attack.eps", "eps=8 (L2) is larger than any radius")),
+    Case("warmup-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.warmup_epochs=.inf"], {}, 2,
+         ("optim.warmup_epochs", "finite number")),
+    Case("lr-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lr=.inf"], {}, 2,
+         ("optim.lr", "finite number")),
+    Case("step-size-inf", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "method.attack.step_size=.inf"], {}, 2,
+         ("method.attack.step_size", "finite number")),
+    Case("lr-nan", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lr=.nan"], {}, 2,
+         ("optim.lr", "finite number")),
+    Case("width-1e6", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "model.kwargs.width=1000000"], {}, 2,
+         ("model 'tiny_cnn' (width=1000000) has 18,000,035,000,010 parameters", "lower model.kwargs")),
+    Case("list-typo-dir", ["runs", "list", "--runs-dir", "{runs}/typo"], {"runs/.keep": ""}, 2,
+         ("typo is not a directory", "nothing was created")),
+    Case("reindex-typo-dir", ["runs", "reindex", "--runs-dir", "{runs}/typo"], {"runs/.keep": ""}, 2,
+         ("typo is not a directory",)),
     Case("run-traversal-name", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "name=../../x"], {}, 2,
          ("name: '../../x' is not a safe run name", "letters, digits")),
     Case("unknown-key", ["train", "{cfg}", "--runs-dir", "{runs}", "--set", "optim.lrr=0.1"], {}, 2,
@@ -182,6 +198,31 @@ def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
     assert not (run / "config.json").exists()
 
 
+def test_force_against_a_live_holder_is_refused(tmp_path: Path) -> None:
+    """`--force` used to take the lock from a live holder on this host: both trained, a metrics row doubled."""
+    import subprocess
+    import sys
+
+    from robustperf.config import load_config
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "runs" / load_config(tmp_path / "cfg.yaml").run_id
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom robustperf.store.lock import RunLock\n"
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                       "--force"], terminal_width=400)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 3 and len(lines) == 1, out.output
+    assert f"--force refused: the holder (PID {holder.pid}" in lines[0] and "is still running" in lines[0]
+    assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("loader", ["run", "study", "llm", "llm_study"])
 def test_every_config_loader_shares_the_yaml_checks_and_the_error_formatter(loader: str, tmp_path: Path) -> None:
     """Empty, malformed and misspelled files give the same one-line messages through every loader."""
@@ -198,3 +239,116 @@ def test_every_config_loader_shares_the_yaml_checks_and_the_error_formatter(load
         with pytest.raises(ConfigError) as err:
             load(path)
         assert words in str(err.value) and "\n" not in str(err.value), (loader, text, str(err.value))
+
+
+def _alias_bomb() -> str:
+    """The classic nested-alias bomb: 9 levels of 9 aliases, 9**9 (387 million) strings once expanded."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["alias-bomb", "50MB", "recursive-alias"])
+def test_hostile_yaml_is_refused_fast_and_small(kind: str, tmp_path: Path) -> None:
+    """Loaded in a fresh process: refused with one line in under 2 s, its peak memory under 200 MB."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "hostile.yaml"
+    if kind == "alias-bomb":
+        path.write_text(_alias_bomb())
+        assert len(path.read_bytes()) < 400
+    elif kind == "50MB":
+        with path.open("w") as f:
+            f.write("name: big\nblob:\n")
+            line = "  - " + "x" * 96 + "\n"
+            for _ in range(50 * 2**20 // len(line)):
+                f.write(line)
+    else:
+        path.write_text("name: loop\ngrid: &g {a: [*g]}\n")
+    probe = ("import sys, time\nfrom robustperf.config import ConfigError, load_config\n"
+             "t = time.perf_counter()\ntry:\n    load_config(sys.argv[1])\nexcept ConfigError as e:\n"
+             "    print('refused', time.perf_counter() - t, str(e).count(chr(10)), e)\n"
+             # VmHWM: this process's peak RSS (ru_maxrss would carry the forking parent's over exec)
+             "print('maxrss_kb', [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])\n")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    wall = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    refused, rss = out.stdout.splitlines()
+    words = refused.split(" ", 3)
+    assert words[0] == "refused" and float(words[1]) < 2.0 and words[2] == "0", refused
+    assert {"alias-bomb": "aliases (*name) are expanded", "50MB": "MiB cap",
+            "recursive-alias": "aliases (*name) are expanded"}[kind] in words[3], refused
+    assert int(rss.split()[1]) < 200 * 1024, rss
+    assert wall < 30  # the whole process, imports included (a loaded machine)
+
+
+def test_alias_bomb_through_set_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    bomb = "{" + _alias_bomb().replace("\n", ", ").rstrip(", ") + "}"
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                   "--set", f"model.kwargs={bomb}"])
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 2 and len(lines) == 1 and "aliases (*name) are expanded" in lines[0], out.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_full_disk_mid_training_names_the_path_and_marks_the_run_failed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first checkpoint hits ENOSPC (raised by fsync, naming no file); from then on no temp file can be
+    written. The error names the checkpoint's path and result.json still says `failed`, not `running`."""
+    import json
+
+    from robustperf.config import load_config
+
+    real_fsync = os.fsync
+    full = {"on": False}
+
+    def fsync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        full["on"] = full["on"] or ".last.pt." in name
+        if full["on"] and name.endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "runs" / load_config(tmp_path / "cfg.yaml").run_id
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs")],
+                             terminal_width=400)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    lines = [ln for ln in out.output.splitlines() if ln.startswith("error:")]
+    assert out.exit_code == 2 and len(lines) == 1, out.output
+    assert "No space left on device" in lines[0] and "unknown path" not in lines[0], lines[0]
+    assert "checkpoints" in lines[0] and "last.pt" in lines[0], lines[0]
+    record = json.loads((run / "result.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["failure_reason"]
+
+
+def test_runs_list_on_a_read_only_directory_lists_and_reindex_says_why(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    legacy = Path(__file__).parent / "fixtures" / "legacy_run" / "legacy-361d4f03516f"
+    shutil.copytree(legacy, tmp_path / "runs" / legacy.name)
+    _read_only(monkeypatch, tmp_path)
+    out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
+    assert out.exit_code == 0 and "│ legacy… │ interr… │ tiny_cnn" in out.output, out.output
+    out = CliRunner().invoke(app, ["runs", "reindex", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 2 and len(lines) == 1 and "Read-only file system" in lines[0], out.output
+    assert not (tmp_path / "runs" / "index.sqlite").exists()
+    out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "typo")])
+    assert out.exit_code == 2 and not (tmp_path / "typo").exists()
+
+
+def test_alias_bomb_as_a_generate_config_is_refused(tmp_path: Path) -> None:
+    from robustperf.data.datasets import DataError
+    from robustperf.data.generate import load_generate_config
+
+    (tmp_path / "gen.yaml").write_text(_alias_bomb())
+    with pytest.raises(DataError, match="aliases"):
+        load_generate_config(tmp_path / "gen.yaml")

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
+
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and the fix."""
@@ -50,7 +52,9 @@ Scalar = int | float | str | bool
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan are refused in every float field (lr=inf used to fail only at step 5-10, warmup_epochs=inf
+    # with a traceback)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -101,10 +105,16 @@ class AttackConfig(_Section):
         return check_eps(eps, info.data.get("norm", "linf"))
 
 
+MAX_L2_EPS = 6.0  # twice the largest L2 radius in the robust-training literature (3.0, ImageNet)
+
+
 def check_eps(eps: float, norm: str) -> float:
     """Refuse an eps outside the data's range: negative, or above 1 for L-inf (pixel units; 8/255, not 8)."""
     if not eps >= 0:
         raise ValueError(f"eps={eps} must be >= 0 (pixel units, e.g. 8/255)")
+    if norm == "l2" and eps > MAX_L2_EPS:
+        raise ValueError(f"eps={eps:g} (L2) is larger than any radius in use (0.5 on CIFAR, 3.0 on ImageNet; "
+                         f"at most {MAX_L2_EPS:g} here): eps is in pixel units of inputs in [0, 1]")
     if norm == "linf" and eps > 1:
         raise ValueError(f"eps={eps:g} is outside the [0, 1] pixel range of the inputs: eps is in pixel units, "
                          f"write {eps:g}/255 if you mean {eps:g} on the 0-255 scale")
@@ -288,9 +298,11 @@ def _slug(text: str) -> str:
 def _parse_value(raw: str) -> Any:
     """Read an override's value as YAML (so 0.1, true, null, [1,2] work) but keep 8/255 a string."""
     try:
-        return yaml.safe_load(raw)
+        return load_bounded(raw, f"override value {raw[:40]!r}")
     except yaml.YAMLError:
         return raw
+    except YAMLTooLargeError as exc:  # an alias bomb through --set
+        raise ConfigError(str(exc)) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
@@ -347,11 +359,13 @@ def load_yaml_mapping(path: str | Path, what: str = "config file", example: str 
     if not p.is_file():
         raise ConfigError(f"{what} {str(p)!r} does not exist (see {example} for an example)")
     try:
+        check_size(p.stat().st_size, f"{what} {str(p)!r}")  # before reading it
         text = p.read_text(encoding="utf-8")
+        loaded = load_bounded(text, f"{what} {str(p)!r}")  # size and alias-expansion caps
+    except YAMLTooLargeError as exc:
+        raise ConfigError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {str(p)!r} cannot be read ({exc}): check the path and its permissions") from None
-    try:
-        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

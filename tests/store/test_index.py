@@ -56,5 +56,8 @@ def test_index_is_disposable_and_reflects_new_runs(tmp_path: Path) -> None:
 
 
 def test_empty_or_missing_runs_dir(tmp_path: Path) -> None:
+    assert load_index(tmp_path / "typo") == []
+    assert not (tmp_path / "typo").exists()  # reading never creates a runs directory
+    (tmp_path / "new").mkdir()
     assert load_index(tmp_path / "new") == []
     assert (tmp_path / "new" / "index.sqlite").exists()

@@ -61,18 +61,95 @@ def test_the_lock_of_a_killed_process_is_taken_over_with_a_warning(tmp_path: Pat
     assert f"taking over the lock of PID {proc.pid}" in caplog.text
 
 
-def test_force_breaks_a_lock_still_reported_as_held(tmp_path: Path, caplog) -> None:
+# a holder that rewrites its own lock record (as a process on another host, or a dead one, would have left it)
+FAKE = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from robustperf.store.lock import RunLock, _HELD, _write_record
+    lock = RunLock(sys.argv[1]).acquire()
+    record = json.loads(sys.argv[2])
+    fd = _HELD[lock._key][1]
+    _write_record(fd, record)
+    os.utime(lock.path, (record["heartbeat"], record["heartbeat"]))
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _fake_holder(run: Path, record: dict) -> subprocess.Popen:
+    import json
+
+    proc = subprocess.Popen([sys.executable, "-c", FAKE, str(run), json.dumps(record)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_force_is_refused_while_the_holder_runs_on_this_host(tmp_path: Path) -> None:
     run = tmp_path / "run-3"
     proc = _holder(run)
     try:
+        with pytest.raises(RunLockedError) as err:
+            RunLock(run, force=True).acquire()
+        assert f"--force refused: the holder (PID {proc.pid}" in str(err.value)
+        assert "is still running" in str(err.value)
+        assert read_holder(run / ".lock")["pid"] == proc.pid  # its lock file is untouched
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize(("where", "age_s", "taken"), [
+    ("this-host-dead-pid", 0, True), ("this-host-reused-pid", 0, True),
+    ("other-host-fresh", 10, False), ("other-host-stale", 3600, True)])
+def test_force_takes_a_lock_only_from_a_gone_holder(tmp_path: Path, caplog, where: str, age_s: float,
+                                                   taken: bool) -> None:
+    """The kernel still reports the lock held (an NFS client that died): --force decides from the record."""
+    from robustperf.store.lock import process_start
+
+    run = tmp_path / "run-3"
+    record = {"host": socket.gethostname(), "pid": _dead_pid(), "started": "then", "what": "trained",
+              "heartbeat": time.time() - age_s}
+    if where == "this-host-reused-pid":  # a live PID whose start time is not the recorded one
+        record.update(pid=os.getpid(), pid_start=(process_start(os.getpid()) or 0) + 1)
+    if where.startswith("other-host"):
+        record.update(host="elsewhere.example", pid=os.getpid())
+    proc = _fake_holder(run, record)
+    try:
+        if not taken:
+            with pytest.raises(RunLockedError, match=r"--force refused: .*its lease on host elsewhere.example was "
+                                                     r"renewed \d+ s ago"):
+                RunLock(run, force=True).acquire()
+            return
         with caplog.at_level(logging.WARNING), RunLock(run, force=True) as lock:
             assert lock.held and read_holder(run / ".lock")["pid"] == os.getpid()
             probe = subprocess.run([sys.executable, "-c", HOLD, str(run), "0"], capture_output=True, text=True)
             assert probe.returncode != 0 and "RunLockedError" in probe.stderr  # the new lock file excludes others
-        assert f"--force breaks the lock of PID {proc.pid}" in caplog.text
+        assert f"--force breaks the lock of PID {record['pid']}" in caplog.text
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_holder_renews_its_lease(tmp_path: Path) -> None:
+    import threading
+
+    from robustperf.store.lock import renew_leases
+
+    run = tmp_path / "run-hb"
+    with RunLock(run):
+        first = read_holder(run / ".lock")["heartbeat"]
+        assert any(t.name == "robustperf-lock-heartbeat" and t.is_alive() for t in threading.enumerate())
+        time.sleep(0.02)
+        assert renew_leases() >= 1 and read_holder(run / ".lock")["heartbeat"] > first
+        assert (run / ".lock").stat().st_size == 512  # a padded record, rewritten in place
 
 
 def test_reentrant_in_one_process_and_released_by_the_outermost(tmp_path: Path) -> None:

@@ -24,9 +24,12 @@ def _fmt(value: object) -> str:
 @runs_app.command("list")
 def list_runs(runs_dir: Path = RUNS_DIR) -> None:
     """One line per run: id, status, model, method, clean and robust accuracy, cost."""
+    from robustperf.cli.common import user_errors
     from robustperf.store import load_index
 
-    rows = load_index(runs_dir)
+    _existing(runs_dir)
+    with user_errors():  # an unreadable directory is one line naming it
+        rows = load_index(runs_dir)
     if not rows:
         console.print(f"no runs in {runs_dir}")
         return
@@ -48,6 +51,16 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
             _fmt(r.get("cost.energy_kwh")),
         )
     console.print(table)
+    corrupt = [str(r["run_id"]) for r in rows if r.get("status") == "corrupt"]
+    if corrupt:
+        console.print(f"{len(corrupt)} run(s) unreadable ({', '.join(corrupt[:5])}{', ...' if len(corrupt) > 5 else ''}): "
+                      f"see `robustperf runs show RUN` and `robustperf runs repair --runs-dir {runs_dir}`")
+
+
+def _existing(runs_dir: Path) -> None:
+    """Refuse a runs directory that does not exist (a typo must not create one)."""
+    if not runs_dir.is_dir():
+        fail(f"{runs_dir} is not a directory: pass the runs directory with --runs-dir (nothing was created)")
 
 
 @runs_app.command("show")
@@ -87,9 +100,12 @@ def show_run(run: str = typer.Argument(..., help="run id or run directory"), run
 @runs_app.command("reindex")
 def reindex(runs_dir: Path = RUNS_DIR) -> None:
     """Rebuild index.sqlite from the run directories."""
+    from robustperf.cli.common import user_errors
     from robustperf.store import rebuild_index
 
-    console.print(str(rebuild_index(runs_dir)))
+    _existing(runs_dir)
+    with user_errors():  # read-only: one line naming the path
+        console.print(str(rebuild_index(runs_dir)))
 
 
 @runs_app.command("repair")
@@ -99,8 +115,7 @@ def repair(runs_dir: Path = RUNS_DIR) -> None:
     from robustperf.store import rebuild_index
     from robustperf.store.repair import repair_runs
 
-    if not runs_dir.is_dir():
-        fail(f"{runs_dir} is not a directory: pass the runs directory with --runs-dir")
+    _existing(runs_dir)
     with user_errors():
         outcomes = repair_runs(runs_dir)
         table = Table("run_id", "status", "action")

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
+from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
 from robustperf.data.datasets import DataError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,13 @@ def load_generate_config(path: str | Path) -> GenerateConfig:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"generate config {str(p)!r} does not exist (see configs/generate_digits.yaml)")
-    data = yaml.safe_load(p.read_text())
+    try:
+        check_size(p.stat().st_size, f"generate config {str(p)!r}")
+        data = load_bounded(p.read_text(), f"generate config {str(p)!r}")  # size and alias caps
+    except YAMLTooLargeError as exc:
+        raise DataError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"generate config {str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise DataError(f"generate config {str(p)!r} must hold a mapping with name, out_dir and levels")
     try:
@@ -201,7 +208,12 @@ def train_generator(cfg: GenerateConfig, images: Tensor, labels: Tensor, num_cla
     spec = cfg.train
     dev = torch.device(cfg.device)
     c, size = images.shape[1], images.shape[-1]
-    unet = build_unet(cfg.unet, channels=c, size=size, num_classes=num_classes).to(dev)
+    # The initial weights come from the config's seed, not from whatever the process drew before (training
+    # the digits FID extractor when it is not cached yet draws from the global generator: a fresh machine
+    # and a cached one used to start from different weights, and so give different FIDs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        unet = build_unet(cfg.unet, channels=c, size=size, num_classes=num_classes).to(dev)
     opt = torch.optim.AdamW(unet.parameters(), lr=spec.lr, weight_decay=0.0)
     noise_sched = make_scheduler("ddpm", spec)
     alphas = noise_sched.alphas_cumprod.to(dev)
@@ -216,14 +228,17 @@ def train_generator(cfg: GenerateConfig, images: Tensor, labels: Tensor, num_cla
         return 0.0
     x_all = (images * 2 - 1).to(dev)  # (N, C, H, W) in [-1, 1]
     y_all = labels.to(dev)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + start)
-    torch.manual_seed(cfg.seed + start)
+    gen = torch.Generator(device="cpu")
     wanted = set(checkpoint_steps(spec))
     unet.train()
     t0 = time.perf_counter()
     log_path = out_dir / "train_log.jsonl"
     running = 0.0
     for step in range(start + 1, spec.steps + 1):
+        # each step's draws (batch, noise, timesteps) depend on (seed, step) only: a run resumed from any
+        # checkpoint takes the same steps as one that never stopped
+        gen.manual_seed(_step_seed(cfg.seed, step))
+        torch.manual_seed(_step_seed(cfg.seed, step))  # anything inside the UNet that draws from the global one
         idx = torch.randint(0, len(y_all), (spec.batch_size,), generator=gen).to(dev)
         x0 = x_all[idx]
         noise = torch.randn(x0.shape, generator=gen).to(dev)
@@ -246,6 +261,10 @@ def train_generator(cfg: GenerateConfig, images: Tensor, labels: Tensor, num_cla
                      time.perf_counter() - t0)
             running = 0.0
     return time.perf_counter() - t0
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % 2**63
 
 
 def load_unet(cfg: GenerateConfig, out_dir: Path, step: int, *, channels: int, size: int, num_classes: int) -> Any:

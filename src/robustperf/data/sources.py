@@ -20,6 +20,7 @@ import torch
 
 from robustperf.config import DataConfig
 from robustperf.data.datasets import ArrayDataset, DataError, FolderDataset
+from robustperf.data.safe_pickle import UnsafePickleError, load_data_pickle
 from robustperf.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,18 @@ def _download_cifar(root: Path, dataset: str) -> None:
 def _read_pickle(path: Path) -> dict[Any, Any]:
     if not path.is_file():
         raise DataError(f"missing CIFAR file {path}: the directory is incomplete (re-extract the tarball)")
-    with path.open("rb") as fh:
-        # the official CIFAR files are Python pickles; we only read the local files the user points at
-        return pickle.load(fh, encoding="bytes")  # noqa: S301
+    # the official CIFAR files are Python pickles: read them admitting only plain data and numpy arrays,
+    # so a crafted file under data.root (a shared or edited config) cannot run code
+    try:
+        batch = load_data_pickle(path, encoding="bytes")
+    except UnsafePickleError as exc:
+        raise DataError(str(exc)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DataError(f"{path} is not a readable CIFAR python batch ({type(exc).__name__}: {exc}); "
+                        f"re-extract the tarball") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path} is not a CIFAR python batch (holds a {type(batch).__name__}, not a dict)")
+    return batch
 
 
 def _cifar_arrays(files: list[Path], label_key: str) -> tuple[torch.Tensor, torch.Tensor]:

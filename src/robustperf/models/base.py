@@ -159,11 +159,41 @@ def create_model(
     if len(input_shape) != 3:
         raise ModelError(f"input_shape must be (C, H, W), got {input_shape}")
     shape: InputShape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+    if name != "timm":  # timm models are sized by their own names
+        _check_size(name, builder, num_classes, shape, kwargs)
     built = builder(num_classes=num_classes, input_shape=shape, **kwargs)
     net, net_channels, resize_to = (built.net, built.channels, built.resize_to) if isinstance(built, Built) else (
         built, shape[0], None)
     return NormalizedModel(net, mean=mean, std=std, in_channels=shape[0], net_channels=net_channels,
                            resize_to=resize_to)
+
+
+def _check_size(name: str, builder: ModelBuilder, num_classes: int, shape: InputShape, kwargs: dict[str, Any]) -> None:
+    """Refuse, before allocating it, a model whose fp32 weights alone exceed this machine's memory
+    (``width=1000000`` used to die in the allocator with a traceback). Built on the meta device: no memory."""
+    try:
+        with torch.device("meta"):
+            built = builder(num_classes=num_classes, input_shape=shape, **kwargs)
+    except Exception:  # a builder that cannot run on meta tensors (or bad kwargs): the real build reports it
+        return
+    net = built.net if isinstance(built, Built) else built
+    n_params = sum(p.numel() for p in net.parameters())
+    memory = _memory_bytes()
+    if memory is not None and n_params * 4 > memory:
+        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        raise ModelError(f"model {name!r} ({args}) has {n_params:,} parameters, {n_params * 4 / 2**30:,.0f} GiB in "
+                         f"fp32, more than this machine's {memory / 2**30:,.0f} GiB of memory: lower model.kwargs")
+
+
+def _memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

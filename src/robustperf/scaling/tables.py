@@ -77,7 +77,8 @@ def load_curves(runs_dir: str | Path) -> Any:
 
     Columns: run_id, epoch, samples_seen, flops (samples_seen x the record's ``cost.flops_per_sample``),
     adv_loss, robust_acc, clean_acc, n_params, fid (the run's ``data.synthetic_fid``, 0 for real data).
-    Runs without a cost block or without evaluations are skipped. This is Approach 1's input.
+    Runs without a cost block or without evaluations are skipped, and so (with a warning naming it) is a run
+    whose record is damaged. This is Approach 1's input.
     """
     import pandas as pd
 
@@ -85,11 +86,15 @@ def load_curves(runs_dir: str | Path) -> Any:
 
     rows = []
     for rd in iter_run_dirs(runs_dir):
-        record = rd.read_record()
-        per_sample = record.cost.get("flops_per_sample") if record else None
-        if not per_sample:
+        try:
+            record = rd.read_record()
+            per_sample = record.cost.get("flops_per_sample") if record else None
+            if not per_sample:
+                continue
+            fid = (rd.read_config().get("data") or {}).get("synthetic_fid") or 0.0
+        except ValueError as exc:  # a damaged or wrong-shaped record (DamagedFileError): that run only
+            log.warning("skipping run %s: %s", rd.run_id, exc)
             continue
-        fid = (rd.read_config().get("data") or {}).get("synthetic_fid") or 0.0
         n_params = record.final.get("n_params") if record else None
         for m in rd.read_metrics():
             if m.get("kind") != "eval" or m.get("samples_seen") in (None, 0):

@@ -34,6 +34,11 @@ class RecordBlock(Mapping[str, Any]):
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "given"))
 
     @classmethod
+    def numeric(cls) -> tuple[str, ...]:
+        """The known fields that hold numbers (``int | None`` or ``float | None``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if str(f.type) in ("int | None", "float | None"))
+
+    @classmethod
     def from_dict(cls: type[B], data: Mapping[str, Any] | None) -> B:
         """The block of a JSON object (None or {}: an empty block); unknown keys go to ``extra``."""
         if isinstance(data, cls):

@@ -10,6 +10,7 @@ is reported with a clear error in the log and the previous one is used instead.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import pickle
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustperf.store.io import write_bytes_atomic
+from robustperf.store.io import refuse_links, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,30 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def save_last(directory: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``last.pt``, keeping the one it replaces as ``last.prev.pt``."""
+    """Write ``last.pt``, keeping the one it replaces as ``last.prev.pt``.
+
+    A payload without a ``config`` gets a copy of the run's ``config.json`` (the file beside `directory`,
+    when it reads as an object), so `robustperf.store.repair.repair_run` can rebuild a damaged config.json.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    refuse_links(directory)  # a planted checkpoints link would move and write files somewhere else
+    if "config" not in payload:
+        config = _run_config(directory.parent / "config.json")
+        if config is not None:
+            payload = {**payload, "config": config}
     last = directory / LAST
     if last.exists():
         os.replace(last, directory / PREVIOUS)
     save_checkpoint(last, payload)
+
+
+def _run_config(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -16,8 +16,10 @@ file is never changed in place, so there is no journal to share and WAL mode wou
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -25,9 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from robustperf.store.io import file_mode, read_json
+from robustperf.store.io import file_mode, open_no_follow
 from robustperf.store.record import RunDir
 from robustperf.store.robust import robust_columns
+
+log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite"
 BUSY_TIMEOUT_S = 30.0  # how long a connection waits for another one's write lock before "database is locked"
@@ -61,9 +65,9 @@ def collect_rows(runs_dir: str | Path) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"run_id": rd.run_id, "path": str(rd.path)}
         try:
             row.update(flatten(rd.read_config(), "config."))
-            if rd.result_path.exists():
-                result = read_json(rd.result_path)
-                row["status"] = result.get("status")
+            result = rd.read_result_dict()  # checked against the record's shape: a wrong one is `corrupt`
+            if result is not None:
+                row["status"] = result.get("status", "pending")
                 row["kind"] = result.get("kind", "train")
                 row["failure_reason"] = result.get("failure_reason")
                 for section in ("final", "best", "cost", "evaluations"):
@@ -73,9 +77,9 @@ def collect_rows(runs_dir: str | Path) -> list[dict[str, Any]]:
                 row["ended_at"] = result.get("ended_at")
             else:
                 row["status"] = "pending"
-        except (OSError, ValueError) as exc:
-            row["status"] = "corrupt"
-            row["failure_reason"] = f"unreadable run directory: {exc}"
+        except (OSError, ValueError) as exc:  # DamagedFileError is a ValueError: it names the file and the fix
+            row = {"run_id": rd.run_id, "path": str(rd.path), "status": "corrupt",
+                   "failure_reason": f"unreadable run directory: {exc}"}
         rows.append(row)
     return rows
 
@@ -109,7 +113,7 @@ def rebuild_index(runs_dir: str | Path) -> Path:
 @contextlib.contextmanager
 def _index_lock(root: Path) -> Iterator[None]:
     """Blocking exclusive lock of the index (``runs_dir/.index.lock``)."""
-    fd = os.open(root / ".index.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    fd = open_no_follow(root / ".index.lock", os.O_RDWR | os.O_CREAT)  # a planted link is refused
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -146,15 +150,36 @@ def _sql_value(value: Any) -> Any:
 def load_index(runs_dir: str | Path, rebuild: bool = True) -> list[dict[str, Any]]:
     """Rows of the index as dicts (rebuilt first unless `rebuild=False` and it exists)."""
     root = Path(runs_dir)
+    if not root.is_dir():
+        return []
     path = root / INDEX_NAME
     if rebuild or not path.exists():
-        path = rebuild_index(root)
+        try:
+            path = rebuild_index(root)
+        except OSError as exc:  # a read-only or full runs directory can still be listed, without its index
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+                raise
+            log.warning("cannot write the index in %s (%s): reading the run directories without it", root,
+                        exc.strerror)
+            return sorted(collect_rows(root), key=lambda r: str(r["run_id"]))
+    try:
+        return _read_rows(path)
+    except sqlite3.DatabaseError:  # not our table (damaged or planted): the directories are the truth
+        if rebuild:
+            raise
+        return _read_rows(rebuild_index(root))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
     con = _connect(path)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]
+        rows = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]
     finally:
         con.close()
+    if rows and not {"run_id", "status"} <= set(rows[0]):
+        raise sqlite3.DatabaseError(f"{path} has no run_id/status columns")
+    return rows
 
 
 def load_index_frame(runs_dir: str | Path, rebuild: bool = True):  # -> pandas.DataFrame

@@ -12,7 +12,15 @@ or use --force after that process is gone"); a study skips the run and comes bac
 drops an flock when its holder dies (kill -9 included), so a lock left by a dead process is simply
 taken: the holder information it still names is logged as a warning. ``force=True`` breaks a lock the
 kernel still reports as held (a stale lock on a network file system whose client died): the lock file
-is replaced by a new one, so whoever held the old one no longer excludes anyone.
+is replaced by a new one, so whoever held the old one no longer excludes anyone. It is refused while the
+holder is alive: on this host, while its PID runs with the start time the lock recorded (a reused PID is
+not the holder); on another host, while its lease is fresh (the holder rewrites a ``heartbeat`` time in
+the lock every `HEARTBEAT_S` seconds; the lease is stale after `STALE_S` seconds without one, judged by
+the later of that time and the file's mtime, so a skewed clock errs towards refusing).
+
+The lock file is a fixed-size record rewritten in place (`pwrite`, padded with spaces), never truncated,
+and opened with ``O_NOFOLLOW`` in a directory that must not be a symbolic link: a link planted in a shared
+runs directory is refused (`robustperf.store.io.UnsafeLinkError`), never written through.
 
 Locks are re-entrant within a process (the study's ``run_one`` holds the run while ``train`` takes it
 again) and are not inherited across ``spawn``.
@@ -35,9 +43,12 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from robustperf.store.io import UnsafeLinkError, open_no_follow, refuse_links
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +56,15 @@ LOCK_NAME = ".lock"
 NETWORK_FS_TYPES = frozenset({"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "fuse.sshfs", "beegfs",
                               "ceph", "fuse.glusterfs", "9p"})
 
+RECORD_BYTES = 512  # the lock record is padded to this size and rewritten in place: never truncated
+HEARTBEAT_S = 30.0  # how often a holder renews its lease (the ``heartbeat`` time in the lock)
+STALE_S = 300.0  # a lease not renewed for this long is stale: --force may take it from another host
+
 # path -> (pid, fd, depth): locks this process holds; flock is per open file, so re-entry must reuse it
 _HELD: dict[str, tuple[int, int, int]] = {}
+_INFO: dict[str, dict[str, Any]] = {}  # path -> the record this process wrote (its heartbeat renewed)
 _HELD_GUARD = threading.Lock()
+_HEARTBEAT: dict[int, threading.Thread] = {}  # pid -> the thread renewing this process's leases
 
 
 class RunLockedError(RuntimeError):
@@ -72,14 +89,102 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_holder(lock_path: str | Path) -> dict[str, Any]:
-    """What the lock file says about its (last) holder: ``{"host", "pid", "started", "what"}`` or {}."""
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc/<pid>/stat field 22); None if unknown."""
     try:
-        text = Path(lock_path).read_text(encoding="utf-8").strip()
-        data = json.loads(text) if text else {}
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def boot_id() -> str | None:
+    """This boot of this machine (a PID and its start time mean nothing across a reboot); None if unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def read_holder(lock_path: str | Path) -> dict[str, Any]:
+    """What the lock file says about its (last) holder: ``{"host", "pid", "started", "what", "heartbeat"...}``
+    or {} (empty, released, unreadable, or a link, which is never followed)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            text = fh.read(64 * 1024).decode("utf-8").strip()
+        data, _ = json.JSONDecoder().raw_decode(text) if text else ({}, 0)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def holder_alive(holder: dict[str, Any], lock_path: str | Path) -> str | None:
+    """Why the holder named in a lock may still be running (a sentence), or None when it is surely gone.
+
+    On this host (same host name and boot): alive while its PID runs with the start time it recorded. On
+    another host: alive while its lease is fresh (heartbeat or file mtime within `STALE_S` seconds).
+    """
+    pid, host = holder.get("pid"), holder.get("host")
+    same_boot = holder.get("boot_id") in (None, boot_id())
+    if host == socket.gethostname() and same_boot and isinstance(pid, int):
+        if not _pid_alive(pid):
+            return None
+        recorded, now = holder.get("pid_start"), process_start(pid)
+        if recorded is not None and now is not None and recorded != now:
+            return None  # the PID was reused by another process
+        return f"PID {pid} on this host is still running"
+    try:
+        mtime = os.lstat(lock_path).st_mtime
+    except OSError:
+        mtime = 0.0
+    beat = holder.get("heartbeat")
+    last = max(mtime, float(beat) if isinstance(beat, (int, float)) else 0.0)
+    age = time.time() - last
+    if age < STALE_S:
+        return (f"its lease on host {host} was renewed {max(age, 0):.0f} s ago (stale after {STALE_S:.0f} s "
+                f"without a heartbeat)")
+    return None
+
+
+def _write_record(fd: int, info: dict[str, Any] | None) -> None:
+    """Rewrite the lock record in place, padded with spaces (None: blank), without truncating the file."""
+    data = (json.dumps(info) + "\n").encode() if info else b""
+    size = max(RECORD_BYTES, len(data), os.fstat(fd).st_size)
+    os.pwrite(fd, data + b" " * (size - len(data)), 0)
+
+
+def renew_leases() -> int:
+    """Rewrite the heartbeat time of every lock this process holds (the heartbeat thread calls this every
+    `HEARTBEAT_S` seconds); returns how many were renewed."""
+    renewed = 0
+    with _HELD_GUARD:
+        for key, (pid, fd, _) in _HELD.items():
+            info = _INFO.get(key)
+            if pid == os.getpid() and info is not None:
+                info["heartbeat"] = time.time()
+                with contextlib.suppress(OSError):
+                    _write_record(fd, info)
+                    renewed += 1
+    return renewed
+
+
+def _renew_forever() -> None:
+    while True:
+        time.sleep(HEARTBEAT_S)
+        renew_leases()
+
+
+def _start_heartbeat() -> None:
+    with _HELD_GUARD:
+        thread = _HEARTBEAT.get(os.getpid())
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_renew_forever, name="robustperf-lock-heartbeat", daemon=True)
+            thread.start()
+            _HEARTBEAT[os.getpid()] = thread
 
 
 class RunLock:
@@ -109,8 +214,14 @@ class RunLock:
         return self._name or self.directory.name
 
     def acquire(self) -> RunLock:
-        """Take the lock now or raise `RunLockedError` (never waits)."""
+        """Take the lock now or raise `RunLockedError` (never waits).
+
+        Raises:
+            RunLockedError: another live process holds it (or --force was refused: the holder is alive).
+            UnsafeLinkError: the directory or the lock file is a link (planted in a shared runs directory).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        refuse_links(self.directory)  # every write of the run goes into this directory under this lock
         self._key = str(self.path.resolve())
         with _HELD_GUARD:
             held = _HELD.get(self._key)
@@ -123,12 +234,14 @@ class RunLock:
         if previous and previous.get("pid") not in (None, os.getpid()):
             log.warning("%s %s: taking over the lock of PID %s on host %s (started %s), which is gone",
                         self.kind, self.name, previous.get("pid"), previous.get("host"), previous.get("started"))
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "started": _utcnow(), "what": self.what}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "started": _utcnow(), "what": self.what,
+                "pid_start": process_start(os.getpid()), "boot_id": boot_id(), "heartbeat": time.time()}
+        _write_record(fd, info)
         with _HELD_GUARD:
             _HELD[self._key] = (os.getpid(), fd, 1)
+            _INFO[self._key] = info
         self.held = True
+        _start_heartbeat()
         return self
 
     def _try_lock(self) -> int | None:
@@ -139,7 +252,7 @@ class RunLock:
         inode after locking and try again if it changed.
         """
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -161,6 +274,12 @@ class RunLock:
             return fd
         holder = read_holder(self.path)
         if self.force:
+            alive = holder_alive(holder, self.path)
+            if alive is not None:
+                pid, host = holder.get("pid", "?"), holder.get("host", "?")
+                raise RunLockedError(f"{self.kind} {self.name}: --force refused: the holder (PID {pid} on host {host}, "
+                                     f"started {holder.get('started', '?')}) is alive: {alive}; stop it first, or "
+                                     "wait for it to finish", holder)
             log.warning("%s %s: --force breaks the lock of PID %s on host %s (started %s)", self.kind, self.name,
                         holder.get("pid"), holder.get("host"), holder.get("started"))
             with contextlib.suppress(FileNotFoundError):
@@ -191,8 +310,9 @@ class RunLock:
                 _HELD[self._key] = (pid, fd, depth - 1)
                 return
             del _HELD[self._key]
+            _INFO.pop(self._key, None)
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)  # an empty file: nobody to warn about next time
+            _write_record(fd, None)  # a blank record: nobody to warn about next time (never truncated)
             if self.kind == "run" and {p.name for p in self.directory.iterdir()} == {self.path.name}:
                 # the run never wrote anything (refused before it started): leave no empty directory behind
                 self.path.unlink()
@@ -217,8 +337,8 @@ def is_locked(directory: str | Path, lock_name: str = LOCK_NAME) -> bool:
         if held is not None and held[0] == os.getpid():
             return False
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone, or a link (which nobody can hold as a lock of ours)
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -270,5 +390,6 @@ def warn_if_network_fs(runs_dir: str | Path) -> bool:
     return True
 
 
-__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "filesystem_type", "is_locked", "read_holder", "study_lock",
-           "warn_if_network_fs"]
+__all__ = ["HEARTBEAT_S", "LOCK_NAME", "STALE_S", "RunLock", "RunLockedError", "UnsafeLinkError", "boot_id",
+           "filesystem_type", "holder_alive", "is_locked", "process_start", "read_holder", "renew_leases",
+           "study_lock", "warn_if_network_fs"]

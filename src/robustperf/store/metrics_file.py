@@ -2,7 +2,8 @@
 
 Both are what the owner of a run does to the file before appending to it again: `repair_metrics_tail` when
 the run is opened (`robustperf.store.repair.open_run`), `truncate_metrics_after` when an attempt resumes
-from a checkpoint (`RunSession.open`).
+from a checkpoint (`RunSession.open`). Neither cuts through a link: a planted symlink or a second hard link
+is refused (`robustperf.store.io.refuse_links`, ``O_NOFOLLOW``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from robustperf.store.io import dumps, read_jsonl, write_bytes_atomic
+from robustperf.store.io import dumps, open_no_follow, read_jsonl, refuse_links, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def repair_metrics_tail(path: str | Path) -> int:
     disk during an append) fails one or both. Lines before it are kept as they are.
     """
     p = Path(path)
+    refuse_links(p.parent, p)  # never cut a file a planted link points at
     if not p.is_file():
         return 0
     data = p.read_bytes()
@@ -40,12 +42,19 @@ def repair_metrics_tail(path: str | Path) -> int:
             end = start
     if end == len(data):
         return 0
-    with open(p, "r+b") as f:
-        f.truncate(end)
-        f.flush()
-        os.fsync(f.fileno())
+    _cut(p, end)
     log.warning("%s: dropped 1 torn line at its end (%d bytes) left by an interrupted write", p, len(data) - end)
     return 1
+
+
+def _cut(path: Path, size: int) -> None:
+    """Truncate the file at `path` to `size` bytes, refusing a link (``O_NOFOLLOW``, one hard link)."""
+    fd = open_no_follow(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | None = None,
@@ -59,6 +68,7 @@ def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | No
     rows the run wrote up to `step`), a file holding fewer is reported: rows were lost (a truncated file).
     """
     p = Path(path)
+    refuse_links(p.parent, p)
     if size_at_checkpoint is not None and p.is_file():
         size = p.stat().st_size
         if size < size_at_checkpoint:
@@ -70,10 +80,7 @@ def truncate_metrics_after(path: str | Path, step: int, expected_evals: int | No
             with open(p, "rb") as f:
                 f.seek(size_at_checkpoint)
                 dropped = sum(1 for line in f.read().splitlines() if line.strip())
-            with open(p, "r+b") as f:
-                f.truncate(size_at_checkpoint)
-                f.flush()
-                os.fsync(f.fileno())
+            _cut(p, size_at_checkpoint)
         rows = read_jsonl(p)
     else:
         rows = read_jsonl(p)

@@ -13,12 +13,16 @@
 ``status`` is ``running``, ``finished``, ``failed`` (with ``failure_reason``), ``interrupted`` (a stop
 signal; resumable from the checkpoint its ``failure_reason`` names) or ``corrupt`` (a damaged record that
 no checkpoint could rebuild; see `robustperf.store.repair`). Reading a damaged file raises
-`DamagedFileError` naming the file and the fix.
+`DamagedFileError` naming the file and the fix; so does valid JSON of the wrong shape (``[]``,
+``"final": "oops"``): records are checked against the typed schema (`check_result`, `check_config`) on
+every read, so one bad file makes one run unreadable, never a reader of the whole directory crash.
+Metrics rows that are not JSON objects are dropped (`read_metrics_counted` says how many).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import socket
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from robustperf.store.blocks import CostRecord, Metrics, RecordBlock
-from robustperf.store.io import append_jsonl, read_json, read_jsonl, write_json_atomic
+from robustperf.store.io import DamagedFileError, append_jsonl, read_json, write_json_atomic
 
 
 class RunStatus(str, Enum):
@@ -51,6 +55,62 @@ class RunStatus(str, Enum):
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
+
+
+STATUSES: frozenset[str] = frozenset(status.value for status in RunStatus)
+_OPTIONAL_TEXT = ("failure_reason", "started_at", "ended_at")
+_MAPPINGS = ("final", "best", "cost", "evaluations", "provenance")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def check_result(data: Any, path: str | Path, fix: str) -> dict[str, Any]:
+    """`data` (parsed result.json) if it has the record's shape, else `DamagedFileError` naming the field.
+
+    The shape: an object; ``status`` one of `STATUSES`; ``final``/``best``/``cost``/``evaluations``/
+    ``provenance`` objects (or null); text fields text (or null); the numeric fields of ``final``, ``best``
+    and ``cost`` numbers (or null).
+    """
+    if not isinstance(data, dict):
+        raise DamagedFileError(path, f"wrong shape: holds {_kind(data)}, not an object", fix)
+    problems = []
+    if data.get("status", "pending") not in STATUSES:
+        problems.append(f"status {data.get('status')!r} is not one of {', '.join(sorted(STATUSES))}")
+    for key in ("run_id", "kind"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key} is {_kind(data[key])}, not a string")
+    for key in _OPTIONAL_TEXT:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            problems.append(f"{key} is {_kind(data[key])}, not a string")
+    for key in _MAPPINGS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            problems.append(f"{key} is {_kind(data[key])}, not an object")
+    for key, block in _BLOCKS.items():
+        values = data.get(key)
+        if isinstance(values, dict):
+            problems += [f"{key}.{name} is {_kind(values[name])}, not a number" for name in block.numeric()
+                         if not _number_or_null(values.get(name))]
+    if problems:
+        raise DamagedFileError(path, "wrong shape: " + "; ".join(problems), fix)
+    return data
+
+
+def _number_or_null(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def check_config(data: Any, path: str | Path, fix: str) -> dict[str, Any]:
+    """`data` (parsed config.json) if it is an object whose sections are objects, else `DamagedFileError`."""
+    if not isinstance(data, dict):
+        raise DamagedFileError(path, f"wrong shape: holds {_kind(data)}, not an object", fix)
+    problems = [f"{key} is {_kind(value)}, not an object" for key, value in data.items()
+                if key in ("data", "model", "method", "optim", "eval", "cost", "runtime") and not isinstance(value, dict)]
+    if problems:
+        raise DamagedFileError(path, "wrong shape: " + "; ".join(problems), fix)
+    return data
 
 
 def utcnow() -> str:
@@ -152,18 +212,42 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.exists():
             raise FileNotFoundError(f"{self.path} is not a run directory (no config.json)")
-        return read_json(self.config_path, fix=self.repair_hint())
+        return check_config(read_json(self.config_path, fix=self.repair_hint()), self.config_path, self.repair_hint())
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, row)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.metrics_path)
+        """Every metrics row that is a JSON object (a torn or garbage line is dropped: `read_metrics_counted`)."""
+        return self.read_metrics_counted()[0]
 
-    def read_record(self) -> RunRecord | None:
+    def read_metrics_counted(self) -> tuple[list[dict[str, Any]], list[int]]:
+        """The metrics rows that are JSON objects, and the 1-based numbers of the non-blank lines dropped."""
+        if not self.metrics_path.exists():
+            return [], []
+        rows, dropped = [], []
+        for number, line in enumerate(self.metrics_path.read_bytes().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:  # not JSON, or not UTF-8
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                dropped.append(number)
+        return rows, dropped
+
+    def read_result_dict(self) -> dict[str, Any] | None:
+        """result.json as checked JSON (`check_result`), or None when there is none yet."""
         if not self.result_path.exists():
             return None
-        return RunRecord.from_dict(read_json(self.result_path, fix=self.repair_hint()))
+        return check_result(read_json(self.result_path, fix=self.repair_hint()), self.result_path, self.repair_hint())
+
+    def read_record(self) -> RunRecord | None:
+        data = self.read_result_dict()
+        return None if data is None else RunRecord.from_dict(data)
 
     def write_record(self, record: RunRecord) -> None:
         write_json_atomic(self.result_path, record.to_dict())

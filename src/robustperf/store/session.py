@@ -20,6 +20,7 @@ This module is the one writer of a run's status (`RunStatus`): besides the sessi
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -28,7 +29,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
 from robustperf.store.blocks import CostRecord, Metrics
-from robustperf.store.io import write_text_atomic
+from robustperf.store.io import dumps, write_in_place, write_text_atomic
 from robustperf.store.metrics_file import truncate_metrics_after
 from robustperf.store.record import RunDir, RunRecord, RunStatus, provenance, utcnow
 
@@ -215,12 +216,27 @@ class RunSession:
         log.error("run %s failed: %s", self.run_dir.run_id, reason)
         if not self.is_main:
             return
-        if step is not None:
-            self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
-        self.run_dir.update_record(status=RunStatus.FAILED, failure_reason=reason, ended_at=utcnow())
-        if trace is not None:
-            self.write_text("failure.txt", trace)
+        # the status first, and each write on its own: a full disk must not leave the run `running`
+        self._record_failed(reason)
+        with _logged_oserror(f"run {self.run_dir.run_id}: could not log the failure event"):
+            if step is not None:
+                self.log({"kind": "event", "event": "failed", "step": step, "reason": reason})
+        with _logged_oserror(f"run {self.run_dir.run_id}: could not write failure.txt"):
+            if trace is not None:
+                self.write_text("failure.txt", trace)
         self._release()
+
+    def _record_failed(self, reason: str) -> None:
+        try:
+            self.run_dir.update_record(status=RunStatus.FAILED, failure_reason=reason, ended_at=utcnow())
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # no room for a temp file: overwrite result.json in place (it shrinks or keeps its size)
+            log.error("run %s: %s; writing its failed status in place", self.run_dir.run_id, exc)
+            record = self.run_dir.read_record() or RunRecord(run_id=self.run_dir.run_id)
+            record.status, record.failure_reason, record.ended_at = RunStatus.FAILED, reason, utcnow()
+            write_in_place(self.run_dir.result_path, dumps(record.to_dict()).encode())
 
     def interrupt(self, reason: str, *, step: int | None, signal_name: str) -> None:
         """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``; None: no step
@@ -268,6 +284,14 @@ class RunSession:
     def record_corrupt(run_dir: RunDir, reason: str) -> None:
         """Replace a damaged result.json that nothing can rebuild by a ``corrupt`` record saying why."""
         run_dir.write_record(RunRecord(run_id=run_dir.run_id, status=RunStatus.CORRUPT, failure_reason=reason))
+
+
+@contextmanager
+def _logged_oserror(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        log.error("%s: %s", what, exc)
 
 
 def _add(a: float | None, b: float | None) -> float | None:

@@ -43,7 +43,8 @@ def source():  # type: ignore[no-untyped-def]
     return DATASETS.get("cifar10")(DataConfig(dataset="cifar10", root=str(SUBSET)))
 
 
-def test_shapes_labels_and_class_balance(source, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_shapes_labels_and_class_balance(source, caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     assert source.train.shape == (3, 32, 32) and len(source.train) == 5482 and len(source.test) == 1017
     assert source.test.labels[:10].tolist() == FIRST_TEST_LABELS
     assert torch.bincount(source.train.labels, minlength=10).tolist() == TRAIN_PER_CLASS
@@ -51,9 +52,11 @@ def test_shapes_labels_and_class_balance(source, caplog: pytest.LogCaptureFixtur
     x, y = source.test[0]
     assert x.dtype == torch.float32 and 0.0 <= float(x.min()) < float(x.max()) <= 1.0 and int(y) == 3
     assert len({int(v) for v in source.test[1][0].flatten().mul(255).round()}) > 50  # a natural image, not flat
-    # the loader says the copy is partial
+    # the loader says the copy is partial (once per process and directory)
+    from robustperf.data import sources
     from robustperf.data.sources import DATASETS
 
+    monkeypatch.setattr(sources, "_WARNED", set())
     with caplog.at_level(logging.WARNING, logger="robustperf.data.sources"):
         DATASETS.get("cifar10")(DataConfig(dataset="cifar10", root=str(SUBSET)))
     assert "5482 train / 1017 test images, not the official 50000 / 10000" in caplog.text
@@ -107,3 +110,25 @@ def test_autoattack_on_real_images(short_run: Path) -> None:
     summary = json.loads((short_run / "evaluations" / "autoattack-standard-linf-eps0.03137-n32-best.json").read_text())
     assert 0.0 <= summary["robust_acc"] <= summary["clean_acc"] <= 1.0
     assert set(summary["per_attack"]) == {"apgd-ce", "apgd-t", "fab-t", "square"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["cifar10_trades_wrn28_10.yaml", "cifar10_pgd_at_resnet18.yaml"])
+def test_paper_recipe_runs_one_short_epoch_on_cpu(recipe: str, tmp_path: Path) -> None:
+    """The full-size paper recipes (WRN-28-10 TRADES, ResNet-18 PGD-AT) train one short epoch on real images.
+
+    Only the sizes shrink (16 training images in batches of 8, 4 evaluation images, PGD-2 for the per-epoch
+    evaluation, a CPU); the model, method, attack, optimiser, schedule, EMA and BN mode are the recipe's.
+    """
+    from robustperf.store import RunDir
+    from robustperf.training import train
+
+    cfg = load_config(REPO / "configs" / recipe, [
+        f"data.root={SUBSET}", "data.n_train=16", "data.batch_size=8", "data.num_workers=0", "optim.epochs=1",
+        "optim.samples=16", "optim.warmup_epochs=0", "eval.n_examples=4", "eval.attack.n_steps=2",
+        "runtime.device=cpu", "runtime.progress=false"])
+    record = RunDir(train(cfg, tmp_path).path).read_record()
+    assert record is not None and record.status == "finished", record
+    assert record.final["samples_seen"] == 16
+    assert 0.0 <= record.final["robust_acc"] <= record.final["clean_acc"] <= 1.0
+    assert record.provenance["data"]["available_train"] == 5482

@@ -152,12 +152,15 @@ def _report_counts(dataset: str, directory: Path, n_train: int, n_test: int) -> 
     """Say how many images the files hold; a copy smaller than the official release gets a warning."""
     official = DATASET_FACTS[dataset]
     log.info("%s at %s: %d train / %d test images", dataset, directory, n_train, n_test)
-    if (n_train, n_test) != (official.n_train, official.n_test):
+    key = (str(directory), n_train, n_test)
+    if (n_train, n_test) != (official.n_train, official.n_test) and key not in _WARNED:
+        _WARNED.add(key)  # once per process and copy: a study reads the same directory many times
         log.warning("%s at %s holds %d train / %d test images, not the official %d / %d: a partial copy; "
                     "every size (n_train checks, epochs -> samples, pricing, records) uses the real counts",
                     dataset, directory, n_train, n_test, official.n_train, official.n_test)
 
 
+_WARNED: set[tuple[str, int, int]] = set()
 _COUNT_CACHE: dict[tuple[str, str, tuple[float, ...]], tuple[int, int]] = {}
 
 

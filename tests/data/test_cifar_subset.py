@@ -117,18 +117,18 @@ def test_autoattack_on_real_images(short_run: Path) -> None:
 def test_paper_recipe_runs_one_short_epoch_on_cpu(recipe: str, tmp_path: Path) -> None:
     """The full-size paper recipes (WRN-28-10 TRADES, ResNet-18 PGD-AT) train one short epoch on real images.
 
-    Only the sizes shrink (16 training images in batches of 8, 4 evaluation images, PGD-2 for the per-epoch
+    Only the sizes shrink (one batch of 8 training images, 4 evaluation images, PGD-2 for the per-epoch
     evaluation, a CPU); the model, method, attack, optimiser, schedule, EMA and BN mode are the recipe's.
     """
     from robustperf.store import RunDir
     from robustperf.training import train
 
     cfg = load_config(REPO / "configs" / recipe, [
-        f"data.root={SUBSET}", "data.n_train=16", "data.batch_size=8", "data.num_workers=0", "optim.epochs=1",
-        "optim.samples=16", "optim.warmup_epochs=0", "eval.n_examples=4", "eval.attack.n_steps=2",
+        f"data.root={SUBSET}", "data.n_train=8", "data.batch_size=8", "data.num_workers=0", "optim.epochs=1",
+        "optim.samples=8", "optim.warmup_epochs=0", "eval.n_examples=4", "eval.attack.n_steps=2",
         "runtime.device=cpu", "runtime.progress=false"])
     record = RunDir(train(cfg, tmp_path).path).read_record()
     assert record is not None and record.status == "finished", record
-    assert record.final["samples_seen"] == 16
+    assert record.final["samples_seen"] == 8
     assert 0.0 <= record.final["robust_acc"] <= record.final["clean_acc"] <= 1.0
     assert record.provenance["data"]["available_train"] == 5482

@@ -81,6 +81,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write <out>.md and <out>.json")
+    p.add_argument("--part", choices=("all", "ref", "rp", "report"), default="all",
+                   help="ref / rp: run one cascade and save it to <out>.<part>.pt (two processes on a shared "
+                        "machine); report: load both parts and finish")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     device = torch.device("cpu")
@@ -88,10 +91,25 @@ def main() -> None:
     model, x, y, what = load(args.run_dir, args.n_examples, device)
     for q in model.parameters():
         q.requires_grad_(False)
-    log.info("reference AutoAttack on %d images", len(y))
-    ref = run_reference(model, x, y, args.eps, "linf", args.batch_size, args.seed, device)
-    log.info("robustperf AutoAttack on %d images", len(y))
-    ours = run_robustperf(model, x, y, args.eps, "linf", args.batch_size, args.seed, device, "fp32", None, False)
+    if args.part != "all" and args.out is None:
+        raise SystemExit("--part needs --out (where the parts are saved)")
+    parts: dict[str, dict] = {}
+    for who, fn in (("ref", run_reference), ("rp", run_robustperf)):
+        saved = args.out.with_suffix(f".{who}.pt") if args.out is not None else None
+        if args.part == "report":
+            if saved is None or not saved.is_file():
+                raise SystemExit(f"{saved} is missing: run --part {who} first")
+            parts[who] = torch.load(saved, weights_only=False)
+        elif args.part in ("all", who):
+            log.info("%s AutoAttack on %d images", who, len(y))
+            extra = ("fp32", None, False) if who == "rp" else ()
+            c0 = time.process_time()
+            parts[who] = fn(model, x, y, args.eps, "linf", args.batch_size, args.seed, device, *extra)
+            parts[who]["cpu_seconds"] = time.process_time() - c0
+            if saved is not None and args.part == who:
+                torch.save(parts[who], saved)
+                return
+    ref, ours = parts["ref"], parts["rp"]
     log.info("PGD-20 and sanity flags")
     t0 = time.perf_counter()
     pgd = pgd20(model, x, y, args.eps, args.batch_size, args.seed)
@@ -117,6 +135,7 @@ def main() -> None:
         "sanity_flags": flags,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores visible, "
                    f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+        "reference_cpu_seconds": ref.get("cpu_seconds"), "robustperf_cpu_seconds": ours.get("cpu_seconds"),
         "wall_seconds": time.perf_counter() - wall0, "cpu_seconds": time.process_time() - cpu0,
         "command": " ".join(sys.argv),
     }
@@ -128,6 +147,10 @@ def main() -> None:
         args.out.with_suffix(".md").write_text(text + "\n")
 
 
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
 def render(r: dict) -> str:
     """The markdown report of one agreement run."""
     lines = [
@@ -136,19 +159,22 @@ def render(r: dict) -> str:
         f"eps {r['eps'] * 255:.3g}/255 (Linf), AutoAttack standard, seed {r['seed']}, batch {r['batch_size']}.",
         f"Machine: {r['machine']}; a shared 2-core x86_64 dev VM, no GPU, other jobs running (timings are noisy).",
         f"Command: `{r['command']}`; wall {r['wall_seconds']:.0f} s, CPU {r['cpu_seconds']:.0f} s (whole script).", "",
-        "| | clean acc | robust acc | seconds |", "| --- | --- | --- | --- |",
-        f"| reference AutoAttack | {r['clean_acc']:.2%} | {r['reference_robust_acc']:.2%} | {r['reference_seconds']:.1f} |",
+        "| | clean acc | robust acc | wall seconds | CPU seconds |", "| --- | --- | --- | --- | --- |",
+        f"| reference AutoAttack | {r['clean_acc']:.2%} | {r['reference_robust_acc']:.2%} | "
+        f"{r['reference_seconds']:.1f} | {_num(r.get('reference_cpu_seconds'))} |",
         f"| robustperf AutoAttack | {r['clean_acc']:.2%} | {r['robustperf_robust_acc']:.2%} | "
-        f"{r['robustperf_seconds']:.1f} |",
+        f"{r['robustperf_seconds']:.1f} | {_num(r.get('robustperf_cpu_seconds'))} |",
         f"| robustperf PGD-20 (CE, step eps/4) | {r['clean_acc']:.2%} | {r['pgd20_robust_acc']:.2%} | "
-        f"{r['pgd20_seconds']:.1f} |", "",
+        f"{r['pgd20_seconds']:.1f} | - |", "",
         f"- Robust accuracy difference robustperf - reference: {r['difference_pp']:+.2f} pp "
         f"({'within' if r['within_tolerance'] else 'OUTSIDE'} the {TOLERANCE_PP} pp tolerance).",
         f"- Images on which the verdicts differ: {len(r['differing_images'])} of {r['n_examples']}"
         + (": " + ", ".join(f"#{d['index']} (label {d['label']}, ref {'robust' if d['reference_robust'] else 'broken'}"
                             f", rp {'robust' if d['robustperf_robust'] else 'broken'})" for d in r["differing_images"])
            if r["differing_images"] else "."),
-        f"- Time ratio reference / robustperf: {r['time_ratio_ref_over_rp']:.2f}x.",
+        f"- Time ratio reference / robustperf: {r['time_ratio_ref_over_rp']:.2f}x wall"
+        + (f", {r['reference_cpu_seconds'] / r['robustperf_cpu_seconds']:.2f}x CPU"
+           if r.get("reference_cpu_seconds") and r.get("robustperf_cpu_seconds") else "") + ".",
         f"- PGD-20 - AutoAttack gap: {r['pgd20_minus_autoattack_pp']:+.2f} pp "
         f"({r['pgd20_robust_but_autoattack_not']} images survive PGD-20 but not AutoAttack, "
         f"{r['autoattack_robust_but_pgd20_not']} the other way).",

@@ -75,6 +75,15 @@ def test_sizes_everywhere_use_the_real_count() -> None:
     assert planned_samples(cfg, size)[0] == 110 * 5482  # epochs -> samples on the real count, not 50,000
     with pytest.raises(DataError, match="has 5482 training samples"):
         check_data(data.model_copy(update={"n_train": 6000}))
+    from typer.testing import CliRunner
+
+    from robustperf.cli.app import app
+
+    out = CliRunner().invoke(app, ["data", "info", str(REPO / "configs" / "cifar10_small.yaml"), "--set",
+                                   f"data.root={SUBSET}", "--set", "data.n_train=1000"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "train samples │ 1000" in text and "5482 / 1017 (a partial copy" in text
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,7 @@ def main() -> None:
             parts[who] = fn(model, x, y, args.eps, "linf", args.batch_size, args.seed, device, *extra)
             parts[who]["cpu_seconds"] = time.process_time() - c0
             if saved is not None and args.part == who:
+                saved.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(parts[who], saved)
                 return
     ref, ours = parts["ref"], parts["rp"]

@@ -236,6 +236,10 @@ def test_only_single_step_methods_are_watched() -> None:
     for name, watched in [("fast_at", True), ("free_at", True), ("fgsm_noproj", True), ("pgd_at", False),
                           ("trades", False), ("standard", False)]:
         assert eval_settings(RunConfig().with_overrides({"method.name": name})).fgsm is watched, name
+    # PGD-AT / TRADES with a single step are FGSM training (from zero init without random_start): watched
+    for name, watched in [("pgd_at", True), ("trades", True), ("standard", False)]:
+        one_step = {"method.name": name, "method.attack.n_steps": 1, "method.attack.random_start": False}
+        assert eval_settings(RunConfig().with_overrides(one_step)).fgsm is watched, name
 
 
 def test_single_step_runs_record_fgsm_accuracy_and_the_flag(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -46,6 +46,7 @@ def info(
         "dataset": bundle.name,
         "train samples": len(bundle.train),
         "test samples": len(bundle.test),
+        "on disk (train / test)": _on_disk(bundle.facts()),
         "input shape (C, H, W)": bundle.input_shape,
         "classes": bundle.num_classes,
         "mean": bundle.mean,
@@ -283,3 +284,11 @@ def quality_study(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
+
+
+def _on_disk(facts: dict[str, Any]) -> str:
+    """Images the data set holds before subsetting, and whether that is fewer than the official release."""
+    text = f"{facts['available_train']} / {facts['available_test']}"
+    if facts.get("partial"):
+        text += f" (a partial copy: the official release has {facts['official_train']} / {facts['official_test']})"
+    return text

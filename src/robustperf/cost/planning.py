@@ -3,11 +3,13 @@
 The library side of ``robustperf cost estimate``. FLOPs per sample are counted on a weightless meta-device
 model running the method's own training iteration, which the caller hands over (`accounting.Iteration`;
 the CLI takes it from the training engine), so pricing and training can never count different things.
-The data set's shape, classes and size come from the data package's `DATASET_FACTS`.
+The data set's shape and classes come from the data package's `DATASET_FACTS`; its size from the files on
+disk when they exist (`count_images`: a partial copy is priced on what it holds), else the official count.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     from robustperf.config import RunConfig
 
 
+log = logging.getLogger(__name__)
+
+
 class PlanningError(ValueError):
     """A run that cannot be priced as given; the message names the fix."""
 
@@ -32,7 +37,7 @@ def dataset_facts(cfg: RunConfig, *, input_shape: tuple[int, ...] | None = None,
     Raises:
         PlanningError: the data set has no fixed facts and a value is missing.
     """
-    from robustperf.data.sources import DATASET_FACTS
+    from robustperf.data.sources import DATASET_FACTS, count_images
 
     facts = DATASET_FACTS.get(cfg.data.dataset)
     if facts is None and (input_shape is None or num_classes is None or train_size is None):
@@ -41,6 +46,13 @@ def dataset_facts(cfg: RunConfig, *, input_shape: tuple[int, ...] | None = None,
     side = cfg.data.image_size or (facts.side if facts else 0)
     shape = input_shape or ((facts.channels if facts else 0), side, side)
     size = facts.n_train if facts else 0
+    if train_size is None and facts is not None:
+        on_disk = count_images(cfg.data)  # a local copy may hold fewer images than the official release
+        if on_disk is not None:
+            size = on_disk[0]
+        elif cfg.data.root is not None:
+            log.info("no %s files at %s: pricing with the official %d training images", cfg.data.dataset,
+                     cfg.data.root, size)
     if train_size is None:
         n_train = cfg.data.n_train
         train_size = min(n_train, size) if (n_train and size) else (n_train or size)

@@ -30,6 +30,8 @@ class DataBundle:
         name: the dataset name.
         synthetic: the synthetic set mixed into training batches, or None.
         synthetic_fid: its FID tag (from the config, else its metadata), or None.
+        available_train: training images the data set holds on disk (before the n_train subset).
+        available_test: test images it holds (before n_test).
     """
 
     train: Any
@@ -41,6 +43,24 @@ class DataBundle:
     name: str
     synthetic: Any | None = None
     synthetic_fid: float | None = None
+    available_train: int | None = None
+    available_test: int | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """What the run trained and tested on, for its record: used and available counts per split.
+
+        ``partial`` is True when the files hold fewer images than the official release (`DATASET_FACTS`),
+        None for data sets without an official size.
+        """
+        from robustperf.data.sources import DATASET_FACTS
+
+        official = DATASET_FACTS.get(self.name)
+        partial = None if official is None or self.available_train is None else (
+            (self.available_train, self.available_test) != (official.n_train, official.n_test))
+        return {"dataset": self.name, "n_train": len(self.train), "n_test": len(self.test),
+                "available_train": self.available_train, "available_test": self.available_test,
+                "official_train": official.n_train if official else None,
+                "official_test": official.n_test if official else None, "partial": partial}
 
 
 def _check_n_train(cfg: DataConfig, available: int) -> None:
@@ -80,7 +100,8 @@ def build_data(cfg: DataConfig, *, seed: int) -> DataBundle:
     """
     source = DATASETS.get(cfg.dataset)(cfg)
     train, test = source.train, source.test
-    _check_n_train(cfg, len(train))
+    available_train, available_test = len(train), len(test)
+    _check_n_train(cfg, available_train)
     if cfg.n_train is not None and cfg.n_train < len(train):
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         train = _subset(train, perm[: cfg.n_train])
@@ -97,10 +118,12 @@ def build_data(cfg: DataConfig, *, seed: int) -> DataBundle:
         if int(synthetic.labels.max()) >= source.num_classes:
             raise DataError(f"synthetic labels go up to {int(synthetic.labels.max())} but {cfg.dataset} has "
                             f"{source.num_classes} classes")
-    log.info("data %s: %d train, %d test, shape %s%s", cfg.dataset, len(train), len(test), shape,
-             f", {len(synthetic)} synthetic" if synthetic is not None else "")
+    log.info("data %s: %d train, %d test, shape %s%s (of %d / %d on disk)", cfg.dataset, len(train), len(test),
+             shape, f", {len(synthetic)} synthetic" if synthetic is not None else "", available_train,
+             available_test)
     return DataBundle(train=train, test=test, num_classes=source.num_classes, input_shape=shape, mean=source.mean,
-                      std=source.std, name=cfg.dataset, synthetic=synthetic, synthetic_fid=fid)
+                      std=source.std, name=cfg.dataset, synthetic=synthetic, synthetic_fid=fid,
+                      available_train=available_train, available_test=available_test)
 
 
 def _subset(dataset: Any, indices: Tensor) -> Any:

@@ -58,13 +58,17 @@ class DatasetFacts:
         channels: image channels.
         side: image height = width at the native size.
         num_classes: classes.
-        n_train: images in the training split.
+        n_train: images in the training split of the official release.
+        n_test: images in the test split of the official release.
+
+    A local copy may hold fewer images (a partial copy, a subset): what is on disk is `count_images`.
     """
 
     channels: int
     side: int
     num_classes: int
     n_train: int
+    n_test: int
 
 
 def _digits_n_train() -> int:
@@ -73,9 +77,9 @@ def _digits_n_train() -> int:
 
 # The data sets whose facts are fixed; folders, synthetic and random data depend on their config.
 DATASET_FACTS: dict[str, DatasetFacts] = {
-    "cifar10": DatasetFacts(3, 32, 10, 50_000),
-    "cifar100": DatasetFacts(3, 32, 100, 50_000),
-    "digits": DatasetFacts(1, 8, 10, _digits_n_train()),
+    "cifar10": DatasetFacts(3, 32, 10, 50_000, 10_000),
+    "cifar100": DatasetFacts(3, 32, 100, 50_000, 10_000),
+    "digits": DatasetFacts(1, 8, 10, _digits_n_train(), round(DIGITS_TEST_FRACTION * 1797)),
 }
 
 
@@ -154,20 +158,65 @@ def _cifar_arrays(files: list[Path], label_key: str) -> tuple[torch.Tensor, torc
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 
+def _report_counts(dataset: str, directory: Path, n_train: int, n_test: int) -> None:
+    """Say how many images the files hold; a copy smaller than the official release gets a warning."""
+    official = DATASET_FACTS[dataset]
+    log.info("%s at %s: %d train / %d test images", dataset, directory, n_train, n_test)
+    key = (str(directory), n_train, n_test)
+    if (n_train, n_test) != (official.n_train, official.n_test) and key not in _WARNED:
+        _WARNED.add(key)  # once per process and copy: a study reads the same directory many times
+        log.warning("%s at %s holds %d train / %d test images, not the official %d / %d: a partial copy; "
+                    "every size (n_train checks, epochs -> samples, pricing, records) uses the real counts",
+                    dataset, directory, n_train, n_test, official.n_train, official.n_test)
+
+
+_WARNED: set[tuple[str, int, int]] = set()
+_COUNT_CACHE: dict[tuple[str, str, tuple[float, ...]], tuple[int, int]] = {}
+
+
+def count_images(cfg: DataConfig) -> tuple[int, int] | None:
+    """(train, test) images of the data set `cfg` names as they are on disk; None when that is not known.
+
+    Known for CIFAR directories that exist (read once per directory and file times) and for the random
+    data set; None for a CIFAR root that holds no files yet (pricing a run planned for another machine),
+    so the caller falls back on the official `DATASET_FACTS`.
+    """
+    if cfg.dataset == "random":
+        return cfg.n_train or RANDOM_DEFAULT_TRAIN, cfg.n_test or RANDOM_DEFAULT_TEST
+    if cfg.dataset not in ("cifar10", "cifar100") or cfg.root is None:
+        return None
+    try:
+        d = _cifar_dir(cfg.model_copy(update={"download": False}), *_CIFAR_LAYOUT[cfg.dataset])
+    except DataError:
+        return None
+    files = sorted(p for p in d.iterdir() if p.is_file())
+    key = (cfg.dataset, str(d.resolve()), tuple(p.stat().st_mtime for p in files))
+    if key not in _COUNT_CACHE:
+        source = DATASETS.get(cfg.dataset)(cfg)
+        _COUNT_CACHE[key] = (len(source.train), len(source.test))
+    return _COUNT_CACHE[key]
+
+
+_CIFAR_LAYOUT = {"cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz"),
+                 "cifar100": ("cifar-100-python", "cifar-100-python.tar.gz")}
+
+
 def load_cifar10(cfg: DataConfig) -> Source:
-    """CIFAR-10 from ``root/cifar-10-batches-py`` (data_batch_1..5, test_batch)."""
-    d = _cifar_dir(cfg, "cifar-10-batches-py", "cifar-10-python.tar.gz")
+    """CIFAR-10 from ``root/cifar-10-batches-py`` (data_batch_1..5, test_batch); any number of images per batch."""
+    d = _cifar_dir(cfg, *_CIFAR_LAYOUT["cifar10"])
     x_tr, y_tr = _cifar_arrays([d / f"data_batch_{i}" for i in range(1, 6)], "labels")
     x_te, y_te = _cifar_arrays([d / "test_batch"], "labels")
+    _report_counts("cifar10", d, len(y_tr), len(y_te))
     return Source(ArrayDataset(x_tr, y_tr, image_size=cfg.image_size),
                   ArrayDataset(x_te, y_te, image_size=cfg.image_size), 10, CIFAR10_MEAN, CIFAR10_STD)
 
 
 def load_cifar100(cfg: DataConfig) -> Source:
     """CIFAR-100 (fine labels) from ``root/cifar-100-python`` (train, test)."""
-    d = _cifar_dir(cfg, "cifar-100-python", "cifar-100-python.tar.gz")
+    d = _cifar_dir(cfg, *_CIFAR_LAYOUT["cifar100"])
     x_tr, y_tr = _cifar_arrays([d / "train"], "fine_labels")
     x_te, y_te = _cifar_arrays([d / "test"], "fine_labels")
+    _report_counts("cifar100", d, len(y_tr), len(y_te))
     return Source(ArrayDataset(x_tr, y_tr, image_size=cfg.image_size),
                   ArrayDataset(x_te, y_te, image_size=cfg.image_size), 100, CIFAR100_MEAN, CIFAR100_STD)
 

@@ -67,7 +67,9 @@ def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
         random_start=ev.random_start,
         batch_size=cfg.data.eval_batch_size,
         seed=cfg.runtime.seed,
-        fgsm=METHODS.get(cfg.method.name).single_step and train_attack.norm == "linf",
+        # single-step methods, and an attack-based method run with one step (FGSM-AT, e.g. from zero init)
+        fgsm=(METHODS.get(cfg.method.name).single_step or (train_attack.n_steps == 1 and cfg.method.name != "standard"))
+        and train_attack.norm == "linf",
     )
 
 

@@ -168,7 +168,7 @@ class _Trainer:
             metrics_bytes=restored.metrics_bytes if restored is not None else None,
             expected_evals=self.progress.epoch // self.cfg.eval.every_n_epochs if restored is not None else None,
             provenance_extra={"device": str(self.device), "seed": self.cfg.runtime.seed,
-                              "world_size": self.info.world_size},
+                              "world_size": self.info.world_size, "data": self.parts.bundle.facts()},
         )
         if not resume and self.info.is_main:
             for name in (ckpt.LAST, ckpt.PREVIOUS, ckpt.BEST):

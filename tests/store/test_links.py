@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from robustperf.store.io import UnsafeLinkError, append_jsonl, write_json_atomic
 from robustperf.store.lock import RunLock, study_lock
-from robustperf.store.record import RunDir, RunRecord
 from robustperf.store.metrics_file import repair_metrics_tail, truncate_metrics_after
+from robustperf.store.record import RunDir, RunRecord
 
 VICTIM = b'{"step": 1}\n{"precious": "bytes, no newline at the end'
 

@@ -25,10 +25,17 @@ from robustperf.scaling.result import (
     ScalingError,
 )
 
+FLOOR_AT_BOUND = 1e-6
+
 
 def _fit(x: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(log A, alpha, floor) by least squares on the error, from a few starts; success flag."""
+    """(log A, alpha, floor) by least squares on the error, from a few starts; success flag.
+
+    The floor stays within [0, the smallest error measured]: a ceiling (1 - floor) below a run that was
+    measured would contradict that run.
+    """
     lx = np.log(x / X_SCALE)
+    floor_max = max(float(err.min()), 2 * FLOOR_AT_BOUND)
     best, ok = None, False
     for alpha0 in (0.1, 0.3, 1.0):
         for floor_share in (0.0, 0.5, 0.9):
@@ -39,20 +46,22 @@ def _fit(x: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, bool]:
             def resid(p: np.ndarray) -> np.ndarray:
                 return np.exp(p[0] - p[1] * lx) + p[2] - err
 
-            res = least_squares(resid, [log_a0, alpha0, floor0], bounds=([-50.0, 1e-4, 0.0], [50.0, 5.0, 1.0]))
+            res = least_squares(resid, [log_a0, alpha0, min(floor0, floor_max / 2)],
+                                bounds=([-50.0, 1e-4, 0.0], [50.0, 5.0, floor_max]))
             if best is None or res.cost < best.cost:
                 best, ok = res, bool(res.success)
     assert best is not None
     return best.x, ok
 
 
-FLOOR_AT_BOUND = 1e-6
 
-
-def _floor_at_bound(floor: float, boot: BootstrapResult | None) -> str:
-    """Why the floor sits at (or its interval against) its bound 0, or ""."""
+def _floor_at_bound(floor: float, boot: BootstrapResult | None, min_error: float = 1.0) -> str:
+    """Why the floor sits at (or its interval against) one of its bounds, 0 or the smallest measured error, or ""."""
     if not floor > FLOOR_AT_BOUND:
         return f"{floor:.3g}, at its bound 0"
+    if floor >= min_error * (1 - 1e-6) - FLOOR_AT_BOUND:
+        return (f"{floor:.3g}, at its bound: the ceiling is the best run's accuracy ({1 - min_error:.3g}); the runs do "
+                "not show saturation")
     if boot is not None and boot.samples["floor"].size:
         share = float(np.mean(~(boot.samples["floor"] > FLOOR_AT_BOUND)))
         if share >= 0.025:
@@ -93,7 +102,7 @@ def fit_saturating_envelope(flops: ArrayLike, accuracy: ArrayLike, *, n_bins: in
             "A": np.zeros(0), "alpha": np.zeros(0), "floor": np.zeros(0)}
         boot = BootstrapResult(samples, bootstrap, bootstrap - len(rows), seed)
     status, message = (STATUS_OK, "ok") if ok else (STATUS_NOT_CONVERGED, "least squares did not converge")
-    at_bound = _floor_at_bound(law.floor, boot)
+    at_bound = _floor_at_bound(law.floor, boot, float(err.min()))
     if ok and at_bound:  # the runs do not show where accuracy saturates: the ceiling is not identified
         status, message = STATUS_POORLY_IDENTIFIED, f"poorly identified: floor ({at_bound}); the ceiling is not known"
     return FitResult(params=law.params, status=status, message=message,
@@ -101,6 +110,7 @@ def fit_saturating_envelope(flops: ArrayLike, accuracy: ArrayLike, *, n_bins: in
                      law="saturating_power_law",
                      metrics={**({"identifiability": {"checked": True, "poorly_identified": ["floor"],
                                                        "reasons": [f"floor: {at_bound}"]}}
-                                 if status == STATUS_POORLY_IDENTIFIED else {}),"r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
+                                 if status == STATUS_POORLY_IDENTIFIED else {}),
+                              "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
                               "envelope_indices": idx.tolist(), "x_range": [float(xe.min()), float(xe.max())],
                               "y_range": [float(acc[idx].min()), float(acc[idx].max())]})

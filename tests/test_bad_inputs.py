@@ -336,7 +336,8 @@ def test_runs_list_on_a_read_only_directory_lists_and_reindex_says_why(tmp_path:
     shutil.copytree(legacy, tmp_path / "runs" / legacy.name)
     _read_only(monkeypatch, tmp_path)
     out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
-    assert out.exit_code == 0 and "│ legacy… │ interr… │ tiny_cnn" in out.output, out.output
+    row = [ln for ln in out.output.splitlines() if "legacy" in ln]  # the run's row, however wide the table
+    assert out.exit_code == 0 and len(row) == 1 and "interr" in row[0] and "tiny_cnn" in row[0], out.output
     out = CliRunner().invoke(app, ["runs", "reindex", "--runs-dir", str(tmp_path / "runs")], terminal_width=400)
     lines = [ln for ln in out.output.splitlines() if ln.strip()]
     assert out.exit_code == 2 and len(lines) == 1 and "Read-only file system" in lines[0], out.output

@@ -105,7 +105,8 @@ def test_plugin_model_trains_through_run_one_in_a_fresh_process(plugin_path: Pat
     from robustperf.sweep.run import run_one
 
     config = {**TINY, "name": "plugin", "model": {"name": "plugin_mlp", "kwargs": {"hidden": 6}}}
-    manifest = write_manifest(tmp_path / "manifest.jsonl", run_one, [config], tmp_path / "runs")
+    (tmp_path / "runs").mkdir()  # run-one wants the manifest inside the runs directory it names
+    manifest = write_manifest(tmp_path / "runs" / "manifest.jsonl", run_one, [config], tmp_path / "runs")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_path), str(SRC)]), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "robustperf", "run-one", "--manifest", str(manifest), "--index", "0",
                            "--json"], capture_output=True, text=True, env=env, timeout=300)

@@ -122,7 +122,7 @@ def test_statuses_are_an_enum_stored_as_the_same_strings(tmp_path) -> None:
     assert record.status is RunStatus.FINISHED and record.status == "finished" and f"{record.status}" == "finished"
     assert rd.is_finished()
     rd.result_path.write_text(rd.result_path.read_text().replace('"finished"', '"done"'))
-    with pytest.raises(ValueError, match="status 'done' is not one of pending, running, finished"):
+    with pytest.raises(ValueError, match="status 'done' is not one of"):
         rd.read_record()
 
 

@@ -67,7 +67,9 @@ def test_world_size_is_read_from_the_launcher_without_torch() -> None:
 def two_rank_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunConfig, list[dict]]:
     root = tmp_path_factory.mktemp("ranks")
     cfg = RunConfig().with_overrides(CFG)
-    manifest = write_manifest(root / "manifest.jsonl", functools.partial(run_one, evaluate=EVALUATE),
+    (root / "runs").mkdir()
+    # run-one refuses a manifest that does not live in (or up to two levels under) its runs directory
+    manifest = write_manifest(root / "runs" / "manifest.jsonl", functools.partial(run_one, evaluate=EVALUATE),
                               [cfg.resolved()], root / "runs")
     return manifest, cfg, torchrun(manifest, 2)
 
@@ -78,11 +80,11 @@ def test_two_ranks_train_one_run_and_split_its_evaluation(two_rank_run) -> None:
     assert (rank0["rank"], rank1["rank"], rank0["world_size"]) == (0, 1, 2)
     assert rank0["evaluation"]["n_processes"] == 2
     assert rank0["evaluation"]["robust_acc"] == rank1["evaluation"]["robust_acc"]  # the merged verdicts
-    rd = RunDir.for_run(manifest.parent / "runs", cfg.run_id)
+    rd = RunDir.for_run(manifest.parent, cfg.run_id)
     rec = rd.read_record()
     assert rec.status == "finished" and rec.provenance["world_size"] == 2
     assert rec.evaluations[f"study_final_apgd-ce_{EVALUATE['n_examples']}"]["robust_acc"] == rank0["evaluation"]["robust_acc"]
-    assert [p.name for p in (manifest.parent / "runs").iterdir() if p.is_dir()] == [cfg.run_id]  # one run, one record
+    assert [p.name for p in manifest.parent.iterdir() if p.is_dir()] == [cfg.run_id]  # one run, one record
     # the same evaluation of the same checkpoint in one process gives the verdicts the two ranks merged
     from robustperf.sweep.run import _evaluate
     from robustperf.sweep.study import EvaluateSpec

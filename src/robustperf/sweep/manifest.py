@@ -317,7 +317,8 @@ def bsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str, offse
     if spec.partition:
         lines.append(f"#BSUB -q {_q(spec.partition)}")
     lines += [f"#BSUB {_args(a)}" for a in spec.scheduler_args]
-    body = launch.torchrun_launch(manifest, spec, f"$((LSB_JOBINDEX - 1 + {int(offset)}))",
+    index = f"$((LSB_JOBINDEX - 1 + {int(offset)}))" if offset else "$((LSB_JOBINDEX - 1))"  # this part's slice
+    body = launch.torchrun_launch(manifest, spec, index,
                                   "echo $LSB_HOSTS | tr ' ' '\\n' | uniq", 'blaunch -z "$HOSTS"')
     return "\n".join([*lines, "", *body, ""])
 
@@ -334,7 +335,9 @@ def qsub_script(manifest: Path, n: int, spec: ExecutorSpec, job_name: str, offse
     if spec.partition:
         lines.append(f"#PBS -q {_q(spec.partition)}")
     lines += [f"#PBS {_args(a)}" for a in spec.scheduler_args]
-    index = f"$((${{PBS_ARRAY_INDEX:-${{PBS_ARRAYID:-0}}}} + {int(offset)}))"  # this part's slice of the manifest
+    index = "${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}"
+    if offset:  # this part's slice of the manifest
+        index = f"$(({index} + {int(offset)}))"
     body = launch.torchrun_launch(manifest, spec, index, "sort -u $PBS_NODEFILE", "pbsdsh -u")
     return "\n".join([*lines, "", 'cd "${PBS_O_WORKDIR:-.}"', *body, ""])
 

@@ -150,8 +150,9 @@ def _target_sentence(analysis: Analysis) -> str:
     surface_rows = [r for r in targets if "L(N, D)" in r["law"]]
     r = (trusted or surface_rows or targets)[0]
     goal = r["target"].replace("robust acc ", "robust accuracy ")
+    caveat = f"; {r['caveat']}" if r.get("caveat") else ""
     if not r["reachable"]:
-        return f"Reaching {goal} is not possible under this law ({r['message']})."
+        return f"Reaching {goal} is not possible under the {r['law']} ({r['message']}{caveat})."
     text = f"Reaching {goal} would take {_est(r['flops'])} training FLOPs"
     from robustperf.cost.constants import MFU_DEFAULT
 
@@ -165,6 +166,8 @@ def _target_sentence(analysis: Analysis) -> str:
         text += ", which failed its backtest"
     elif r.get("held_out_large"):
         text += ", whose held-out error is large (unreliable)"
+    if caveat:
+        text += f" ({r['caveat']})"
     return text + "."
 
 

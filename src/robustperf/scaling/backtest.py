@@ -88,6 +88,8 @@ class Backtest:
         head = (f"Refitted on the {self.n_train} runs below the top {HELD_OUT_FRACTION:.0%} of compute, the whole "
                 f"pipeline predicts the {n} held-out runs' robust accuracy with a mean absolute error of "
                 f"{100 * self.mean_abs_error:.1f} points, {self.bias_line()}")
+        if self.passed and math.isnan(self.bias_p):
+            return head + f": the errors are within tolerance, but {n} held-out runs are too few to test for a bias."
         if self.passed:
             return head + ": the backtest passes."
         return head + f": the backtest fails ({'; '.join(self.reasons)}), so its forecasts are not the headline."

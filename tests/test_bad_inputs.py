@@ -175,31 +175,8 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert out.exit_code != 0 and type(out.exception).__name__ == "ConfigError"
 
 
-def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from robustperf.config import load_config
-
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
-    run = tmp_path / "runs" / load_config(tmp_path / "cfg.yaml").run_id
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom robustperf.store.lock import RunLock\n"
-                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(run)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs")])
-    finally:
-        holder.kill()
-        holder.wait()
-    lines = [ln for ln in out.output.splitlines() if ln.strip()]
-    assert out.exit_code == 3 and len(lines) == 1
-    assert f"is being trained by PID {holder.pid}" in lines[0] and "use --force after that process is gone" in lines[0]
-    assert not (run / "config.json").exists()
-
-
-def test_force_against_a_live_holder_is_refused(tmp_path: Path) -> None:
-    """`--force` used to take the lock from a live holder on this host: both trained, a metrics row doubled."""
+def _train_beside_a_live_holder(tmp_path: Path, *extra: str) -> tuple[Path, int, object]:
+    """`robustperf train` of a run whose lock another live process holds: (run dir, holder PID, CLI result)."""
     import subprocess
     import sys
 
@@ -213,13 +190,27 @@ def test_force_against_a_live_holder_is_refused(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         out = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir", str(tmp_path / "runs"),
-                                       "--force"], terminal_width=400)
+                                       *extra], terminal_width=400)
     finally:
         holder.kill()
         holder.wait()
+    return run, holder.pid, out
+
+
+def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
+    run, pid, out = _train_beside_a_live_holder(tmp_path)
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert out.exit_code == 3 and len(lines) == 1
+    assert f"is being trained by PID {pid}" in lines[0] and "use --force after that process is gone" in lines[0]
+    assert not (run / "config.json").exists()
+
+
+def test_force_against_a_live_holder_is_refused(tmp_path: Path) -> None:
+    """`--force` used to take the lock from a live holder on this host: both trained, a metrics row doubled."""
+    run, pid, out = _train_beside_a_live_holder(tmp_path, "--force")
     lines = [ln for ln in out.output.splitlines() if ln.strip()]
     assert out.exit_code == 3 and len(lines) == 1, out.output
-    assert f"--force refused: the holder (PID {holder.pid}" in lines[0] and "is still running" in lines[0]
+    assert f"--force refused: the holder (PID {pid}" in lines[0] and "is still running" in lines[0]
     assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
 
 

@@ -14,7 +14,8 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 from robustperf.scaling.bounded_laws import LOGIT_CLIP, AccuracyMap, LogitLinearMap, expit, logit  # noqa: F401
-from robustperf.scaling.result import STATUS_FAILED, STATUS_OK, BootstrapResult, FitResult, ScalingError
+from robustperf.scaling.regression import bootstrap_line
+from robustperf.scaling.result import STATUS_FAILED, STATUS_OK, FitResult, ScalingError
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -59,13 +60,7 @@ def fit_logit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, bootstra
     resid = y - law(x)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
-    boot = None
-    if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        rows = rng.integers(0, len(x), size=(bootstrap, len(x)))
-        fits = np.array([_line(x[r], y[r]) for r in rows if np.ptp(x[r]) > 0])
-        boot = BootstrapResult({"slope": fits[:, 0], "intercept": fits[:, 1]}, bootstrap, bootstrap - len(fits),
-                               seed)
+    boot = bootstrap_line(x, y, _line, bootstrap, seed)
     status = STATUS_OK
     message = "ok"
     if not slope < 0:

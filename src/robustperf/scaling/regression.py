@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from robustperf.scaling.identify import assess
 from robustperf.scaling.result import STATUS_OK, BootstrapResult, FitResult, ScalingError
+
+
+def bootstrap_line(x: np.ndarray, y: np.ndarray, line: Callable[[np.ndarray, np.ndarray], tuple[float, float]],
+                   bootstrap: int, seed: int) -> BootstrapResult | None:
+    """Refit a two-parameter line (``line(x, y) -> (slope, intercept)``) on `bootstrap` resamples of the points;
+    resamples whose x values are all equal are skipped (counted as failed). None when `bootstrap` is 0."""
+    if bootstrap <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(x), size=(bootstrap, len(x)))
+    fits = np.array([line(x[r], y[r]) for r in rows if np.ptp(x[r]) > 0]).reshape(-1, 2)
+    return BootstrapResult({"slope": fits[:, 0], "intercept": fits[:, 1]}, bootstrap, bootstrap - len(fits), seed)
 
 
 def fit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, run_id: ArrayLike | None = None,
@@ -42,13 +56,7 @@ def fit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, run_id: ArrayL
     resid = y - (slope * x + intercept)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
-    boot = None
-    if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        rows = rng.integers(0, len(x), size=(bootstrap, len(x)))
-        fits = [np.polyfit(x[r], y[r], 1) for r in rows if np.ptp(x[r]) > 0]
-        arr = np.array(fits)
-        boot = BootstrapResult({"slope": arr[:, 0], "intercept": arr[:, 1]}, bootstrap, bootstrap - len(fits), seed)
+    boot = bootstrap_line(x, y, lambda xs, ys: tuple(np.polyfit(xs, ys, 1)), bootstrap, seed)
     fit = FitResult(params={"slope": float(slope), "intercept": float(intercept)}, status=STATUS_OK,
                     objective=float(np.sum(resid**2)), n_points=len(x), residuals=resid, bootstrap=boot,
                     law="linear", metrics={"r2": r2, "x_range": [float(x.min()), float(x.max())]})

@@ -73,7 +73,7 @@ def test_security_headers(setup) -> None:
     _, _, tokens, app = setup
     r = client(app, tokens["alice"]).get("/batch/0")
     assert "script-src 'self'" in r.headers["content-security-policy"]
-    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "same-origin"
     cookie = client(app).get(f"/l/{tokens['alice']}", follow_redirects=False).headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # plain http on loopback
     tls = TestClient(app, base_url="https://lab.example").get(f"/l/{tokens['alice']}", follow_redirects=False)

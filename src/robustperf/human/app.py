@@ -53,7 +53,9 @@ SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
                                  b"script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),  # the secret link must not leak through Referer
+    # the secret link must not leak through Referer to another site; "same-origin" (not "no-referrer", under which
+    # Chromium sends "Origin: null" on the study's own form POSTs, refused as cross-site) keeps it on this server
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]  # fmt: skip
 

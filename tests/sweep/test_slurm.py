@@ -300,7 +300,9 @@ def test_a_timed_out_array_finishes_with_resubmit_and_nothing_trained_twice(
 
     _slurm_env(slurm, monkeypatch)
     monkeypatch.setenv("ROBUSTPERF_REQUEUE", "0")
-    base = {**DDP, "name": "to", "optim": {"epochs": 150, "lr": 0.05}}
+    # longer than the 1-minute limit (~100 s on an idle 2-core VM): Slurm's warning comes when its time-limit
+    # check runs, which can be late; a run still training at the limit gets SIGTERM, stopped the same way
+    base = {**DDP, "name": "to", "optim": {"epochs": 1200, "lr": 0.05}}
     study = {"name": "to", "base": base, "fit": {"surface": "none"},
              "executor": {**SLURM_EXECUTOR, "timeout_min": 1, "warning_seconds": 50, "max_retries": 0}}
     output = _study_cli(tmp_path, study)

@@ -71,3 +71,16 @@ def test_a_weaker_attack_beaten_by_a_stronger_one_is_flagged(runs) -> None:
     beaten = [f for _, f in analysis.flags if f.startswith("weaker attack beaten")]
     assert len(beaten) == len(expected)
     assert "apgd-ce alone overstated robust accuracy by 2.0 points (beaten by apgd-t)" in beaten[0]
+
+
+def test_without_an_evaluation_the_training_threat_model_is_named() -> None:
+    """The last-epoch fallback is labelled with the eps it was measured at: the training attack's (method.attack),
+    which the training evaluation uses; eval.attack.eps only sets its step-size ratio."""
+    from robustperf.store.robust import robust_accuracy
+
+    row = {"final.robust_acc": 0.5, "final.clean_acc": 0.8, "config.method.attack.eps": 0.1,
+           "config.method.attack.norm": "linf", "config.eval.attack.eps": 8 / 255, "config.eval.attack.norm": "linf",
+           "config.eval.attack.n_steps": 40, "config.eval.attack.loss": "cw", "config.eval.n_examples": 64}
+    r = robust_accuracy(row)
+    assert (r.value, r.checkpoint, r.eps, r.norm) == (0.5, "last epoch", 0.1, "linf")
+    assert "eps 0.1" in r.label() and "0.0314" not in r.label()

@@ -118,7 +118,9 @@ def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAcc
     attack = f"PGD-{int(steps)}-{str(loss).upper()} (training evaluation)" if steps else "training evaluation"
     n = _num(row.get("config.eval.n_examples"))
     return RobustAccuracy(_num(row.get("final.robust_acc")), _num(row.get("final.clean_acc")), attack, "last epoch",
-                          _num(row.get("config.eval.attack.eps")), str(row.get("config.eval.attack.norm") or ""),
+                          # the training evaluation attacks at the training threat model (`training.evaluation.
+                          # eval_settings`); eval.attack.eps only sets its step-size ratio
+                          _num(row.get("config.method.attack.eps")), str(row.get("config.method.attack.norm") or ""),
                           None if n is None else int(n), "final.robust_acc")
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from robustperf.cost import energy
 from robustperf.cost.energy import (
     CpuTimeMeter,
     EnergyMeterError,
@@ -20,6 +19,7 @@ from robustperf.cost.energy import (
     estimate_power,
     rapl_delta_uj,
 )
+from robustperf.cost.meters import auto, estimate, rapl
 
 MAX_RANGE = 262_143_328_850  # a real Intel package counter's max_energy_range_uj
 
@@ -114,24 +114,24 @@ def test_polling_thread_catches_two_wraps_between_reads(tree: dict[str, Path]) -
 
 
 def test_unreadable_counter_names_the_fix(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    real = energy._read_int
+    real = rapl._read_int
 
     def denied(path: Path) -> int:
         if path.name == "energy_uj":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(energy, "_read_int", denied)
+    monkeypatch.setattr(rapl, "_read_int", denied)
     with pytest.raises(EnergyMeterError, match="chmod o\\+r"):
         RaplMeter(RaplMeterConfig(str(tree["root"]), poll_interval_s=None)).start()
     # auto falls back to an estimate and says so
-    monkeypatch.setattr(energy, "_gpu_present", lambda: False)
+    monkeypatch.setattr(auto, "_gpu_present", lambda: False)
     meter = create_meter("auto", powercap_root=str(tree["root"]), watts=40.0)
     assert isinstance(meter, EstimateMeter)
 
 
 def test_auto_picks_rapl_without_gpu(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(energy, "_gpu_present", lambda: False)
+    monkeypatch.setattr(auto, "_gpu_present", lambda: False)
     meter = create_meter("auto", powercap_root=str(tree["root"]))
     assert isinstance(meter, RaplMeter)
     meter.start()
@@ -139,8 +139,8 @@ def test_auto_picks_rapl_without_gpu(tree: dict[str, Path], monkeypatch: pytest.
 
 
 def test_auto_without_counters_estimates_from_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(energy, "_gpu_present", lambda: False)
-    monkeypatch.setattr(energy, "_cores_in_use", lambda: 3)
+    monkeypatch.setattr(auto, "_gpu_present", lambda: False)
+    monkeypatch.setattr(estimate, "_cores_in_use", lambda: 3)
     clock = Clock()
     meter = create_meter("auto", powercap_root=str(tmp_path / "none"))
     # issue 27: per-core power x the process's CPU time, not cores x wall time (which tracks machine load)
@@ -188,11 +188,11 @@ def test_run_cost_records_estimated_vs_metered() -> None:
 
 
 def test_estimate_uses_the_gpu_datasheet_tdp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(energy, "_gpu_name", lambda index: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(estimate, "_gpu_name", lambda index: "NVIDIA H100 80GB HBM3")
     power = estimate_power(None, device_index=0)
     assert power.watts == 700.0 and "H100" in power.basis
-    monkeypatch.setattr(energy, "_gpu_name", lambda index: "Some Unknown GPU")
-    monkeypatch.setattr(energy, "_cores_in_use", lambda: 4)
+    monkeypatch.setattr(estimate, "_gpu_name", lambda index: "Some Unknown GPU")
+    monkeypatch.setattr(estimate, "_cores_in_use", lambda: 4)
     assert estimate_power(None, device_index=0).watts == pytest.approx(48.0)  # falls back to CPU cores
 
 
@@ -204,8 +204,8 @@ def test_cores_in_use_follow_torch_threads() -> None:
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert energy._cores_in_use() == 1
+        assert estimate._cores_in_use() == 1
         torch.set_num_threads(64)
-        assert energy._cores_in_use() == len(os.sched_getaffinity(0))  # capped by the CPUs we may run on
+        assert estimate._cores_in_use() == len(os.sched_getaffinity(0))  # capped by the CPUs we may run on
     finally:
         torch.set_num_threads(before)

@@ -6,7 +6,9 @@ Modules:
     constants    sourced constants (PUE, grid intensities, prices, GPU specs, equivalents); pure Python.
     conversions  joules/FLOPs/time -> kWh, CO2, USD, GPU-hours; pure Python.
     analytic     forward-pass equivalents per method, f_arch, C = k f N D; pure Python.
-    energy       energy meters (nvml, sampling, rapl, estimate, fake, none, auto); torch only for DDP sums.
+    meters/      energy meters, one a file (nvml, sampling, rapl, estimate, fake, none, auto), their registry
+                 and create_meter; torch only for DDP sums.
+    energy       the public import of the meters (re-exports meters/).
     flops        dispatch-mode FLOP counter, meta-device copies (torch).
     accounting   counted training FLOPs per sample, eval FLOPs, the run record's cost block.
     inference    latency/throughput/memory/energy per batch size and precision, int8 with convs (torch).

@@ -15,7 +15,9 @@ from robustperf.training.overhead import (
     OverheadConfigError,
     classify_op,
     measure_overhead,
+    method_stepper,
     plot_overhead,
+    profile_layers,
     trimmed_mean,
 )
 
@@ -90,6 +92,33 @@ def test_overhead_of_pgd_at_and_trades_on_a_tiny_cnn(tmp_path: Path) -> None:
     json.dumps(result.to_dict())  # JSON-ready
     fig = plot_overhead(result)
     assert len(fig.axes) == 2 and fig.axes[1].patches  # the stacked layer bars are drawn
+
+
+def test_the_profiled_step_is_the_training_loops_step() -> None:
+    """k profiled steps (phase hook, torch.profiler) leave the weights, EMA and lr k loop steps leave."""
+    import copy
+
+    from robustperf.training import step
+    from robustperf.training.distributed import DistInfo
+    from robustperf.training.setup import build_parts
+
+    cfg = RunConfig().with_overrides({**CFG, "method.name": "pgd_at", "optim.ema_decay": 0.9,
+                                      "optim.grad_clip": 1.0, "optim.lr": 0.05})
+    parts = build_parts(cfg, DistInfo(), torch.device("cpu"))  # the loop's parts, before any step
+    base = copy.deepcopy(parts.raw)
+    batches = list(parts.loader)
+    profiled = method_stepper(cfg, "pgd_at", base, copy.deepcopy(base.state_dict()), torch.device("cpu"))
+    layers = profile_layers(profiled, batches, 2, "pgd_at", lr=cfg.optim.lr)  # 1 warm-up + 2 profiled steps
+    assert layers.steps == 2 and layers.by_phase["attack"] > 0
+    assert set(layers.by_phase) == set(step.PHASES)  # the report's phases are the step's
+    for i in range(3):
+        parts.stepper(*batches[i % len(batches)], cfg.optim.lr)
+    assert profiled.ema is not None and parts.ema is not None and profiled.ema.n_updates == parts.ema.n_updates == 3
+    for a, b in zip(profiled.raw.state_dict().values(), parts.raw.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(profiled.ema.module.state_dict().values(), parts.ema.module.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert profiled.optimizer.param_groups[0]["lr"] == 0.05
 
 
 def test_cli_cost_breakdown_prints_and_plots(tmp_path: Path) -> None:

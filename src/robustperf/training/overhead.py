@@ -15,12 +15,15 @@ Two measurements on the same model (same initial weights), the same data and the
 2. **Time by layer type** from ``torch.profiler``: a few steps per method, each profiled op's *self*
    time (CPU time, or device time on CUDA) assigned to a layer type by its op name - convolution,
    batch norm, activation, linear, attention (SDPA / batched matmuls), loss (softmax, CE, KL), optimizer
-   step (every op inside ``optimizer.step``) or other (the attack's sign/clamp/projection, copies) - and
-   to a phase: the attack's input-gradient passes (inside the method's ``perturb``), the
-   weight update's forward + backward, and the optimizer step.
+   step (every op of the optimizer phase) or other (the attack's sign/clamp/projection, copies) - and
+   to a phase: the attack's input-gradient passes (the method's step until it reports its inner
+   maximisation done, ``on_attack_done``), the weight update's forward + backward, and the optimizer step
+   (with the EMA update when the config averages weights).
 
-The steps are the training methods' own (`robustperf.training.methods.create_method`): ``step`` ->
-``backward`` -> ``after_backward`` -> ``optimizer.step``, as the training loop runs them.
+The step is the training loop's own (`robustperf.training.step.StepRunner`, built by
+`robustperf.training.setup.build_stepper` as `train` builds it): ``method.step`` -> ``backward`` ->
+``after_backward`` -> clipping -> learning rate -> ``optimizer.step`` -> EMA; the profiler only passes it
+a phase hook that opens a named ``torch.profiler`` range around each phase.
 """
 
 from __future__ import annotations
@@ -30,8 +33,6 @@ import logging
 import math
 import re
 import statistics
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,12 @@ if TYPE_CHECKING:
     from torch import nn
 
     from robustperf.config import RunConfig
+    from robustperf.training.step import StepRunner
 
 log = logging.getLogger(__name__)
 
 LAYER_TYPES = ("conv", "batch_norm", "activation", "linear", "attention", "loss", "optimizer", "other")
-PHASES = ("attack", "update", "optimizer")
+PHASES = ("attack", "update", "optimizer")  # the StepRunner's phases (`training.step.PHASES`), in report order
 # Op-name patterns (aten ops, autograd nodes), checked in this order; the first match wins.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("optimizer", re.compile(r"^Optimizer\.")),  # Optimizer.zero_grad#SGD.zero_grad (step runs in its own phase)
@@ -142,7 +144,7 @@ class LayerBreakdown:
         clock: "cpu self time" or "device self time".
         by_type: layer type -> ms per step (the `LAYER_TYPES`).
         by_phase: phase -> ms per step: "attack" (input-gradient passes), "update" (the weight update's
-            forward + backward), "optimizer" (the optimizer step).
+            forward + backward), "optimizer" (the optimizer step, and the EMA update when weights are averaged).
         by_phase_type: "phase/type" -> ms per step.
         wall_ms: median wall time of a profiled step (the profiler's own overhead included).
         untracked_ms: median of the step's wall time outside every op: Python, the dispatcher, the
@@ -197,79 +199,26 @@ def classify_op(name: str) -> str:
 # ---------------------------------------------------------------------------- one method's training step
 
 
-class _Trainer:
-    """A model, optimiser and method built from the run config, stepping the way the training loop does."""
+def method_stepper(cfg: RunConfig, method_name: str, base: nn.Module, init_state: dict[str, Any],
+                   device: torch.device) -> StepRunner:
+    """The training loop's own step (`setup.build_stepper`) for ``method_name``, on a copy of ``base``.
 
-    def __init__(self, cfg: RunConfig, method_name: str, init_state: dict[str, Any], base: nn.Module,
-                 device: torch.device) -> None:
-        import torch
+    Every method starts from the same weights (``init_state``) and its own optimiser, EMA and
+    attack generator, built exactly as `train` builds them.
+    """
+    from robustperf.training.setup import build_stepper
 
-        from robustperf.training.methods import create_method
-        from robustperf.training.optim import build_optimizer
-
-        self.model = copy.deepcopy(base).to(device)
-        self.model.load_state_dict(init_state)
-        self.model.train()
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        method_cfg = cfg.with_overrides({"method.name": method_name}).method
-        generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17)
-        self.method = create_method(method_cfg, generator=generator)
-        self.precision = cfg.runtime.precision
-        self.device = device
-        self.grad_clip = cfg.optim.grad_clip
-
-    @contextmanager
-    def _marked_perturb(self, mark: Callable[[str], Any]) -> Iterator[None]:
-        """Run the method's ``perturb`` (the attack) inside a named profiler range."""
-        inner: Any = getattr(self.method, "inner", self.method)
-        perturb = getattr(inner, "perturb", None)
-        if perturb is None:
-            yield
-            return
-
-        def marked(*args: Any, **kwargs: Any) -> Any:
-            with mark(f"{_MARK}attack"):
-                return perturb(*args, **kwargs)
-
-        inner.perturb = marked
-        try:
-            yield
-        finally:
-            del inner.perturb  # back to the class's method
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, mark: Callable[[str], Any] | None = None) -> None:
-        from torch import nn
-
-        from robustperf.training.step import autocast
-
-        mark = mark or _no_mark
-        with self._marked_perturb(mark) if mark is not _no_mark else _null():
-            with mark(f"{_MARK}update"):
-                with autocast(self.device, self.precision):
-                    out = self.method.step(self.model, x, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                self.method.after_backward(self.model)
-                if self.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            with mark(f"{_MARK}optimizer"):
-                self.optimizer.step()
+    raw = copy.deepcopy(base).to(device)
+    raw.load_state_dict(init_state)
+    raw.train()
+    return build_stepper(cfg.with_overrides({"method.name": method_name}), raw, device)
 
 
-@contextmanager
-def _null() -> Iterator[None]:
-    yield
+def _marked(name: str) -> Any:
+    """A named profiler range around one phase of the step (`step.PHASES`)."""
+    from torch.profiler import record_function
 
-
-def _no_mark(name: str) -> Any:
-    return _null()
-
-
-def _sync(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return record_function(f"{_MARK}{name}")
 
 
 # ---------------------------------------------------------------------------- the measurement
@@ -288,13 +237,17 @@ def measure_overhead(cfg: RunConfig, config: OverheadConfig | None = None) -> Ov
     from robustperf.cost.conversions import joules_to_kwh, kwh_to_co2_kg, resolve_constants
     from robustperf.cost.energy import create_meter, energy_method
     from robustperf.data import build_data, make_train_loader
+    from robustperf.device import DeviceError, resolve_device, synchronize
     from robustperf.models import count_parameters, create_model
     from robustperf.training.methods import METHODS
 
     config = config or OverheadConfig()
     for name in config.all_methods:
         METHODS.get(name)  # unknown names fail here, with close matches, before any work
-    device = _device(cfg.runtime.device)
+    try:
+        device = resolve_device(cfg.runtime.device)
+    except DeviceError as exc:
+        raise OverheadConfigError(str(exc)) from None
     torch.manual_seed(cfg.runtime.seed)
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
     base = create_model(cfg.model.name, num_classes=bundle.num_classes, input_shape=tuple(bundle.input_shape),
@@ -304,24 +257,27 @@ def measure_overhead(cfg: RunConfig, config: OverheadConfig | None = None) -> Ov
     batches = _batches(loader, config.max_steps)
     if not batches:
         raise OverheadConfigError("the training loader yields no batch: lower data.batch_size or raise data.n_train")
-    trainers = {m: _Trainer(cfg, m, init_state, base, device) for m in config.all_methods}
-    for trainer in trainers.values():  # one untimed step each: allocator and kernel warm-up
-        trainer.step(*batches[0])
-    _sync(device)
+    # the loop's own step for each method; a constant learning rate (the schedule's peak): a step's cost
+    # does not depend on it
+    steppers = {m: method_stepper(cfg, m, base, init_state, device) for m in config.all_methods}
+    lr = cfg.optim.lr
+    for stepper in steppers.values():  # one untimed step each: allocator and kernel warm-up
+        stepper(*batches[0], lr)
+    synchronize(device)
 
     consts = resolve_constants(cfg.cost)
     meter = create_meter(config.meter, device_index=device.index if device.type == "cuda" else None,
                          watts=config.watts)
-    seconds: dict[str, list[float]] = {m: [] for m in trainers}
-    joules: dict[str, list[float | None]] = {m: [] for m in trainers}
+    seconds: dict[str, list[float]] = {m: [] for m in steppers}
+    joules: dict[str, list[float | None]] = {m: [] for m in steppers}
     source = "none"
     for r in range(config.repeats):
-        for name, trainer in trainers.items():
-            _sync(device)
+        for name, stepper in steppers.items():
+            synchronize(device)
             meter.start()
             for x, y in batches:
-                trainer.step(x, y)
-            _sync(device)
+                stepper(x, y, lr)
+            synchronize(device)
             reading = meter.stop()  # its window is the epoch: time and energy of the same interval
             source, elapsed = reading.source, reading.seconds
             seconds[name].append(elapsed)
@@ -335,22 +291,22 @@ def measure_overhead(cfg: RunConfig, config: OverheadConfig | None = None) -> Ov
 
     images = sum(int(x.shape[0]) for x, _ in batches)
     raw: dict[str, dict[str, float | None]] = {}
-    for name in trainers:
+    for name in steppers:
         t = trimmed_mean(seconds[name])
         js = joules[name]
         j = trimmed_mean([float(v) for v in js if v is not None]) if all(v is not None for v in js) else None
         raw[name] = {"seconds": t, "joules": j, "watts": None if j is None else j / t, "co2_kg": co2(j)}
     flops = {name: _flops_per_image(cfg, name, base, tuple(bundle.input_shape), bundle.num_classes)
-             for name in trainers}
+             for name in steppers}
     epochs = []
-    for name in trainers:
+    for name in steppers:
         ratios = {k: _ratio(raw[name][k], raw["standard"][k]) for k in ("seconds", "joules", "watts", "co2_kg")}
         ratios["flops"] = _ratio(flops[name], flops["standard"])
         fig = raw[name]
         epochs.append(EpochCost(name, len(batches), images, float(fig["seconds"] or 0.0), fig["joules"], fig["watts"],
                                 fig["co2_kg"], tuple(seconds[name]), tuple(joules[name]), ratios, flops[name]))
-    layers = tuple(profile_layers(trainers[m], batches, config.profile_steps, m)
-                   for m in trainers) if config.profile_steps else ()
+    layers = tuple(profile_layers(steppers[m], batches, config.profile_steps, m, lr=lr)
+                   for m in steppers) if config.profile_steps else ()
     method_kind = energy_method(source)
     notes = [f"epoch = {len(batches)} batches of {cfg.data.batch_size} ({images} images, prepared once: data "
              f"loading not timed); {config.repeats} repeats per method, interleaved; fastest and slowest dropped, "
@@ -389,17 +345,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OverheadConfigError(f"runtime.device={name!r} but CUDA is not available; use runtime.device=cpu")
-    return device
-
-
 def _batches(loader: Any, max_steps: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of one epoch (materialised once, so every method sees exactly the same ones)."""
     out = []
@@ -410,8 +355,8 @@ def _batches(loader: Any, max_steps: int | None) -> list[tuple[torch.Tensor, tor
     return out
 
 
-def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int,
-                   name: str) -> LayerBreakdown:
+def profile_layers(stepper: StepRunner, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int,
+                   name: str, *, lr: float) -> LayerBreakdown:
     """Profile ``steps`` training steps and split their self time by layer type and phase.
 
     Each figure is the median over the profiled steps of that category's time in a step, so one step that
@@ -419,15 +364,17 @@ def profile_layers(trainer: _Trainer, batches: list[tuple[torch.Tensor, torch.Te
     """
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-    cuda = trainer.device.type == "cuda"
+    from robustperf.device import synchronize
+
+    cuda = stepper.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     # One warm-up step under the profiler (its first step carries the profiler's own start-up), then `steps`.
     with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1)) as prof:
         for i in range(steps + 1):
             x, y = batches[i % len(batches)]
             with record_function(f"{_MARK}step"):
-                trainer.step(x, y, mark=record_function)
-                _sync(trainer.device)
+                stepper(x, y, lr, phase=_marked)
+                synchronize(stepper.device)
             prof.step()
     events = list(prof.events())
     marks = [(ev.name[len(_MARK):], ev.time_range.start, ev.time_range.end)

@@ -108,33 +108,48 @@ def build_parts(cfg: RunConfig, info: DistInfo, device: torch.device) -> TrainPa
         std=None if bundle.std is None else tuple(bundle.std),
     )
     raw = spec.build().to(device)
-    if cfg.runtime.channels_last:
-        raw = raw.to(memory_format=torch.channels_last)
     loader = make_train_loader(bundle, cfg.data, seed=cfg.runtime.seed, device=device,
                                rank=info.rank, world_size=info.world_size)
     steps_per_epoch = len(loader)
     if steps_per_epoch < 1:
         raise TrainingError("the training loader yields no batch: lower data.batch_size or raise data.n_train")
-    generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17 + info.rank)
-    method = create_method(cfg.method, generator=generator)  # draws nothing from the global RNG
-    method.check_model(raw)  # e.g. the ensemble method needs an ensemble model: fail before any work
+    stepper = build_stepper(cfg, raw, device, info)  # method, optimiser, EMA, wrapped model: no global RNG draws
+    method = stepper.method
     total_steps = _total_steps(cfg, steps_per_epoch, info.world_size, method.replays)
-    optimizer = build_optimizer(raw, cfg.optim)
     warmup = round(cfg.optim.warmup_epochs * steps_per_epoch / method.replays)
     schedule = LRSchedule(cfg.optim.schedule, total_steps, warmup, tuple(cfg.optim.milestones))
-    ema = EMA(raw, cfg.optim.ema_decay, cfg.optim.ema_warmup_steps) if cfg.optim.ema_decay else None
     # the same held-out subset for every run (seed 0), so runs with different seeds compare directly
     x_eval, y_eval = eval_tensors(bundle.test, cfg.eval.n_examples, seed=0)
-    model = _wrap(raw, cfg, info, device)
-    stepper = StepRunner(method, model, raw, optimizer, ema=ema, precision=cfg.runtime.precision,
-                         channels_last=cfg.runtime.channels_last, grad_clip=cfg.optim.grad_clip)
     return TrainParts(
-        bundle=bundle, raw=raw, model=model, model_spec=spec, n_params=count_parameters(raw), loader=loader,
+        bundle=bundle, raw=raw, model=stepper.model, model_spec=spec, n_params=count_parameters(raw), loader=loader,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        n_epochs=math.ceil(total_steps / steps_per_epoch), optimizer=optimizer, schedule=schedule, ema=ema,
-        method=method, x_eval=x_eval.to(device), y_eval=y_eval.to(device), eval_settings=eval_settings(cfg),
-        stepper=stepper,
+        n_epochs=math.ceil(total_steps / steps_per_epoch), optimizer=stepper.optimizer, schedule=schedule,
+        ema=stepper.ema, method=method, x_eval=x_eval.to(device), y_eval=y_eval.to(device),
+        eval_settings=eval_settings(cfg), stepper=stepper,
     )
+
+
+def build_stepper(cfg: RunConfig, raw: nn.Module, device: torch.device, info: DistInfo | None = None) -> StepRunner:
+    """The step a run takes around its model ``raw``: method, optimiser, EMA, the compiled/DDP-wrapped model.
+
+    Shared by `build_parts` and the overhead profiler (`robustperf.training.overhead`), so the profiled step
+    is the trained one. Puts ``raw`` in channels_last when configured (in place); draws nothing from the
+    global RNG (the method's random starts have their own generator, seeded by the run's seed and the rank).
+
+    Raises:
+        MethodConfigError: the method cannot train ``raw`` (e.g. the ensemble method without an ensemble).
+    """
+    info = info or DistInfo()
+    if cfg.runtime.channels_last:
+        raw = raw.to(memory_format=torch.channels_last)
+    generator = torch.Generator(device=device).manual_seed(cfg.runtime.seed * 1000 + 17 + info.rank)
+    method = create_method(cfg.method, generator=generator)
+    method.check_model(raw)  # e.g. the ensemble method needs an ensemble model: fail before any work
+    optimizer = build_optimizer(raw, cfg.optim)
+    ema = EMA(raw, cfg.optim.ema_decay, cfg.optim.ema_warmup_steps) if cfg.optim.ema_decay else None
+    model = _wrap(raw, cfg, info, device)
+    return StepRunner(method, model, raw, optimizer, ema=ema, precision=cfg.runtime.precision,
+                      channels_last=cfg.runtime.channels_last, grad_clip=cfg.optim.grad_clip)
 
 
 def _total_steps(cfg: RunConfig, steps_per_epoch: int, world_size: int, replays: int = 1) -> int:
@@ -160,4 +175,4 @@ def _wrap(model: nn.Module, cfg: RunConfig, info: DistInfo, device: torch.device
     return nn.parallel.DistributedDataParallel(fast, device_ids=ids)
 
 
-__all__ = ["TrainParts", "TrainingError", "build_parts", "configure_backends", "seed_everything"]
+__all__ = ["TrainParts", "TrainingError", "build_parts", "build_stepper", "configure_backends", "seed_everything"]

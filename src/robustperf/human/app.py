@@ -28,27 +28,24 @@ Security model (nothing a labeller or visitor can reach reveals a label or a pre
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from robustperf.human.db import SESSION_DAYS, AnswerError, Labeller, StudyDB
-from robustperf.human.study import IMAGE_ID, VERSIONS, Study, StudyError
+from robustperf.human.db import StudyDB
+from robustperf.human.routes import admin
+from robustperf.human.routes.context import LABELLER_COOKIE, QUIZ_COOKIE, TEMPLATES, AppContext
+from robustperf.human.routes.images import Images
+from robustperf.human.routes.labelling import Labelling
+from robustperf.human.routes.quiz import Quiz
+from robustperf.human.study import Study, StudyError
 
 log = logging.getLogger(__name__)
 
-LABELLER_COOKIE = "rp_labeller"
-QUIZ_COOKIE = "rp_quiz"
-TEMPLATES = Path(__file__).with_name("templates")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
                                  b"script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -123,7 +120,8 @@ def _image_size(study: Study) -> tuple[int, int]:
 
 def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int = 20,
               public_origin: str = "http://127.0.0.1:8000", max_body_bytes: int = 16 * 1024) -> ASGIApp:
-    """The ASGI app for one study.
+    """The ASGI app for one study: the route modules of `robustperf.human.routes`, each handed the shared
+    `AppContext`, behind the guard.
 
     Args:
         study: the study directory's manifest.
@@ -136,211 +134,30 @@ def build_app(study: Study, db: StudyDB, *, quiz: bool = False, quiz_size: int =
     if quiz and not study.quiz:
         raise StudyError(f"{study.root} has no quiz pool, and the quiz must never show study images; recreate the "
                          "study with `robustperf human create ... --quiz-pool 20` or serve without --quiz")
+    ctx = app_context(study, db, public_origin=public_origin, quiz_size=quiz_size)
+    routes = [*Labelling(ctx, quiz=quiz).routes(), *admin.routes(), *Images(ctx).routes()]
+    if quiz:
+        routes += Quiz(ctx).routes()
+    return _Guard(Starlette(routes=routes), max_body_bytes)
+
+
+def app_context(study: Study, db: StudyDB, *, public_origin: str = "http://127.0.0.1:8000",
+                quiz_size: int = 20) -> AppContext:
+    """What the routes share: the study and its database, the templates, the public origin, the image size.
+
+    Raises:
+        ValueError: `public_origin` is not scheme://host[:port].
+        StudyError: none of the study's image files exists.
+    """
     origin = _origin(public_origin)
-    missing = set(study.missing_images())
+    missing = frozenset(study.missing_images())
     if missing:
         log.warning("%d image files are missing and will answer 404: %s", len(missing), ", ".join(sorted(missing)))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     width, height = _image_size(study)
-    shown = {"width": width * study.display_scale, "height": height * study.display_scale}
-    not_yours = "this image is not one of yours"
-
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(study=study, **shown, **context)
-        return HTMLResponse(html, status_code=status)
-
-    def refuse(request: Request, message: str, status: int) -> Response:
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"error": message}, status_code=status)
-        return page("message.html", status=status, title="error", message=message, css="error", link=None)
-
-    def signed_in(request: Request) -> Labeller | Response:
-        sid = request.cookies.get(LABELLER_COOKIE)
-        if not sid:
-            return refuse(request, "not signed in: open the personal link the study organiser sent you", 401)
-        labeller = db.labeller_by_session(sid)
-        if labeller is None:
-            return refuse(request, "this session is not valid (expired or revoked); open your link again or ask "
-                          "the study organiser", 403)
-        return labeller
-
-    def cross_site(request: Request) -> bool:
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            return True
-        given = request.headers.get("origin")
-        return given is not None and given.strip().rstrip("/").lower() != origin  # "null" included
-
-    def image_file(path: Any, name: str) -> Response:
-        if path is None or name in missing or not path.is_file():
-            log.warning("image file %s is missing", name)
-            return PlainTextResponse("this image file is missing; tell the study organiser", status_code=404)
-        return FileResponse(path, media_type="image/png")
-
-    def sign_in(request: Request) -> Response:
-        labeller = db.labeller_by_token(request.path_params["token"])
-        if labeller is None:
-            return refuse(request, "this link is not valid (revoked or mistyped); ask the study organiser", 403)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(LABELLER_COOKIE, db.new_session(labeller), httponly=True, samesite="lax",
-                            max_age=SESSION_DAYS * 24 * 3600,
-                            secure=request.url.scheme == "https")  # behind TLS the cookie never travels in clear
-        return response
-
-    def home(request: Request) -> Response:
-        if quiz and not request.cookies.get(LABELLER_COOKIE):
-            return RedirectResponse("/quiz", status_code=303)
-        who = signed_in(request)
-        if isinstance(who, Response):
-            return who
-        done_pairs = db.answered(who)
-        rows = []
-        for b in range(study.n_batches):
-            if who.has_batch(b):
-                ids = set(db.batch_ids(b))
-                rows.append({"number": b, "size": len(ids), "done": sum(1 for i, _ in done_pairs if i in ids)})
-        return page("home.html", title="your batches", labeller=who, batches=rows)
-
-    def batch_page(request: Request) -> Response:
-        who = signed_in(request)
-        if isinstance(who, Response):
-            return who
-        batch = int(request.path_params["batch"])
-        if not (0 <= batch < study.n_batches and who.has_batch(batch)):
-            return refuse(request, f"batch {batch} is not one of your batches", 403)
-        nxt = db.next_item(who, batch)
-        size = len(db.batch_ids(batch))
-        if nxt is None:
-            return page("batch.html", title=f"batch {batch}", batch=batch, item=None)
-        pos, image_id, version = nxt
-        if version == "clean":
-            db.mark_clean_served(who, batch)  # the page shows the clean image: adversarial answers are final
-        return page("batch.html", title=f"batch {batch}", batch=batch, item=nxt, image_id=image_id, version=version,
-                    position=pos % size + 1, size=size, action="/answer", image_url=f"/image/{version}/{image_id}",
-                    csrf_token=db.csrf_token(f"labeller:{who.id}"))
-
-    async def answer(request: Request) -> Response:
-        who = await run_in_threadpool(signed_in, request)  # before the body is parsed
-        if isinstance(who, Response):
-            return who
-        if cross_site(request):
-            return refuse(request, "cross-site request refused; answer from the study's own page", 403)
-        form = await request.form()
-        if not db.check_csrf(f"labeller:{who.id}", form.get("csrf_token")):
-            return refuse(request, "form token missing or wrong (cross-site request?); reload the page", 403)
-        image_id, version = str(form.get("image_id", "")), str(form.get("version", ""))
-        try:
-            stored = await run_in_threadpool(db.submit, who, image_id, version, form.get("label"),
-                                             form.get("confidence"))
-        except AnswerError as exc:
-            return refuse(request, str(exc), exc.status)
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"status": stored.status, "label": stored.label, "confidence": stored.confidence})
-        image = study.image(image_id)
-        assert image is not None
-        return RedirectResponse(f"/batch/{image.batch}", status_code=303)
-
-    def image(request: Request) -> Response:
-        who = signed_in(request)  # 401 / 403 before any lookup
-        if isinstance(who, Response):
-            return who
-        image_id, version = request.path_params["image_id"], request.path_params["version"]
-        item = study.image(image_id) if version in VERSIONS and IMAGE_ID.fullmatch(image_id) else None
-        if item is None or not who.has_batch(item.batch):
-            return PlainTextResponse(not_yours, status_code=403)
-        if version == "clean":
-            if not db.may_see_clean(who, item.batch):
-                return PlainTextResponse("clean images come after the batch's adversarial images", status_code=403)
-            db.mark_clean_served(who, item.batch)
-        return image_file(study.image_path(image_id, version), f"{version}/{image_id}")
-
-    def static_js(request: Request) -> Response:
-        return FileResponse(TEMPLATES / "app.js", media_type="text/javascript")
-
-    def quiz_page(request: Request) -> Response:
-        sid = request.cookies.get(QUIZ_COOKIE)
-        sample = db.quiz_sample(sid, quiz_size)
-        if sid is None or sample is None:  # a signed cookie, no database row
-            response = RedirectResponse("/quiz", status_code=303)
-            response.set_cookie(QUIZ_COOKIE, db.new_quiz_session(), httponly=True, samesite="lax",
-                                max_age=30 * 24 * 3600, secure=request.url.scheme == "https")
-            return response
-        done = db.quiz_answered(sid)
-        todo = [i for i in sample if i not in done]
-        if not todo:
-            truth = {im.id: im.label for im in study.quiz}
-            n_right = sum(1 for i, (label, _) in done.items() if truth.get(i) == label)
-            return page("message.html", title="quiz", css="progress", link=None,
-                        message=f"You classified {n_right} of {len(done)} attacked images correctly. Thank you!")
-        return page("batch.html", title="quiz", batch="quiz", item=todo[0], image_id=todo[0], version="adv",
-                    position=len(done) + 1, size=len(sample), action="/quiz/answer",
-                    image_url=f"/quiz/image/adv/{todo[0]}", csrf_token=db.csrf_token(f"quiz:{sid}"))
-
-    def quiz_visitor(request: Request) -> tuple[str, list[str]] | Response:
-        sid = request.cookies.get(QUIZ_COOKIE)
-        sample = db.quiz_sample(sid, quiz_size)
-        if sid is None or sample is None:
-            return refuse(request, "no quiz session; open /quiz to start one", 403)
-        return sid, sample
-
-    def quiz_image(request: Request) -> Response:
-        visitor = quiz_visitor(request)
-        if isinstance(visitor, Response):
-            return visitor
-        sid, sample = visitor
-        image_id, version = request.path_params["image_id"], request.path_params["version"]
-        if version not in VERSIONS or image_id not in sample:
-            return PlainTextResponse("this image is not in your quiz", status_code=403)
-        if version == "clean" and image_id not in db.quiz_answered(sid):
-            return PlainTextResponse("the original is shown after you answer", status_code=403)
-        return image_file(study.quiz_image_path(image_id, version), f"quiz/{version}/{image_id}")
-
-    async def quiz_answer(request: Request) -> Response:
-        visitor = quiz_visitor(request)  # before the body is parsed
-        if isinstance(visitor, Response):
-            return visitor
-        sid, _ = visitor
-        if cross_site(request):
-            return refuse(request, "cross-site request refused; answer from the quiz page", 403)
-        form = await request.form()
-        if not db.check_csrf(f"quiz:{sid}", form.get("csrf_token")):
-            return refuse(request, "form token missing or wrong (cross-site request?); reload the page", 403)
-        image_id = str(form.get("image_id", ""))
-        try:
-            await run_in_threadpool(db.record_quiz_answer, sid, quiz_size, image_id, form.get("label"),
-                                    form.get("confidence"))
-        except AnswerError as exc:
-            return refuse(request, str(exc), exc.status)
-        return RedirectResponse(f"/quiz/feedback/{image_id}", status_code=303)
-
-    def quiz_feedback(request: Request) -> Response:
-        visitor = quiz_visitor(request)
-        if isinstance(visitor, Response):
-            return visitor
-        sid, sample = visitor
-        image_id = request.path_params["image_id"]
-        done = db.quiz_answered(sid)
-        item = study.quiz_image(image_id)
-        if item is None or image_id not in sample or image_id not in done:
-            return refuse(request, "answer this image first", 403)
-        label, confidence = done[image_id]
-        return page("quiz_feedback.html", title="quiz", image_id=image_id, given=study.classes[label],
-                    confidence=confidence, truth=study.classes[item.label], model=study.classes[item.model_pred],
-                    position=len(done), size=len(sample))
-
-    def health(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    routes = [
-        Route("/", home), Route("/healthz", health), Route("/l/{token}", sign_in),
-        Route("/batch/{batch:int}", batch_page), Route("/answer", answer, methods=["POST"]),
-        Route("/image/{version}/{image_id}", image), Route("/static/app.js", static_js),
-    ]  # fmt: skip
-    if quiz:
-        routes += [Route("/quiz", quiz_page), Route("/quiz/answer", quiz_answer, methods=["POST"]),
-                   Route("/quiz/feedback/{image_id}", quiz_feedback),
-                   Route("/quiz/image/{version}/{image_id}", quiz_image)]  # fmt: skip
-    return _Guard(Starlette(routes=routes), max_body_bytes)
+    return AppContext(study=study, db=db, origin=origin,
+                      env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True),
+                      shown={"width": width * study.display_scale, "height": height * study.display_scale},
+                      missing=missing, quiz_size=quiz_size)
 
 
 def is_loopback(host: str) -> bool:
@@ -364,4 +181,4 @@ def serve(study: Study, db: StudyDB, *, host: str = "127.0.0.1", port: int = 800
                 log_level="warning", access_log=False)
 
 
-__all__ = ["LABELLER_COOKIE", "QUIZ_COOKIE", "build_app", "is_loopback", "serve"]
+__all__ = ["LABELLER_COOKIE", "QUIZ_COOKIE", "TEMPLATES", "app_context", "build_app", "is_loopback", "serve"]

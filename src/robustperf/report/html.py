@@ -1,16 +1,26 @@
-"""`build_report`: a self-contained report.html (figures inline as SVG, no network) plus figures/*.png|svg."""
+"""`build_report`: a self-contained report.html (figures inline as SVG, no network) plus figures/*.png|svg.
+
+The page is rendered from the Jinja2 templates in ``report/templates/`` (``report.html`` and its parts,
+``report.css``), autoescaped: a string this module hands them (a title, a path, a caption) is escaped
+there; the HTML fragments other modules build (the tables, the summary, the tuning and human-study
+sections) and the figures' SVG arrive as `Markup`, escaped where they were built.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
+import functools
 import io
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from robustperf.report import plots, tables
 from robustperf.report.analysis import Analysis, analyze
@@ -24,23 +34,30 @@ from robustperf.sweep.study import FitSpec, StudyConfig
 
 log = logging.getLogger(__name__)
 
-CSS = """
-body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222}
-h1{font-size:1.6em;margin-bottom:0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}
-.meta{color:#666;font-size:.9em} .figure{margin:12px 0;padding:8px;border:1px solid #eee;background:#fff}
-.figure svg{max-width:100%;height:auto} .figure figcaption{font-size:.85em;color:#555}
-table.data{border-collapse:collapse;font-size:.8em;margin:8px 0;width:100%}
-table.data th,table.data td{border:1px solid #ddd;padding:3px 6px;text-align:right}
-table.data th{background:#f4f4f4} table.data td:first-child{text-align:left;font-family:monospace}
-tr.failed td{background:#fde8e8} .ci{color:#777;font-size:.9em} .flag{color:#a40000} .note{color:#666}
-.ok{color:#176a17} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
-.figure.wide{grid-column:1/-1}
-"""
-
-
+TEMPLATES = Path(__file__).with_name("templates")  # package data (pyproject: robustperf/**/*.html, *.css)
+CSS = (TEMPLATES / "report.css").read_text()  # the page's style sheet, inlined by report.html
 WIDE_FIGURES = ("pareto", "cost_breakdown", "tradeoff_front")
-CSS += ".summary{background:#f6f8fa;border-left:4px solid #1f77b4;padding:8px 14px;font-size:1.02em}\n"
-CSS += "tr.large td{background:#fff4e0} .omitted{color:#666;font-size:.9em}\n"
+
+
+@dataclass(frozen=True)
+class FigureSection:
+    """One drawn figure of the page: its name (``fig-<name>``), caption and inline SVG."""
+
+    name: str
+    caption: str
+    svg: Markup
+
+    @property
+    def wide(self) -> bool:
+        """Spans the whole grid row."""
+        return self.name in WIDE_FIGURES
+
+
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The report's templates, autoescaped; an undefined name is an error, never an empty string."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
 def _svg(fig: Any) -> str:
@@ -135,14 +152,14 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
         rows = [r for r in rows if r["run_id"] in wanted]
     if not rows:
         raise FileNotFoundError(f"no runs in {runs_dir}" + (f" for study {study.name!r}" if study else ""))
-    tuning_html = ""
+    tuning = None
     if study is not None and study.tuning.grid:  # fit to the selected runs; show tuning cost beside them
         from robustperf.report.tuning import tuning_groups, tuning_table
 
         groups = tuning_groups(rows, list(study.tuning.grid), study.tuning.select_on)
         unselected = {r for g in groups for r in g.tuning_ids}
         rows = [r for r in rows if r["run_id"] not in unselected]
-        tuning_html = "<h2>Hyperparameter tuning cost</h2>" + tuning_table(groups, study.tuning.select_on)
+        tuning = Markup(tuning_table(groups, study.tuning.select_on))
     eval_key = study.evaluate.key if study is not None and study.evaluate.attacks else None
     fit_spec = study.fit if study is not None else FitSpec()
     if bootstrap is not None:
@@ -162,25 +179,21 @@ def build_report(source: str | Path | StudyConfig, out_dir: str | Path, *, study
     out = Path(out_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    sections, omitted = [], []
+    sections: list[FigureSection] = []
+    omitted: list[tuple[str, str]] = []
     for name, (caption, fig) in figures.items():
         reason = plots.empty_reason(fig)
         if reason is not None:  # an empty figure is left out with its reason, never drawn as a blank box
-            omitted.append(f"<li><b>{html.escape(name.replace('_', ' '))}</b>: {html.escape(reason)}</li>")
+            omitted.append((name.replace("_", " "), reason))
             continue
         svg = _svg(fig)
         write_bytes_atomic(fig_dir / f"{name}.svg", svg.encode())
         write_bytes_atomic(fig_dir / f"{name}.png", _png(fig))
         _readable(fig_dir / f"{name}.svg", fig_dir / f"{name}.png")
-        wide = " wide" if name in WIDE_FIGURES else ""
-        sections.append(f"<figure class='figure{wide}' id='fig-{name}'>{svg}<figcaption>{html.escape(caption)}"
-                        f"</figcaption></figure>")
-    page = _page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir, omitted,
-                 study.forecast if study is not None else None)
-    if tuning_html:
-        page = page.replace("<h2>Figures</h2>", tuning_html + "<h2>Figures</h2>", 1)
-    if scored:
-        page = page.replace("</body>", _human_sections(scored) + "</body>", 1)
+        sections.append(FigureSection(name, caption, Markup(svg)))  # matplotlib's own SVG
+    page = render_page(title or (study.name if study else runs_dir.name), analysis, sections, runs_dir,
+                       omitted=omitted, forecast_spec=study.forecast if study is not None else None,
+                       tuning=tuning, human=_human_sections(scored))
     target = out / "report.html"
     write_bytes_atomic(target, page.encode())
     write_json_atomic(out / "analysis.json", _analysis_json(analysis))
@@ -208,11 +221,13 @@ def _human_level(scored: Sequence[Any]) -> Any:
     return None
 
 
-def _human_sections(scored: Sequence[Any]) -> str:
-    """The human-alignment study sections (papers/001 Sec. 4)."""
+def _human_sections(scored: Sequence[Any]) -> list[Markup]:
+    """The human-alignment study sections (papers/001 Sec. 4), one per scored study (escaped where built)."""
+    if not scored:
+        return []
     from robustperf.human.report import study_section_from_score
 
-    return "<h2>Human-alignment study</h2>" + "".join(study_section_from_score(s, sc) for s, sc in scored)
+    return [Markup(study_section_from_score(s, sc)) for s, sc in scored]
 
 
 def _readable(*paths: Path) -> None:
@@ -236,39 +251,43 @@ def _overlays(paths: Sequence[str | Path]) -> Any:
     return pd.concat([tables.load_overlay(p) for p in paths], ignore_index=True)
 
 
-def _page(name: str, analysis: Analysis, figures: list[str], runs_dir: Path, omitted: list[str] | None = None,
-          forecast_spec: Any = None) -> str:
+def render_page(title: str, analysis: Analysis, figures: Sequence[FigureSection], runs_dir: Path, *,
+                omitted: Sequence[tuple[str, str]] = (), forecast_spec: Any = None, tuning: Markup | None = None,
+                human: Sequence[Markup] = ()) -> str:
+    """report.html's text from its templates.
+
+    Args:
+        title: the page's title (escaped).
+        analysis: the fits, forecasts, checks and runs the tables show.
+        figures: the drawn figures, in page order.
+        runs_dir: where the runs are (shown, escaped).
+        omitted: (figure name, why it was not drawn) for each empty figure.
+        forecast_spec: the study's forecast settings, for the summary.
+        tuning: the tuning-cost table (before the figures), when the study tunes.
+        human: the human-alignment study sections (at the end).
+    """
     frame = analysis.frame
-    n_fin = int((frame["status"] == "finished").sum())
-    n_fail = int((frame["status"] == "failed").sum())
-    n_corrupt = int((frame["status"] == "corrupt").sum())  # damaged records: `robustperf runs repair`
     total = {c: frame[c].sum(min_count=1) for c in ("flops", "seconds", "energy_kwh", "co2_kg", "usd") if c in frame}
     energy = total.get("energy_kwh")
     energy_text = ("energy not measured (cost.energy_meter=none)" if energy is None or energy != energy
-                   else f"{tables.fmt(float(energy))} kWh ({plots.energy_label(frame)})")
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    summary = (f"{len(frame)} runs ({n_fin} finished, {n_fail} failed, {n_corrupt} corrupt) in <code>{html.escape(str(runs_dir))}</code>; "
-               f"total {tables.fmt(float(total.get('flops', 0)))} training FLOPs, "
-               f"{tables.fmt(float(total.get('seconds', 0)))} s of training, {energy_text}. "
-               f"Robust accuracy from <code>{html.escape(analysis.robust_source)}</code>. Generated {now}.")
-    omitted_html = (f"<p class='omitted'>Not drawn (nothing to show):</p><ul class='omitted'>{''.join(omitted)}</ul>"
-                    if omitted else "")
-    favicon = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>robustperf report: {html.escape(name)}</title>
-<link rel="icon" href="data:image/svg+xml;base64,{favicon}"><style>{CSS}</style></head>
-<body><h1>robustperf report: {html.escape(name)}</h1>
-<h2 id="what-this-study-says">What this study says</h2><div class="summary">{plain_summary(analysis, forecast_spec)}</div>
-<p class="meta">{summary}</p>
-<h2>Fitted laws</h2>{tables.fits_table(analysis)}
-<h2>Forecasts</h2>{tables.forecast_table(analysis.forecasts)}
-<h2>Backtest in robust accuracy</h2>{backtest_table(analysis.backtest, analysis.notes)}
-<h2>Extrapolation check (each law in its own unit)</h2>{tables.extrapolation_table(analysis.extrapolation)}
-<h2>Figures</h2><div class="grid">{''.join(figures)}</div>{omitted_html}
-<h2>Sanity flags</h2>{tables.flags_list(analysis.flags, analysis.notes)}
-<h2>Leaderboard</h2>{tables.leaderboard_table(frame)}
-</body></html>
-"""
+                   else Markup("{} kWh ({})").format(_number(energy), plots.energy_label(frame)))
+    counts = {"total": len(frame), **{s: int((frame["status"] == s).sum()) for s in ("finished", "failed", "corrupt")}}
+    return templates().get_template("report.html").render(
+        title=title, favicon=base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode(),
+        summary=Markup(plain_summary(analysis, forecast_spec)), counts=counts, runs_dir=str(runs_dir),
+        totals={"flops": _number(total.get("flops", 0)), "seconds": _number(total.get("seconds", 0)),
+                "energy": energy_text},
+        robust_source=analysis.robust_source, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        fits=Markup(tables.fits_table(analysis)), forecasts=Markup(tables.forecast_table(analysis.forecasts)),
+        backtest=Markup(backtest_table(analysis.backtest, analysis.notes)),
+        extrapolation=Markup(tables.extrapolation_table(analysis.extrapolation)), tuning=tuning,
+        figures=figures, omitted=omitted, flags=Markup(tables.flags_list(analysis.flags, analysis.notes)),
+        leaderboard=Markup(tables.leaderboard_table(frame)), human=human)
+
+
+def _number(value: Any) -> Markup:
+    """A number as `tables.fmt` writes it (already escaped there)."""
+    return Markup(tables.fmt(float(value)))
 
 
 def _analysis_json(analysis: Analysis) -> dict[str, Any]:

@@ -18,6 +18,12 @@ config, waits, and turns a crashed worker into a ``failed`` entry instead of an 
 - ``ray``: one Ray task per run with its GPU share, or a placement group of one bundle per rank for a run
   of several processes (optional dependency ``robustperf[ray]``).
 
+Each executor takes its own frozen settings class (`LocalSettings`, `ManifestSettings`, ...), declared next to
+it: the keys of the study's ``executor:`` block it reads. `ExecutorSpec` (sweep/study.py) is that block as
+written; `create_executor` picks the chosen executor's keys out of it and refuses a key it does not take,
+naming the keys it does. Adding an executor: its class, its settings class and its
+``@EXECUTORS.register`` line, in this file (or in a plug-in's own module, found through its entry point).
+
 A run of ``executor.world_size > 1`` processes (``gpus_per_run``/``procs_per_run`` x ``nodes_per_run``) is
 one job of that many ranks on every cluster executor: srun (manifest scripts), one task per rank
 (submitit), a placement group (Ray); `run_one` makes the ranks one run with rank 0 owning it.
@@ -41,6 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from robustperf.config import format_validation_error
 from robustperf.registry import Registry
 from robustperf.sweep.study import ExecutorSpec, run_id_of
 
@@ -69,13 +78,76 @@ class ExecutionResult:
         return self.count("failed")
 
 
+class ExecutorSettings(BaseModel):
+    """The keys of a study's ``executor:`` block that every executor takes; each executor's settings add theirs.
+
+    Defaults and bounds are those of `ExecutorSpec`, which holds the block as written.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gpus_per_run: int = Field(1, ge=0, description="GPUs of one run (0: train on CPU)")
+    max_retries: int = Field(2, ge=0, description="times a study reruns a run a stop signal interrupted")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys this executor reads from the ``executor:`` block (besides ``name``)."""
+        return tuple(sorted(cls.model_fields))
+
+
+class RankShape(ExecutorSettings):
+    """The settings of an executor that starts a run as several processes (ranks) on one or more nodes."""
+
+    nodes_per_run: int = Field(1, ge=1, description="nodes of one run")
+    procs_per_run: int | None = Field(None, ge=1, description="ranks per node (default: gpus_per_run, or 1 on CPU)")
+    cpus_per_run: int | None = Field(None, ge=1, description="CPU cores per rank (default: cpus_per_gpu per GPU, "
+                                     "else 1)")
+    cpus_per_gpu: int = Field(8, ge=1, description="cores requested per GPU rank")
+
+    @property
+    def ranks_per_node(self) -> int:
+        """Processes of one run on each of its nodes (one per GPU, or `procs_per_run` on CPU)."""
+        return self.procs_per_run or max(1, self.gpus_per_run)
+
+    @property
+    def world_size(self) -> int:
+        """Processes (DDP ranks) of one run."""
+        return self.ranks_per_node * self.nodes_per_run
+
+    @property
+    def cpus_per_rank(self) -> int:
+        """Cores requested for each rank."""
+        return self.cpus_per_run or (self.cpus_per_gpu if self.gpus_per_run else 1)
+
+
+class ClusterShape(RankShape):
+    """A `RankShape` asked of a batch scheduler: memory, a time limit, a partition, array parallelism."""
+
+    mem_per_gpu_gb: int = Field(32, ge=0, description="host memory requested per GPU rank (GiB; 0: none)")
+    mem_per_cpu_rank_gb: int = Field(4, ge=0, description="host memory requested per CPU-only rank (GiB; 0: none)")
+    partition: str | None = None
+    timeout_min: int = Field(240, ge=1)
+    array_parallelism: int = Field(64, ge=1, description="at most this many array tasks at once")
+
+    @property
+    def mem_per_rank_gb(self) -> int:
+        """Host memory (GiB) requested for each rank."""
+        return self.mem_per_gpu_gb if self.gpus_per_run else self.mem_per_cpu_rank_gb
+
+
 class Executor:
-    """Base class: subclasses implement `submit` (and `shutdown` when they hold resources)."""
+    """Base class: subclasses implement `submit` (and `shutdown` when they hold resources).
+
+    ``settings_class`` names the keys of the ``executor:`` block the executor reads; an instance holds
+    them as ``settings`` and the whole block (for the scheduler scripts) as ``spec``.
+    """
 
     name: ClassVar[str] = ""
+    settings_class: ClassVar[type[ExecutorSettings]] = ExecutorSettings
 
     def __init__(self, spec: ExecutorSpec | None = None) -> None:
         self.spec = spec or ExecutorSpec(name=self.name)
+        self.settings = settings_for(type(self), self.spec, strict=False)
 
     def submit(self, fn: RunFn, config: dict[str, Any], runs_dir: str) -> cf.Future:
         raise NotImplementedError
@@ -132,10 +204,41 @@ EXECUTORS: Registry[type[Executor]] = Registry("executor")
 
 
 def create_executor(name: str, spec: ExecutorSpec | None = None, **changes: Any) -> Executor:
-    """Build an executor by name; ``changes`` override fields of `spec` (e.g. ``workers=2``)."""
+    """Build an executor by name; ``changes`` override fields of `spec` (e.g. ``workers=2``).
+
+    Raises:
+        ExecutorError: a key of the block that no executor takes; or, when the block names this executor
+            (``name``, default ``local``), a key this executor does not take (the message lists the keys it
+            does). A block written for another executor (the CLI's ``--executor``, ``--plan``) gives this
+            one the keys it takes and leaves the others.
+    """
     cls = EXECUTORS.get(name)
     base = spec or ExecutorSpec(name=name)
-    return cls(base.model_copy(update={"name": name, **changes}))
+    full = base.model_copy(update={"name": name, **changes})
+    settings_for(cls, full, strict=base.name == name)  # strict for the executor the block names (default local)
+    return cls(full)
+
+
+def settings_for(cls: type[Executor], spec: ExecutorSpec, strict: bool = True) -> ExecutorSettings:
+    """The settings of executor class `cls` out of an ``executor:`` block (only the keys it sets).
+
+    Raises:
+        ExecutorError: a key no registered executor takes; with `strict`, also a key `cls` does not take.
+    """
+    given = {k: v for k, v in spec.model_dump(exclude_unset=True).items() if k != "name"}
+    valid = cls.settings_class.model_fields
+    known = set(ExecutorSpec.model_fields)
+    for other in EXECUTORS.names():
+        known.update(EXECUTORS.get(other).settings_class.model_fields)
+    foreign = sorted(k for k in given if k not in valid and (strict or k not in known))
+    if foreign:
+        what = "a key of no executor" if any(k not in known for k in foreign) else "not a key of this executor"
+        raise ExecutorError(f"executor {cls.name!r}: {', '.join(map(repr, foreign))} {what}; the {cls.name} "
+                            f"executor takes: name, {', '.join(cls.settings_class.keys())}")
+    try:
+        return cls.settings_class.model_validate({k: v for k, v in given.items() if k in valid})
+    except ValidationError as err:
+        raise ExecutorError(format_validation_error(err, f"{cls.name} executor settings")) from None
 
 
 # ---------------------------------------------------------------- local pool
@@ -222,6 +325,13 @@ def _run_pinned(fn: RunFn, config: dict[str, Any], runs_dir: str, slot: int, gpu
     return fn(config, runs_dir)
 
 
+class LocalSettings(ExecutorSettings):
+    """The local pool's keys: how many runs at once, and the cores of each."""
+
+    workers: int | None = Field(None, ge=1, description="parallel runs (default: GPUs, else CPU cores)")
+    cpus_per_run: int | None = Field(None, ge=1, description="torch threads per run (default: cores // workers)")
+
+
 @EXECUTORS.register("local")
 class LocalExecutor(Executor):
     """A spawn process pool on this machine: one fresh process per run, one GPU (or CPU share) per worker.
@@ -233,6 +343,8 @@ class LocalExecutor(Executor):
     """
 
     name = "local"
+    settings_class = LocalSettings
+    settings: LocalSettings
 
     def __init__(self, spec: ExecutorSpec | None = None) -> None:
         super().__init__(spec)
@@ -244,14 +356,14 @@ class LocalExecutor(Executor):
     def _start(self) -> cf.ThreadPoolExecutor:
         if self._dispatch is not None:
             return self._dispatch
-        gpus = visible_gpus() if self.spec.gpus_per_run > 0 else []
+        gpus = visible_gpus() if self.settings.gpus_per_run > 0 else []
         cores = os.cpu_count() or 1
-        workers = self.spec.workers or (len(gpus) if gpus else cores)
+        workers = self.settings.workers or (len(gpus) if gpus else cores)
         if gpus and workers > len(gpus):
             raise ExecutorError(f"{workers} workers but {len(gpus)} GPUs: one GPU slot per worker; pass --workers "
                                 f"{len(gpus)} or fewer (or set executor.gpus_per_run: 0 to train on CPU)")
         self._gpus = gpus[:workers]
-        self._threads = self.spec.cpus_per_run or max(1, cores // workers)
+        self._threads = self.settings.cpus_per_run or max(1, cores // workers)
         for slot in range(workers):
             self._slots.put(slot)
         self._dispatch = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robustperf-slot")
@@ -282,16 +394,23 @@ class LocalExecutor(Executor):
 # ---------------------------------------------------------------- manifest + array index
 
 
-@EXECUTORS.register("manifest")
-class ManifestExecutor(Executor):
-    """Writes manifest.jsonl and array scripts; runs each index as its own `robustperf run-one` process.
+class SchedulerSettings(ClusterShape):
+    """What the sbatch/bsub/qsub array scripts ask of a batch scheduler (`robustperf.sweep.manifest`)."""
 
-    ``runs_dir/manifests/<name>/`` gets the manifest and ``submit.sbatch``, ``submit.bsub``,
-    ``submit.qsub``. With ``spec.submit=False`` nothing runs (``robustperf study --plan``); otherwise each
-    index runs locally in a separate process, ``workers`` at a time, exactly as a scheduler would.
-    """
+    warning_seconds: int = Field(120, ge=10, description="Slurm/LSF warn a task (USR1) this long before its time "
+                                 "limit: it checkpoints at its current step and asks to be requeued")
+    scheduler_args: tuple[str, ...] = Field((), description="extra lines for the #SBATCH/#BSUB/#PBS header")
 
-    name = "manifest"
+
+class ManifestSettings(SchedulerSettings):
+    """The manifest executor's keys: the scripts', and how it runs the indices here itself."""
+
+    workers: int | None = Field(None, ge=1, description="indices run at once here (default: CPU cores)")
+    submit: bool = Field(True, description="also run every index locally (False: only write scripts)")
+
+
+class _ScriptWriter(Executor):
+    """What the manifest and slurm executors share: writing the manifest and its array scripts."""
 
     def __init__(self, spec: ExecutorSpec | None = None, manifest_name: str = "study") -> None:
         super().__init__(spec)
@@ -299,18 +418,15 @@ class ManifestExecutor(Executor):
         self.manifest_path: Path | None = None
         self._threads: cf.ThreadPoolExecutor | None = None
 
-    def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
+    def write_scripts(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> Path:
+        """``runs_dir/manifests/<name>/``: manifest.jsonl and submit.sbatch, submit.bsub, submit.qsub."""
         from robustperf.names import check_name, path_under
         from robustperf.sweep.manifest import write_manifest, write_scheduler_scripts
 
         out_dir = path_under(runs_dir, "manifests", check_name(self.manifest_name, "manifest name"))
         self.manifest_path = write_manifest(out_dir / "manifest.jsonl", fn, configs, runs_dir)
         write_scheduler_scripts(self.manifest_path, self.spec, job_name=self.manifest_name)
-        if not self.spec.submit or self.name != "manifest":
-            return []
-        workers = self.spec.workers or os.cpu_count() or 1
-        self._threads = cf.ThreadPoolExecutor(max_workers=workers)
-        return [self._threads.submit(_run_index_subprocess, self.manifest_path, i) for i in range(len(configs))]
+        return self.manifest_path
 
     def submit(self, fn: RunFn, config: dict[str, Any], runs_dir: str) -> cf.Future:
         return self.submit_many(fn, [config], runs_dir)[0]
@@ -319,6 +435,27 @@ class ManifestExecutor(Executor):
         if self._threads is not None:
             self._threads.shutdown(wait=wait)
             self._threads = None
+
+
+@EXECUTORS.register("manifest")
+class ManifestExecutor(_ScriptWriter):
+    """Writes manifest.jsonl and array scripts; runs each index as its own `robustperf run-one` process.
+
+    ``runs_dir/manifests/<name>/`` gets the manifest and ``submit.sbatch``, ``submit.bsub``,
+    ``submit.qsub``. With ``submit=False`` nothing runs (``robustperf study --plan``); otherwise each
+    index runs locally in a separate process, ``workers`` at a time, exactly as a scheduler would.
+    """
+
+    name = "manifest"
+    settings_class = ManifestSettings
+    settings: ManifestSettings
+
+    def submit_many(self, fn: RunFn, configs: Sequence[dict[str, Any]], runs_dir: str) -> list[cf.Future]:
+        manifest = self.write_scripts(fn, configs, runs_dir)
+        if not self.settings.submit:
+            return []
+        self._threads = cf.ThreadPoolExecutor(max_workers=self.settings.workers or os.cpu_count() or 1)
+        return [self._threads.submit(_run_index_subprocess, manifest, i) for i in range(len(configs))]
 
 
 def _run_index_subprocess(manifest: Path, index: int) -> dict[str, Any]:
@@ -336,7 +473,7 @@ def _run_index_subprocess(manifest: Path, index: int) -> dict[str, Any]:
 
 
 @EXECUTORS.register("slurm")
-class SlurmExecutor(ManifestExecutor):
+class SlurmExecutor(_ScriptWriter):
     """The study's sbatch array submitted to the Slurm of this machine's PATH, waited for (``sbatch --wait``).
 
     Writes what ``--plan`` writes, submits ``submit.sbatch`` (a run of several ranks is one task of ``srun``
@@ -345,6 +482,8 @@ class SlurmExecutor(ManifestExecutor):
     """
 
     name = "slurm"
+    settings_class = SchedulerSettings  # sbatch runs the tasks: no local workers, always submitted
+    settings: SchedulerSettings
 
     def __init__(self, spec: ExecutorSpec | None = None, manifest_name: str = "study") -> None:
         super().__init__(spec, manifest_name)
@@ -356,9 +495,7 @@ class SlurmExecutor(ManifestExecutor):
         if shutil.which("sbatch") is None:
             raise ExecutorError("the slurm executor needs Slurm's sbatch on the PATH; on another machine use "
                                 "`robustperf study STUDY --plan` and submit its submit.sbatch there")
-        super().submit_many(fn, configs, runs_dir)
-        assert self.manifest_path is not None, "ManifestExecutor.submit_many writes the manifest"
-        script = self.manifest_path.parent / "submit.sbatch"
+        script = self.write_scripts(fn, configs, runs_dir).parent / "submit.sbatch"
         proc = subprocess.Popen(["sbatch", "--parsable", "--wait", str(script)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         self._threads = cf.ThreadPoolExecutor(max_workers=1)
@@ -407,6 +544,12 @@ def _run_outcome(config: dict[str, Any], runs_dir: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- submitit
 
 
+class SubmititSettings(ClusterShape):
+    """submitit's keys: the cluster it submits to and what each job asks of it."""
+
+    cluster: str | None = Field(None, description="submitit cluster: None (auto), slurm, local, debug")
+
+
 @EXECUTORS.register("submitit")
 class SubmititExecutor(Executor):
     """Slurm job arrays through submitit; ``cluster="local"`` runs the same jobs as local processes.
@@ -416,6 +559,8 @@ class SubmititExecutor(Executor):
     """
 
     name = "submitit"
+    settings_class = SubmititSettings
+    settings: SubmititSettings
 
     def __init__(self, spec: ExecutorSpec | None = None) -> None:
         super().__init__(spec)
@@ -427,20 +572,21 @@ class SubmititExecutor(Executor):
         except ImportError as exc:
             raise ExecutorError("the submitit executor needs submitit: pip install 'robustperf[slurm]'") from exc
         folder = Path(runs_dir) / "submitit" / "%j"
-        ex = submitit.AutoExecutor(folder=folder, cluster=self.spec.cluster)
+        s = self.settings
+        ex = submitit.AutoExecutor(folder=folder, cluster=s.cluster)
         # one task per rank (per GPU): submitit starts `fn` in each, `run_one` makes them one run (rank 0 owns it)
-        params: dict[str, Any] = {"timeout_min": self.spec.timeout_min, "tasks_per_node": self.spec.ranks_per_node,
-                                  "nodes": self.spec.nodes_per_run, "cpus_per_task": self.spec.cpus_per_rank}
+        params: dict[str, Any] = {"timeout_min": s.timeout_min, "tasks_per_node": s.ranks_per_node,
+                                  "nodes": s.nodes_per_run, "cpus_per_task": s.cpus_per_rank}
         if ex.cluster == "slurm":
-            params["slurm_array_parallelism"] = self.spec.array_parallelism
-            if self.spec.mem_per_rank_gb:
-                params["mem_gb"] = self.spec.mem_per_rank_gb * self.spec.ranks_per_node
-            if self.spec.partition:
-                params["slurm_partition"] = self.spec.partition
-            if self.spec.gpus_per_run:
-                params["gpus_per_node"] = self.spec.gpus_per_run
-        elif ex.cluster == "local" and self.spec.gpus_per_run and visible_gpus():
-            params["gpus_per_node"] = self.spec.gpus_per_run
+            params["slurm_array_parallelism"] = s.array_parallelism
+            if s.mem_per_rank_gb:
+                params["mem_gb"] = s.mem_per_rank_gb * s.ranks_per_node
+            if s.partition:
+                params["slurm_partition"] = s.partition
+            if s.gpus_per_run:
+                params["gpus_per_node"] = s.gpus_per_run
+        elif ex.cluster == "local" and s.gpus_per_run and visible_gpus():
+            params["gpus_per_node"] = s.gpus_per_run
         ex.update_parameters(**params)
         return ex
 
@@ -514,11 +660,19 @@ def _job_future(job: Any) -> cf.Future:
 # ---------------------------------------------------------------- ray
 
 
+class RaySettings(RankShape):
+    """Ray's keys: the CPUs it starts with (``workers`` runs' worth) and the shape of each run."""
+
+    workers: int | None = Field(None, ge=1, description="runs at once when this process starts Ray")
+
+
 @EXECUTORS.register("ray")
 class RayExecutor(Executor):
     """One Ray task per run with ``gpus_per_run`` GPUs and ``cpus_per_run`` CPUs (``robustperf[ray]``)."""
 
     name = "ray"
+    settings_class = RaySettings
+    settings: RaySettings
 
     def __init__(self, spec: ExecutorSpec | None = None) -> None:
         super().__init__(spec)
@@ -531,18 +685,18 @@ class RayExecutor(Executor):
             raise ExecutorError("the ray executor needs ray: pip install 'robustperf[ray]'") from exc
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.spec.workers:
-                kwargs["num_cpus"] = self.spec.workers * (self.spec.cpus_per_run or 1)
+            if self.settings.workers:
+                kwargs["num_cpus"] = self.settings.workers * (self.settings.cpus_per_run or 1)
             ray.init(**kwargs)
             self._started = True
         return ray
 
     def submit(self, fn: RunFn, config: dict[str, Any], runs_dir: str) -> cf.Future:
         ray = self._ray()
-        gpus = self.spec.gpus_per_run if ray.cluster_resources().get("GPU", 0) else 0
-        if self.spec.world_size > 1:
+        gpus = self.settings.gpus_per_run if ray.cluster_resources().get("GPU", 0) else 0
+        if self.settings.world_size > 1:
             return self._submit_ranks(ray, fn, config, runs_dir, has_gpus=bool(gpus))
-        remote = ray.remote(num_cpus=self.spec.cpus_per_run or 1, num_gpus=gpus, max_calls=1)(_call)
+        remote = ray.remote(num_cpus=self.settings.cpus_per_run or 1, num_gpus=gpus, max_calls=1)(_call)
         return remote.remote(fn, config, runs_dir).future()
 
     def _submit_ranks(self, ray: Any, fn: RunFn, config: dict[str, Any], runs_dir: str, has_gpus: bool) -> cf.Future:
@@ -551,7 +705,7 @@ class RayExecutor(Executor):
         from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        world, cpus = self.spec.world_size, self.spec.cpus_per_rank if has_gpus else (self.spec.cpus_per_run or 1)
+        world, cpus = self.settings.world_size, self.settings.cpus_per_rank if has_gpus else (self.settings.cpus_per_run or 1)
         bundle = {"CPU": cpus, **({"GPU": 1} if has_gpus else {})}
         pg = placement_group([dict(bundle) for _ in range(world)], strategy="PACK")
         ray.get(pg.ready())

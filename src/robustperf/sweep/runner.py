@@ -17,7 +17,7 @@ from robustperf.config import RunConfig
 from robustperf.names import check_name, path_under
 from robustperf.store import read_json, rebuild_index, write_json_atomic
 from robustperf.store.lock import is_locked, study_lock
-from robustperf.sweep.executors import EXECUTORS, ExecutionResult, Executor, create_executor
+from robustperf.sweep.executors import EXECUTORS, ExecutionResult, Executor, ExecutorError, create_executor
 from robustperf.sweep.run import INTERRUPTED, LOCKED, run_one
 from robustperf.sweep.study import StudyConfig, StudyError, expand, study_from_dict
 
@@ -28,7 +28,7 @@ def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = Fa
                 executor: str | Any | None = None) -> None:
     """Everything about a study that can be checked before a run starts, so a typo is not found after training.
 
-    The executor name, every model and training-method name of the grid, the evaluation's attack names,
+    The executor name and its keys, every model and training-method name of the grid, the evaluation's attack names,
     and each distinct data section (its ``n_train`` against the data set's real size: `check_data`).
 
     Raises:
@@ -59,6 +59,11 @@ def check_study(study: StudyConfig, configs: list[RunConfig], *, plan: bool = Fa
             check()
         except RegistryError as err:
             raise StudyError(f"study {study.name!r}, {key}: {err}") from None
+    if executor is None or isinstance(executor, str):
+        try:  # construction does no work: it picks the executor's settings out of the block, or names a stray key
+            create_executor(name, study.executor)
+        except ExecutorError as err:
+            raise StudyError(f"study {study.name!r}, {err}") from None
     from robustperf.data import DataError, check_data
 
     largest: dict[str, RunConfig] = {}  # per data source, the grid point asking for the most samples

@@ -112,7 +112,15 @@ class TuningSpec(_Section):
 
 
 class ExecutorSpec(_Section):
-    """Where the runs execute (see `robustperf.sweep.executors.EXECUTORS`)."""
+    """Where the runs execute: the study's ``executor:`` block as written (see `robustperf.sweep.executors`).
+
+    It holds the keys of every built-in executor (the scheduler scripts, ``--plan`` and ``--resubmit`` read
+    them whatever executor runs the study) and lets a plug-in executor's own keys through: each executor's
+    settings class takes its keys out of it when the executor is built, and `create_executor` refuses a
+    key the named executor does not take (or no executor takes), listing the keys it does.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     name: str = Field("local", description="local | manifest | slurm | submitit | ray")
     workers: int | None = Field(None, ge=1, description="parallel runs (default: GPUs, else CPU cores)")

@@ -113,7 +113,7 @@ def test_two_rank_weights_equal_a_two_rank_torchrun_train(two_rank_run, tmp_path
                            str(script), str(tmp_path / "cfg.json"), str(tmp_path / "runs")], env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    a = ckpt.load_checkpoint(RunDir.for_run(manifest.parent / "runs", cfg.run_id).checkpoints / ckpt.LAST)["model"]
+    a = ckpt.load_checkpoint(RunDir.for_run(manifest.parent, cfg.run_id).checkpoints / ckpt.LAST)["model"]
     b = ckpt.load_checkpoint(RunDir.for_run(tmp_path / "runs", cfg.run_id).checkpoints / ckpt.LAST)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 

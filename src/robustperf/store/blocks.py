@@ -76,9 +76,9 @@ class RecordBlock(Mapping[str, Any]):
         """The JSON object, built once: a block never changes, so lookups need not rebuild it."""
         out = {}
         for name in self.known():
-            value = getattr(self, name)
-            if (name in self.given) if self.given is not None else value is not None:
-                out[name] = value
+            given = getattr(self, name)
+            if (name in self.given) if self.given is not None else given is not None:
+                out[name] = given
         out.update(self.extra)
         return MappingProxyType(out)
 

@@ -33,25 +33,19 @@ def list_runs(runs_dir: Path = RUNS_DIR) -> None:
     if not rows:
         console.print(f"no runs in {runs_dir}")
         return
+    from robustperf.store import schema
     from robustperf.store.robust import robust_accuracy
 
-    table = Table("run_id", "status", "model", "method", "clean_acc", "robust_acc", "robust acc from", "flops",
-                  "energy_kwh")
+    before = schema.columns(schema.RUN_ID, schema.STATUS, schema.CONFIG_MODEL, schema.CONFIG_METHOD)
+    robust_cols = schema.columns(schema.ROBUST_CLEAN_ACC, schema.ROBUST_ACC)  # shown as robust_accuracy() gives them
+    after = schema.columns(schema.COST.train_flops, schema.COST.energy_kwh)
+    table = Table(*(c.short for c in (*before, *robust_cols)), "robust acc from", *(c.short for c in after))
     for r in rows:
         robust = robust_accuracy(r)  # the same number as the report and the fits (issue 27)
-        table.add_row(
-            r["run_id"],
-            _fmt(r.get("status")),
-            _fmt(r.get("config.model.name")),
-            _fmt(r.get("config.method.name")),
-            _fmt(robust.clean),
-            _fmt(robust.value),
-            robust.short(),
-            _fmt(r.get("cost.train_flops")),
-            _fmt(r.get("cost.energy_kwh")),
-        )
+        table.add_row(*(_fmt(r.get(c.key)) for c in before), _fmt(robust.clean), _fmt(robust.value), robust.short(),
+                      *(_fmt(r.get(c.key)) for c in after))
     console.print(table)
-    corrupt = [str(r["run_id"]) for r in rows if r.get("status") == "corrupt"]
+    corrupt = [str(r[schema.RUN_ID]) for r in rows if r.get(schema.STATUS) == "corrupt"]
     if corrupt:
         console.print(f"{len(corrupt)} run(s) unreadable ({', '.join(corrupt[:5])}{', ...' if len(corrupt) > 5 else ''}): "
                       f"see `robustperf runs show RUN` and `robustperf runs repair --runs-dir {runs_dir}`")
@@ -85,12 +79,13 @@ def show_run(run: str = typer.Argument(..., help="run id or run directory"), run
     if record is not None:  # the run's one robust accuracy, with the attack set, checkpoint and eps actually used
         from dataclasses import asdict
 
+        from robustperf.store import schema
         from robustperf.store.index import flatten
         from robustperf.store.robust import robust_accuracy
 
         result = record.to_dict()
         config = out["config"] if isinstance(out["config"], dict) else {}
-        row = {"run_id": record.run_id, **flatten(config, "config."),
+        row = {schema.RUN_ID: record.run_id, **flatten(config, schema.CONFIG_PREFIX),
                **{k: v for section in ("final", "best", "evaluations")
                   for k, v in flatten(result.get(section) or {}, f"{section}.").items()}}
         out["robust_accuracy"] = asdict(robust_accuracy(row))

@@ -15,38 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from robustperf.store import schema
+from robustperf.store.schema import BEST, COST, FINAL
 from robustperf.sweep.study import FitSpec, ForecastSpec
 
 log = logging.getLogger(__name__)
 
-# index column -> short name used in the report's frame
-COLUMNS: dict[str, str] = {
-    "run_id": "run_id",
-    "status": "status",
-    "failure_reason": "failure_reason",
-    "config.model.name": "model",
-    "config.method.name": "method",
-    "config.data.dataset": "dataset",
-    "config.data.n_train": "n_train",
-    "config.method.attack.n_steps": "attack_steps",
-    "config.method.beta": "beta",
-    "config.runtime.seed": "seed",
-    "final.n_params": "n_params",
-    "final.samples_seen": "samples_seen",
-    "final.epoch": "epoch",
-    "final.clean_acc": "clean_acc",
-    "final.robust_acc": "robust_acc",
-    "final.adv_loss": "adv_loss",
-    "final.clean_loss": "clean_loss",
-    "best.robust_acc": "best_robust_acc",
-    "cost.train_flops": "flops",
-    "cost.seconds": "seconds",
-    "cost.gpu_hours": "gpu_hours",
-    "cost.energy_kwh": "energy_kwh",
-    "cost.co2_kg": "co2_kg",
-    "cost.usd": "usd",
-    "cost.energy_source": "energy_source",
-}
+# index column -> short name used in the report's frame (both declared in robustperf.store.schema)
+COLUMNS: dict[str, str] = {c.key: c.short for c in schema.columns(
+    schema.RUN_ID, schema.STATUS, schema.FAILURE_REASON, schema.CONFIG_MODEL, schema.CONFIG_METHOD,
+    schema.CONFIG_DATASET, schema.CONFIG_N_TRAIN, schema.CONFIG_ATTACK_STEPS, schema.CONFIG_BETA, schema.CONFIG_SEED,
+    FINAL.n_params, FINAL.samples_seen, FINAL.epoch, FINAL.clean_acc, FINAL.robust_acc, FINAL.adv_loss,
+    FINAL.clean_loss, BEST.robust_acc, COST.train_flops, COST.seconds, COST.gpu_hours, COST.energy_kwh, COST.co2_kg,
+    COST.usd, COST.energy_source)}
 
 
 HELD_OUT_FRACTION = 0.2  # the runs with the top 20 % of compute are held out of the extrapolation check
@@ -151,7 +132,7 @@ def runs_frame(rows: list[dict[str, Any]], evaluation_key: str | None = None) ->
     # post-training evaluation, else the training engine's; clean accuracy from the same evaluation
     measured = []
     for row in rows:
-        key = evaluation_key if evaluation_key and f"evaluations.{evaluation_key}.robust_acc" in row else None
+        key = evaluation_key if evaluation_key and schema.evaluation_column(evaluation_key, "robust_acc") in row else None
         measured.append(robust_accuracy(row, key))
     frame["robust_acc"] = [m.value for m in measured]
     frame["clean_acc"] = [m.clean if m.clean is not None else c for m, c in zip(measured, frame["clean_acc"],
@@ -159,11 +140,11 @@ def runs_frame(rows: list[dict[str, Any]], evaluation_key: str | None = None) ->
     frame["robust_label"] = [m.label() for m in measured]
     frame["robust_field"] = [m.column for m in measured]
     for i, (m, row) in enumerate(zip(measured, rows, strict=True)):
-        if m.checkpoint == "best" and row.get("best.adv_loss") is not None:  # loss and D of that same checkpoint
-            frame.loc[frame.index[i], "adv_loss"] = row.get("best.adv_loss")
-            frame.loc[frame.index[i], "samples_seen"] = row.get("best.samples_seen", row.get("final.samples_seen"))
+        if m.checkpoint == "best" and row.get(BEST.adv_loss) is not None:  # loss and D of that same checkpoint
+            frame.loc[frame.index[i], "adv_loss"] = row.get(BEST.adv_loss)
+            frame.loc[frame.index[i], "samples_seen"] = row.get(BEST.samples_seen, row.get(FINAL.samples_seen))
     fields = frame["robust_field"][frame["robust_acc"].notna()]
-    source = str(fields.mode().iloc[0]) if not fields.empty else "final.robust_acc"
+    source = str(fields.mode().iloc[0]) if not fields.empty else FINAL.robust_acc
     text_cols = ("run_id", "status", "failure_reason", "model", "method", "dataset", "energy_source", "robust_label",
                  "robust_field")
     for col in frame.columns:

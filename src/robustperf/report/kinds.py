@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from robustperf.registry import Registry
 from robustperf.report import papers, zoo
+from robustperf.store.schema import CONFIG_SYNTHETIC_FID, COST, FINAL
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,9 @@ def _frontier(data: str | Path, *, dataset: str | None = None, quantile: float =
 # ----------------------------------------------------------------------------------------------------------------
 # paper kinds
 
-_RUN_ALIASES = {"flops": ("flops", "cost.train_flops"),
-                "robust_acc": ("robust_acc", "final.robust_acc", "aa_robust_acc", "autoattack_acc"),
-                "fid": ("fid", "config.data.synthetic_fid", "synthetic_fid")}
+_RUN_ALIASES = {"flops": ("flops", COST.train_flops),
+                "robust_acc": ("robust_acc", FINAL.robust_acc, "aa_robust_acc", "autoattack_acc"),
+                "fid": ("fid", CONFIG_SYNTHETIC_FID, "synthetic_fid")}
 
 
 def _runs(data: str | Path) -> Any:

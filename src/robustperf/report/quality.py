@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from robustperf.store import schema
+from robustperf.store.schema import COST, FINAL
+
 log = logging.getLogger(__name__)
 
 
@@ -59,15 +62,15 @@ class QualityAnalysis:
 
 def _measured_fid(row: dict[str, Any], notes: list[str]) -> tuple[float, str | None]:
     """(FID, extractor) of a run's training data: the synthetic set's measured FID, 0 for real data only."""
-    path = row.get("config.data.synthetic_path")
-    frac = row.get("config.data.synthetic_fraction") or 0.0
+    path = row.get(schema.CONFIG_SYNTHETIC_PATH)
+    frac = row.get(schema.CONFIG_SYNTHETIC_FRACTION) or 0.0
     if not path or float(frac) <= 0:
         return 0.0, None
     meta_path = Path(str(path)).expanduser() / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if meta.get("fid") is not None and meta.get("fid_extractor"):
         return float(meta["fid"]), str(meta["fid_extractor"])
-    typed = row.get("config.data.synthetic_fid")
+    typed = row.get(schema.CONFIG_SYNTHETIC_FID)
     if typed is None or (isinstance(typed, float) and np.isnan(typed)):
         raise ValueError(f"run {row.get('run_id')}: synthetic set {path} has no measured FID; measure it with "
                          f"`robustperf data fid {path} --ref <dataset> --write-meta`")
@@ -82,16 +85,16 @@ def quality_frame(rows: list[dict[str, Any]], *, evaluation_key: str | None = No
     notes: list[str] = []
     out = []
     for row in rows:
-        if row.get("status") != "finished":
+        if row.get(schema.STATUS) != "finished":
             continue
         fid, extractor = _measured_fid(row, notes)
-        key = f"evaluations.{evaluation_key}.robust_acc" if evaluation_key else None
-        robust = row.get(key) if key and row.get(key) is not None else row.get("final.robust_acc")
-        out.append({"run_id": row.get("run_id"), "n_params": row.get("final.n_params"),
-                    "samples_seen": row.get("final.samples_seen"), "flops": row.get("cost.train_flops"),
-                    "adv_loss": row.get("final.adv_loss"), "adv_ce": row.get("final.adv_ce"), "robust_acc": robust,
-                    "clean_acc": row.get("final.clean_acc"), "fid": fid, "extractor": extractor,
-                    "synthetic_path": row.get("config.data.synthetic_path")})
+        key = schema.evaluation_column(evaluation_key, "robust_acc") if evaluation_key else None
+        robust = row.get(key) if key and row.get(key) is not None else row.get(FINAL.robust_acc)
+        out.append({"run_id": row.get(schema.RUN_ID), "n_params": row.get(FINAL.n_params),
+                    "samples_seen": row.get(FINAL.samples_seen), "flops": row.get(COST.train_flops),
+                    "adv_loss": row.get(FINAL.adv_loss), "adv_ce": row.get(FINAL.adv_ce), "robust_acc": robust,
+                    "clean_acc": row.get(FINAL.clean_acc), "fid": fid, "extractor": extractor,
+                    "synthetic_path": row.get(schema.CONFIG_SYNTHETIC_PATH)})
     frame = pd.DataFrame(out)
     for col in ("n_params", "samples_seen", "flops", "adv_loss", "adv_ce", "robust_acc", "clean_acc", "fid"):
         if col in frame:
@@ -262,8 +265,8 @@ def ceiling_withheld(analysis: QualityAnalysis) -> str | None:
 
 def quality_rows(rows: list[dict[str, Any]]) -> bool:
     """Whether these index rows hold a quality study: synthetic sets at two or more FIDs."""
-    fids = {row.get("config.data.synthetic_fid") for row in rows if row.get("config.data.synthetic_path")}
-    paths = {row.get("config.data.synthetic_path") for row in rows if row.get("config.data.synthetic_path")}
+    fids = {row.get(schema.CONFIG_SYNTHETIC_FID) for row in rows if row.get(schema.CONFIG_SYNTHETIC_PATH)}
+    paths = {row.get(schema.CONFIG_SYNTHETIC_PATH) for row in rows if row.get(schema.CONFIG_SYNTHETIC_PATH)}
     return len(paths) >= 2 or len(fids - {None}) >= 2
 
 

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from robustperf.report.analysis import Analysis
+from robustperf.store.schema import split_evaluation_column
 
 
 def _num(value: float | None) -> str:
@@ -85,8 +86,9 @@ def _measured_sentence(analysis: Analysis) -> str:
 
 def robust_source_text(source: str) -> str:
     """'worst case per example over apgd-ce+apgd-t on the best checkpoint, 360 test points' from a source key."""
-    if source.startswith("evaluations.study_"):
-        key = source.removeprefix("evaluations.study_").removesuffix(".robust_acc")
+    evaluation = split_evaluation_column(source)
+    if evaluation is not None and evaluation[0].startswith("study_"):
+        key = evaluation[0].removeprefix("study_")
         which, _, rest = key.partition("_")
         attacks, _, n = rest.rpartition("_")
         names = attacks.split("+")

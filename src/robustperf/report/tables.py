@@ -11,12 +11,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-LEADERBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("run_id", "run"), ("status", "status"), ("model", "model"), ("n_params", "N"), ("samples_seen", "D"),
-    ("attack_steps", "PGD steps"), ("seed", "seed"), ("clean_acc", "clean acc"), ("robust_acc", "robust acc"),
-    ("adv_loss", "adv loss"), ("flops", "train FLOPs"), ("seconds", "time (s)"), ("energy_kwh", "kWh"),
-    ("co2_kg", "CO2 kg"), ("usd", "USD"),
-)
+from robustperf.store import schema
+from robustperf.store.schema import COST, FINAL
+
+# (column of the report's frame, header): the frame names each index column by its schema `short` name
+LEADERBOARD_COLUMNS: tuple[tuple[str, str], ...] = tuple((schema.column(key).short, header) for key, header in (
+    (schema.RUN_ID, "run"), (schema.STATUS, "status"), (schema.CONFIG_MODEL, "model"), (FINAL.n_params, "N"),
+    (FINAL.samples_seen, "D"), (schema.CONFIG_ATTACK_STEPS, "PGD steps"), (schema.CONFIG_SEED, "seed"),
+    (FINAL.clean_acc, "clean acc"), (FINAL.robust_acc, "robust acc"), (FINAL.adv_loss, "adv loss"),
+    (COST.train_flops, "train FLOPs"), (COST.seconds, "time (s)"), (COST.energy_kwh, "kWh"), (COST.co2_kg, "CO2 kg"),
+    (COST.usd, "USD"),
+))
 
 
 def fmt(value: Any) -> str:

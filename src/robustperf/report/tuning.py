@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-COST_KEYS = (("cost.train_flops", "FLOPs"), ("cost.seconds", "time (s)"), ("cost.energy_kwh", "kWh"),
-             ("cost.co2_kg", "CO2 kg"), ("cost.usd", "USD"))
+from robustperf.store.schema import COST
+
+COST_KEYS = ((COST.train_flops, "FLOPs"), (COST.seconds, "time (s)"), (COST.energy_kwh, "kWh"), (COST.co2_kg, "CO2 kg"),
+             (COST.usd, "USD"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def tuning_table(groups: list[TuningGroup], select_on: str) -> str:
                  str(len(g.tuning_ids)) + (f" ({len(g.failed)} failed)" if g.failed else "")]
         for key, _ in COST_KEYS:
             cells.append(f"{_fmt(g.selected_cost[key])} / {_fmt(g.total_cost[key])}")
-        sel, tot = g.selected_cost["cost.seconds"], g.total_cost["cost.seconds"]
+        sel, tot = g.selected_cost[COST.seconds], g.total_cost[COST.seconds]
         cells.append(_fmt(tot / sel) if sel and tot is not None else "-")
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     note = ("<p class='note'>Runs that differ only in the tuning keys form a group; the finished run with the best "

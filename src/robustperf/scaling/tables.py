@@ -13,21 +13,23 @@ from typing import Any
 import numpy as np
 
 from robustperf.scaling.result import ScalingError
+from robustperf.store import schema
+from robustperf.store.schema import COST, FINAL
 
 log = logging.getLogger(__name__)
 
-# Default columns of the run index (robustperf.store.load_index_frame).
+# Default columns of the run index (robustperf.store.load_index_frame), declared in robustperf.store.schema.
 STORE_COLUMNS: dict[str, str] = {
-    "flops": "cost.train_flops",
-    "robust_acc": "robust.acc",  # the run's one robust accuracy (store/robust.py, issue 27)
-    "clean_acc": "robust.clean_acc",
-    "loss": "final.adv_loss",
-    "n_params": "final.n_params",
-    "samples": "final.samples_seen",
-    "fid": "config.data.synthetic_fid",
-    "energy_kwh": "cost.energy_kwh",
-    "co2_kg": "cost.co2_kg",
-    "usd": "cost.usd",
+    "flops": COST.train_flops,
+    "robust_acc": schema.ROBUST_ACC,  # the run's one robust accuracy (store/robust.py, issue 27)
+    "clean_acc": schema.ROBUST_CLEAN_ACC,
+    "loss": FINAL.adv_loss,
+    "n_params": FINAL.n_params,
+    "samples": FINAL.samples_seen,
+    "fid": schema.CONFIG_SYNTHETIC_FID,
+    "energy_kwh": COST.energy_kwh,
+    "co2_kg": COST.co2_kg,
+    "usd": COST.usd,
 }
 
 
@@ -49,8 +51,8 @@ def load_table(source: Any) -> Any:
         from robustperf.store import load_index_frame
 
         frame = load_index_frame(path)
-        if "status" in frame.columns:
-            frame = frame[frame["status"] == "finished"]
+        if schema.STATUS in frame.columns:
+            frame = frame[frame[schema.STATUS] == "finished"]
         return frame.reset_index(drop=True)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
@@ -83,6 +85,7 @@ def load_curves(runs_dir: str | Path) -> Any:
     import pandas as pd
 
     from robustperf.store.index import iter_run_dirs
+    from robustperf.store.metrics_rows import EvalRow
 
     rows = []
     for rd in iter_run_dirs(runs_dir):
@@ -96,13 +99,13 @@ def load_curves(runs_dir: str | Path) -> Any:
             log.warning("skipping run %s: %s", rd.run_id, exc)
             continue
         n_params = record.final.get("n_params") if record else None
-        for m in rd.read_metrics():
-            if m.get("kind") != "eval" or m.get("samples_seen") in (None, 0):
+        for m in rd.read_metric_rows():
+            if not isinstance(m, EvalRow) or not m.samples_seen:
                 continue
-            rows.append({"run_id": rd.run_id, "epoch": m.get("epoch"), "samples_seen": m["samples_seen"],
-                         "flops": float(m["samples_seen"]) * float(per_sample), "adv_loss": m.get("adv_loss"),
-                         "robust_acc": m.get("robust_acc"), "clean_acc": m.get("clean_acc"),
-                         "n_params": m.get("n_params", n_params), "fid": float(fid)})
+            rows.append({"run_id": rd.run_id, "epoch": m.epoch, "samples_seen": m.samples_seen,
+                         "flops": float(m.samples_seen) * float(per_sample), "adv_loss": m.adv_loss,
+                         "robust_acc": m.robust_acc, "clean_acc": m.clean_acc,
+                         "n_params": m.n_params if m.n_params is not None else n_params, "fid": float(fid)})
     return pd.DataFrame(rows, columns=["run_id", "epoch", "samples_seen", "flops", "adv_loss", "robust_acc",
                                        "clean_acc", "n_params", "fid"])
 

@@ -27,8 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from robustperf.store import schema
 from robustperf.store.io import file_mode, open_no_follow
-from robustperf.store.record import RunDir
+from robustperf.store.record import RunDir, RunStatus
 from robustperf.store.robust import robust_columns
 
 log = logging.getLogger(__name__)
@@ -59,27 +60,32 @@ def iter_run_dirs(runs_dir: str | Path) -> list[RunDir]:
 
 
 def collect_rows(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """One flat row per run directory (unreadable directories are reported as status 'corrupt')."""
+    """One flat row per run directory (unreadable directories are reported as status 'corrupt').
+
+    The columns, in this order, are those of `robustperf.store.schema`: the run's id and path, every key of
+    its config, its status, kind and failure reason, the typed blocks and evaluations (`schema.SECTIONS`),
+    the one robust accuracy, and when it started and ended.
+    """
     rows = []
     for rd in iter_run_dirs(runs_dir):
-        row: dict[str, Any] = {"run_id": rd.run_id, "path": str(rd.path)}
+        row: dict[str, Any] = {schema.RUN_ID: rd.run_id, schema.PATH: str(rd.path)}
         try:
-            row.update(flatten(rd.read_config(), "config."))
+            row.update(flatten(rd.read_config(), schema.CONFIG_PREFIX))
             result = rd.read_result_dict()  # checked against the record's shape: a wrong one is `corrupt`
             if result is not None:
-                row["status"] = result.get("status", "pending")
-                row["kind"] = result.get("kind", "train")
-                row["failure_reason"] = result.get("failure_reason")
-                for section in ("final", "best", "cost", "evaluations"):
+                row[schema.STATUS] = result.get("status", RunStatus.PENDING.value)
+                row[schema.KIND] = result.get("kind", "train")
+                row[schema.FAILURE_REASON] = result.get("failure_reason")
+                for section in schema.SECTIONS:
                     row.update(flatten(result.get(section) or {}, f"{section}."))
                 row.update(robust_columns(row))  # the run's one robust accuracy (issue 27)
-                row["started_at"] = result.get("started_at")
-                row["ended_at"] = result.get("ended_at")
+                row[schema.STARTED_AT] = result.get("started_at")
+                row[schema.ENDED_AT] = result.get("ended_at")
             else:
-                row["status"] = "pending"
+                row[schema.STATUS] = RunStatus.PENDING.value
         except (OSError, ValueError) as exc:  # DamagedFileError is a ValueError: it names the file and the fix
-            row = {"run_id": rd.run_id, "path": str(rd.path), "status": "corrupt",
-                   "failure_reason": f"unreadable run directory: {exc}"}
+            row = {schema.RUN_ID: rd.run_id, schema.PATH: str(rd.path), schema.STATUS: RunStatus.CORRUPT.value,
+                   schema.FAILURE_REASON: f"unreadable run directory: {exc}"}
         rows.append(row)
     return rows
 
@@ -128,7 +134,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _write_table(tmp: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     con = _connect(tmp)
     try:
-        cols_sql = ", ".join(f'"{c}"' for c in columns) or '"run_id"'
+        cols_sql = ", ".join(f'"{c}"' for c in columns) or f'"{schema.RUN_ID}"'
         con.execute(f"CREATE TABLE runs ({cols_sql})")
         if rows and columns:
             placeholders = ", ".join("?" for _ in columns)
@@ -161,7 +167,7 @@ def load_index(runs_dir: str | Path, rebuild: bool = True) -> list[dict[str, Any
                 raise
             log.warning("cannot write the index in %s (%s): reading the run directories without it", root,
                         exc.strerror)
-            return sorted(collect_rows(root), key=lambda r: str(r["run_id"]))
+            return sorted(collect_rows(root), key=lambda r: str(r[schema.RUN_ID]))
     try:
         return _read_rows(path)
     except sqlite3.DatabaseError:  # not our table (damaged or planted): the directories are the truth
@@ -174,10 +180,10 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     con = _connect(path)
     con.row_factory = sqlite3.Row
     try:
-        rows = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id")]
+        rows = [dict(r) for r in con.execute(f'SELECT * FROM runs ORDER BY "{schema.RUN_ID}"')]
     finally:
         con.close()
-    if rows and not {"run_id", "status"} <= set(rows[0]):
+    if rows and not {schema.RUN_ID, schema.STATUS} <= set(rows[0]):
         raise sqlite3.DatabaseError(f"{path} has no run_id/status columns")
     return rows
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from robustperf.store.blocks import CostRecord, Metrics, RecordBlock
 from robustperf.store.io import DamagedFileError, append_jsonl, read_json, write_json_atomic
+from robustperf.store.metrics_rows import MetricsRow, parse_rows
 
 
 class RunStatus(str, Enum):
@@ -220,6 +221,11 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every metrics row that is a JSON object (a torn or garbage line is dropped: `read_metrics_counted`)."""
         return self.read_metrics_counted()[0]
+
+    def read_metric_rows(self) -> list[MetricsRow]:
+        """The training loop's train and eval rows, typed (`robustperf.store.metrics_rows`); events and rows of
+        the wrong shape are left out."""
+        return parse_rows(self.read_metrics(), str(self.metrics_path))
 
     def read_metrics_counted(self) -> tuple[list[dict[str, Any]], list[int]]:
         """The metrics rows that are JSON objects, and the 1-based numbers of the non-blank lines dropped."""

@@ -16,12 +16,24 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-_KEY = re.compile(r"^evaluations\.(?P<key>[^.]+)\.robust_acc$")
+from robustperf.store.schema import (
+    CONFIG_ATTACK_EPS,
+    CONFIG_ATTACK_NORM,
+    CONFIG_EVAL_LOSS,
+    CONFIG_EVAL_N_EXAMPLES,
+    CONFIG_EVAL_STEPS,
+    FINAL,
+    ROBUST_ACC,
+    ROBUST_CLEAN_ACC,
+    ROBUST_FROM,
+    evaluation_column,
+    split_evaluation_column,
+)
+
 BEATEN_POINTS = 0.005  # a stage is "beaten" when a later stage fooled at least half a point more
 
 
@@ -71,21 +83,25 @@ def _num(value: Any) -> float | None:
 
 
 def _attacks(row: Mapping[str, Any], key: str) -> list[str]:
-    raw = row.get(f"evaluations.{key}.attacks")
+    raw = row.get(evaluation_column(key, "attacks"))
     if isinstance(raw, str) and raw.startswith("["):
         raw = json.loads(raw)
     if isinstance(raw, (list, tuple)) and raw:
         return [str(a) for a in raw]
-    attack = row.get(f"evaluations.{key}.attack")
+    attack = row.get(evaluation_column(key, "attack"))
     return str(attack).split("+") if attack else [key]
 
 
 def evaluation_keys(row: Mapping[str, Any]) -> list[str]:
     """Keys of the run's post-training evaluations that have a robust accuracy, strongest first."""
-    keys = [m["key"] for k in row if (m := _KEY.match(k)) and _num(row[k]) is not None]
+    keys = []
+    for column, value in row.items():
+        split = split_evaluation_column(column)
+        if split is not None and split[1] == "robust_acc" and _num(value) is not None:
+            keys.append(split[0])
 
     def strength(key: str) -> tuple[int, int]:
-        return len(_attacks(row, key)), int(_num(row.get(f"evaluations.{key}.n_examples")) or 0)
+        return len(_attacks(row, key)), int(_num(row.get(evaluation_column(key, "n_examples"))) or 0)
 
     return sorted(keys, key=strength, reverse=True)
 
@@ -93,9 +109,9 @@ def evaluation_keys(row: Mapping[str, Any]) -> list[str]:
 def beaten_stages(row: Mapping[str, Any], key: str) -> list[str]:
     """Cascade stages whose own accuracy a later stage lowered by at least `BEATEN_POINTS`."""
     stages = _attacks(row, key)
-    accs = [_num(row.get(f"evaluations.{key}.per_attack.{s}.robust_acc")) for s in stages]
+    accs = [_num(row.get(evaluation_column(key, f"per_attack.{s}.robust_acc"))) for s in stages]
     out = []
-    final = _num(row.get(f"evaluations.{key}.robust_acc"))
+    final = _num(row.get(evaluation_column(key, "robust_acc")))
     for stage, acc in zip(stages[:-1], accs[:-1], strict=True):
         if acc is not None and final is not None and acc - final >= BEATEN_POINTS:
             out.append(f"{stage} alone overstated robust accuracy by {100 * (acc - final):.1f} points "
@@ -106,25 +122,25 @@ def beaten_stages(row: Mapping[str, Any], key: str) -> list[str]:
 def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAccuracy:
     """The run's one robust accuracy (``key``: a specific evaluation; default the strongest)."""
     keys = [key] if key else evaluation_keys(row)
-    if keys and _num(row.get(f"evaluations.{keys[0]}.robust_acc")) is not None:
+    if keys and _num(row.get(evaluation_column(keys[0], "robust_acc"))) is not None:
         k = keys[0]
-        get = lambda name: row.get(f"evaluations.{k}.{name}")  # noqa: E731
+        get = lambda name: row.get(evaluation_column(k, name))  # noqa: E731
         n = _num(get("n_examples"))
         return RobustAccuracy(_num(get("robust_acc")), _num(get("clean_acc")), " + ".join(_attacks(row, k)),
                               str(get("checkpoint") or "best"), _num(get("eps")), str(get("norm") or ""),
-                              None if n is None else int(n), f"evaluations.{k}.robust_acc", beaten_stages(row, k))
-    steps = row.get("config.eval.attack.n_steps")
-    loss = row.get("config.eval.attack.loss")
+                              None if n is None else int(n), evaluation_column(k, "robust_acc"), beaten_stages(row, k))
+    steps = row.get(CONFIG_EVAL_STEPS)
+    loss = row.get(CONFIG_EVAL_LOSS)
     attack = f"PGD-{int(steps)}-{str(loss).upper()} (training evaluation)" if steps else "training evaluation"
-    n = _num(row.get("config.eval.n_examples"))
-    return RobustAccuracy(_num(row.get("final.robust_acc")), _num(row.get("final.clean_acc")), attack, "last epoch",
+    n = _num(row.get(CONFIG_EVAL_N_EXAMPLES))
+    return RobustAccuracy(_num(row.get(FINAL.robust_acc)), _num(row.get(FINAL.clean_acc)), attack, "last epoch",
                           # the training evaluation attacks at the training threat model (`training.evaluation.
                           # eval_settings`); eval.attack.eps only sets its step-size ratio
-                          _num(row.get("config.method.attack.eps")), str(row.get("config.method.attack.norm") or ""),
-                          None if n is None else int(n), "final.robust_acc")
+                          _num(row.get(CONFIG_ATTACK_EPS)), str(row.get(CONFIG_ATTACK_NORM) or ""),
+                          None if n is None else int(n), FINAL.robust_acc)
 
 
 def robust_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     """The index columns naming a run's one robust accuracy: ``robust.acc``, ``robust.clean_acc``, ``robust.from``."""
     r = robust_accuracy(row)
-    return {"robust.acc": r.value, "robust.clean_acc": r.clean, "robust.from": r.label()}
+    return {ROBUST_ACC: r.value, ROBUST_CLEAN_ACC: r.clean, ROBUST_FROM: r.label()}

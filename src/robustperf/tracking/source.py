@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustperf.store import schema
 from robustperf.store.index import flatten, iter_run_dirs
-from robustperf.store.record import RunDir
+from robustperf.store.record import RunDir, RunStatus
 
 TAG_RUN_ID = "robustperf.run_id"
 TAG_FINGERPRINT = "robustperf.fingerprint"
@@ -66,32 +67,31 @@ def read_run(rd: RunDir) -> RunExport:
     config = rd.read_config()
     record = rd.read_record()
     series: dict[str, list[tuple[int, float]]] = {}
-    for row in rd.read_metrics() if rd.metrics_path.exists() else []:
-        kind, step = row.get("kind"), row.get("step")
-        if kind not in ("train", "eval") or not isinstance(step, int):
-            continue  # events (resumed, interrupted) are not metrics
-        for key, value in row.items():
+    for row in rd.read_metric_rows() if rd.metrics_path.exists() else []:  # events (resumed...) are not metrics
+        if row.step is None:
+            continue  # a row without its step cannot be placed on a curve
+        for key, value in row.to_dict().items():
             number = _number(value)
             if number is not None and key not in ("step", "kind"):
-                series.setdefault(f"{kind}/{key}", []).append((step, number))
+                series.setdefault(f"{row.KIND}/{key}", []).append((row.step, number))
     summary: dict[str, float] = {}
     if record is not None:
-        for section in ("final", "best", "cost"):
-            block = getattr(record, section).to_dict()
+        for section in (schema.FINAL, schema.BEST, schema.COST):  # the typed blocks, as the schema declares them
+            block = getattr(record, section.name).to_dict()
             block.pop("constants", None)
             for key, value in flatten(block).items():
                 number = _number(value)
                 if number is not None:
-                    summary[f"{section}/{key}"] = number
+                    summary[f"{section.name}/{key}"] = number
         for name, evaluation in sorted(record.evaluations.items()):  # `robustperf evaluate` results (AutoAttack...)
             safe = re.sub(r"[^A-Za-z0-9_./ -]", "_", str(name))
-            for key in ("clean_acc", "robust_acc", "n_examples", "seconds"):
+            for key in schema.EVALUATION_FIELDS:
                 number = _number((evaluation or {}).get(key))
                 if number is not None:
                     summary[f"evaluations/{safe}/{key}"] = number
     params = {k: v for k, v in flatten(config).items() if v is not None}
     tags = {TAG_RUN_ID: rd.run_id, TAG_FINGERPRINT: _fingerprint(rd),
-            "robustperf.status": record.status if record else "pending"}
+            "robustperf.status": record.status if record else RunStatus.PENDING.value}
     return RunExport(run_id=rd.run_id, status=tags["robustperf.status"], params=params, series=series,
                      summary=summary, fingerprint=tags[TAG_FINGERPRINT], path=rd.path, tags=tags)
 

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from robustperf.store import schema
 from robustperf.store.io import write_bytes_atomic
 from robustperf.tracking.source import RunExport
 
@@ -24,8 +25,8 @@ def runs_frame(runs: list[RunExport]) -> Any:  # -> pandas.DataFrame
     """One row per run."""
     import pandas as pd
 
-    rows = [{"run_id": r.run_id, "status": r.status, "fingerprint": r.fingerprint,
-             **{f"config.{k}": v for k, v in r.params.items()}, **r.summary} for r in runs]
+    rows = [{schema.RUN_ID: r.run_id, schema.STATUS: r.status, "fingerprint": r.fingerprint,
+             **{f"{schema.CONFIG_PREFIX}{k}": v for k, v in r.params.items()}, **r.summary} for r in runs]
     return pd.DataFrame(rows)
 
 
@@ -34,7 +35,7 @@ def metrics_frame(runs: list[RunExport]) -> Any:  # -> pandas.DataFrame
     import pandas as pd
 
     rows = [(r.run_id, step, key, value) for r in runs for key in sorted(r.series) for step, value in r.series[key]]
-    return pd.DataFrame(rows, columns=["run_id", "step", "key", "value"])
+    return pd.DataFrame(rows, columns=[schema.RUN_ID, "step", "key", "value"])
 
 
 def _encode(frame: Any, fmt: TableFormat) -> bytes:
@@ -42,7 +43,7 @@ def _encode(frame: Any, fmt: TableFormat) -> bytes:
         return frame.to_csv(index=False).encode()
     buffer = io.BytesIO()
     # parameters mix types across runs (an int width here, a string there): store them as text, like MLflow
-    frame = frame.astype({c: "string" for c in frame.columns if c.startswith("config.")})
+    frame = frame.astype({c: "string" for c in frame.columns if c.startswith(schema.CONFIG_PREFIX)})
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
 

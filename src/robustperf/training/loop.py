@@ -7,7 +7,7 @@ evaluates clean and PGD accuracy on a fixed held-out subset every ``eval.every_n
 finishes the session with the typed final, best and cost blocks. It writes (rank 0 only)::
 
     runs/<run_id>/config.json      resolved config
-    runs/<run_id>/metrics.jsonl    {"kind": "train", ...} every log_every_n_steps, {"kind": "eval", ...} per eval
+    runs/<run_id>/metrics.jsonl    a TrainRow every log_every_n_steps, an EvalRow per eval (store/metrics_rows.py)
     runs/<run_id>/result.json      RunRecord: status, final, best, cost, provenance
     runs/<run_id>/checkpoints/     last.pt, last.prev.pt, best.pt
 
@@ -25,7 +25,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ from torch import Tensor, nn
 
 from robustperf.config import RunConfig
 from robustperf.device import DeviceError, resolve_device
-from robustperf.store import CostRecord, RunDir, RunSession
+from robustperf.store import CostRecord, Metrics, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
+from robustperf.store.metrics_rows import EvalRow, TrainRow
 from robustperf.store.owner import hold_run
 from robustperf.store.session import CTRL_C
 from robustperf.tracking.live import LiveTracking, open_tracking
@@ -295,11 +296,11 @@ class _Trainer:
         if not p.sums:
             return failure
         n = float(p.sums.pop("n"))
-        row: dict[str, Any] = {key: float(value) / n for key, value in p.sums.items()}
+        means = {key: float(value) / n for key, value in p.sums.items()}
         p.sums = {}
-        row.update(kind="train", step=p.step, epoch=p.epoch, samples_seen=p.samples_seen,
-                   lr=self.parts.optimizer.param_groups[0]["lr"], seconds=self.session.seconds())
-        self._log(row)
+        row = TrainRow(values=means, step=p.step, epoch=p.epoch, samples_seen=p.samples_seen,
+                       lr=self.parts.optimizer.param_groups[0]["lr"], seconds=self.session.seconds())
+        self._log(row.to_dict())
         return failure
 
     def _stop_if_signalled(self) -> None:
@@ -375,25 +376,29 @@ class _Trainer:
                 log.warning("stop signal during the evaluation of epoch %d: stopping; it is rerun on resume", epoch)
                 stopped = True
             if not stopped:
-                self._record_eval(metrics, epoch, train_loss, time.perf_counter() - t0)
+                metrics = self._record_eval(metrics, epoch, train_loss, time.perf_counter() - t0)
         if broadcast_flag(stopped, self.info, self.device):  # rank 0's answer (also the barrier of the others)
             return False
         self._emit("eval", metrics=metrics)
         return True
 
-    def _record_eval(self, metrics: dict[str, Any], epoch: int, train_loss: float, seconds: float) -> None:
+    def _record_eval(self, evaluation: dict[str, Any], epoch: int, train_loss: float,
+                     seconds: float) -> dict[str, Any]:
+        """Log the evaluation's row, update ``last_eval``/``best`` and the record; returns the row's metrics."""
         p, parts = self.progress, self.parts
-        metrics.update(epoch=epoch, step=p.step, samples_seen=p.samples_seen, train_loss=train_loss,
-                       eval_seconds=seconds, n_params=parts.n_params)
-        if "fgsm_acc" in metrics:
-            _watch_overfitting(p.last_eval, metrics)
-        self._log({"kind": "eval", **metrics})
+        row = EvalRow.from_dict({**evaluation, "epoch": epoch, "step": p.step, "samples_seen": p.samples_seen,
+                                 "train_loss": train_loss, "eval_seconds": seconds, "n_params": parts.n_params})
+        if row.fgsm_acc is not None:
+            row = _watch_overfitting(p.last_eval, row)
+        self._log(row.to_dict())
+        metrics = row.metrics()
         p.last_eval = metrics
         key = self.cfg.eval.select_best_on
         if not p.best or _is_better(metrics[key], p.best[key], key):
             p.best = dict(metrics)
             save_best(parts, parts.eval_module, p.best, run_dir=self.run_dir.checkpoints, run_id=self.run_dir.run_id)
         self.session.update(final=_summary(metrics), best=_summary(p.best))
+        return metrics
 
     # ---------------------------------------------------------------------------- checkpoints
 
@@ -461,25 +466,23 @@ class _Trainer:
                                      dict(metrics or {}), model))
 
 
-def _watch_overfitting(previous: dict[str, Any], metrics: dict[str, Any]) -> None:
-    """Flag catastrophic overfitting in ``metrics`` (kept once seen, with the epoch it was first seen)."""
+def _watch_overfitting(previous: dict[str, Any], row: EvalRow) -> EvalRow:
+    """`row` with its catastrophic-overfitting flag (kept once seen, with the epoch it was first seen)."""
     from robustperf.training.evaluation import catastrophic_overfitting
 
     if previous.get("catastrophic_overfitting"):
-        metrics.update(catastrophic_overfitting=True, co_epoch=previous.get("co_epoch"))
-    elif catastrophic_overfitting(previous, metrics):
-        metrics.update(catastrophic_overfitting=True, co_epoch=metrics["epoch"])
+        return replace(row, catastrophic_overfitting=True, co_epoch=previous.get("co_epoch"))
+    if catastrophic_overfitting(previous, row.metrics()):
         log.warning("catastrophic overfitting at epoch %d: PGD accuracy %.3f -> %.3f while FGSM accuracy "
-                    "%.3f -> %.3f", metrics["epoch"], previous["robust_acc"], metrics["robust_acc"],
-                    previous["fgsm_acc"], metrics["fgsm_acc"])
-    else:
-        metrics["catastrophic_overfitting"] = False
+                    "%.3f -> %.3f", row.epoch, previous["robust_acc"], row.robust_acc, previous["fgsm_acc"],
+                    row.fgsm_acc)
+        return replace(row, catastrophic_overfitting=True, co_epoch=row.epoch)
+    return replace(row, catastrophic_overfitting=False)
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "adv_ce", "clean_loss",
-            "train_loss", "n_params", "fgsm_acc", "catastrophic_overfitting", "co_epoch")
-    return {k: metrics[k] for k in keys if k in metrics}
+    """The ``final``/``best`` block of an evaluation's metrics: the keys `Metrics` declares."""
+    return {k: metrics[k] for k in Metrics.known() if k in metrics}
 
 
 def _is_better(new: float, old: float, key: str) -> bool:

@@ -108,7 +108,7 @@ def _train_and_evaluate(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: 
         reason = f"{type(exc).__name__}: {exc}"
         if is_main:
             log.error("run %s failed: %s", cfg.run_id, reason)
-            _record_failure(rd, cfg, reason, traceback.format_exc())
+            _record_failure(rd, cfg.resolved(), reason, traceback.format_exc())
         return {"status": FAILED, "failure_reason": reason, "evaluation": None}
     if interrupted is not None:
         return {"status": INTERRUPTED, "failure_reason": interrupted, "evaluation": None}

@@ -8,6 +8,11 @@ entry that failed before it could start) goes through the same steps, in this or
     ... the work: metrics rows through session.log(row) ...
     session.finish(final=..., best=..., cost=CostRecord)   # or .fail(reason) / .interrupt(reason)
 
+Engines do not write these steps out themselves: they run under `robustperf.store.owner.owned_run`, which takes
+the run's lock, checks "already finished?", opens the session and starts the meter it is handed when the body
+asks, and on the way out ends it as interrupted (a Ctrl-C, the engine's stop exception) or failed
+(`end_on_error`), unless the body already finished, failed or interrupted it.
+
 `open` writes the resolved config, cuts (or clears) ``metrics.jsonl`` to match what is resumed, and
 marks the record ``running``; `finish` freezes the typed ``final``/``best``/``cost`` blocks and marks it
 ``finished``; `fail` and `interrupt` write a metrics event and the reason. In a distributed run every

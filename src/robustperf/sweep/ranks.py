@@ -29,6 +29,7 @@ from robustperf.sweep.run_steps import (
     LOCKED,
     SKIPPED,
     _evaluate,
+    _record_evaluation_failure,
     _record_failure,
     _train,
     needs_work,
@@ -123,8 +124,7 @@ def _train_and_evaluate(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: 
     if broadcast_flag(failure is not None, info, device):  # one rank failed: the others leave too
         failure = failure or "evaluation failed on another rank"
         if is_main:
-            log.error("evaluation of run %s failed: %s", cfg.run_id, failure)
-            rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": failure}})
+            _record_evaluation_failure(rd, spec, failure)
         return {"status": FAILED, "failure_reason": failure, "evaluation": None}
     return {"status": FINISHED, "evaluation": evaluation}
 

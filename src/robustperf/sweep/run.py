@@ -30,6 +30,7 @@ from robustperf.sweep.run_steps import (  # noqa: F401  (re-exported: the names 
     LOCKED,
     SKIPPED,
     _evaluate,
+    _record_evaluation_failure,
     _record_failure,
     _train,
     needs_work,
@@ -141,8 +142,7 @@ def _run_owned(rd: RunDir, config: Mapping[str, Any], work: Callable[[], str | N
     except Exception as exc:  # the trained run stays finished; the evaluation is retried on the next call
         assert spec is not None, "only _evaluate can raise here, and it runs only with a spec"
         reason = f"evaluation {type(exc).__name__}: {exc}"
-        log.error("evaluation of run %s failed: %s", rd.run_id, reason)
-        rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": reason}})
+        _record_evaluation_failure(rd, spec, reason)
         summary.update(status=FAILED, failure_reason=reason, evaluation=None)
     summary["seconds"] = time.perf_counter() - start
     return summary

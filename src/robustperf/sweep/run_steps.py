@@ -91,3 +91,9 @@ def _record_failure(rd: RunDir, config: Mapping[str, Any], reason: str, trace: s
         RunSession.record_failure(rd, config, reason, trace)
     except OSError as exc:  # the disk itself failed: nothing more we can record
         log.error("could not record failure of %s: %s", rd.run_id, exc)
+
+
+def _record_evaluation_failure(rd: RunDir, spec: EvaluateSpec, reason: str) -> None:
+    """A failed study evaluation under its key (the trained run stays finished; the next call retries it)."""
+    log.error("evaluation of run %s failed: %s", rd.run_id, reason)
+    rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": reason}})

@@ -82,3 +82,22 @@ def test_cli_evaluate_nproc_2_gives_the_one_process_verdicts(trained_run: Path) 
     assert flags["1"]["robust_flags"].mean() < flags["1"]["clean_flags"].mean()  # some points fooled
     for key in flags["1"]:
         assert np.array_equal(flags["1"][key], flags["2"][key]), key
+
+
+def test_evaluate_run_defaults_to_the_runs_threat_model_and_records_its_entry(trained_run: Path) -> None:
+    """The one `evaluate_run` the CLI and the study use: the run's own eps/norm unless given, the entry the
+    caller describes written under its key, the state under ``<key><state_suffix>``."""
+    from robustperf.evaluation.run import evaluate_run, evaluation_name
+    from robustperf.store import RunDir
+
+    ev = evaluate_run(trained_run, attack="pgd", which="last", n_examples=24, device="cpu", state_suffix="_s",
+                      entry=lambda e: {"robust_acc": e.result.robust_acc, "n": int(len(e.y))}, batch_size=24)
+    eps, norm = float(ev.config.method.attack.eps), ev.config.method.attack.norm
+    assert ev.key == evaluation_name("pgd", "standard", norm, eps, 24, "last") and ev.result.eps == eps
+    assert (trained_run / "evaluations" / f"{ev.key}_s").is_dir() and not ev.files
+    record = RunDir(trained_run).read_record()
+    assert record.evaluations[ev.key] == {"robust_acc": ev.result.robust_acc, "n": 24} == ev.summary
+    study = evaluate_run(trained_run, attack="pgd", which="last", n_examples=24, device="cpu", key="study-x",
+                         eps=0.05, save_files=True, batch_size=24)
+    assert study.result.eps == 0.05 and study.files == ["study-x.json", "study-x.npz"]
+    assert RunDir(trained_run).read_record().evaluations["study-x"]["eps"] == 0.05

@@ -174,3 +174,36 @@ def test_a_variant_that_repeats_a_grid_point_runs_once(tmp_path):
                         variants=[{"model.name": "neox-tiny"}, {"model.name": "neox-tiny"}])
     _, _, execution = run_study(study, tmp_path, executor=InProcess())
     assert [r["status"] for r in execution.results] == ["finished"]
+
+
+def test_an_llm_payload_and_an_image_config_run_through_one_entry_runner(tmp_path) -> None:  # noqa: ANN001
+    """run_llm_one and run_one share `run_entry`: the same summary keys and status words, finished then skipped,
+    and a failure recorded (with its traceback) the same way for both engines."""
+    import sys
+    from pathlib import Path
+
+    from robustperf.llm.config import llm_config_from_dict
+    from robustperf.llm.study import run_llm_one
+    from robustperf.store import RunDir
+    from robustperf.sweep.run import SUMMARY_KEYS, run_one
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweep"))
+    from sweep_targets import TINY
+
+    cfg = llm_config_from_dict(BASE)
+    llm = {"run_id": cfg.run_id("finetune"), "command": "finetune", "config": cfg.resolved()}
+    outs = [run_llm_one(llm, str(tmp_path)), run_one(TINY, tmp_path)]
+    assert [tuple(sorted(o)) for o in outs] == [tuple(sorted(SUMMARY_KEYS))] * 2
+    assert [o["status"] for o in outs] == ["finished", "finished"]
+    again = [run_llm_one(llm, str(tmp_path)), run_one(TINY, tmp_path)]
+    assert [tuple(sorted(o)) for o in again] == [tuple(sorted(SUMMARY_KEYS))] * 2
+    assert [o["status"] for o in again] == ["skipped", "skipped"]
+
+    broken_llm = {"run_id": "llm-broken", "command": "finetune", "config": {**cfg.resolved(), "seeds": "x"}}
+    broken_image = {**TINY, "data": {"dataset": "cifar10", "root": str(tmp_path / "no-cifar-here")}}
+    failed = [run_llm_one(broken_llm, str(tmp_path)), run_one(broken_image, tmp_path)]
+    assert [tuple(sorted(o)) for o in failed] == [tuple(sorted(SUMMARY_KEYS))] * 2
+    for out in failed:
+        rd = RunDir(Path(out["run_dir"]))
+        assert out["status"] == "failed" and rd.read_record().failure_reason == out["failure_reason"]
+        assert (rd.path / "failure.txt").read_text().startswith("Traceback")

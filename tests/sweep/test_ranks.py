@@ -133,6 +133,27 @@ def test_resume_with_another_world_size_fails_with_a_clear_reason(tmp_path: Path
 
     with pytest.raises(Stop):  # a 1-process run that stopped with a step checkpoint
         train(cfg, tmp_path / "runs", callback=stop, checkpoint_every_n_steps=2)
-    manifest = write_manifest(tmp_path / "manifest.jsonl", run_one, [cfg.resolved()], tmp_path / "runs")
+    manifest = write_manifest(tmp_path / "runs" / "manifest.jsonl", run_one, [cfg.resolved()], tmp_path / "runs")
     rank0, _ = torchrun(manifest, 2)
     assert rank0["status"] == "failed" and "written with 1 processes, this job has 2" in rank0["failure_reason"]
+
+
+@pytest.mark.slow
+def test_a_run_held_by_another_process_leaves_every_rank_locked(tmp_path: Path) -> None:
+    """Rank 0 alone tries to own the run (`owned_run`); refused, it tells the other ranks, and nothing is written."""
+    cfg = RunConfig().with_overrides(CFG)
+    manifest = write_manifest(tmp_path / "runs" / "manifest.jsonl", run_one, [cfg.resolved()], tmp_path / "runs")
+    run_dir = RunDir.for_run(tmp_path / "runs", cfg.run_id).path
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from robustperf.store.lock import RunLock; "
+        f"RunLock({str(run_dir)!r}).acquire(); print('held', flush=True); time.sleep(120)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        rank0, rank1 = torchrun(manifest, 2)
+        assert rank0["status"] == "locked" and "is being" in rank0["failure_reason"]
+        assert rank1["status"] == "locked" and rank1["failure_reason"] == "rank 0 says: locked"
+        assert not (run_dir / "result.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()

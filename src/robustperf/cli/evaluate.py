@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
+from robustperf.evaluation.run import evaluation_name  # noqa: F401  (re-exported: it was defined here)
 
 if TYPE_CHECKING:
     from robustperf.attacks.sharding import Shard
@@ -30,12 +31,6 @@ def parse_eps(text: str) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"eps {text!r} = {value:.6g} is outside [0, 1] (eps is in [0, 1] pixel units)")
     return value
-
-
-def evaluation_name(attack: str, version: str, norm: str, eps: float, n_examples: int, which: str) -> str:
-    """File-name-safe key of an evaluation, e.g. "autoattack-standard-linf-eps0.03137-n1000-best"."""
-    kind = f"{attack}-{version}" if attack == "autoattack" else attack
-    return f"{kind}-{norm}-eps{eps:.4g}-n{n_examples}-{which}"
 
 
 def evaluate_cmd(
@@ -54,12 +49,12 @@ def evaluate_cmd(
                               "CPU processes); the verdicts equal one process's"),
 ) -> None:
     """Evaluate a trained run under AutoAttack or PGD and record the result in the run."""
-    from robustperf.store.lock import RunLock
+    from robustperf.store.owner import owned_run
 
     with user_errors():
         if not (run_dir / "config.json").is_file():
             fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
-        with RunLock(run_dir, what="evaluated"):  # not while another process trains or evaluates it
+        with owned_run(run_dir, what="evaluated"):  # not while another process trains or evaluates it
             args = (run_dir, attack, eps, norm, n_examples, version, which, batch_size, device, seed, bf16)
             if nproc == 1:
                 result, json_path = _evaluate(*args)
@@ -85,11 +80,10 @@ def _evaluate(
     shard: Shard | None = None,
 ) -> tuple[EvalResult, Path]:
     """Evaluate and store the result (rank 0 of a sharded evaluation stores it); the result and its JSON path."""
+    from contextlib import nullcontext
 
-    from robustperf.data import build_data, eval_tensors
-    from robustperf.device import resolve_device
-    from robustperf.evaluation import evaluate, save_result
-    from robustperf.models import load_run_model
+    from robustperf.cli.progress import attack_progress
+    from robustperf.evaluation.run import RunEvaluation, evaluate_run
     from robustperf.store import RunDir, utcnow
 
     rd = RunDir(run_dir)
@@ -97,35 +91,28 @@ def _evaluate(
         fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
     if which not in ("best", "last"):
         fail(f"--which {which!r}: use best or last")
-    dev = resolve_device(device, local_rank=shard.rank if shard is not None else 0, setting="--device")
-    model, cfg = load_run_model(rd, which=which, device=dev)
-    eps = parse_eps(eps_text) if eps_text is not None else float(cfg.method.attack.eps)
-    norm = norm or cfg.method.attack.norm
-    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
-    x, y = eval_tensors(bundle.test, n_examples, seed=0)  # the held-out subset the training engine uses
-    name = evaluation_name(attack, version, norm, eps, int(x.shape[0]), which)
+    eps = parse_eps(eps_text) if eps_text is not None else None  # None: the run's training eps
     main = shard is None or shard.rank == 0
-    if main:
-        console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}"
-                      + (f", {shard.world_size} processes" if shard is not None else ""))
-    from contextlib import nullcontext
 
-    from robustperf.cli.progress import attack_progress
+    def announce(name: str, dev: Any) -> None:
+        if main:
+            console.print(f"evaluating {rd.run_id} ({which}) with {name} on {dev}"
+                          + (f", {shard.world_size} processes" if shard is not None else ""))
+
+    def entry(ev: RunEvaluation) -> dict[str, Any]:
+        return {**ev.result.summary(), "which": which, "evaluated_at": utcnow(), "files": ev.files,
+                "n_processes": shard.world_size if shard else 1}
 
     bars = attack_progress(rd.run_id) if main else nullcontext(None)  # one bar per attack stage, with ETA
     with bars as on_batch:
-        result = evaluate(
-            model, x, y, attack=attack, eps=eps, norm=norm, version=version, batch_size=batch_size, device=dev,
-            seed=seed, out_dir=rd.evaluations_dir / f"{name}_state", search_dtype="bf16" if bf16 else "fp32",
-            save_outputs=False, on_batch=on_batch, shard=shard,
+        # data_seed 0: the held-out subset the training engine uses
+        ev = evaluate_run(
+            rd, attack=attack, which=which, n_examples=n_examples, eps=eps, norm=norm, version=version,
+            data_seed=0, device=device, device_setting="--device", shard=shard, state_suffix="_state", save_files=True,
+            announce=announce, entry=entry, batch_size=batch_size, seed=seed,
+            search_dtype="bf16" if bf16 else "fp32", save_outputs=False, on_batch=on_batch,
         )  # fmt: skip
-    json_path = rd.evaluations_dir / f"{name}.json"
-    if main:
-        json_path, npz_path = save_result(result, rd.evaluations_dir, x, y, stem=name)
-        summary = {**result.summary(), "which": which, "evaluated_at": utcnow(),
-                   "files": [json_path.name, npz_path.name], "n_processes": shard.world_size if shard else 1}
-        rd.update_record(evaluations={name: summary})
-    return result, json_path
+    return ev.result, rd.evaluations_dir / f"{ev.key}.json"
 
 
 def _print(summary: dict[str, Any], json_path: Path) -> None:

@@ -16,11 +16,11 @@ round's compute (training 6 x tokens x params, plus the attacks' own forward/bac
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,9 +36,9 @@ from robustperf.llm.offense_defense import step_record
 from robustperf.llm.tasks import Example, attacked_label, build_task
 from robustperf.llm.tokenizer import build_bpe_tokenizer, encode_sequence, load_tokenizer
 from robustperf.llm.training import FinetuneResult, finetune, make_optimizer
-from robustperf.store import CostRecord, RunDir, RunSession, write_json_atomic
+from robustperf.store import CostRecord, RunDir, write_json_atomic
 from robustperf.store.checkpoint import save_torch_atomic
-from robustperf.store.owner import hold_run
+from robustperf.store.owner import OwnedRun, owned_run
 
 if TYPE_CHECKING:
     from robustperf.cost.energy import EnergyMeter
@@ -218,16 +218,19 @@ def attack_training_examples(setup_: LLMSetup, examples: Sequence[Example], atta
 # ---------------------------------------------------------------------------- runs
 
 
-def _open(cfg: LLMConfig, runs_dir: str | Path, command: str) -> tuple[RunDir, RunSession | None]:
-    """The run's directory and its opened session; no session when the run is finished already."""
+@contextmanager
+def _owned(cfg: LLMConfig, runs_dir: str | Path, command: str) -> Iterator[OwnedRun]:
+    """The run of ``command`` owned for this attempt (`robustperf.store.owner.owned_run`: its lock, one process
+    per run; an exception inside marks it failed, a Ctrl-C interrupted), its session open unless it is finished
+    already (``run.finished``: return it untouched)."""
     rd = RunDir.for_run(runs_dir, cfg.run_id(command))
-    if rd.is_finished():
-        logger.info("run %s is finished; returning it untouched", rd.run_id)
-        return rd, None
-    # with no round state there is nothing to resume from: the run restarts from its beginning
-    session = RunSession.open(rd, cfg.resolved(), kind="llm", resumes=(rd.checkpoints / ROUND_STATE).is_file(),
-                              provenance_extra={"seed": cfg.seed, "command": command})
-    return rd, session
+    with owned_run(rd, meter_factory=lambda: _meter(cfg)) as run:
+        if run.finished:
+            logger.info("run %s is finished; returning it untouched", rd.run_id)
+        else:  # with no round state there is nothing to resume from: the run restarts from its beginning
+            run.open(cfg.resolved(), kind="llm", resumes=(rd.checkpoints / ROUND_STATE).is_file(),
+                     provenance_extra={"seed": cfg.seed, "command": command})
+        yield run
 
 
 def _meter(cfg: LLMConfig) -> EnergyMeter:
@@ -255,28 +258,13 @@ def final_metrics(rd: RunDir) -> dict[str, Any]:
     return dict(record.final) if record else {}
 
 
-def _owned(command: str) -> Callable[[Callable[[LLMConfig, str | Path], RunDir]], Callable[..., RunDir]]:
-    """Hold the run's lock (`robustperf.store.lock.hold_run`) while `command` runs: one process per run."""
-
-    def wrap(fn: Callable[[LLMConfig, str | Path], RunDir]) -> Callable[..., RunDir]:
-        @functools.wraps(fn)
-        def owned(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
-            with hold_run(RunDir.for_run(runs_dir, cfg.run_id(command)).path):
-                return fn(cfg, runs_dir)
-
-        return owned
-
-    return wrap
-
-
-@_owned("finetune")
 def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Fine-tune the classifier on the clean task (one run per seed of ``cfg``; use `per_seed`)."""
-    rd, session = _open(cfg, runs_dir, "finetune")
-    if session is None:
-        return rd
-    with session.failing_on_error():
-        session.start_meter(_meter(cfg))
+    with _owned(cfg, runs_dir, "finetune") as run:
+        if run.session is None:
+            return run.run_dir
+        rd, session = run.run_dir, run.session
+        run.start_meter()
         s = setup(cfg)
         fit, clean_acc, epochs = _finetune_to_target(cfg, s)
         save_model(rd, s)
@@ -289,7 +277,7 @@ def run_finetune(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         session.log({"round": 0, **final})
         session.finish(final=final, cost=_cost(cfg, n_sequences=fit.n_sequences, train_flops=fit.flops,
                                                attack_flops=0.0, reading=reading))
-    return rd
+    return run.run_dir
 
 
 def _val_accuracy(cfg: LLMConfig, s: LLMSetup) -> float:
@@ -339,15 +327,14 @@ def load_finetuned(cfg: LLMConfig, runs_dir: str | Path) -> tuple[LLMSetup, RunD
     return s, ft
 
 
-@_owned("attack")
 def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Attack ``rounds.n_attack_val`` validation examples of the fine-tuned model with ``cfg.attack``."""
-    rd, session = _open(cfg, runs_dir, "attack")
-    if session is None:
-        return rd
-    with session.failing_on_error():
+    with _owned(cfg, runs_dir, "attack") as run:
+        if run.session is None:
+            return run.run_dir
+        rd, session = run.run_dir, run.session
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(_meter(cfg))
+        run.start_meter()
         ev = evaluate_attack(s, s.val, s.val_ids, cfg.attack, seed=cfg.seed, precision=cfg.runtime.precision,
                              task=cfg.task.name, n_attack=cfg.rounds.n_attack_val)
         reading = session.stop_meter()
@@ -357,7 +344,7 @@ def run_attack(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         session.log({"round": 0, **final})
         session.finish(final=final, cost=_cost(cfg, n_sequences=0, train_flops=0.0, attack_flops=ev.flops,
                                                reading=reading))
-    return rd
+    return run.run_dir
 
 
 def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult) -> None:
@@ -366,15 +353,14 @@ def _write_attacked(rd: RunDir, name: str, s: LLMSetup, result: LLMAttackResult)
     write_json_atomic(rd.evaluations_dir / f"{name}.json", rows)
 
 
-@_owned("advtrain")
 def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
     """Iterative adversarial training; one metrics row per round (round 0 = the clean fine-tune)."""
-    rd, session = _open(cfg, runs_dir, "advtrain")
-    if session is None:
-        return rd
-    with session.failing_on_error():
+    with _owned(cfg, runs_dir, "advtrain") as run:
+        if run.session is None:
+            return run.run_dir
+        rd, session = run.run_dir, run.session
         s, ft = load_finetuned(cfg, runs_dir)
-        session.start_meter(_meter(cfg))
+        run.start_meter()
         ft_final = final_metrics(ft)
         rows, totals = _adversarial_rounds(cfg, s, rd, finetune_flops=float(ft_final["train_flops"]),
                                            finetune_sequences=int(ft_final["n_sequences"]))
@@ -386,7 +372,7 @@ def run_advtrain(cfg: LLMConfig, runs_dir: str | Path = "runs") -> RunDir:
         session.finish(final=final, cost=_cost(cfg, n_sequences=int(totals["n_sequences"]),
                                                train_flops=totals["train_flops"],
                                                attack_flops=totals["attack_flops"], reading=reading))
-    return rd
+    return run.run_dir
 
 
 def _adversarial_rounds(cfg: LLMConfig, s: LLMSetup, rd: RunDir, *,

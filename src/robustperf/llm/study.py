@@ -28,7 +28,6 @@ import csv
 import io
 import itertools
 import logging
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -150,34 +149,26 @@ def _executor(study: StudyConfig, executor: str | Executor | None, workers: int 
 
 
 def run_llm_one(payload: dict[str, Any], runs_dir: str) -> dict[str, Any]:
-    """Run one LLM run of a study (what the executors call; picklable by reference); never raises for
-    the run's own failure, which its record holds.
+    """Run one LLM run of a study (what the executors call; picklable by reference) through the study's one
+    entry runner (`robustperf.sweep.run.run_entry`, as `run_one` runs an image run); never raises for the
+    run's own failure, which its record holds.
 
     Args:
         payload: ``{"run_id", "command": "finetune" | "attack" | "advtrain", "config": resolved LLMConfig}``.
         runs_dir: where the run directories go.
 
     Returns:
-        ``{"run_id", "run_dir", "status": finished|skipped|failed|locked, "failure_reason", "seconds"}``;
-        ``locked``: another live process holds the run (nothing was done; run the study again later).
+        `run_one`'s summary (`robustperf.sweep.run.SUMMARY_KEYS`): ``status`` finished | skipped | failed |
+        interrupted | locked (another live process holds the run, or the fine-tune it starts from: nothing was
+        done; run the study again later); ``evaluation`` None (LLM runs carry their attacks in their rounds).
     """
     from robustperf.llm.pipeline import COMMANDS
-    from robustperf.store.lock import RunLockedError
-    from robustperf.sweep.run import LOCKED
+    from robustperf.sweep.run import run_entry
 
-    start = time.perf_counter()
-    rd = RunDir.for_run(runs_dir, payload["run_id"])
-    summary: dict[str, Any] = {"run_id": rd.run_id, "run_dir": str(rd.path), "failure_reason": None}
-    if rd.is_finished():
-        return {**summary, "status": "skipped", "seconds": 0.0}
-    try:
+    def work() -> None:
         COMMANDS[payload["command"]](llm_config_from_dict(payload["config"]), runs_dir)
-    except RunLockedError as exc:  # another process trains it: not a failure of this run
-        return {**summary, "status": LOCKED, "failure_reason": str(exc), "seconds": 0.0}
-    except Exception as exc:  # a run's failure is data, not a crash of the study
-        return {**summary, "status": "failed", "failure_reason": f"{type(exc).__name__}: {exc}",
-                "seconds": time.perf_counter() - start}
-    return {**summary, "status": "finished", "seconds": time.perf_counter() - start}
+
+    return run_entry(RunDir.for_run(runs_dir, payload["run_id"]), payload["config"], work)
 
 
 def round_rows(dirs: list[RunDir]) -> list[dict[str, Any]]:

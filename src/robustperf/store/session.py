@@ -8,6 +8,11 @@ entry that failed before it could start) goes through the same steps, in this or
     ... the work: metrics rows through session.log(row) ...
     session.finish(final=..., best=..., cost=CostRecord)   # or .fail(reason) / .interrupt(reason)
 
+Engines do not write these steps out themselves: they run under `robustperf.store.owner.owned_run`, which takes
+the run's lock, checks "already finished?", opens the session and starts the meter it is handed when the body
+asks, and on the way out ends it as interrupted (a Ctrl-C, the engine's stop exception) or failed
+(`end_on_error`), unless the body already finished, failed or interrupted it.
+
 `open` writes the resolved config, cuts (or clears) ``metrics.jsonl`` to match what is resumed, and
 marks the record ``running``; `finish` freezes the typed ``final``/``best``/``cost`` blocks and marks it
 ``finished``; `fail` and `interrupt` write a metrics event and the reason. In a distributed run every
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -76,6 +82,8 @@ class RunSession:
     def __init__(self, run_dir: RunDir, *, is_main: bool = True, resumed: bool = False) -> None:
         self.run_dir, self.is_main, self.resumed = run_dir, is_main, resumed
         self._meter: Meter | None = None
+        self._meter_running = False
+        self.ended = False  # finish, fail or interrupt has run: the run's end is recorded
         self._prior_seconds = 0.0
         self._prior_joules: float | None = 0.0
         self._t_start = time.perf_counter()
@@ -172,6 +180,7 @@ class RunSession:
         self._prior_seconds, self._prior_joules = prior_seconds, prior_joules
         self._meter = meter
         self._meter.start()
+        self._meter_running = True
         self._t_start = time.perf_counter()
 
     def seconds(self) -> float:
@@ -186,6 +195,7 @@ class RunSession:
     def stop_meter(self) -> Reading:
         """End the metered window: totals with earlier attempts included (source: the meter's)."""
         reading = self._require_meter().stop()
+        self._meter_running = False
         return replace(reading, seconds=self._prior_seconds + reading.seconds,
                        joules=_add(self._prior_joules, reading.joules))
 
@@ -200,6 +210,7 @@ class RunSession:
                cost: CostRecord | Mapping[str, Any] | None = None) -> None:
         """Mark the run finished with its frozen ``final``, ``best`` and ``cost`` blocks."""
         if not self.is_main:
+            self._release()
             return
         changes: dict[str, Any] = {"status": RunStatus.FINISHED, "failure_reason": None, "ended_at": utcnow()}
         if final is not None:
@@ -215,6 +226,7 @@ class RunSession:
         """Mark the run failed with ``reason``; ``step``: also log a failed event there; ``trace``: failure.txt."""
         log.error("run %s failed: %s", self.run_dir.run_id, reason)
         if not self.is_main:
+            self._release()
             return
         # the status first, and each write on its own: a full disk must not leave the run `running`
         self._record_failed(reason)
@@ -242,6 +254,7 @@ class RunSession:
         """Mark the run interrupted by a stop signal (resumable from the checkpoint at ``step``; None: no step
         is known, no event row is logged)."""
         if not self.is_main:
+            self._release()
             return
         if step is not None:
             self.log({"kind": "event", "event": "interrupted", "step": step, "signal": signal_name,
@@ -250,19 +263,42 @@ class RunSession:
         self._release()
 
     def _release(self) -> None:
-        """The run directory is no longer this process's: where the per-run lock taken in `open` is released."""
+        """The attempt has ended: stop the meter if the work left it running (a failure or a Ctrl-C mid-run), so
+        no sampling thread outlives the run, and mark the session ended. The lock is the owner's
+        (`robustperf.store.owner.owned_run`), released one level up."""
+        self.ended = True
+        if self._meter is not None and self._meter_running:
+            self._meter_running = False
+            try:
+                self._meter.stop()
+            except Exception as exc:  # noqa: BLE001 - the run's end is recorded; a meter that fails to stop is not
+                log.warning("run %s: stopping its meter failed (%s: %s)", self.run_dir.run_id,
+                            type(exc).__name__, exc)
+
+    def end_on_error(self, exc: BaseException, *, step: int | None = None,
+                     interrupts: tuple[type[BaseException], ...] = ()) -> None:
+        """Record how ``exc`` ended the attempt, unless `finish`, `fail` or `interrupt` already did: a Ctrl-C
+        (`KeyboardInterrupt`) or one of ``interrupts`` (the engine's stop signals) -> interrupted (resumable),
+        anything else -> failed (``Type: message``). ``step``: where the event row is logged (None: none)."""
+        if self.ended:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            self.interrupt(CTRL_C, step=step, signal_name="SIGINT")
+        elif interrupts and isinstance(exc, interrupts):
+            signum = getattr(exc, "signum", None)
+            name = signal.Signals(signum).name if isinstance(signum, int) else type(exc).__name__
+            self.interrupt(f"{type(exc).__name__}: {exc}", step=step, signal_name=name)
+        else:
+            self.fail(f"{type(exc).__name__}: {exc}", step=step)
 
     @contextmanager
     def failing_on_error(self) -> Iterator[RunSession]:
         """Any exception inside marks the run failed (``Type: message``) and propagates; a Ctrl-C
-        (`KeyboardInterrupt`) marks it interrupted instead, as a stop signal would (resumable)."""
+        (`KeyboardInterrupt`) marks it interrupted instead, as a stop signal would (resumable): `end_on_error`."""
         try:
             yield self
-        except KeyboardInterrupt:
-            self.interrupt(CTRL_C, step=None, signal_name="SIGINT")
-            raise
         except BaseException as exc:
-            self.fail(f"{type(exc).__name__}: {exc}")
+            self.end_on_error(exc)
             raise
 
     @staticmethod

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from robustperf.config import RunConfig
 from robustperf.store import RunDir
-from robustperf.store.lock import RunLock, RunLockedError
-from robustperf.store.owner import hold_run
+from robustperf.store.lock import RunLockedError
+from robustperf.store.owner import owned_run
 from robustperf.sweep.run_steps import (
     FAILED,
     FINISHED,
@@ -29,6 +30,7 @@ from robustperf.sweep.run_steps import (
     LOCKED,
     SKIPPED,
     _evaluate,
+    _record_evaluation_failure,
     _record_failure,
     _train,
     needs_work,
@@ -55,12 +57,12 @@ def run_ranks(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: EvaluateSp
     if device.type == "cuda":
         torch.cuda.set_device(device)
     created = init_distributed(info, device)
-    lock: RunLock | None = None
     start = time.perf_counter()
+    owned = ExitStack()  # rank 0: the run's owner (`owned_run`), held until every rank is done
     try:
         word: list[Any] = [None, False]
         if info.is_main:
-            lock, word[0] = _decide(rd, spec, summary)
+            word[0] = _decide(rd, spec, summary, owned)
             word[1] = needs_work(rd, spec)[1]
         dist.broadcast_object_list(word, src=0)
         decision, needs_eval = word
@@ -73,25 +75,24 @@ def run_ranks(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: EvaluateSp
         summary.update(outcome, seconds=time.perf_counter() - start)
         return summary
     finally:
-        if lock is not None:
-            lock.release()
+        owned.close()
         if created:
             dist.destroy_process_group()
 
 
-def _decide(rd: RunDir, spec: EvaluateSpec | None, summary: dict[str, Any]) -> tuple[RunLock | None, str]:
-    """Rank 0: take the lock and say what the ranks do (TRAIN, EVALUATE, or a final status)."""
+def _decide(rd: RunDir, spec: EvaluateSpec | None, summary: dict[str, Any], owned: ExitStack) -> str:
+    """Rank 0: own the run (held in ``owned``) and say what the ranks do (TRAIN, EVALUATE, or a final status)."""
     try:
-        lock = hold_run(rd.path, what="trained")
+        owned.enter_context(owned_run(rd, what="trained"))
     except RunLockedError as exc:
         log.info("%s", exc)
         summary.update(status=LOCKED, failure_reason=str(exc), seconds=0.0, evaluation=None)
-        return None, LOCKED
+        return LOCKED
     finished, needs_eval = needs_work(rd, spec)
     if finished and not needs_eval:
         summary.update(status=SKIPPED, seconds=0.0, evaluation=None)
-        return lock, SKIPPED
-    return lock, EVALUATE if finished else TRAIN
+        return SKIPPED
+    return EVALUATE if finished else TRAIN
 
 
 def _train_and_evaluate(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: EvaluateSpec | None, decision: str,
@@ -108,7 +109,7 @@ def _train_and_evaluate(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: 
         reason = f"{type(exc).__name__}: {exc}"
         if is_main:
             log.error("run %s failed: %s", cfg.run_id, reason)
-            _record_failure(rd, cfg, reason, traceback.format_exc())
+            _record_failure(rd, cfg.resolved(), reason, traceback.format_exc())
         return {"status": FAILED, "failure_reason": reason, "evaluation": None}
     if interrupted is not None:
         return {"status": INTERRUPTED, "failure_reason": interrupted, "evaluation": None}
@@ -123,8 +124,7 @@ def _train_and_evaluate(cfg: RunConfig, rd: RunDir, runs_dir: str | Path, spec: 
     if broadcast_flag(failure is not None, info, device):  # one rank failed: the others leave too
         failure = failure or "evaluation failed on another rank"
         if is_main:
-            log.error("evaluation of run %s failed: %s", cfg.run_id, failure)
-            rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": failure}})
+            _record_evaluation_failure(rd, spec, failure)
         return {"status": FAILED, "failure_reason": failure, "evaluation": None}
     return {"status": FINISHED, "evaluation": evaluation}
 

@@ -6,10 +6,8 @@ Both `run.py` and `ranks.py` import this module, and neither imports the other a
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,58 +62,38 @@ def _evaluation_done(rd: RunDir, spec: EvaluateSpec) -> bool:
 
 
 def _evaluate(rd: RunDir, spec: EvaluateSpec, shard: Any = None, local_rank: int = 0) -> dict[str, Any]:
-    """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json.
+    """Evaluate the run's checkpoint on a fixed held-out subset; store the summary in result.json
+    (`robustperf.evaluation.run.evaluate_run`, at the run's own threat model, method.attack, as the per-epoch
+    evaluation of the training engine uses).
 
     With a `shard` (`robustperf.attacks.sharding.Shard`) the run's ranks split the attack batches; each gets
     the whole result and rank 0 alone stores it.
     """
-    from robustperf.data import build_data, eval_tensors
-    from robustperf.device import resolve_device
-    from robustperf.evaluation import evaluate
-    from robustperf.models import load_run_model
+    from robustperf.evaluation.run import RunEvaluation, evaluate_run
 
-    device = resolve_device("auto", local_rank=local_rank)
-    # "final" is the last checkpoint ("last" in the training engine's naming)
-    model, cfg = load_run_model(rd.path, which="last" if spec.which == "final" else spec.which, device=device)
-    bundle = build_data(cfg.data, seed=cfg.runtime.seed)
-    x, y = eval_tensors(bundle.test, spec.n_examples, seed=spec.seed)
-    out_dir = rd.evaluations_dir / spec.key
-    start = time.perf_counter()
+    def entry(ev: RunEvaluation) -> dict[str, Any]:
+        return {**ev.result.summary(), "checkpoint": spec.which, "attacks": list(spec.attacks),
+                "n_examples": int(len(ev.y)), "seconds": ev.seconds,
+                "n_processes": shard.world_size if shard is not None else 1}
+
     attack = spec.attacks[0] if len(spec.attacks) == 1 else list(spec.attacks)
-    # the run's own threat model (method.attack), as the per-epoch evaluation of the training engine uses
-    result = evaluate(model, x, y, attack=attack, eps=cfg.method.attack.eps, norm=cfg.method.attack.norm,
-                      batch_size=spec.batch_size, device=device, seed=spec.seed, out_dir=out_dir, shard=shard)
-    summary = result.summary() if hasattr(result, "summary") else _eval_summary(result)
-    summary.update(checkpoint=spec.which, attacks=list(spec.attacks), n_examples=int(len(y)),
-                   seconds=time.perf_counter() - start, n_processes=shard.world_size if shard is not None else 1)
-    if shard is None or shard.rank == 0:
-        rd.update_record(evaluations={spec.key: summary})
-    return summary
+    # "final" is the last checkpoint ("last" in the training engine's naming)
+    ev = evaluate_run(rd, attack=attack, which="last" if spec.which == "final" else spec.which,
+                      n_examples=spec.n_examples, key=spec.key, data_seed=spec.seed, device="auto",
+                      device_setting="runtime.device", local_rank=local_rank, shard=shard, entry=entry,
+                      batch_size=spec.batch_size, seed=spec.seed)
+    return ev.summary
 
 
-_SCALARS = (int, float, str, bool, type(None))
-
-
-def _eval_summary(result: Any) -> dict[str, Any]:
-    """Scalars and small dicts of an EvalResult (per-point arrays stay in the evaluation directory)."""
-    if hasattr(result, "to_dict"):
-        data = result.to_dict()
-    elif dataclasses.is_dataclass(result):
-        data = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    else:
-        data = dict(vars(result))
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        scalar_dict = isinstance(value, dict) and all(isinstance(v, _SCALARS) for v in value.values())
-        if isinstance(value, _SCALARS) or scalar_dict:
-            out[key] = value
-        elif isinstance(value, (list, tuple)) and len(value) <= 64 and all(isinstance(v, (str, int, float)) for v in value):
-            out[key] = list(value)
-    return out
-
-
-def _record_failure(rd: RunDir, cfg: RunConfig, reason: str, trace: str) -> None:
+def _record_failure(rd: RunDir, config: Mapping[str, Any], reason: str, trace: str) -> None:
+    """A failed attempt in the run's record (config written if it never was), whatever its engine."""
     try:
-        RunSession.record_failure(rd, cfg.resolved(), reason, trace)
+        RunSession.record_failure(rd, config, reason, trace)
     except OSError as exc:  # the disk itself failed: nothing more we can record
-        log.error("could not record failure of %s: %s", cfg.run_id, exc)
+        log.error("could not record failure of %s: %s", rd.run_id, exc)
+
+
+def _record_evaluation_failure(rd: RunDir, spec: EvaluateSpec, reason: str) -> None:
+    """A failed study evaluation under its key (the trained run stays finished; the next call retries it)."""
+    log.error("evaluation of run %s failed: %s", rd.run_id, reason)
+    rd.update_record(evaluations={spec.key: {"status": FAILED, "failure_reason": reason}})

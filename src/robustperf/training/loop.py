@@ -37,8 +37,7 @@ from robustperf.device import DeviceError, resolve_device
 from robustperf.store import CostRecord, Metrics, RunDir, RunSession
 from robustperf.store import checkpoint as ckpt
 from robustperf.store.metrics_rows import EvalRow, TrainRow
-from robustperf.store.owner import hold_run
-from robustperf.store.session import CTRL_C
+from robustperf.store.owner import OwnedRun, owned_run
 from robustperf.tracking.live import LiveTracking, open_tracking
 from robustperf.training.distributed import (
     DistInfo,
@@ -116,10 +115,10 @@ def train(
     info = dist_info_from_env()
     run_dir = RunDir.for_run(runs_dir, cfg.run_id)
     # one owner per run (rank 0 holds it for all ranks, from the "finished?" check to the final record):
-    # a second process refuses with RunLockedError; opening it as owner removes stale temps and repairs
-    lock = hold_run(run_dir.path, force=force) if info.is_main else None
-    try:
-        if resume and run_dir.is_finished():
+    # a second process refuses with RunLockedError; opening it as owner removes stale temps and repairs; an
+    # exception out of the opened run marks it failed, a Ctrl-C or a stop signal interrupted
+    with owned_run(run_dir, force=force, is_main=info.is_main, interrupts=(TrainingInterrupted,)) as owner:
+        if resume and owner.finished:
             log.info("run %s is already finished: %s", cfg.run_id, run_dir.path)
             return run_dir
         try:
@@ -132,28 +131,26 @@ def train(
         saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
                  torch.backends.cudnn.benchmark)
         try:
-            return _Trainer(cfg, run_dir, info, device, callback, checkpoint_every_n_steps).run(resume)
+            return _Trainer(cfg, owner, info, device, callback, checkpoint_every_n_steps).run(resume)
         finally:
             # build_parts changes process-wide switches: leave them as we found them
             torch.use_deterministic_algorithms(saved[0])
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
             if created:
                 torch.distributed.destroy_process_group()
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 class _Trainer:
     """One attempt at a run: `run` is its whole life, the methods below it follow in the order they run."""
 
-    def __init__(self, cfg: RunConfig, run_dir: RunDir, info: DistInfo, device: torch.device,
+    def __init__(self, cfg: RunConfig, owner: OwnedRun, info: DistInfo, device: torch.device,
                  callback: Callback | None, checkpoint_every_n_steps: int | None) -> None:
-        self.cfg, self.run_dir, self.info, self.device, self.callback = cfg, run_dir, info, device, callback
+        self.cfg, self.owner, self.info, self.device, self.callback = cfg, owner, info, device, callback
+        self.run_dir = owner.run_dir
         self.ckpt_steps = checkpoint_every_n_steps or cfg.runtime.checkpoint_every_n_steps
         self.parts = build_parts(cfg, info, device)
         self.progress = Progress().to(device)
-        self.session = RunSession(run_dir, is_main=info.is_main)  # replaced by the opened one in `run`
+        self.session = RunSession(self.run_dir, is_main=info.is_main)  # replaced by the opened one in `run`
         self.stop = StopRequest()
         self.tracking: LiveTracking | None = None  # the config's `tracking:` sinks (rank 0), None when off
 
@@ -163,8 +160,8 @@ class _Trainer:
             self.progress = restored.restore(self.parts, rank=self.info.rank, world_size=self.info.world_size,
                                              device=self.device)
             log.info("resumed %s at step %d (epoch %d)", self.run_dir.run_id, self.progress.step, self.progress.epoch)
-        self.session = RunSession.open(
-            self.run_dir, self.cfg.resolved(), kind="train", is_main=self.info.is_main,
+        self.session = self.owner.open(
+            self.cfg.resolved(), kind="train",
             resumed_at_step=self.progress.step if restored is not None else None,
             metrics_bytes=restored.metrics_bytes if restored is not None else None,
             expected_evals=self.progress.epoch // self.cfg.eval.every_n_epochs if restored is not None else None,
@@ -182,21 +179,18 @@ class _Trainer:
 
         meter = create_meter(self.cfg.cost.energy_meter, watts=self.cfg.cost.watts,
                              device_index=self.device.index if self.device.type == "cuda" else None)
-        self.session.start_meter(meter, prior_seconds=restored.seconds if restored else 0.0,
-                                 prior_joules=restored.joules if restored else 0.0)
+        self.owner.start_meter(meter, prior_seconds=restored.seconds if restored else 0.0,
+                               prior_joules=restored.joules if restored else 0.0)
+        self.owner.step = lambda: self.progress.step  # where the owner logs an interrupt or failure
         try:
             with self.stop:
                 failure = self._loop()
-        except TrainingInterrupted:
-            self._close_tracking("interrupted")
-            raise
-        except KeyboardInterrupt:  # Ctrl-C: resumable from the last checkpoint, not a failure
-            self.session.interrupt(CTRL_C, step=self.progress.step, signal_name="SIGINT")
-            self._close_tracking("interrupted")
-            raise
-        except Exception as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
-            self._close_tracking("failed")
+        except BaseException as exc:  # the owner (`owned_run`) records it on the way out: a Ctrl-C or a stop
+            # signal is resumable from the last checkpoint (interrupted), anything else failed
+            interrupted = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
+            if not interrupted:
+                self._emit("failed", metrics={"step": self.progress.step})
+            self._close_tracking("interrupted" if interrupted else "failed")
             raise
         if failure is not None:
             self._fail(failure)

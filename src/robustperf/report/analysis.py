@@ -299,11 +299,12 @@ def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
 
 
 def _fit_surface(law: str, N: np.ndarray, D: np.ndarray, L: np.ndarray, bootstrap: int, seed: int) -> Any:
-    from robustperf.scaling import fit_approach2, fit_chinchilla
+    """The study's L(N, D) law (``fit.surface``, a registered `SurfaceLaw`) fitted to its runs, all on real data."""
+    from robustperf.scaling import surface_law
 
-    if law == "chinchilla":
-        return _quiet(fit_chinchilla, N, D, L, bootstrap=bootstrap, seed=seed)
-    return _quiet(fit_approach2, N, D, L, 0.0, bootstrap=bootstrap, seed=seed)
+    surface = surface_law(law)
+    fid = 0.0 if surface.uses_fid else None
+    return _quiet(surface.fit, N, D, L, fid, bootstrap=bootstrap, seed=seed)
 
 
 def _loss_to_accuracy(done: Any, fit: FitSpec, notes: list[str]) -> Any:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from robustperf.scaling.laws import ScalingError  # noqa: F401  (defined beside the laws; raised here too)
+from robustperf.scaling.errors import ScalingError
+from robustperf.scaling.law_registry import create_law
 
 
 class FitStatus(str, Enum):
@@ -186,16 +187,12 @@ class FitResult:
 
     def to_law(self) -> Any:
         """The fitted law as a callable object (``robustperf.scaling.create_law``)."""
-        from robustperf.scaling.catalogue import create_law
-
         if not self.law:
             raise ScalingError("this fit is not a registered law; nothing to build")
         return create_law(self.law, **self.params, **self.law_kwargs, source="fitted by robustperf")
 
     def bootstrap_laws(self) -> list[Any]:
         """One law per successful bootstrap resample (empty without a bootstrap)."""
-        from robustperf.scaling.catalogue import create_law
-
         if self.bootstrap is None or not self.law:
             return []
         names = set(self.params)

@@ -80,10 +80,10 @@ def fit_command(
     console.print(table)
     colour = "green" if result.ok else "red"
     console.print(f"status: [{colour}]{result.status.value}[/]  objective {result.objective:.6g}  {result.message}")
-    ident = result.metrics.get("identifiability")
-    if isinstance(ident, dict) and not ident.get("checked"):
+    ident = result.metrics.identifiability
+    if ident is not None and not ident.checked:
         console.print("identifiability: not checked (no bootstrap; drop --bootstrap 0 to check it)")
-    elif isinstance(ident, dict) and ident.get("poorly_identified"):
+    elif ident is not None and ident.names:
         console.print(f"[red]{result.caveat()}[/]")
     for key, value in result.metrics.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

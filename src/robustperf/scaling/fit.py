@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from robustperf.scaling.earned_ok import earn_ok
+from robustperf.scaling.fit_metrics import FitMetrics, LogCentre
 from robustperf.scaling.identify import assess
 from robustperf.scaling.objectives import A2_NAMES, A3_NAMES, Approach2Objective, Approach3Objective
 from robustperf.scaling.optimize import batched_lbfgs, multistart_minimize
@@ -179,7 +180,7 @@ def surface_fix(fit: FitResult) -> str:
 
 def _quality_fix(fit: FitResult, names: list[str]) -> str:
     """Where the FID terms' width comes from (`_stage2_given_stage1`), and so which runs to add."""
-    given = fit.metrics.get("stage2_given_stage1") or {}
+    given = fit.metrics.stage2_given_stage1 or {}
     ref = f"FID {fit.law_kwargs.get('fid_ref', 0.0):.3g}"
     carried = [n for n in names if n in given and given[n][1] - given[n][0] <= abs(fit.params[n])]
     parts = []
@@ -195,8 +196,8 @@ def _quality_fix(fit: FitResult, names: list[str]) -> str:
 
 
 def _assess_surface(fit: FitResult, names: Sequence[str], what: str) -> FitResult:
-    centre = fit.metrics.get("log_centre")  # A and B judged as their terms at the runs' centre
-    centres = {"A": ("alpha", centre["N"]), "B": ("beta", centre["D"])} if centre else None
+    centre = fit.metrics.log_centre  # A and B judged as their terms at the runs' centre
+    centres = {"A": ("alpha", centre.N), "B": ("beta", centre.D)} if centre else None
     checked = assess(fit, names, what=what, replaces=(STATUS_DEGENERATE,), centres=centres)
     if checked.status != fit.status and checked.poorly_identified:
         fix = surface_fix(checked)
@@ -237,7 +238,7 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
     fit = _fit_approach2(N, D, L, fid, reference_fid=reference_fid, base_mask=base_mask, joint=joint,
                          drop_underfit=drop_underfit, grid=grid, quality_grid=quality_grid, bootstrap=bootstrap,
                          seed=seed, options=options)
-    names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.get("quality_fitted") else [])
+    names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.quality_fitted else [])
     n, d, loss = _base_rows(N, D, L, fid, fit, drop_underfit, base_mask, joint)
     return earn_ok(_assess_surface(fit, names, "fit_approach2"), n, d, loss)
 
@@ -326,7 +327,7 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     if bootstrap == 0:  # with a bootstrap, `_assess_surface` warns once with the data's verdict
         warn_status("fit_approach2", status, message)
     boot = None
-    conditional: dict[str, list[float]] = {}
+    conditional: dict[str, tuple[float, float]] = {}
     if bootstrap > 0:
         boot = _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, res1.top_x, free1,
                                     quality_fitted and not joint, bootstrap, seed, opts, fid_ref)
@@ -335,10 +336,9 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     return FitResult(
         law="approach2", params=_a2_params(theta, fid_ref), status=status, objective=float(objective),
         n_points=len(n), residuals=residuals, bootstrap=boot,
-        metrics={"n_base": n_base, "quality_fitted": quality_fitted, "r2_log": _r2(log_l, lse[0]),
-                 "n_starts": res1.n_starts, "log_centre": {"N": float(np.mean(log_n[base_rows])),
-                                                           "D": float(np.mean(log_d[base_rows]))},
-                 **({"stage2_given_stage1": conditional} if conditional else {})},
+        metrics=FitMetrics(n_base=n_base, quality_fitted=quality_fitted, r2_log=_r2(log_l, lse[0]), n_starts=res1.n_starts,
+                           log_centre=LogCentre(float(np.mean(log_n[base_rows])), float(np.mean(log_d[base_rows]))),
+                           stage2_given_stage1=conditional or None),
         law_kwargs={"fid_ref": fid_ref}, message=message,
     )
 
@@ -376,7 +376,7 @@ def _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, top_x, fr
 
 
 def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resamples, seed, opts: FitOptions
-                         ) -> dict[str, list[float]]:
+                         ) -> dict[str, tuple[float, float]]:
     """95 % bootstrap intervals of eps and zeta with stage 1 held at its fit (only the other data sets resampled).
 
     Set beside the full bootstrap (which refits stage 1 too), it says where the FID terms' width comes from: a
@@ -390,8 +390,8 @@ def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resampl
     ok &= np.all(np.isfinite(thetas), axis=1)
     if ok.sum() < 20:  # too few refits for a 95 % interval
         return {}
-    return {name: [float(v) for v in np.percentile(thetas[ok, A2_NAMES.index(name)], [2.5, 97.5])]
-            for name in ("eps", "zeta")}
+    intervals = {name: np.percentile(thetas[ok, A2_NAMES.index(name)], [2.5, 97.5]) for name in ("eps", "zeta")}
+    return {name: (float(lo), float(hi)) for name, (lo, hi) in intervals.items()}
 
 
 def _refit_stage2(log_n, log_d, log_l, shift, thetas: np.ndarray, weights: np.ndarray, opts: FitOptions) -> np.ndarray:
@@ -507,8 +507,8 @@ def fit_approach3(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
                                     weights, opts.max_iter)
         boot = _boot_result(x, A3_NAMES, conv, bootstrap, seed)
     out = FitResult(law="approach3", params=params, status=status, objective=float(res.f), n_points=len(n),
-                    residuals=residuals, bootstrap=boot, metrics={"r2_log": _r2(np.log(loss), np.log(pred[0])),
-                                                                  "n_starts": res.n_starts}, message=message)
+                    residuals=residuals, bootstrap=boot,
+                    metrics=FitMetrics(r2_log=_r2(np.log(loss), np.log(pred[0])), n_starts=res.n_starts), message=message)
     return _assess_surface(out, list(params), "fit_approach3")
 
 

@@ -65,11 +65,11 @@ def check_forecast_inputs(fit: FitResult | None, law: Any, flops: float | None, 
         raise ScalingError(f"the target accuracy must be a fraction in (0, 1), got {target_accuracy}{hint}")
     if fit is None or not isinstance(law, PowerLaw):
         return
-    y_range = fit.metrics.get("y_range")
+    y_range = fit.metrics.y_range
     if y_range and y_range[1] > 1.0 and "%" not in law.y_unit:
         raise ScalingError(f"the power law was fitted on y values up to {y_range[1]:.4g}: accuracies in percent? "
                            "Refit on fractions (divide the column by 100) before forecasting")
-    column = fit.metrics.get("x_column")
+    column = fit.metrics.x_column
     if column and not law.x_unit:
         raise ScalingError(f"the power law was fitted on x column {column!r}, which names no FLOP unit, so a budget "
                            "in FLOPs cannot be converted; refit with --x on a FLOPs column (e.g. cost.train_flops) "
@@ -408,7 +408,7 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
                    fid: float, loss_to_accuracy: AccuracyMap, loss_range: tuple[float, float] | None) -> str:
     """Up to where this forecast's accuracy can be trusted, in one line."""
     if isinstance(law, PowerLaw):
-        y_range = fit.metrics.get("y_range") if fit is not None else None
+        y_range = fit.metrics.y_range if fit is not None else None
         valid, flops_at_one = accuracy_validity(law, y_range[1] if y_range else None)
         where = (f"fitted on accuracies up to {valid:.3g}" if y_range else "no ceiling of its own")
         note = f"power law in accuracy, {where}; capped at 1"
@@ -420,7 +420,7 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
         return note
     if isinstance(law, SaturatingPowerLaw):
         note = f"saturating envelope (error = power law + floor), ceiling {law.ceiling:.3g}"
-        x_range = fit.metrics.get("x_range") if fit is not None else None
+        x_range = fit.metrics.x_range if fit is not None else None
         flops = point.get("flops")
         if x_range and flops is not None and math.isfinite(flops) and flops > x_range[1]:
             note += f"; {flops:.3g} FLOPs is beyond the largest run ({x_range[1]:.3g}): extrapolation"

@@ -216,7 +216,7 @@ class PowerLaw(_LawBase):
         res = fit_envelope_power_law(column(frame, columns.x), y, n_bins=n_bins, binning=binning,  # type: ignore[arg-type]
                                      best=best, min_y=min_y, envelope=envelope, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
         unit = x_unit_of(columns.x)
-        return replace(res, metrics={**res.metrics, "x_column": columns.x},
+        return replace(res, metrics=res.metrics.with_(x_column=columns.x),
                        law_kwargs={**res.law_kwargs, **({"x_unit": unit} if unit else {})})
 
 

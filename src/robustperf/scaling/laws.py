@@ -33,6 +33,7 @@ import numpy as np
 from robustperf.scaling.errors import ScalingError
 
 if TYPE_CHECKING:
+    from robustperf.scaling.envelope import Best, Binning
     from robustperf.scaling.fit import FitOptions
     from robustperf.scaling.result import FitResult
     from robustperf.scaling.tables import TableColumns
@@ -199,8 +200,8 @@ class PowerLaw(_LawBase):
         return np.power(np.asarray(y, dtype=float) / self.C, 1.0 / self.alpha)
 
     @classmethod
-    def fit_table(cls, source: Any, columns: TableColumns, *, n_bins: int = 19, binning: str = "log",
-                  best: str = "max", min_y: float | None = None, envelope: bool = True, bootstrap: int = 0,
+    def fit_table(cls, source: Any, columns: TableColumns, *, n_bins: int = 19, binning: Binning = "log",
+                  best: Best = "max", min_y: float | None = None, envelope: bool = True, bootstrap: int = 0,
                   seed: int = 0) -> FitResult:
         """The envelope power law of column y against column x (papers/002 Sec. 3.2).
 
@@ -213,8 +214,8 @@ class PowerLaw(_LawBase):
         frame = rows_of(source)
         y = column(frame, columns.y)
         refuse_percent(y, columns.y)
-        res = fit_envelope_power_law(column(frame, columns.x), y, n_bins=n_bins, binning=binning,  # type: ignore[arg-type]
-                                     best=best, min_y=min_y, envelope=envelope, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
+        res = fit_envelope_power_law(column(frame, columns.x), y, n_bins=n_bins, binning=binning, best=best,
+                                     min_y=min_y, envelope=envelope, bootstrap=bootstrap, seed=seed)
         unit = x_unit_of(columns.x)
         return replace(res, metrics=res.metrics.with_(x_column=columns.x),
                        law_kwargs={**res.law_kwargs, **({"x_unit": unit} if unit else {})})

@@ -11,8 +11,6 @@ import typer
 
 from robustperf.cli.common import console, fail, user_errors
 
-# = robustperf.scaling.FIT_LAWS (not imported here: scipy stays out of `robustperf --help`)
-FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
 _DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override with the options
     "x": "cost.train_flops",
     "y": "robust.acc",  # the run's one robust accuracy (robustperf.store.robust)
@@ -24,23 +22,21 @@ _DEFAULTS = {  # run-index columns (robustperf.scaling.STORE_COLUMNS); override 
 
 
 def _fit_kwargs(law: str, *, n_bins: int, binning: str, best: str, min_y: float | None, bootstrap: int, seed: int,
-                drop_underfit: bool, reference_fid: float | None) -> dict:
-    """The options that apply to ``law``'s fitter."""
-    kwargs: dict = {"bootstrap": bootstrap, "seed": seed}
-    if law == "approach1":
-        return kwargs  # envelope regressions; the bootstrap resamples whole training curves
-    if law == "power_law":
-        kwargs.update(n_bins=n_bins, binning=binning, best=best, min_y=min_y)
-    elif law in ("chinchilla", "approach2", "approach3"):
-        kwargs["drop_underfit"] = drop_underfit
-    if law == "approach2":
-        kwargs["reference_fid"] = reference_fid
-    return kwargs
+                drop_underfit: bool, reference_fid: float | None) -> dict[str, Any]:
+    """The options that ``law``'s fitter takes (read from its ``fit_table``/``fit`` signature)."""
+    from robustperf.scaling import law_class
+    from robustperf.scaling.laws import fit_option_names
+
+    given: dict[str, Any] = {"bootstrap": bootstrap, "seed": seed, "n_bins": n_bins, "binning": binning, "best": best,
+                             "min_y": min_y, "drop_underfit": drop_underfit, "reference_fid": reference_fid}
+    takes = fit_option_names(law_class(law))
+    return {key: value for key, value in given.items() if key in takes}
 
 
 def fit_command(
     data: Path = typer.Argument(..., help="CSV or Parquet table, or a runs directory"),
-    law: str = typer.Option(..., "--law", help=f"law to fit: {', '.join(FIT_LAWS)}, or predictor (papers/002)"),
+    law: str = typer.Option(..., "--law", help="law to fit: a registered law with a fitter (power_law, chinchilla, approach1, "
+                      "approach2, approach3, linear, or a plug-in's), or predictor (papers/002)"),
     x: str = typer.Option(_DEFAULTS["x"], "--x", help="compute column (power_law)"),
     y: str = typer.Option(_DEFAULTS["y"], "--y", help="accuracy/error column (power_law, linear)"),
     n: str = typer.Option(_DEFAULTS["n"], "--n", help="parameter-count column"),
@@ -63,14 +59,14 @@ def fit_command(
     """Fit a scaling law to runs or a table, print it, and optionally save it as JSON."""
     from rich.table import Table
 
-    from robustperf.scaling import fit_table
+    from robustperf.scaling import fit_laws, fit_table
 
     if law == "predictor":  # gradient boosting recipe -> robustness, printed and drawn by cli/plot.py
         from robustperf.cli.plot import fit_predictor
 
         return fit_predictor(data, features, y, seed=seed, out=out)
-    if law not in FIT_LAWS:
-        fail(f"unknown law {law!r} to fit; choose one of {', '.join(FIT_LAWS)}")
+    if law not in fit_laws():
+        fail(f"unknown law {law!r} to fit; choose one of {', '.join(fit_laws())}")
     kwargs = _fit_kwargs(law, n_bins=bins, binning=binning, best=best, min_y=min_y, bootstrap=bootstrap, seed=seed,
                          drop_underfit=drop_underfit, reference_fid=reference_fid)
     with user_errors():
@@ -84,10 +80,10 @@ def fit_command(
     console.print(table)
     colour = "green" if result.ok else "red"
     console.print(f"status: [{colour}]{result.status.value}[/]  objective {result.objective:.6g}  {result.message}")
-    ident = result.metrics.get("identifiability")
-    if isinstance(ident, dict) and not ident.get("checked"):
+    ident = result.metrics.identifiability
+    if ident is not None and not ident.checked:
         console.print("identifiability: not checked (no bootstrap; drop --bootstrap 0 to check it)")
-    elif isinstance(ident, dict) and ident.get("poorly_identified"):
+    elif ident is not None and ident.names:
         console.print(f"[red]{result.caveat()}[/]")
     for key, value in result.metrics.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -79,7 +79,7 @@ def trends_command(
                               f"{res.accuracy.ceiling:g}): {_interval(res.accuracy.predict(year))}")
         if res.frontier is not None:
             p = {k: res.frontier.fit.estimate(k) for k in ("alpha", "beta", "gamma")}
-            console.print(f"frontier ({res.frontier.quantile:g}-quantile, {res.frontier.fit.metrics['compute']}): "
+            console.print(f"frontier ({res.frontier.quantile:g}-quantile, {res.frontier.fit.metrics.compute}): "
                           f"log10(1/err) = {p['alpha']} + {p['beta']} log10(C) + {p['gamma']} (year - "
                           f"{res.frontier.year0:g})")
         for part, why in res.skipped.items():

@@ -243,7 +243,7 @@ def _envelopes(done: Any, fit: FitSpec, notes: list[str]) -> tuple[dict[str, Any
         if not res.ok:
             notes.append(f"envelope law on {metric}: {res.status.value} ({res.message})")
         out[metric] = res
-        ids[metric] = [str(sub["run_id"].iloc[i]) for i in res.metrics.get("envelope_indices", [])]
+        ids[metric] = [str(sub["run_id"].iloc[i]) for i in res.metrics.envelope_indices or ()]
     return out, ids
 
 
@@ -280,11 +280,12 @@ def _surface(done: Any, fit: FitSpec, notes: list[str]) -> Any:
 
 
 def _fit_surface(law: str, N: np.ndarray, D: np.ndarray, L: np.ndarray, bootstrap: int, seed: int) -> Any:
-    from robustperf.scaling import fit_approach2, fit_chinchilla
+    """The study's L(N, D) law (``fit.surface``, a registered `SurfaceLaw`) fitted to its runs, all on real data."""
+    from robustperf.scaling import surface_law
 
-    if law == "chinchilla":
-        return _quiet(fit_chinchilla, N, D, L, bootstrap=bootstrap, seed=seed)
-    return _quiet(fit_approach2, N, D, L, 0.0, bootstrap=bootstrap, seed=seed)
+    surface = surface_law(law)
+    fid = 0.0 if surface.uses_fid else None
+    return _quiet(surface.fit, N, D, L, fid, bootstrap=bootstrap, seed=seed)
 
 
 def _loss_to_accuracy(done: Any, fit: FitSpec, notes: list[str]) -> Any:
@@ -334,7 +335,7 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
     surface_ok = surface is not None and surface.usable and bool(k)
     map_kwargs: dict[str, Any] = {}
     if _usable_map(l2a):
-        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": tuple(l2a.metrics["x_range"]),
+        map_kwargs = {"loss_to_accuracy": l2a.to_law(), "loss_range": l2a.metrics.x_range,
                       "map_samples": l2a.bootstrap_laws()}
 
     def add(what: str, law_key: str, fit: Any, **kwargs: Any) -> None:
@@ -346,7 +347,7 @@ def _forecasts(envelope: dict[str, Any], surface: Any, l2a: Any, k: float | None
         rows.append(_row(what, fc, checks.get(law_key), backtest if law_key == "surface" else None))
 
     sat_ok = saturating is not None and saturating.usable
-    y_top = acc_fit.metrics.get("y_range", [0, 1])[1] if acc_ok and acc_fit is not None else 0.0
+    y_top = (acc_fit.metrics.y_range or (0.0, 1.0))[1] if acc_ok and acc_fit is not None else 0.0
     for target in spec.robust_acc_targets:
         if sat_ok:
             add(f"robust acc {target:.0%}", "saturating", saturating, target_accuracy=target,

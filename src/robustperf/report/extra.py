@@ -46,7 +46,8 @@ def extra_figures(analysis: Any, overlays: Sequence[str | Path] = ()) -> dict[st
         f"mapped to accuracy; dashed beyond the largest run: extrapolation) and {human} (papers/001 Fig. 1).",
         lambda: papers.accuracy_vs_flops_by_quality(done, law, k=analysis.k, loss_to_accuracy=to_acc,
                                                     human_level=papers.HUMAN_LEVEL if same_data else None))
-    if law is not None and surface is not None and surface.law in ("chinchilla", "approach2") and analysis.k:
+    # Eq. 6 needs the law's (A, B', E') terms: Chinchilla's form (chinchilla, approach2 or a plug-in law that has them)
+    if law is not None and callable(getattr(law, "terms", None)) and analysis.k:
         budget = float(done["flops"].max())
         add("overhead_vs_model_size", f"Compute overhead of other model sizes to reach the compute-optimal loss at "
             f"this study's largest budget, {budget:.3g} FLOPs (papers/001 Fig. 7, Eq. 6).",

@@ -110,7 +110,7 @@ def accuracy_vs_flops(frame: Any, fit: Any = None, *, envelope_ids: list[str] | 
         law = fit.to_law()
         ys = np.asarray(law(xs), dtype=float)
         inside = ys <= 1.0  # a fitted accuracy is never drawn above 1 (issue 11)
-        r2 = fit.metrics.get("r2", float("nan"))
+        r2 = float("nan") if fit.metrics.r2 is None else fit.metrics.r2
         label = f"{law.C:.3g} x FLOPs^{law.alpha:.3g} (R² {r2:.2f})" + ("" if fit.ok else f" - {fit.caveat()}")
         ax.plot(xs[inside], ys[inside], color=LAW_COLOR, label=label)
     _log_axis(ax, "x")

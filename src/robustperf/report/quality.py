@@ -327,11 +327,11 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
         lines.append(f"| {fid:.3f} | {len(sub)} | {sub['robust_acc'].max():.4f} | {sub[analysis.metric].min():.4f} |")
     for label, fit in analysis.fits().items():
         lines += ["", f"## {label}: status {fit.status}", "", HEADINGS[label], "",
-                  f"{fit.n_points} runs, objective {fit.objective:.4g}, R^2 (log) {fit.metrics.get('r2_log', float('nan')):.3f}"
+                  f"{fit.n_points} runs, objective {fit.objective:.4g}, R^2 (log) {_or_nan(fit.metrics.r2_log):.3f}"
                   + (f"; {fit.message}" if fit.message else ""), "", "| parameter | value [95 % bootstrap interval] |",
                   "|---|---|"]
         lines += [f"| {name} | {_estimate(fit, name)} |" for name in fit.params]
-        given = fit.metrics.get("stage2_given_stage1")
+        given = fit.metrics.stage2_given_stage1
         if given:  # where the FID terms' width comes from
             lines += ["", "FID terms with stage 1 held at its fit (only the other data sets resampled): "
                       + ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in given.items())
@@ -339,7 +339,7 @@ def results_markdown(analysis: QualityAnalysis, *, title: str, header_lines: lis
     if analysis.loss_to_accuracy is not None:
         p = analysis.loss_to_accuracy.params
         lines += ["", f"loss -> robust accuracy on these runs: accuracy = {p['slope']:.4f} L + {p['intercept']:.4f} "
-                      f"(R^2 {analysis.loss_to_accuracy.metrics.get('r2', float('nan')):.3f})"]
+                      f"(R^2 {_or_nan(analysis.loss_to_accuracy.metrics.r2):.3f})"]
     lines += ["", "## Ceilings (N, D -> infinity)", "", "| law | status | FID | loss | robust accuracy |",
               "|---|---|---|---|---|"]
     for c in analysis.ceilings:
@@ -364,3 +364,8 @@ def _interval(e: dict[str, Any]) -> str:
     if e.get("low") is None or e.get("high") is None:
         return f"{e['value']:.4g}"
     return f"{e['value']:.4g} [{e['low']:.4g}, {e['high']:.4g}]"
+
+
+def _or_nan(value: float | None) -> float:
+    """A metric a fit did not record, as nan (printed "nan" like before)."""
+    return float("nan") if value is None else value

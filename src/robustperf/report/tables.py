@@ -182,12 +182,12 @@ def fits_table(analysis: Any) -> str:
     body = []
     for title, f in fits:
         params = ", ".join(f"{html.escape(k)} = {html.escape(str(f.estimate(k)))}" for k in f.params)
-        r2 = f.metrics.get("r2") if isinstance(f.metrics, dict) else None
+        r2 = f.metrics.r2
         status = html.escape(f.status.value)
         if not f.ok:
             status = f"<span class='flag'>{status}</span>: {html.escape(f.caveat())}"
             if f.poorly_identified:
-                reasons = f.metrics.get("identifiability", {}).get("reasons", [])
+                reasons = f.metrics.identifiability.problems if f.metrics.identifiability else ()
                 status += f" <span class='note'>({html.escape('; '.join(reasons))})</span>"
         body.append(f"<tr><td>{html.escape(title)}</td><td>{params or '–'}</td><td>{f.n_points}</td>"
                     f"<td>{fmt(r2)}</td><td style='text-align:left'>{status}</td></tr>")

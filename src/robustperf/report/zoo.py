@@ -117,7 +117,7 @@ def efficiency_frontier(zoo: Any, frontier: Any, *, years: Sequence[float] | Non
         years: years to draw the frontier for (default: the first and last year of the data).
         title: figure title.
     """
-    compute = str(frontier.fit.metrics.get("compute", "fwd_flops"))
+    compute = frontier.fit.metrics.compute or "fwd_flops"
     data = zoo.dropna(subset=["year", "robust_acc", compute])
     data = data[data[compute] > 0]
     if data.empty:

@@ -24,7 +24,10 @@ Predictors and fronts:
 Inputs:
     load_table (CSV / Parquet / DataFrame / runs directory), fit_table(source, law, x=..., y=..., n=..., d=...,
     loss=..., fid=..., **fit_kwargs), load_curves(runs_dir) (per-epoch curves for Approach 1),
-    STORE_COLUMNS (default run-index columns), FIT_LAWS.
+    STORE_COLUMNS (default run-index columns), FIT_LAWS / fit_laws() (the registered laws with a ``fit_table``).
+
+A loss law L(N, D) is a `SurfaceLaw` (``fit``, ``predict``, ``ceiling``, ``allocate``); a new one is a file
+with its class plus one ``LAWS.register`` line in `robustperf.scaling.catalogue`.
 """
 
 from robustperf.scaling.accuracy_map import LogitLinearMap, fit_logit_loss_to_accuracy
@@ -37,7 +40,7 @@ from robustperf.scaling.allocation import (
     model_size_tradeoff,
     optimal_loss,
 )
-from robustperf.scaling.catalogue import LAWS, create_law
+from robustperf.scaling.catalogue import LAWS, create_law, law_class, surface_law
 from robustperf.scaling.envelope import envelope_points, fit_approach1, fit_envelope_power_law, fit_power_law
 from robustperf.scaling.fit import FitOptions, bartoldson_keep_mask, fit_approach2, fit_approach3, fit_chinchilla
 from robustperf.scaling.forecasting import (
@@ -55,11 +58,13 @@ from robustperf.scaling.forecasting import (
     forecast_loss,
 )
 from robustperf.scaling.laws import (
+    Approach1Law,
     Approach2Law,
     Approach3Law,
     ChinchillaLaw,
     LinearMap,
     PowerLaw,
+    SurfaceLaw,
 )
 from robustperf.scaling.pareto import pareto_front, pareto_mask
 from robustperf.scaling.predictors import PredictorResult, fit_frontier_quantile, fit_robustness_predictor
@@ -75,7 +80,15 @@ from robustperf.scaling.result import (
     load_fit,
 )
 from robustperf.scaling.saturating import SaturatingPowerLaw, fit_saturating_envelope
-from robustperf.scaling.tables import FIT_LAWS, STORE_COLUMNS, fit_table, load_curves, load_table
+from robustperf.scaling.tables import (
+    STORE_COLUMNS,
+    TableColumns,
+    fit_laws,
+    fit_table,
+    load_curves,
+    load_table,
+    study_surfaces,
+)
 from robustperf.scaling.validation import ExtrapolationResult, extrapolation_validation
 
 __all__ = [
@@ -85,6 +98,7 @@ __all__ = [
     "PUBLISHED",
     "STORE_COLUMNS",
     "Allocation",
+    "Approach1Law",
     "Approach2Law",
     "Approach3Law",
     "BootstrapResult",
@@ -105,6 +119,8 @@ __all__ = [
     "PowerLaw",
     "PredictorResult",
     "ScalingError",
+    "SurfaceLaw",
+    "TableColumns",
     "Tradeoff",
     "accuracy_validity",
     "bartoldson_keep_mask",
@@ -125,6 +141,7 @@ __all__ = [
     "fit_logit_loss_to_accuracy",
     "fit_power_law",
     "fit_robustness_predictor",
+    "fit_laws",
     "fit_table",
     "flops_per_param_sample",
     "forecast",
@@ -134,9 +151,18 @@ __all__ = [
     "forecast_loss",
     "load_curves",
     "load_fit",
+    "law_class",
     "load_table",
     "model_size_tradeoff",
     "optimal_loss",
     "pareto_front",
     "pareto_mask",
+    "study_surfaces",
+    "surface_law",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "FIT_LAWS":  # read from the registry when asked, so a plug-in law registered later is in it
+        return fit_laws()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

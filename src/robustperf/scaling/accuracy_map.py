@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 from robustperf.scaling.bounded_laws import LOGIT_CLIP, AccuracyMap, LogitLinearMap, expit, logit  # noqa: F401
+from robustperf.scaling.fit_metrics import FitMetrics
 from robustperf.scaling.regression import bootstrap_line
 from robustperf.scaling.result import STATUS_FAILED, STATUS_OK, FitResult, ScalingError
 
@@ -67,5 +68,5 @@ def fit_logit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, bootstra
         status, message = STATUS_FAILED, f"slope {slope:.3g} >= 0: accuracy does not fall as the loss rises"
     return FitResult(params={"slope": slope, "intercept": intercept}, status=status, objective=float(np.sum(resid**2)),
                      n_points=len(x), residuals=resid, bootstrap=boot, law="logit_linear", message=message,
-                     metrics={"r2": r2, "x_range": [float(x.min()), float(x.max())],
-                              "y_range": [float(y.min()), float(y.max())]})
+                     metrics=FitMetrics(r2=r2, x_range=(float(x.min()), float(x.max())),
+                                        y_range=(float(y.min()), float(y.max()))))

@@ -13,7 +13,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from robustperf.scaling.laws import ScalingError, _LawBase
+from robustperf.scaling.errors import ScalingError
+from robustperf.scaling.laws import _LawBase
 
 # accuracies at exactly 0 or 1 have no logit; a run that scored 360/360 is pulled in by half an example
 LOGIT_CLIP = 1e-3

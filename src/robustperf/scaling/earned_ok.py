@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from robustperf.scaling.fit_metrics import EarnedOk, Identifiability
 from robustperf.scaling.identify import _judge
 from robustperf.scaling.result import FitResult, FitStatus
 
@@ -136,15 +137,14 @@ def earn_ok(fit: FitResult, N: Any, D: Any, L: Any) -> FitResult:  # noqa: N803
         checked_by = "local curvature (no bootstrap)"
         for name, why in curvature_reasons(fit.params, n, d, loss, log_nc, log_dc).items():
             reasons.setdefault(name, why)
-    info = {"checked_by": checked_by, "axis_spans": {"N": float(n.max() / n.min()), "D": float(d.max() / d.min())},
-            "reasons": dict(reasons)}
-    metrics = {**fit.metrics, "earned_ok": info}
+    info = EarnedOk(checked_by, {"N": float(n.max() / n.min()), "D": float(d.max() / d.min())}, dict(reasons))
+    metrics = fit.metrics.with_(earned_ok=info)
     if not reasons:
         return replace(fit, metrics=metrics)
-    names = sorted(set(fit.metrics.get("identifiability", {}).get("poorly_identified", [])) | set(reasons))
-    old = fit.metrics.get("identifiability", {})
-    identifiability = {**old, "poorly_identified": names,
-                       "reasons": [*old.get("reasons", []), *(r for r in reasons.values() if r not in old.get("reasons", []))]}
+    old = fit.metrics.identifiability or Identifiability(checked=False)
+    known = old.problems
+    identifiability = replace(old, poorly_identified=tuple(sorted(set(old.names) | set(reasons))),
+                              reasons=(*known, *(r for r in reasons.values() if r not in known)))
     message = f"{fit.message}; not ok: {'; '.join(reasons.values())}"
     return replace(fit, status=FitStatus.POORLY_IDENTIFIED, message=message,
-                   metrics={**metrics, "identifiability": identifiability})
+                   metrics=metrics.with_(identifiability=identifiability))

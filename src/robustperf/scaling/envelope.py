@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.fit_metrics import FitMetrics, Identifiability
 from robustperf.scaling.identify import COEFFICIENT_DECADES, assess
 from robustperf.scaling.result import (
     STATUS_OK,
@@ -137,9 +138,9 @@ def fit_envelope_power_law(flops: ArrayLike, y: ArrayLike, *, n_bins: int = 19,
     fit = FitResult(
         law="power_law", params={"C": C, "alpha": alpha}, status=STATUS_OK, objective=float(np.sum(resid**2)),
         n_points=len(idx), residuals=resid, bootstrap=boot,
-        metrics={"r2": r2, "envelope_indices": idx.tolist(), "n_bins": n_bins, "binning": binning, "best": best,
-                 "n_candidates": len(idx_all), "x_range": [float(x[idx].min()), float(x[idx].max())],
-                 "y_range": [float(yy[idx].min()), float(yy[idx].max())]},
+        metrics=FitMetrics(r2=r2, envelope_indices=tuple(int(i) for i in idx), n_bins=n_bins, binning=binning,
+                           best=best, n_candidates=len(idx_all), x_range=(float(x[idx].min()), float(x[idx].max())),
+                           y_range=(float(yy[idx].min()), float(yy[idx].max()))),
     )
     if boot is not None and len(boot.samples["C"]):
         # C is the law's value at x = 1, often many decades outside the data, so its interval mostly
@@ -147,16 +148,16 @@ def fit_envelope_power_law(flops: ArrayLike, y: ArrayLike, *, n_bins: int = 19,
         log_xc = float(np.mean(np.log(x[idx])))
         level = np.log10(boot.samples["C"]) + boot.samples["alpha"] * log_xc / np.log(10.0)
         lo, hi = np.nanpercentile(level, [2.5, 97.5])
-        fit = replace(fit, metrics={**fit.metrics, "level_at_centre_decades": float(hi - lo)})
+        fit = replace(fit, metrics=fit.metrics.with_(level_at_centre_decades=float(hi - lo)))
         checked = assess(fit, ["alpha"], what="fit_envelope_power_law")
         if hi - lo > COEFFICIENT_DECADES and checked.ok:
             msg = (f"; poorly identified: C (the law's level at the data's centre, {np.exp(log_xc):.3g}, spans "
                    f"{hi - lo:.1f} orders of magnitude)")
-            info = checked.metrics["identifiability"]
-            ident = {**info, "poorly_identified": ["C"], "reasons": [*info.get("reasons", []), msg.split(": ", 1)[1]]}
+            info = checked.metrics.identifiability or Identifiability(checked=True)
+            ident = replace(info, poorly_identified=("C",), reasons=(*info.problems, msg.split(": ", 1)[1]))
             warn_status("fit_envelope_power_law", STATUS_POORLY_IDENTIFIED, msg)
             checked = replace(checked, status=STATUS_POORLY_IDENTIFIED, message=checked.message + msg,
-                              metrics={**checked.metrics, "identifiability": ident})
+                              metrics=checked.metrics.with_(identifiability=ident))
         return checked
     return assess(fit, what="fit_envelope_power_law")
 
@@ -236,9 +237,9 @@ def fit_approach1(run_id: ArrayLike, n_params: ArrayLike, flops: ArrayLike, loss
     fit = FitResult(
         law="", params=params, status=STATUS_OK, objective=float(np.sum(res_n**2)), n_points=len(q),
         residuals=res_n, bootstrap=boot,
-        metrics={"r2_N": r2_n, "r2_D": r2_d, "r2_L": r2_l, "n_curves": len(curves), "n_model_sizes":
-                 len({c[0] for c in curves}), "envelope_flops": q.tolist(), "envelope_loss": lstar.tolist(),
-                 "envelope_N": nstar.tolist(), "envelope_D": dstar.tolist()},
+        metrics=FitMetrics(r2_N=r2_n, r2_D=r2_d, r2_L=r2_l, n_curves=len(curves), n_model_sizes=len({c[0] for c in curves}),
+                           envelope_flops=tuple(q.tolist()), envelope_loss=tuple(lstar.tolist()),
+                           envelope_N=tuple(nstar.tolist()), envelope_D=tuple(dstar.tolist())),
     )
     # The exponents and L's coefficient carry the result; N_coef and D_coef trade off against a and b
     # over the FLOPs range (like A against alpha), so their spread says nothing new.

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from robustperf.scaling.earned_ok import earn_ok
+from robustperf.scaling.fit_metrics import FitMetrics, LogCentre
 from robustperf.scaling.identify import assess
 from robustperf.scaling.objectives import A2_NAMES, A3_NAMES, Approach2Objective, Approach3Objective
-from robustperf.scaling.optimize import batched_lbfgs, multistart_minimize
+from robustperf.scaling.optimize import BatchObjective, MultistartResult, batched_lbfgs, multistart_minimize
 from robustperf.scaling.result import (
     STATUS_DEGENERATE,
     STATUS_NOT_CONVERGED,
@@ -119,8 +120,8 @@ def _chunks(n_rows: int, n_points: int, per_row: int = 1, max_elements: int = 2_
     return [slice(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
 
 
-def _batched_refit(make_objective, starts: np.ndarray, weights: np.ndarray, max_iter: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _batched_refit(make_objective: Callable[[np.ndarray], BatchObjective], starts: np.ndarray, weights: np.ndarray,
+                   max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refit every resample from every start, batched in memory-bounded chunks; keep each resample's best.
 
     Returns:
@@ -144,6 +145,29 @@ def _batched_refit(make_objective, starts: np.ndarray, weights: np.ndarray, max_
 # --------------------------------------------------------------------------------------- Approach 2
 
 
+@dataclass(frozen=True)
+class _LogRuns:
+    """The runs Approach 2 is fitted on, in the objective's terms (each of shape (n,)).
+
+    Attributes:
+        log_n, log_d, log_l: logs of parameters, training samples and loss.
+        shift: log(1 + FID) - log(1 + FID_ref).
+    """
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_l: np.ndarray
+    shift: np.ndarray
+
+    def rows(self, mask: np.ndarray) -> _LogRuns:
+        return _LogRuns(self.log_n[mask], self.log_d[mask], self.log_l[mask], self.shift[mask])
+
+    def objective(self, free: Sequence[int], base: np.ndarray, weights: np.ndarray | None, delta: float
+                  ) -> Approach2Objective:
+        """The Huber objective of the parameters ``free`` (indices into `A2_NAMES`), the rest from ``base``."""
+        return Approach2Objective(self.log_n, self.log_d, self.log_l, self.shift, tuple(free), base, weights, delta)
+
+
 def _a2_params(theta: np.ndarray, fid_ref: float) -> dict[str, float]:
     a, b, e, alpha, beta, eps, zeta = (float(v) for v in theta)
     with np.errstate(over="ignore"):  # a runaway resample gives inf, which the bootstrap then drops
@@ -151,8 +175,9 @@ def _a2_params(theta: np.ndarray, fid_ref: float) -> dict[str, float]:
                 "beta": beta, "eps": eps, "zeta": zeta}
 
 
-def _a2_stage(log_n, log_d, log_l, shift, free, base, grid_x, opts: FitOptions):
-    obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(free), base[None, :], None, opts.delta)
+def _a2_stage(runs: _LogRuns, free: Sequence[int], base: np.ndarray, grid_x: np.ndarray, opts: FitOptions
+              ) -> tuple[Approach2Objective, MultistartResult]:
+    obj = runs.objective(free, base[None, :], None, opts.delta)
     return obj, multistart_minimize(obj, grid_x, prune_iter=opts.prune_iter, keep=opts.keep,
                                     max_iter=opts.max_iter, n_polish=opts.n_polish)
 
@@ -179,7 +204,7 @@ def surface_fix(fit: FitResult) -> str:
 
 def _quality_fix(fit: FitResult, names: list[str]) -> str:
     """Where the FID terms' width comes from (`_stage2_given_stage1`), and so which runs to add."""
-    given = fit.metrics.get("stage2_given_stage1") or {}
+    given = fit.metrics.stage2_given_stage1 or {}
     ref = f"FID {fit.law_kwargs.get('fid_ref', 0.0):.3g}"
     carried = [n for n in names if n in given and given[n][1] - given[n][0] <= abs(fit.params[n])]
     parts = []
@@ -195,8 +220,8 @@ def _quality_fix(fit: FitResult, names: list[str]) -> str:
 
 
 def _assess_surface(fit: FitResult, names: Sequence[str], what: str) -> FitResult:
-    centre = fit.metrics.get("log_centre")  # A and B judged as their terms at the runs' centre
-    centres = {"A": ("alpha", centre["N"]), "B": ("beta", centre["D"])} if centre else None
+    centre = fit.metrics.log_centre  # A and B judged as their terms at the runs' centre
+    centres = {"A": ("alpha", centre.N), "B": ("beta", centre.D)} if centre else None
     checked = assess(fit, names, what=what, replaces=(STATUS_DEGENERATE,), centres=centres)
     if checked.status != fit.status and checked.poorly_identified:
         fix = surface_fix(checked)
@@ -237,7 +262,7 @@ def fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
     fit = _fit_approach2(N, D, L, fid, reference_fid=reference_fid, base_mask=base_mask, joint=joint,
                          drop_underfit=drop_underfit, grid=grid, quality_grid=quality_grid, bootstrap=bootstrap,
                          seed=seed, options=options)
-    names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.get("quality_fitted") else [])
+    names = ["A", "B", "E", "alpha", "beta"] + (["eps", "zeta"] if fit.metrics.quality_fitted else [])
     n, d, loss = _base_rows(N, D, L, fid, fit, drop_underfit, base_mask, joint)
     return earn_ok(_assess_surface(fit, names, "fit_approach2"), n, d, loss)
 
@@ -287,13 +312,13 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     if n_base < 5 and not joint:
         return _too_few("approach2", n_base, 5, fid_ref)
     log_n, log_d, log_l = np.log(n), np.log(d), np.log(loss)
+    runs = _LogRuns(log_n, log_d, log_l, shift)
     g = grid or APPROACH2_GRID
     names1 = ["a", "b", "e", "alpha", "beta"] + (["eps", "zeta"] if joint else [])
     full_grid = {**g, **(quality_grid or QUALITY_GRID)}
     free1 = [A2_NAMES.index(k) for k in names1]
     rows1 = base_rows
-    obj1, res1 = _a2_stage(log_n[rows1], log_d[rows1], log_l[rows1], shift[rows1], free1, np.zeros(7),
-                           grid_points(full_grid, names1), opts)
+    obj1, res1 = _a2_stage(runs.rows(rows1), free1, np.zeros(7), grid_points(full_grid, names1), opts)
     theta = np.zeros(7)
     theta[free1] = res1.x
     stage = "all seven parameters at once" if joint else "stage 1"
@@ -303,8 +328,7 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     if not joint and int(other.sum()) >= 3 and np.ptp(shift) > 0:  # more runs than its two parameters
         free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
         qg = quality_grid or QUALITY_GRID
-        _, res2 = _a2_stage(log_n[other], log_d[other], log_l[other], shift[other], free2, theta,
-                            grid_points(qg, ["eps", "zeta"]), opts)
+        _, res2 = _a2_stage(runs.rows(other), free2, theta, grid_points(qg, ["eps", "zeta"]), opts)
         theta[free2] = res2.x
         success &= res2.success
         message += f"; stage 2: {res2.message}"
@@ -313,7 +337,7 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     elif not joint and other.any():
         message += (f"; eps and zeta not fitted (held at 0): {int(other.sum())} run(s) off the base data set, stage 2 "
                     "needs at least 3")
-    all_obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(range(7)), theta[None, :], None, opts.delta)
+    all_obj = runs.objective(range(7), theta[None, :], None, opts.delta)
     lse, _ = all_obj.predict_log(theta[None, :])
     residuals = lse[0] - log_l
     status = STATUS_OK if success else STATUS_NOT_CONVERGED
@@ -326,19 +350,18 @@ def _fit_approach2(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | No
     if bootstrap == 0:  # with a bootstrap, `_assess_surface` warns once with the data's verdict
         warn_status("fit_approach2", status, message)
     boot = None
-    conditional: dict[str, list[float]] = {}
+    conditional: dict[str, tuple[float, float]] = {}
     if bootstrap > 0:
-        boot = _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, res1.top_x, free1,
-                                    quality_fitted and not joint, bootstrap, seed, opts, fid_ref)
+        boot = _bootstrap_approach2(runs, base_rows, theta, res1.top_x, free1, quality_fitted and not joint,
+                                    bootstrap, seed, opts, fid_ref)
         if quality_fitted and not joint:
-            conditional = _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, bootstrap, seed, opts)
+            conditional = _stage2_given_stage1(runs, base_rows, theta, bootstrap, seed, opts)
     return FitResult(
         law="approach2", params=_a2_params(theta, fid_ref), status=status, objective=float(objective),
         n_points=len(n), residuals=residuals, bootstrap=boot,
-        metrics={"n_base": n_base, "quality_fitted": quality_fitted, "r2_log": _r2(log_l, lse[0]),
-                 "n_starts": res1.n_starts, "log_centre": {"N": float(np.mean(log_n[base_rows])),
-                                                           "D": float(np.mean(log_d[base_rows]))},
-                 **({"stage2_given_stage1": conditional} if conditional else {})},
+        metrics=FitMetrics(n_base=n_base, quality_fitted=quality_fitted, r2_log=_r2(log_l, lse[0]), n_starts=res1.n_starts,
+                           log_centre=LogCentre(float(np.mean(log_n[base_rows])), float(np.mean(log_d[base_rows]))),
+                           stage2_given_stage1=conditional or None),
         law_kwargs={"fid_ref": fid_ref}, message=message,
     )
 
@@ -355,28 +378,29 @@ def _too_few(law: str, n: int, need: int, fid_ref: float = 0.0, message: str | N
                      law_kwargs={"fid_ref": fid_ref} if law == "approach2" else {}, message=msg)
 
 
-def _bootstrap_approach2(log_n, log_d, log_l, shift, base_rows, theta, top_x, free1, two_stage, n_resamples, seed,
-                         opts: FitOptions, fid_ref: float) -> BootstrapResult:
+def _bootstrap_approach2(runs: _LogRuns, base_rows: np.ndarray, theta: np.ndarray, top_x: np.ndarray,
+                         free1: Sequence[int], two_stage: bool, n_resamples: int, seed: int, opts: FitOptions,
+                         fid_ref: float) -> BootstrapResult:
     """Resample runs with replacement; refit stage 1 (and stage 2) per resample in one batch each."""
-    weights = _resample_weights(len(log_l), n_resamples, seed)
+    weights = _resample_weights(len(runs.log_l), n_resamples, seed)
     w1 = weights * base_rows  # stage 1 sees the resampled base rows only
     k = min(len(top_x), 3)
 
-    def make1(w_rows):
-        return Approach2Objective(log_n, log_d, log_l, shift, tuple(free1), theta[None, :], w_rows, opts.delta)
+    def make1(w_rows: np.ndarray) -> Approach2Objective:
+        return runs.objective(free1, theta[None, :], w_rows, opts.delta)
 
     x1, _, conv1 = _batched_refit(make1, top_x[:k], w1, opts.max_iter)
     thetas = np.repeat(theta[None, :], n_resamples, axis=0)
     thetas[:, free1] = x1
     converged = conv1.copy()
     if two_stage:
-        converged &= _refit_stage2(log_n, log_d, log_l, shift, thetas, weights * ~base_rows, opts)
+        converged &= _refit_stage2(runs, thetas, weights * ~base_rows, opts)
     return _boot_result(np.array([list(_a2_params(t, fid_ref).values()) for t in thetas]),
                         ["A", "B", "E", "alpha", "beta", "eps", "zeta"], converged, n_resamples, seed)
 
 
-def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resamples, seed, opts: FitOptions
-                         ) -> dict[str, list[float]]:
+def _stage2_given_stage1(runs: _LogRuns, base_rows: np.ndarray, theta: np.ndarray, n_resamples: int, seed: int,
+                         opts: FitOptions) -> dict[str, tuple[float, float]]:
     """95 % bootstrap intervals of eps and zeta with stage 1 held at its fit (only the other data sets resampled).
 
     Set beside the full bootstrap (which refits stage 1 too), it says where the FID terms' width comes from: a
@@ -384,23 +408,23 @@ def _stage2_given_stage1(log_n, log_d, log_l, shift, base_rows, theta, n_resampl
     set's uncertainty carried over, so more base runs (or seeds) help; a wide one, that the other data sets
     themselves are too few or too noisy.
     """
-    weights = _resample_weights(len(log_l), n_resamples, seed) * ~base_rows
+    weights = _resample_weights(len(runs.log_l), n_resamples, seed) * ~base_rows
     thetas = np.repeat(theta[None, :], n_resamples, axis=0)
-    ok = _refit_stage2(log_n, log_d, log_l, shift, thetas, weights, opts)
+    ok = _refit_stage2(runs, thetas, weights, opts)
     ok &= np.all(np.isfinite(thetas), axis=1)
     if ok.sum() < 20:  # too few refits for a 95 % interval
         return {}
-    return {name: [float(v) for v in np.percentile(thetas[ok, A2_NAMES.index(name)], [2.5, 97.5])]
-            for name in ("eps", "zeta")}
+    intervals = {name: np.percentile(thetas[ok, A2_NAMES.index(name)], [2.5, 97.5]) for name in ("eps", "zeta")}
+    return {name: (float(lo), float(hi)) for name, (lo, hi) in intervals.items()}
 
 
-def _refit_stage2(log_n, log_d, log_l, shift, thetas: np.ndarray, weights: np.ndarray, opts: FitOptions) -> np.ndarray:
+def _refit_stage2(runs: _LogRuns, thetas: np.ndarray, weights: np.ndarray, opts: FitOptions) -> np.ndarray:
     """Refit eps and zeta of every row of ``thetas`` (in place) under its row of point weights, in
     memory-bounded batches; returns which rows converged."""
     free2 = [A2_NAMES.index("eps"), A2_NAMES.index("zeta")]
     converged = np.zeros(len(thetas), dtype=bool)
-    for part in _chunks(len(thetas), len(log_l)):
-        obj = Approach2Objective(log_n, log_d, log_l, shift, tuple(free2), thetas[part], weights[part], opts.delta)
+    for part in _chunks(len(thetas), len(runs.log_l)):
+        obj = runs.objective(free2, thetas[part], weights[part], opts.delta)
         run = batched_lbfgs(obj, thetas[part][:, free2], max_iter=opts.max_iter)
         thetas[part, free2] = run.x
         converged[part] = run.converged
@@ -507,8 +531,8 @@ def fit_approach3(N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | Non
                                     weights, opts.max_iter)
         boot = _boot_result(x, A3_NAMES, conv, bootstrap, seed)
     out = FitResult(law="approach3", params=params, status=status, objective=float(res.f), n_points=len(n),
-                    residuals=residuals, bootstrap=boot, metrics={"r2_log": _r2(np.log(loss), np.log(pred[0])),
-                                                                  "n_starts": res.n_starts}, message=message)
+                    residuals=residuals, bootstrap=boot,
+                    metrics=FitMetrics(r2_log=_r2(np.log(loss), np.log(pred[0])), n_starts=res.n_starts), message=message)
     return _assess_surface(out, list(params), "fit_approach3")
 
 

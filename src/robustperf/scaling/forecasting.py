@@ -34,23 +34,16 @@ from robustperf.cost.constants import (
 )
 from robustperf.scaling.accuracy_map import AccuracyMap
 from robustperf.scaling.allocation import DEFAULT_FLOPS_PER_PARAM_SAMPLE, Allocation, compute_optimal
-from robustperf.scaling.laws import Approach2Law, Approach3Law, ChinchillaLaw, PowerLaw
+from robustperf.scaling.laws import PowerLaw, SurfaceLaw
 from robustperf.scaling.published import BARTOLDSON2024_LOSS_TO_ACCURACY
 from robustperf.scaling.result import Estimate, FitResult, ScalingError
 from robustperf.scaling.saturating import SaturatingPowerLaw
+from robustperf.scaling.tables import _FLOP_UNITS, x_unit_of
 
 HOURS_PER_YEAR = 24.0 * 365.25
-_ND_LAWS = (Approach2Law, Approach3Law, ChinchillaLaw)
-
-
-_FLOP_UNITS = {"PFLOP": 1e15, "TFLOP": 1e12, "GFLOP": 1e9, "FLOP": 1.0}
-
-
-def x_unit_of(column: str) -> str:
-    """The FLOP unit a column name states ("train_tflops" -> "TFLOP"), or "" when it names none."""
-    name = column.upper()
-    return next((unit for unit in _FLOP_UNITS if unit in name), "")
-
+__all__ = ["CostForecast", "FlopsForecast", "Forecast", "accuracy_validity", "bounded_accuracy", "ceiling_loss",
+           "check_forecast_inputs", "estimate_derived", "forecast", "forecast_accuracy", "forecast_cost",
+           "forecast_flops", "forecast_loss", "loss_to_accuracy_ceiling", "x_unit_of"]
 
 def _x_scale(law: PowerLaw) -> float:
     """FLOPs per unit of the power law's x (Debenedetti's x is in TFLOP); "" (unstated) reads as FLOPs."""
@@ -72,11 +65,11 @@ def check_forecast_inputs(fit: FitResult | None, law: Any, flops: float | None, 
         raise ScalingError(f"the target accuracy must be a fraction in (0, 1), got {target_accuracy}{hint}")
     if fit is None or not isinstance(law, PowerLaw):
         return
-    y_range = fit.metrics.get("y_range")
+    y_range = fit.metrics.y_range
     if y_range and y_range[1] > 1.0 and "%" not in law.y_unit:
         raise ScalingError(f"the power law was fitted on y values up to {y_range[1]:.4g}: accuracies in percent? "
                            "Refit on fractions (divide the column by 100) before forecasting")
-    column = fit.metrics.get("x_column")
+    column = fit.metrics.x_column
     if column and not law.x_unit:
         raise ScalingError(f"the power law was fitted on x column {column!r}, which names no FLOP unit, so a budget "
                            "in FLOPs cannot be converted; refit with --x on a FLOPs column (e.g. cost.train_flops) "
@@ -89,11 +82,10 @@ def _y_scale(law: PowerLaw) -> float:
 
 
 def ceiling_loss(law: Any, *, fid: float = 0.0) -> float:
-    """The loss as N, D -> infinity (E' for Chinchilla/Approach 2, E' + (Q FID)^kappa for Approach 3)."""
-    if isinstance(law, Approach3Law):
-        return float(law.ceiling_loss(fid))
-    if isinstance(law, (Approach2Law, ChinchillaLaw)):
-        return float(law.terms(fid)[2])
+    """The loss as N, D -> infinity: the law's ``ceiling`` (E' for Chinchilla/Approach 2, E' + (Q FID)^kappa for
+    Approach 3)."""
+    if isinstance(law, SurfaceLaw):
+        return law.ceiling(fid)
     raise ScalingError(f"no loss ceiling for a {type(law).__name__}")
 
 
@@ -189,7 +181,7 @@ def forecast_flops(law: Any, *, target_accuracy: float | None = None, target_los
             return FlopsForecast(math.inf, False, None, None, law.ceiling,
                                  f"unreachable: the envelope saturates at accuracy {law.ceiling:.4f}")
         return FlopsForecast(law.inverse(target_accuracy), True, None, None, law.ceiling, "ok")
-    if not isinstance(law, _ND_LAWS):
+    if not isinstance(law, SurfaceLaw):
         raise ScalingError(f"cannot forecast FLOPs with a {type(law).__name__}")
     _check_map(loss_to_accuracy)
     floor = ceiling_loss(law, fid=fid)
@@ -334,7 +326,7 @@ def _one(law: Any, flops: float | None, target_accuracy: float | None, fid: floa
         ff = forecast_flops(law, target_accuracy=target_accuracy, fid=fid, k=k, loss_to_accuracy=loss_to_accuracy)
         flops, reachable, message = ff.flops, ff.reachable, ff.message
     values["flops"] = flops
-    if isinstance(law, _ND_LAWS) and math.isfinite(flops):
+    if isinstance(law, SurfaceLaw) and math.isfinite(flops):
         alloc: Allocation = compute_optimal(law, flops, fid=fid, k=k)
         values.update(loss=alloc.loss, N=alloc.N, D=alloc.D, accuracy=bounded_accuracy(loss_to_accuracy(alloc.loss)))
     elif isinstance(law, (PowerLaw, SaturatingPowerLaw)) and math.isfinite(flops):
@@ -416,7 +408,7 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
                    fid: float, loss_to_accuracy: AccuracyMap, loss_range: tuple[float, float] | None) -> str:
     """Up to where this forecast's accuracy can be trusted, in one line."""
     if isinstance(law, PowerLaw):
-        y_range = fit.metrics.get("y_range") if fit is not None else None
+        y_range = fit.metrics.y_range if fit is not None else None
         valid, flops_at_one = accuracy_validity(law, y_range[1] if y_range else None)
         where = (f"fitted on accuracies up to {valid:.3g}" if y_range else "no ceiling of its own")
         note = f"power law in accuracy, {where}; capped at 1"
@@ -428,12 +420,12 @@ def _validity_note(law: Any, fit: FitResult | None, point: dict[str, float], tar
         return note
     if isinstance(law, SaturatingPowerLaw):
         note = f"saturating envelope (error = power law + floor), ceiling {law.ceiling:.3g}"
-        x_range = fit.metrics.get("x_range") if fit is not None else None
+        x_range = fit.metrics.x_range if fit is not None else None
         flops = point.get("flops")
         if x_range and flops is not None and math.isfinite(flops) and flops > x_range[1]:
             note += f"; {flops:.3g} FLOPs is beyond the largest run ({x_range[1]:.3g}): extrapolation"
         return note
-    if isinstance(law, _ND_LAWS):
+    if isinstance(law, SurfaceLaw):
         ceiling = loss_to_accuracy_ceiling(law, loss_to_accuracy, fid=fid)
         note = (f"saturating: loss law composed with the loss -> accuracy map, ceiling {ceiling:.3g} "
                 f"(loss floor {ceiling_loss(law, fid=fid):.3g})")

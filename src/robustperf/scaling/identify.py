@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
+from robustperf.scaling.fit_metrics import Identifiability
 from robustperf.scaling.result import FitResult, FitStatus, warn_status
 
 EXPONENTS = frozenset({"alpha", "beta", "kappa", "a", "b", "l_exponent"})
@@ -132,13 +132,13 @@ def assess(fit: FitResult, names: Iterable[str] | None = None, *, what: str = "f
         centres: see `unidentified`.
     """
     if fit.bootstrap is None:
-        info: dict[str, Any] = {"checked": False, "reason": "no bootstrap (identifiability not checked)"}
-        return replace(fit, metrics={**fit.metrics, "identifiability": info})
+        unchecked = Identifiability(checked=False, reason="no bootstrap (identifiability not checked)")
+        return replace(fit, metrics=fit.metrics.with_(identifiability=unchecked))
     bad, reasons = unidentified(fit, names, level=level, centres=centres)
-    info = {"checked": True, "level": level, "poorly_identified": bad, "reasons": reasons,
-            "n_resamples": fit.bootstrap.n_resamples, "n_failed": fit.bootstrap.n_failed}
+    info = Identifiability(checked=True, level=level, poorly_identified=tuple(bad), reasons=tuple(reasons),
+                           n_resamples=fit.bootstrap.n_resamples, n_failed=fit.bootstrap.n_failed)
     if not reasons:
-        return replace(fit, metrics={**fit.metrics, "identifiability": info})
+        return replace(fit, metrics=fit.metrics.with_(identifiability=info))
     message = fit.message
     if bad:
         message += f"; poorly identified: {', '.join(bad)} ({'; '.join(reasons)})"
@@ -150,7 +150,7 @@ def assess(fit: FitResult, names: Iterable[str] | None = None, *, what: str = "f
     if bad and fit.status in (FitStatus.OK, *replaces):
         status = FitStatus.POORLY_IDENTIFIED
         warn_status(what, status, message)
-    return replace(fit, status=status, message=message, metrics={**fit.metrics, "identifiability": info})
+    return replace(fit, status=status, message=message, metrics=fit.metrics.with_(identifiability=info))
 
 
 def relative_width(fit: FitResult, name: str, level: float = 0.95) -> float:

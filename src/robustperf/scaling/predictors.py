@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.fit_metrics import FitMetrics
 from robustperf.scaling.result import STATUS_OK, FitResult, ScalingError
 
 
@@ -133,4 +134,4 @@ def fit_frontier_quantile(x: ArrayLike, y: ArrayLike, *, quantile: float = 0.9, 
     return FitResult(params={"slope": float(model.coef_[0]), "intercept": float(model.intercept_)}, status=STATUS_OK,
                      objective=float(np.sum(np.where(resid >= 0, quantile * resid, (quantile - 1) * resid))),
                      n_points=int(ok.sum()), residuals=resid, law="linear",
-                     metrics={"quantile": quantile, "coverage": coverage, "log_x": log_x})
+                     metrics=FitMetrics(quantile=quantile, coverage=coverage, log_x=log_x))

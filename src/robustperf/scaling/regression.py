@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.fit_metrics import FitMetrics
 from robustperf.scaling.identify import assess
 from robustperf.scaling.result import STATUS_OK, BootstrapResult, FitResult, ScalingError
 
@@ -59,5 +60,5 @@ def fit_loss_to_accuracy(loss: ArrayLike, accuracy: ArrayLike, *, run_id: ArrayL
     boot = bootstrap_line(x, y, lambda xs, ys: tuple(np.polyfit(xs, ys, 1)), bootstrap, seed)
     fit = FitResult(params={"slope": float(slope), "intercept": float(intercept)}, status=STATUS_OK,
                     objective=float(np.sum(resid**2)), n_points=len(x), residuals=resid, bootstrap=boot,
-                    law="linear", metrics={"r2": r2, "x_range": [float(x.min()), float(x.max())]})
+                    law="linear", metrics=FitMetrics(r2=r2, x_range=(float(x.min()), float(x.max()))))
     return assess(fit, what="fit_loss_to_accuracy")

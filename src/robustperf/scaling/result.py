@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from robustperf.scaling.laws import ScalingError  # noqa: F401  (defined beside the laws; raised here too)
+from robustperf.scaling.errors import ScalingError
+from robustperf.scaling.fit_metrics import FitMetrics
+from robustperf.scaling.law_registry import create_law
 
 
 class FitStatus(str, Enum):
@@ -137,7 +139,8 @@ class FitResult:
         residuals: per-point residuals of the fit (in the space the objective uses).
         bootstrap: refits on resamples, if requested.
         law: registry name of the fitted law ("power_law", "approach2", ...), "" if it is not a law.
-        metrics: goodness of fit and extras (r2, held-out error, ...).
+        metrics: `FitMetrics`, typed: goodness of fit, data ranges, identifiability (a dict in its saved form
+            is read into one).
         law_kwargs: non-fitted fields the law needs (e.g. ``fid_ref``).
         message: optimiser message or notes.
     """
@@ -149,11 +152,13 @@ class FitResult:
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bootstrap: BootstrapResult | None = None
     law: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: FitMetrics = field(default_factory=FitMetrics)
     law_kwargs: dict[str, Any] = field(default_factory=dict)
     message: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.metrics, FitMetrics):  # the dict form (a saved fit, or {**metrics, key: value})
+            object.__setattr__(self, "metrics", FitMetrics.coerce(self.metrics))
         if not isinstance(self.status, FitStatus):
             try:
                 object.__setattr__(self, "status", FitStatus(self.status))
@@ -172,8 +177,8 @@ class FitResult:
     @property
     def poorly_identified(self) -> list[str]:
         """Names of the parameters the bootstrap did not pin down (empty when unchecked or all identified)."""
-        info = self.metrics.get("identifiability") if isinstance(self.metrics, dict) else None
-        return list(info.get("poorly_identified", [])) if isinstance(info, dict) else []
+        info = self.metrics.identifiability
+        return list(info.names) if info is not None else []
 
     def caveat(self) -> str:
         """One line to print next to anything derived from this fit ("" for an ok fit)."""
@@ -186,16 +191,12 @@ class FitResult:
 
     def to_law(self) -> Any:
         """The fitted law as a callable object (``robustperf.scaling.create_law``)."""
-        from robustperf.scaling.catalogue import create_law
-
         if not self.law:
             raise ScalingError("this fit is not a registered law; nothing to build")
         return create_law(self.law, **self.params, **self.law_kwargs, source="fitted by robustperf")
 
     def bootstrap_laws(self) -> list[Any]:
         """One law per successful bootstrap resample (empty without a bootstrap)."""
-        from robustperf.scaling.catalogue import create_law
-
         if self.bootstrap is None or not self.law:
             return []
         names = set(self.params)
@@ -224,7 +225,7 @@ class FitResult:
             "status": self.status.value,
             "objective": self.objective,
             "n_points": self.n_points,
-            "metrics": _jsonable(self.metrics),
+            "metrics": _jsonable(self.metrics.to_dict()),
             "message": self.message,
             "residual_rms": float(np.sqrt(np.mean(self.residuals**2))) if self.residuals.size else None,
             "bootstrap": self.bootstrap.to_dict(level) if self.bootstrap else None,
@@ -258,7 +259,7 @@ def load_fit(path: str | Path) -> FitResult:
         objective=float(data["objective"]),
         n_points=int(data["n_points"]),
         bootstrap=boot,
-        metrics=data.get("metrics", {}),
+        metrics=FitMetrics.coerce(data.get("metrics") or {}),
         law_kwargs=data.get("law_kwargs", {}),
         message=data.get("message", ""),
     )

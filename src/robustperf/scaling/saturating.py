@@ -15,6 +15,7 @@ from scipy.optimize import least_squares
 
 from robustperf.scaling.bounded_laws import X_SCALE, SaturatingPowerLaw  # noqa: F401
 from robustperf.scaling.envelope import envelope_points
+from robustperf.scaling.fit_metrics import FitMetrics, Identifiability
 from robustperf.scaling.result import (
     STATUS_NOT_CONVERGED,
     STATUS_OK,
@@ -108,9 +109,10 @@ def fit_saturating_envelope(flops: ArrayLike, accuracy: ArrayLike, *, n_bins: in
     return FitResult(params=law.params, status=status, message=message,
                      objective=float(np.sum(resid**2)), n_points=len(idx), residuals=resid, bootstrap=boot,
                      law="saturating_power_law",
-                     metrics={**({"identifiability": {"checked": True, "poorly_identified": ["floor"],
-                                                       "reasons": [f"floor: {at_bound}"]}}
-                                 if status == STATUS_POORLY_IDENTIFIED else {}),
-                              "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
-                              "envelope_indices": idx.tolist(), "x_range": [float(xe.min()), float(xe.max())],
-                              "y_range": [float(acc[idx].min()), float(acc[idx].max())]})
+                     metrics=FitMetrics(
+                         identifiability=(Identifiability(checked=True, poorly_identified=("floor",),
+                                                          reasons=(f"floor: {at_bound}",))
+                                          if status == STATUS_POORLY_IDENTIFIED else None),
+                         r2=1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
+                         envelope_indices=tuple(int(i) for i in idx), x_range=(float(xe.min()), float(xe.max())),
+                         y_range=(float(acc[idx].min()), float(acc[idx].max()))))

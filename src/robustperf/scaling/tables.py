@@ -7,12 +7,14 @@ Run directories are read through the store's index (flat columns like ``final.ro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robustperf.scaling.result import ScalingError
+from robustperf.scaling.errors import ScalingError
+from robustperf.scaling.law_registry import LAWS, law_class
 from robustperf.store import schema
 from robustperf.store.schema import COST, FINAL
 
@@ -71,7 +73,60 @@ def column(frame: Any, name: str) -> np.ndarray:
     return frame[name].astype(float).to_numpy()
 
 
-FIT_LAWS = ("power_law", "chinchilla", "approach2", "approach3", "linear", "approach1")
+@dataclass(frozen=True)
+class TableColumns:
+    """The columns a law is fitted on (defaults: the run index's, `STORE_COLUMNS`).
+
+    Attributes:
+        x: compute (power_law, approach1 on a table).
+        y: accuracy or error (power_law, linear).
+        n, d, loss, fid: parameters, training samples, adversarial loss and FID of the data (L(N, D) laws).
+        run: run id of a training-curve row (approach1 on a table).
+    """
+
+    x: str = STORE_COLUMNS["flops"]
+    y: str = STORE_COLUMNS["robust_acc"]
+    n: str = STORE_COLUMNS["n_params"]
+    d: str = STORE_COLUMNS["samples"]
+    loss: str = STORE_COLUMNS["loss"]
+    fid: str = STORE_COLUMNS["fid"]
+    run: str = "run_id"
+
+
+def fit_laws() -> tuple[str, ...]:
+    """The registered laws that can be fitted to a table (those with a ``fit_table``), plug-ins included."""
+    return tuple(name for name in LAWS.names() if isinstance(LAWS.get(name), type)
+                 and callable(getattr(LAWS.get(name), "fit_table", None)))
+
+
+def study_surfaces() -> tuple[str, ...]:
+    """The registered L(N, D) laws a study's ``fit.surface`` may name: the `SurfaceLaw` classes (each says with its
+    ``study_surface`` whether one data set at FID 0 can fit it)."""
+    return tuple(name for name in LAWS.names() if isinstance(LAWS.get(name), type)
+                 and getattr(LAWS.get(name), "study_surface", False) is True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FIT_LAWS":  # read from the registry when asked, so a law registered later is in it
+        return fit_laws()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def rows_of(source: Any) -> Any:
+    """`load_table`, refusing a table without rows."""
+    frame = load_table(source)
+    if len(frame) == 0:
+        raise ScalingError(f"no rows to fit in {source!r}")
+    return frame
+
+
+_FLOP_UNITS = {"PFLOP": 1e15, "TFLOP": 1e12, "GFLOP": 1e9, "FLOP": 1.0}
+
+
+def x_unit_of(column: str) -> str:
+    """The FLOP unit a column name states ("train_tflops" -> "TFLOP"), or "" when it names none."""
+    name = column.upper()
+    return next((unit for unit in _FLOP_UNITS if unit in name), "")
 
 
 def load_curves(runs_dir: str | Path) -> Any:
@@ -121,50 +176,29 @@ def fid_column(frame: Any, name: str) -> np.ndarray:
 def fit_table(source: Any, law: str, *, x: str = STORE_COLUMNS["flops"], y: str = STORE_COLUMNS["robust_acc"],
               n: str = STORE_COLUMNS["n_params"], d: str = STORE_COLUMNS["samples"], loss: str = STORE_COLUMNS["loss"],
               fid: str = STORE_COLUMNS["fid"], run: str = "run_id", **fit_kwargs: Any) -> Any:
-    """Fit a law to a table or a runs directory, naming the columns (defaults: the run index's).
+    """Fit a registered law to a table or a runs directory, naming the columns (defaults: the run index's).
 
     Args:
         source: DataFrame, CSV/Parquet path, or runs directory (`load_table`).
-        law: "power_law" (envelope of y vs x), "linear" (y vs loss), "chinchilla", "approach2", "approach3"
-            (loss vs n, d and, for the last two, fid), "approach1" (training curves: one row per evaluation,
-            grouped by ``run``; a runs directory is read with `load_curves`).
-        x, y, n, d, loss, fid, run: column names.
-        **fit_kwargs: forwarded to the fitter (e.g. ``bootstrap=1000``, ``n_bins=19``, ``drop_underfit=True``).
+        law: a name of `fit_laws()`: "power_law" (envelope of y vs x), "linear" (y vs loss), "chinchilla",
+            "approach2", "approach3" (loss vs n, d and, for the last two, fid), "approach1" (training curves:
+            one row per evaluation, grouped by ``run``; a runs directory is read with `load_curves`), or a
+            plug-in law's name.
+        x, y, n, d, loss, fid, run: column names (`TableColumns`).
+        **fit_kwargs: forwarded to the law's ``fit_table`` (e.g. ``bootstrap=1000``, ``n_bins=19``,
+            ``drop_underfit=True``).
 
     Returns:
         The fitter's `FitResult`.
     """
-    from robustperf.scaling import envelope, fit, regression
-
-    if law not in FIT_LAWS:
-        raise ScalingError(f"unknown law {law!r} to fit; choose one of {', '.join(FIT_LAWS)}")
-    if law == "approach1":
-        return _fit_curves(source, x=x, n=n, d=d, loss=loss, run=run, **fit_kwargs)
-    frame = load_table(source)
-    if len(frame) == 0:
-        raise ScalingError(f"no rows to fit in {source!r}")
-    if law in ("power_law", "linear"):
-        _refuse_percent(column(frame, y), y)
-    if law == "power_law":
-        from dataclasses import replace
-
-        from robustperf.scaling.forecasting import x_unit_of
-
-        res = envelope.fit_envelope_power_law(column(frame, x), column(frame, y), **fit_kwargs)
-        unit = x_unit_of(x)  # recorded, so `forecast` converts a budget in FLOPs or refuses (issue 27)
-        return replace(res, metrics={**res.metrics, "x_column": x},
-                       law_kwargs={**res.law_kwargs, **({"x_unit": unit} if unit else {})})
-    if law == "linear":
-        return regression.fit_loss_to_accuracy(column(frame, loss), column(frame, y), **fit_kwargs)
-    nn, dd, ll = column(frame, n), column(frame, d), column(frame, loss)
-    if law == "chinchilla":
-        return fit.fit_chinchilla(nn, dd, ll, **fit_kwargs)
-    if law == "approach2":
-        return fit.fit_approach2(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
-    return fit.fit_approach3(nn, dd, ll, fid_column(frame, fid), **fit_kwargs)
+    names = fit_laws()
+    if law not in names:
+        raise ScalingError(f"unknown law {law!r} to fit; choose one of {', '.join(names)}")
+    columns = TableColumns(x=x, y=y, n=n, d=d, loss=loss, fid=fid, run=run)
+    return law_class(law).fit_table(source, columns, **fit_kwargs)  # type: ignore[attr-defined]
 
 
-def _refuse_percent(values: Any, name: str) -> None:
+def refuse_percent(values: Any, name: str) -> None:
     """An accuracy column in percent would fit a law that forecasts 100 % everywhere: refuse it with the fix."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
@@ -173,18 +207,15 @@ def _refuse_percent(values: Any, name: str) -> None:
                            "by 100 (the laws take fractions)")
 
 
-def _fit_curves(source: Any, *, x: str, n: str, d: str, loss: str, run: str, **fit_kwargs: Any) -> Any:
-    """Approach 1 on curves from a runs directory (`load_curves` column names) or a user table."""
-    from robustperf.scaling import envelope
-
+def curves_of(source: Any, columns: TableColumns) -> tuple[Any, TableColumns]:
+    """Training curves and the columns to read them by: `load_curves` of a runs directory, else the user's table."""
     if not isinstance(source, (str, Path)) or not Path(source).is_dir():
         frame = load_table(source)
     else:
         frame = load_curves(source)
-        x, n, d, loss, run = "flops", "n_params", "samples_seen", "adv_loss", "run_id"
+        columns = replace(columns, x="flops", n="n_params", d="samples_seen", loss="adv_loss", run="run_id")
     if len(frame) == 0:
         raise ScalingError(f"no training curves in {source!r} (runs need eval rows in metrics.jsonl and a cost block)")
-    if run not in frame.columns:
-        raise ScalingError(f"column {run!r} not in the table; available: {sorted(map(str, frame.columns))}")
-    return envelope.fit_approach1(frame[run].to_numpy(), column(frame, n), column(frame, x), column(frame, loss),
-                                  column(frame, d), **fit_kwargs)
+    if columns.run not in frame.columns:
+        raise ScalingError(f"column {columns.run!r} not in the table; available: {sorted(map(str, frame.columns))}")
+    return frame, columns

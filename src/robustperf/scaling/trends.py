@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from robustperf.scaling.fit_metrics import FitMetrics
 from robustperf.scaling.result import STATUS_OK, BootstrapResult, Estimate, FitResult, ScalingError
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class Trend:
 
     @property
     def r2(self) -> float:
-        return float(self.fit.metrics["r2"])
+        return float(self.fit.metrics.r2)  # type: ignore[arg-type]  # every trend fit records r2
 
     @property
     def n_points(self) -> int:
@@ -271,7 +272,7 @@ def fit_log_trend(year: ArrayLike, value: ArrayLike, *, metric: str = "value", b
         boot = BootstrapResult({"slope": arr[:, 0], "intercept": arr[:, 1]}, bootstrap, bootstrap - len(arr), seed)
     result = FitResult(params={"slope": slope, "intercept": intercept}, status=STATUS_OK, objective=rss,
                        n_points=len(x), residuals=ly - (intercept + slope * (x - y0)), bootstrap=boot,
-                       metrics={"r2": r2, "year0": y0}, message=f"log10({metric}) vs year")
+                       metrics=FitMetrics(r2=r2, year0=y0), message=f"log10({metric}) vs year")
     return Trend(metric, result, y0, float(x.min()), float(x.max()), level)
 
 
@@ -459,7 +460,7 @@ class AccuracyTrend:
 
     def to_dict(self, years: Sequence[float] = ()) -> dict[str, Any]:
         return {"selection": self.selection, "ceiling": self.ceiling, "n_points": self.fit.n_points,
-                "slope_logit_per_year": self.fit.estimate("slope", self.level).to_dict(), "r2_logit": self.fit.metrics["r2"],
+                "slope_logit_per_year": self.fit.estimate("slope", self.level).to_dict(), "r2_logit": self.fit.metrics.r2,
                 "forecasts": {str(int(y) if float(y).is_integer() else y): self.predict(y).to_dict() for y in years}}
 
 
@@ -502,7 +503,7 @@ def fit_accuracy_trend(year: ArrayLike, accuracy: ArrayLike, *, select: str = "b
         boot = BootstrapResult({"slope": arr[:, 0], "intercept": arr[:, 1]}, bootstrap, bootstrap - len(arr), seed)
     fit = FitResult(params={"slope": slope, "intercept": intercept}, status=STATUS_OK, objective=rss, n_points=len(x),
                     residuals=z - (intercept + slope * (x - y0)), bootstrap=boot,
-                    metrics={"r2": 1.0 - rss / tss if tss > 0 else float("nan"), "year0": y0},
+                    metrics=FitMetrics(r2=1.0 - rss / tss if tss > 0 else float("nan"), year0=y0),
                     message=f"logit(robust accuracy / {ceiling:g}) vs year")
     return AccuracyTrend(fit, y0, float(ceiling), select, x, a, level)
 
@@ -558,7 +559,7 @@ class EfficiencyFrontier:
 
     def to_dict(self) -> dict[str, Any]:
         return {"quantile": self.quantile, "year0": self.year0, "n_points": self.fit.n_points,
-                "coverage": self.fit.metrics["coverage"], "compute": self.fit.metrics.get("compute"),
+                "coverage": self.fit.metrics.coverage, "compute": self.fit.metrics.compute,
                 **{k: self.fit.estimate(k, self.level).to_dict() for k in ("alpha", "beta", "gamma")}}
 
 
@@ -616,8 +617,8 @@ def fit_efficiency_frontier(compute: ArrayLike, accuracy: ArrayLike, year: Array
                     status=STATUS_OK,
                     objective=float(np.sum(np.where(resid >= 0, quantile * resid, (quantile - 1) * resid))),
                     n_points=len(c), residuals=resid, bootstrap=boot,
-                    metrics={"quantile": quantile, "coverage": float(np.mean(resid <= 1e-9)), "year0": y0,
-                             "compute": compute_name},
+                    metrics=FitMetrics(quantile=quantile, coverage=float(np.mean(resid <= 1e-9)), year0=y0,
+                                       compute=compute_name),
                     message="log10(1/error) ~ log10(compute) + year")
     return EfficiencyFrontier(fit, y0, quantile, level)
 

@@ -67,11 +67,22 @@ class FitSpec(_Section):
     envelope: bool = Field(True, description="power law on the best-run envelope of robust error/loss vs FLOPs")
     metrics: tuple[str, ...] = Field(("robust_acc", "adv_loss"), description="final.* columns to fit against FLOPs")
     n_bins: int = Field(19, ge=2, description="log-spaced FLOPs bins of the envelope (Debenedetti: 19)")
-    surface: Literal["chinchilla", "approach2", "none"] = Field(
-        "chinchilla", description="L(N, D) law on adversarial loss; needs >= 3 model sizes x 3 data sizes"
+    surface: str = Field(
+        "chinchilla", description="L(N, D) law on adversarial loss (a registered law a study can fit: "
+        "robustperf.scaling.study_surfaces(), e.g. chinchilla, approach2) or none; needs >= 3 model sizes x 3 data sizes"
     )
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for intervals (0: none)")
     seed: int = 0
+
+    @field_validator("surface")
+    @classmethod
+    def _registered_surface(cls, value: str) -> str:
+        from robustperf.scaling.tables import study_surfaces
+
+        allowed = (*study_surfaces(), "none")
+        if value not in allowed:
+            raise ValueError(f"unknown L(N, D) law {value!r}; choose one of {', '.join(allowed)}")
+        return value
 
 
 class ForecastSpec(_Section):

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -31,6 +32,7 @@ from pydantic import (
 )
 
 from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
+from robustperf.threat import LEGACY_EVAL_EPS, ThreatModel, asked_eval_eps, evaluation_threat
 
 
 class ConfigError(ValueError):
@@ -104,6 +106,11 @@ class AttackConfig(_Section):
         # inputs are pixels in [0, 1]: an L-inf radius above 1 (eps: 8 meant as 8/255) perturbs nothing sensible
         return check_eps(eps, info.data.get("norm", "linf"))
 
+    def threat_model(self) -> ThreatModel:
+        """This section as a frozen `ThreatModel` (one run of the attack: training attacks do not restart)."""
+        return ThreatModel(norm=self.norm, eps=self.eps, step_size=self.step_size, n_steps=self.n_steps,
+                           loss=self.loss, random_start=self.random_start)
+
 
 MAX_L2_EPS = 6.0  # twice the largest L2 radius in the robust-training literature (3.0, ImageNet)
 
@@ -166,7 +173,13 @@ class OptimConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """Clean and PGD accuracy on a fixed held-out subset after each epoch."""
+    """Clean and PGD accuracy on a fixed held-out subset after each epoch.
+
+    ``attack.eps`` is the evaluation radius, except its default 8/255, which means "the training eps"
+    (`robustperf.threat.evaluation_eps`; every config saved before the rule carries it). The step is
+    ``attack.step_size`` at radius ``attack.eps`` and scales with the radius evaluated (2/255 at 8/255 is
+    eps/4 at any eps). ``attack.norm`` is not used: a run is evaluated in its training norm.
+    """
 
     every_n_epochs: int = Field(1, ge=1)
     n_examples: int = Field(512, ge=1)
@@ -251,6 +264,38 @@ class RunConfig(_Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
+    # the threat models, parsed once when the config is validated (`threat`, `eval_threat`)
+    _threat: ThreatModel = PrivateAttr()
+    _eval_attack: ThreatModel = PrivateAttr()
+    _eval_threat: ThreatModel = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _parse_threat_models(self) -> RunConfig:
+        attack = self.eval.attack.threat_model()
+        if attack.loss == "kl":  # the KL needs TRADES' clean target: the evaluation attacks the CW margin
+            attack = attack.replace(loss="cw")
+        self._threat = self.method.attack.threat_model()
+        self._eval_attack = attack
+        self._eval_threat = self.eval_threat_at(None)
+        return self
+
+    @property
+    def threat(self) -> ThreatModel:
+        """The threat model the run trains against (``method.attack``)."""
+        return self._threat
+
+    @property
+    def eval_threat(self) -> ThreatModel:
+        """The threat model the run is evaluated at: `eval_threat_at` with no radius asked."""
+        return self._eval_threat
+
+    def eval_threat_at(self, eps: float | None = None) -> ThreatModel:
+        """The run's evaluation threat model: its training norm, the radius of `robustperf.threat.
+        evaluation_eps` (the training eps unless ``eps`` (e.g. ``--eps``) or ``eval.attack.eps`` asks
+        another), and the ``eval.attack`` settings with the step scaled to that radius."""
+        asked = eps if eps is not None else asked_eval_eps(self.eval.attack.eps)
+        return evaluation_threat(self._threat, self._eval_attack, asked)
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str | None) -> str | None:
@@ -287,8 +332,18 @@ class RunConfig(_Section):
         return f"{_slug(prefix)}-{digest}"
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> RunConfig:
-        """A new config with ``section.key=value`` overrides applied and re-validated."""
-        return config_from_dict(apply_overrides(self.resolved(), overrides))
+        """A new config with ``section.key=value`` overrides applied and re-validated.
+
+        Raises:
+            ConfigError: an invalid value, or an ``eval.attack.eps`` that would not be the evaluation radius
+                (see `refuse_unheeded_eval_eps`).
+        """
+        cfg = config_from_dict(apply_overrides(self.resolved(), overrides))
+        items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
+        for key, value in items:
+            if key == "eval.attack.eps":
+                refuse_unheeded_eval_eps({"eval": {"attack": {"eps": value}}}, cfg)
+        return cfg
 
 
 def _slug(text: str) -> str:
@@ -390,11 +445,44 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
+def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig) -> None:
+    """Refuse an ``eval.attack.eps`` that a user wrote in ``data`` but that would not be the evaluation radius.
+
+    Only the old default 8/255 can be: it means "the training eps" (`robustperf.threat.asked_eval_eps`), so
+    writing it while training at another eps would evaluate elsewhere than written. Saved configs (which
+    all carry it) are not passed here: they keep its old meaning.
+
+    Raises:
+        ConfigError: naming the fix.
+    """
+    section = data.get("eval")
+    attack = section.get("attack") if isinstance(section, dict) else None
+    if not isinstance(attack, dict) or attack.get("eps") is None:
+        return
+    try:
+        written = float(_parse_fraction(attack["eps"]))
+    except (TypeError, ValueError):
+        return  # not a number: the validation has already named it
+    if written == LEGACY_EVAL_EPS and cfg.eval_threat.eps != written:
+        raise ConfigError(
+            f"eval.attack.eps=8/255 is its default, which means 'the training eps' (method.attack.eps="
+            f"{cfg.threat.eps:g} here), not 8/255: remove eval.attack.eps to evaluate at the training eps, or "
+            "evaluate the trained run at 8/255 with `robustperf evaluate RUN_DIR --eps 8/255`"
+        )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
-    """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults."""
+    """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults.
+
+    Raises:
+        ConfigError: an unreadable file, an invalid value, or an ``eval.attack.eps`` that would not be the
+            evaluation radius (`refuse_unheeded_eval_eps`).
+    """
     data: dict[str, Any] = {}
     if path is not None:
         data = load_yaml_mapping(path)
     if overrides:
         data = apply_overrides(data, overrides)
-    return config_from_dict(data)
+    cfg = config_from_dict(data)
+    refuse_unheeded_eval_eps(data, cfg)
+    return cfg

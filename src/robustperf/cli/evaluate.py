@@ -41,7 +41,7 @@ def evaluation_name(attack: str, version: str, norm: str, eps: float, n_examples
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="run directory (runs/<run_id>)"),
     attack: str = typer.Option("autoattack", "--attack", help="autoattack, or a registered attack such as pgd"),
-    eps: str | None = typer.Option(None, "--eps", help="radius, e.g. 8/255 (default: the run's training eps)"),
+    eps: str | None = typer.Option(None, "--eps", help="radius, e.g. 8/255 (default: the run's evaluation eps, its training eps)"),
     norm: str | None = typer.Option(None, "--norm", help="linf or l2 (default: the run's training norm)"),
     n_examples: int = typer.Option(1000, "--n-examples", min=1, help="held-out points to attack"),
     version: str = typer.Option("standard", "--version", help="AutoAttack version: standard, plus, rand"),
@@ -99,8 +99,8 @@ def _evaluate(
         fail(f"--which {which!r}: use best or last")
     dev = resolve_device(device, local_rank=shard.rank if shard is not None else 0, setting="--device")
     model, cfg = load_run_model(rd, which=which, device=dev)
-    eps = parse_eps(eps_text) if eps_text is not None else float(cfg.method.attack.eps)
-    norm = norm or cfg.method.attack.norm
+    threat = cfg.eval_threat_at(parse_eps(eps_text) if eps_text is not None else None)  # the run's, or --eps
+    eps, norm = threat.eps, norm or threat.norm
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
     x, y = eval_tensors(bundle.test, n_examples, seed=0)  # the held-out subset the training engine uses
     name = evaluation_name(attack, version, norm, eps, int(x.shape[0]), which)

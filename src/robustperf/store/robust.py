@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustperf import threat
+
 _KEY = re.compile(r"^evaluations\.(?P<key>[^.]+)\.robust_acc$")
 BEATEN_POINTS = 0.005  # a stage is "beaten" when a later stage fooled at least half a point more
 
@@ -118,10 +120,15 @@ def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAcc
     attack = f"PGD-{int(steps)}-{str(loss).upper()} (training evaluation)" if steps else "training evaluation"
     n = _num(row.get("config.eval.n_examples"))
     return RobustAccuracy(_num(row.get("final.robust_acc")), _num(row.get("final.clean_acc")), attack, "last epoch",
-                          # the training evaluation attacks at the training threat model (`training.evaluation.
-                          # eval_settings`); eval.attack.eps only sets its step-size ratio
-                          _num(row.get("config.method.attack.eps")), str(row.get("config.method.attack.norm") or ""),
+                          _training_evaluation_eps(row), str(row.get("config.method.attack.norm") or ""),
                           None if n is None else int(n), "final.robust_acc")
+
+
+def _training_evaluation_eps(row: Mapping[str, Any]) -> float | None:
+    """The radius of the run's per-epoch evaluation (`RunConfig.eval_threat`), by the one eps rule: the
+    training eps unless ``eval.attack.eps`` asked another (its old default 8/255 did not)."""
+    training = _num(row.get("config.method.attack.eps"))
+    return None if training is None else threat.evaluation_eps(training, threat.asked_eval_eps(_num(row.get("config.eval.attack.eps"))))
 
 
 def robust_columns(row: Mapping[str, Any]) -> dict[str, Any]:

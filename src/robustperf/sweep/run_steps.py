@@ -82,8 +82,8 @@ def _evaluate(rd: RunDir, spec: EvaluateSpec, shard: Any = None, local_rank: int
     out_dir = rd.evaluations_dir / spec.key
     start = time.perf_counter()
     attack = spec.attacks[0] if len(spec.attacks) == 1 else list(spec.attacks)
-    # the run's own threat model (method.attack), as the per-epoch evaluation of the training engine uses
-    result = evaluate(model, x, y, attack=attack, eps=cfg.method.attack.eps, norm=cfg.method.attack.norm,
+    threat = cfg.eval_threat  # the run's evaluation threat model, as its per-epoch evaluation uses
+    result = evaluate(model, x, y, attack=attack, eps=threat.eps, norm=threat.norm,
                       batch_size=spec.batch_size, device=device, seed=spec.seed, out_dir=out_dir, shard=shard)
     summary = result.summary() if hasattr(result, "summary") else _eval_summary(result)
     summary.update(checkpoint=spec.which, attacks=list(spec.attacks), n_examples=int(len(y)),

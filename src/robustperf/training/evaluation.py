@@ -51,25 +51,24 @@ class EvalSettings:
 
 
 def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
-    """Evaluation attack for a run: eps from ``method.attack`` (the training threat model), step size
-    scaled with it so that the ratio of ``eval.attack`` is kept (2/255 at 8/255 by default); FGSM too
-    when the method attacks with a single step (catastrophic-overfitting watch)."""
+    """Evaluation attack for a run: its evaluation threat model (`RunConfig.eval_threat`: the training
+    eps unless ``eval.attack.eps`` asks another, the step scaled with it, 2/255 at 8/255 by default); FGSM
+    too when the method attacks with a single step (catastrophic-overfitting watch)."""
     from robustperf.training.methods import METHODS
 
-    ev, train_attack = cfg.eval.attack, cfg.method.attack
-    ratio = ev.step_size / ev.eps if ev.eps > 0 else 0.25
+    threat, training = cfg.eval_threat, cfg.threat
     return EvalSettings(
-        eps=train_attack.eps,
-        step_size=ratio * train_attack.eps,
-        n_steps=ev.n_steps,
-        norm=train_attack.norm,
-        loss=ev.loss if ev.loss != "kl" else "cw",
-        random_start=ev.random_start,
+        eps=threat.eps,
+        step_size=threat.step_size,
+        n_steps=threat.n_steps,
+        norm=threat.norm,
+        loss=threat.loss,
+        random_start=threat.random_start,
         batch_size=cfg.data.eval_batch_size,
         seed=cfg.runtime.seed,
         # single-step methods, and an attack-based method run with one step (FGSM-AT, e.g. from zero init)
-        fgsm=(METHODS.get(cfg.method.name).single_step or (train_attack.n_steps == 1 and cfg.method.name != "standard"))
-        and train_attack.norm == "linf",
+        fgsm=(METHODS.get(cfg.method.name).single_step or (training.n_steps == 1 and cfg.method.name != "standard"))
+        and threat.norm == "linf",
     )
 
 

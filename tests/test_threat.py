@@ -108,3 +108,14 @@ def test_robust_accuracy_of_a_training_evaluation_names_the_eps_it_used() -> Non
     row = {"final.robust_acc": 0.5, "config.method.attack.eps": 0.1, "config.eval.attack.eps": LEGACY_EVAL_EPS}
     assert robust_accuracy(row).eps == 0.1
     assert robust_accuracy({**row, "config.eval.attack.eps": 0.2}).eps == 0.2
+
+
+def test_a_study_point_that_writes_the_old_default_is_refused() -> None:
+    from robustperf.sweep.study import StudyError, expand, study_from_dict
+
+    base = {"method": {"attack": {"eps": 0.1}}}
+    ok = study_from_dict({"name": "s", "base": base, "grid": {"optim.lr": [0.1]}})
+    assert expand(ok)[0].eval_threat.eps == 0.1
+    bad = study_from_dict({"name": "s", "base": base, "grid": {"eval.attack.eps": ["8/255"]}})
+    with pytest.raises(StudyError, match="remove eval.attack.eps"):
+        expand(bad)

@@ -119,3 +119,13 @@ def test_a_study_point_that_writes_the_old_default_is_refused() -> None:
     bad = study_from_dict({"name": "s", "base": base, "grid": {"eval.attack.eps": ["8/255"]}})
     with pytest.raises(StudyError, match="remove eval.attack.eps"):
         expand(bad)
+
+
+def test_one_reader_of_eps_for_configs_and_the_command_line() -> None:
+    from robustperf.cli.evaluate import parse_eps
+    from robustperf.threat import read_eps
+
+    assert read_eps("8 / 255") == 8 / 255 and read_eps("0.1") == 0.1
+    assert parse_eps("8/255") == 8 / 255 == RunConfig().with_overrides(["method.attack.eps=8/255"]).threat.eps
+    with pytest.raises(ValueError):
+        read_eps("eight")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,7 +31,7 @@ from pydantic import (
 )
 
 from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
-from robustperf.threat import LEGACY_EVAL_EPS, ThreatModel, asked_eval_eps, evaluation_threat
+from robustperf.threat import LEGACY_EVAL_EPS, ThreatModel, asked_eval_eps, evaluation_threat, read_eps
 
 
 class ConfigError(ValueError):
@@ -43,7 +42,7 @@ def _parse_fraction(value: Any) -> Any:
     """Accept "8/255" (and "8 / 255") for float fields."""
     if isinstance(value, str) and "/" in value:
         try:
-            return float(Fraction(value.replace(" ", "")))
+            return read_eps(value)
         except (ValueError, ZeroDivisionError) as exc:
             raise ValueError(f"cannot read {value!r} as a fraction like '8/255'") from exc
     return value
@@ -90,8 +89,10 @@ class ModelConfig(_Section):
     kwargs: dict[str, Scalar] = Field(default_factory=dict, description="e.g. depth, width, activation")
 
 
-class AttackConfig(_Section):
-    """The attack used inside a training step, or for evaluation during training."""
+class ThreatConfig(_Section):
+    """A threat model as configured (``method.attack``: the one trained against; ``eval.attack``: the
+    per-epoch evaluation's attack): parsed into a frozen `robustperf.threat.ThreatModel` by `threat_model`.
+    (Named apart from `robustperf.attacks.AttackConfig`, an attack's runtime settings.)"""
 
     norm: Literal["linf", "l2"] = "linf"
     eps: Frac = 8 / 255
@@ -139,7 +140,7 @@ class MethodConfig(_Section):
     """Training method by registry name, the attack it trains against, and its loss options."""
 
     name: str = Field("pgd_at", description="a name from `robustperf methods list`")
-    attack: AttackConfig = Field(default_factory=AttackConfig)
+    attack: ThreatConfig = Field(default_factory=ThreatConfig)
     beta: float = Field(6.0, ge=0, description="TRADES / MART regulariser weight")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     awp: AWPConfig | None = None
@@ -183,7 +184,7 @@ class EvalConfig(_Section):
 
     every_n_epochs: int = Field(1, ge=1)
     n_examples: int = Field(512, ge=1)
-    attack: AttackConfig = Field(default_factory=lambda: AttackConfig(n_steps=40, loss="cw", random_start=True))
+    attack: ThreatConfig = Field(default_factory=lambda: ThreatConfig(n_steps=40, loss="cw", random_start=True))
     select_best_on: Literal["robust_acc", "clean_acc", "adv_loss"] = "robust_acc"
 
 

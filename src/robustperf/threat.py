@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 # The default of ``eval.attack.eps`` before the rule was written, in every resolved config saved since;
@@ -75,6 +76,16 @@ class ThreatModel:
                 "loss": self.loss, "random_start": self.random_start, "n_restarts": self.n_restarts}
 
 
+def read_eps(text: str) -> float:
+    """Read a radius written as a number ("0.1") or a fraction ("8/255", spaces allowed): the one reader of
+    both, for config values and ``--eps``.
+
+    Raises:
+        ValueError: not a number (ZeroDivisionError, for "8/0", is a ValueError's sibling: callers catch both).
+    """
+    return float(Fraction(text.replace(" ", ""))) if "/" in text else float(text)
+
+
 def asked_eval_eps(value: float | None) -> float | None:
     """The radius a config's ``eval.attack.eps`` asks for: None (its old default 8/255, or unset) means
     "the training eps"; any other value is the radius to evaluate at."""
@@ -108,4 +119,4 @@ def evaluation_threat(training: ThreatModel, attack: ThreatModel | None = None,
     return base.at_eps(evaluation_eps(training.eps, asked_eps))
 
 
-__all__ = ["LEGACY_EVAL_EPS", "ThreatModel", "asked_eval_eps", "evaluation_eps", "evaluation_threat"]
+__all__ = ["LEGACY_EVAL_EPS", "ThreatModel", "asked_eval_eps", "evaluation_eps", "evaluation_threat", "read_eps"]

@@ -8,13 +8,13 @@ merges the summary into ``result.json`` under ``evaluations[<name>]``.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from robustperf.cli.common import console, fail, user_errors
+from robustperf.threat import read_eps
 
 if TYPE_CHECKING:
     from robustperf.attacks.sharding import Shard
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def parse_eps(text: str) -> float:
     """Read eps as a float or a fraction such as "8/255"."""
     try:
-        value = float(Fraction(text.replace(" ", ""))) if "/" in text else float(text)
+        value = read_eps(text)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"cannot read eps {text!r}: use a number in [0, 1] or a fraction like 8/255") from None
     if not 0 <= value <= 1:

@@ -129,3 +129,15 @@ def test_one_reader_of_eps_for_configs_and_the_command_line() -> None:
     assert parse_eps("8/255") == 8 / 255 == RunConfig().with_overrides(["method.attack.eps=8/255"]).threat.eps
     with pytest.raises(ValueError):
         read_eps("eight")
+
+
+def test_a_saved_config_keeps_the_old_meaning_but_an_override_on_it_is_refused(tmp_path: Path) -> None:
+    """`robustperf train runs/X/config.json` works (a saved config carries 8/255 at any training eps); a
+    ``--set eval.attack.eps=8/255`` on top of it is the user's own word and is refused."""
+    cfg = load_config(LEGACY_CONFIG)
+    assert cfg.run_id == "legacy-361d4f03516f" and cfg.eval_threat.eps == 0.1
+    copy = tmp_path / "c.json"
+    copy.write_text(json.dumps(RunConfig().with_overrides(["method.attack.eps=0.1"]).resolved()))
+    assert load_config(copy).eval_threat.eps == 0.1
+    with pytest.raises(ConfigError, match="remove eval.attack.eps"):
+        load_config(copy, ["eval.attack.eps=8/255"])

@@ -340,10 +340,7 @@ class RunConfig(_Section):
                 (see `refuse_unheeded_eval_eps`).
         """
         cfg = config_from_dict(apply_overrides(self.resolved(), overrides))
-        items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
-        for key, value in items:
-            if key == "eval.attack.eps":
-                refuse_unheeded_eval_eps({"eval": {"attack": {"eps": value}}}, cfg)
+        refuse_unheeded_eval_eps({}, cfg, overrides)
         return cfg
 
 
@@ -446,30 +443,48 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
-def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig) -> None:
-    """Refuse an ``eval.attack.eps`` that a user wrote in ``data`` but that would not be the evaluation radius.
+_SECTIONS = ("data", "model", "method", "optim", "eval", "cost", "runtime")
+
+
+def is_saved_config(data: dict[str, Any]) -> bool:
+    """Whether ``data`` is a config as `RunConfig.resolved` writes it (a run's config.json, or a copy):
+    every section, and every key of ``eval.attack``. Such a config keeps the old meaning of every value."""
+    section = data.get("eval")
+    attack = section.get("attack") if isinstance(section, dict) else None
+    return all(k in data for k in _SECTIONS) and isinstance(attack, dict) and set(ThreatConfig.model_fields) <= set(attack)
+
+
+def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig,
+                             overrides: list[str] | dict[str, Any] | None = None) -> None:
+    """Refuse an ``eval.attack.eps`` that a user wrote (in ``data``, a config file's mapping, or in
+    ``overrides``) but that would not be the evaluation radius of ``cfg``.
 
     Only the old default 8/255 can be: it means "the training eps" (`robustperf.threat.asked_eval_eps`), so
-    writing it while training at another eps would evaluate elsewhere than written. Saved configs (which
-    all carry it) are not passed here: they keep its old meaning.
+    writing it while training at another eps would evaluate elsewhere than written. A saved config
+    (`is_saved_config`: every one carries the value) keeps the old meaning and is not refused.
 
     Raises:
         ConfigError: naming the fix.
     """
+    written: list[Any] = []
     section = data.get("eval")
     attack = section.get("attack") if isinstance(section, dict) else None
-    if not isinstance(attack, dict) or attack.get("eps") is None:
-        return
-    try:
-        written = float(_parse_fraction(attack["eps"]))
-    except (TypeError, ValueError):
-        return  # not a number: the validation has already named it
-    if written == LEGACY_EVAL_EPS and cfg.eval_threat.eps != written:
-        raise ConfigError(
-            f"eval.attack.eps=8/255 is its default, which means 'the training eps' (method.attack.eps="
-            f"{cfg.threat.eps:g} here), not 8/255: remove eval.attack.eps to evaluate at the training eps, or "
-            "evaluate the trained run at 8/255 with `robustperf evaluate RUN_DIR --eps 8/255`"
-        )
+    if isinstance(attack, dict) and attack.get("eps") is not None and not is_saved_config(data):
+        written.append(attack["eps"])
+    if overrides:
+        items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
+        written += [value for key, value in items if key == "eval.attack.eps" and value is not None]
+    for value in written:
+        try:
+            eps = float(_parse_fraction(value))
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue  # not a number: the validation has already named it
+        if eps == LEGACY_EVAL_EPS and cfg.eval_threat.eps != eps:
+            raise ConfigError(
+                f"eval.attack.eps=8/255 is its default, which means 'the training eps' (method.attack.eps="
+                f"{cfg.threat.eps:g} here), not 8/255: remove eval.attack.eps to evaluate at the training eps, or "
+                "evaluate the trained run at 8/255 with `robustperf evaluate RUN_DIR --eps 8/255`"
+            )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
@@ -479,11 +494,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict[str,
         ConfigError: an unreadable file, an invalid value, or an ``eval.attack.eps`` that would not be the
             evaluation radius (`refuse_unheeded_eval_eps`).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = load_yaml_mapping(path)
-    if overrides:
-        data = apply_overrides(data, overrides)
+    written: dict[str, Any] = load_yaml_mapping(path) if path is not None else {}
+    data = apply_overrides(written, overrides) if overrides else written
     cfg = config_from_dict(data)
-    refuse_unheeded_eval_eps(data, cfg)
+    refuse_unheeded_eval_eps(written, cfg, overrides)
     return cfg

@@ -280,9 +280,8 @@ def expand(study: StudyConfig) -> list[RunConfig]:
     seen: set[str] = set()
     for i, point in enumerate(grid_points(study)):
         try:
-            data = apply_overrides(base, point)
-            cfg = config_from_dict(data)
-            refuse_unheeded_eval_eps(data, cfg)  # the study's own words, like a config file's
+            cfg = config_from_dict(apply_overrides(base, point))
+            refuse_unheeded_eval_eps(base, cfg, point)  # the study's own words, like a config file's
         except ConfigError as err:
             raise StudyError(f"study {study.name!r}, grid point {i} {point}: {err}") from None
         if cfg.run_id not in seen:

@@ -34,7 +34,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "robustperf"
 # The layer order, lowest first. A package is a subpackage (``store``) or a top-level module (``config``);
 # ``robustperf`` is the root ``__init__`` (``__version__`` and lazy names: it imports nothing when loaded).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("robustperf", "registry", "device", "names", "early_signals", "bounded_yaml"),  # no robustperf imports at all
+    ("robustperf", "registry", "device", "names", "early_signals", "bounded_yaml", "threat"),  # no robustperf imports at all
     ("config",),  # the run config (pydantic): every knob and its default
     ("store",),  # run directories, records, the session, the index: knows configs as mappings only
     ("data", "models", "tracking"),  # data sets; model zoo and loading a trained run's model; trackers

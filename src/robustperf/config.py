@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from robustperf.bounded_yaml import YAMLTooLargeError, check_size, load_bounded
+from robustperf.threat import LEGACY_EVAL_EPS, ThreatModel, asked_eval_eps, evaluation_threat, read_eps
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,7 @@ def _parse_fraction(value: Any) -> Any:
     """Accept "8/255" (and "8 / 255") for float fields."""
     if isinstance(value, str) and "/" in value:
         try:
-            return float(Fraction(value.replace(" ", "")))
+            return read_eps(value)
         except (ValueError, ZeroDivisionError) as exc:
             raise ValueError(f"cannot read {value!r} as a fraction like '8/255'") from exc
     return value
@@ -88,8 +89,10 @@ class ModelConfig(_Section):
     kwargs: dict[str, Scalar] = Field(default_factory=dict, description="e.g. depth, width, activation")
 
 
-class AttackConfig(_Section):
-    """The attack used inside a training step, or for evaluation during training."""
+class ThreatConfig(_Section):
+    """A threat model as configured (``method.attack``: the one trained against; ``eval.attack``: the
+    per-epoch evaluation's attack): parsed into a frozen `robustperf.threat.ThreatModel` by `threat_model`.
+    (Named apart from `robustperf.attacks.AttackConfig`, an attack's runtime settings.)"""
 
     norm: Literal["linf", "l2"] = "linf"
     eps: Frac = 8 / 255
@@ -103,6 +106,11 @@ class AttackConfig(_Section):
     def _eps_in_pixel_range(cls, eps: float, info: ValidationInfo) -> float:
         # inputs are pixels in [0, 1]: an L-inf radius above 1 (eps: 8 meant as 8/255) perturbs nothing sensible
         return check_eps(eps, info.data.get("norm", "linf"))
+
+    def threat_model(self) -> ThreatModel:
+        """This section as a frozen `ThreatModel` (one run of the attack: training attacks do not restart)."""
+        return ThreatModel(norm=self.norm, eps=self.eps, step_size=self.step_size, n_steps=self.n_steps,
+                           loss=self.loss, random_start=self.random_start)
 
 
 MAX_L2_EPS = 6.0  # twice the largest L2 radius in the robust-training literature (3.0, ImageNet)
@@ -132,7 +140,7 @@ class MethodConfig(_Section):
     """Training method by registry name, the attack it trains against, and its loss options."""
 
     name: str = Field("pgd_at", description="a name from `robustperf methods list`")
-    attack: AttackConfig = Field(default_factory=AttackConfig)
+    attack: ThreatConfig = Field(default_factory=ThreatConfig)
     beta: float = Field(6.0, ge=0, description="TRADES / MART regulariser weight")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     awp: AWPConfig | None = None
@@ -166,11 +174,17 @@ class OptimConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """Clean and PGD accuracy on a fixed held-out subset after each epoch."""
+    """Clean and PGD accuracy on a fixed held-out subset after each epoch.
+
+    ``attack.eps`` is the evaluation radius, except its default 8/255, which means "the training eps"
+    (`robustperf.threat.evaluation_eps`; every config saved before the rule carries it). The step is
+    ``attack.step_size`` at radius ``attack.eps`` and scales with the radius evaluated (2/255 at 8/255 is
+    eps/4 at any eps). ``attack.norm`` is not used: a run is evaluated in its training norm.
+    """
 
     every_n_epochs: int = Field(1, ge=1)
     n_examples: int = Field(512, ge=1)
-    attack: AttackConfig = Field(default_factory=lambda: AttackConfig(n_steps=40, loss="cw", random_start=True))
+    attack: ThreatConfig = Field(default_factory=lambda: ThreatConfig(n_steps=40, loss="cw", random_start=True))
     select_best_on: Literal["robust_acc", "clean_acc", "adv_loss"] = "robust_acc"
 
 
@@ -251,6 +265,38 @@ class RunConfig(_Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
+    # the threat models, parsed once when the config is validated (`threat`, `eval_threat`)
+    _threat: ThreatModel = PrivateAttr()
+    _eval_attack: ThreatModel = PrivateAttr()
+    _eval_threat: ThreatModel = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _parse_threat_models(self) -> RunConfig:
+        attack = self.eval.attack.threat_model()
+        if attack.loss == "kl":  # the KL needs TRADES' clean target: the evaluation attacks the CW margin
+            attack = attack.replace(loss="cw")
+        self._threat = self.method.attack.threat_model()
+        self._eval_attack = attack
+        self._eval_threat = self.eval_threat_at(None)
+        return self
+
+    @property
+    def threat(self) -> ThreatModel:
+        """The threat model the run trains against (``method.attack``)."""
+        return self._threat
+
+    @property
+    def eval_threat(self) -> ThreatModel:
+        """The threat model the run is evaluated at: `eval_threat_at` with no radius asked."""
+        return self._eval_threat
+
+    def eval_threat_at(self, eps: float | None = None) -> ThreatModel:
+        """The run's evaluation threat model: its training norm, the radius of `robustperf.threat.
+        evaluation_eps` (the training eps unless ``eps`` (e.g. ``--eps``) or ``eval.attack.eps`` asks
+        another), and the ``eval.attack`` settings with the step scaled to that radius."""
+        asked = eps if eps is not None else asked_eval_eps(self.eval.attack.eps)
+        return evaluation_threat(self._threat, self._eval_attack, asked)
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str | None) -> str | None:
@@ -287,8 +333,15 @@ class RunConfig(_Section):
         return f"{_slug(prefix)}-{digest}"
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> RunConfig:
-        """A new config with ``section.key=value`` overrides applied and re-validated."""
-        return config_from_dict(apply_overrides(self.resolved(), overrides))
+        """A new config with ``section.key=value`` overrides applied and re-validated.
+
+        Raises:
+            ConfigError: an invalid value, or an ``eval.attack.eps`` that would not be the evaluation radius
+                (see `refuse_unheeded_eval_eps`).
+        """
+        cfg = config_from_dict(apply_overrides(self.resolved(), overrides))
+        refuse_unheeded_eval_eps({}, cfg, overrides)
+        return cfg
 
 
 def _slug(text: str) -> str:
@@ -390,11 +443,59 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
-    """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = load_yaml_mapping(path)
+_SECTIONS = ("data", "model", "method", "optim", "eval", "cost", "runtime")
+
+
+def is_saved_config(data: dict[str, Any]) -> bool:
+    """Whether ``data`` is a config as `RunConfig.resolved` writes it (a run's config.json, or a copy):
+    every section, and every key of ``eval.attack``. Such a config keeps the old meaning of every value."""
+    section = data.get("eval")
+    attack = section.get("attack") if isinstance(section, dict) else None
+    return all(k in data for k in _SECTIONS) and isinstance(attack, dict) and set(ThreatConfig.model_fields) <= set(attack)
+
+
+def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig,
+                             overrides: list[str] | dict[str, Any] | None = None) -> None:
+    """Refuse an ``eval.attack.eps`` that a user wrote (in ``data``, a config file's mapping, or in
+    ``overrides``) but that would not be the evaluation radius of ``cfg``.
+
+    Only the old default 8/255 can be: it means "the training eps" (`robustperf.threat.asked_eval_eps`), so
+    writing it while training at another eps would evaluate elsewhere than written. A saved config
+    (`is_saved_config`: every one carries the value) keeps the old meaning and is not refused.
+
+    Raises:
+        ConfigError: naming the fix.
+    """
+    written: list[Any] = []
+    section = data.get("eval")
+    attack = section.get("attack") if isinstance(section, dict) else None
+    if isinstance(attack, dict) and attack.get("eps") is not None and not is_saved_config(data):
+        written.append(attack["eps"])
     if overrides:
-        data = apply_overrides(data, overrides)
-    return config_from_dict(data)
+        items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
+        written += [value for key, value in items if key == "eval.attack.eps" and value is not None]
+    for value in written:
+        try:
+            eps = float(_parse_fraction(value))
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue  # not a number: the validation has already named it
+        if eps == LEGACY_EVAL_EPS and cfg.eval_threat.eps != eps:
+            raise ConfigError(
+                f"eval.attack.eps=8/255 is its default, which means 'the training eps' (method.attack.eps="
+                f"{cfg.threat.eps:g} here), not 8/255: remove eval.attack.eps to evaluate at the training eps, or "
+                "evaluate the trained run at 8/255 with `robustperf evaluate RUN_DIR --eps 8/255`"
+            )
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+    """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults.
+
+    Raises:
+        ConfigError: an unreadable file, an invalid value, or an ``eval.attack.eps`` that would not be the
+            evaluation radius (`refuse_unheeded_eval_eps`).
+    """
+    written: dict[str, Any] = load_yaml_mapping(path) if path is not None else {}
+    data = apply_overrides(written, overrides) if overrides else written
+    cfg = config_from_dict(data)
+    refuse_unheeded_eval_eps(written, cfg, overrides)
+    return cfg

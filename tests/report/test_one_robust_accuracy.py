@@ -75,7 +75,7 @@ def test_a_weaker_attack_beaten_by_a_stronger_one_is_flagged(runs) -> None:
 
 def test_without_an_evaluation_the_training_threat_model_is_named() -> None:
     """The last-epoch fallback is labelled with the eps it was measured at: the training attack's (method.attack),
-    which the training evaluation uses; eval.attack.eps only sets its step-size ratio."""
+    which the training evaluation uses when eval.attack.eps holds its old default 8/255 (`robustperf.threat`)."""
     from robustperf.store.robust import robust_accuracy
 
     row = {"final.robust_acc": 0.5, "final.clean_acc": 0.8, "config.method.attack.eps": 0.1,

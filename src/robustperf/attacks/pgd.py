@@ -1,12 +1,15 @@
 """Projected gradient descent (Madry et al. 2018): the training-time inner loop and the PGD-k attack.
 
-`pgd_perturb` is the function training methods call (PGD-AT, TRADES, MART): it returns the last iterate,
-takes gradients with respect to the input only (``torch.autograd.grad`` on the perturbation, so no
-parameter's ``.grad`` is touched) and never switches the model between train and eval mode.
+`PGD` (registered as "pgd") has two verbs:
 
-`PGD` (registered as "pgd") is the evaluation attack: restarts, losses ce/cw/dlr, and per-point early
-stopping - a point is dropped from the batch as soon as it is misclassified, and its first adversarial
-example is kept.
+- `PGD.perturb`, the evaluation attack: restarts, losses ce/cw/dlr, and per-point early stopping - a point
+  is dropped from the batch as soon as it is misclassified, and its first adversarial example is kept;
+- `PGD.inner_max`, the training-time inner maximisation (PGD-AT, TRADES, MART, fast AT and the per-epoch
+  evaluation build theirs with ``create_attack("pgd", **threat.pgd_params())``): `pgd_perturb` with the
+  attack's settings. It returns the last iterate of every point, takes gradients with respect to the input
+  only (``torch.autograd.grad`` on the perturbation, so no parameter's ``.grad`` is touched), draws its
+  random start from the caller's generator (the training method's, saved with the run) and never switches
+  the model between train and eval mode.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from robustperf.attacks.base import ATTACKS, AttackCall, AttackConfig, AttackConfigError, BaseAttack, SearchModel
+from robustperf.attacks.base import (
+    ATTACKS,
+    AttackCall,
+    AttackConfig,
+    AttackConfigError,
+    AttackResult,
+    BaseAttack,
+    SearchModel,
+)
 from robustperf.attacks.losses import LOSSES, attack_loss
 from robustperf.attacks.projections import ascent_direction, check_norm, project, random_start
 
@@ -91,7 +102,10 @@ def _input_grad(
 
 @dataclass(frozen=True)
 class PGDConfig(AttackConfig):
-    """PGD-k. Defaults: the cheap proxy of REFERENCE.md section 2 (PGD-40, CW loss, step 2/255)."""
+    """PGD-k. Defaults: the cheap proxy of REFERENCE.md section 2 (PGD-40, CW loss, step 2/255).
+
+    ``loss="kl"`` (TRADES) is for `PGD.inner_max` only, which is handed the clean logits it targets.
+    """
 
     n_steps: int = 40
     step_size: float | None = None  # None: 2/255 for linf at eps 8/255, i.e. eps / 4; eps / 4 for l2 too
@@ -101,7 +115,7 @@ class PGDConfig(AttackConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_loss(self.loss, ("ce", "cw", "dlr"))
+        _check_loss(self.loss, ("ce", "cw", "dlr", "kl"))
         if self.n_steps < 0 or self.n_restarts < 1:
             raise AttackConfigError("need n_steps >= 0 and n_restarts >= 1")
 
@@ -116,6 +130,33 @@ class PGD(BaseAttack):
 
     config_cls = PGDConfig
     config: PGDConfig
+
+    def inner_max(self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None,
+                  target_logits: Tensor | None = None) -> Tensor:
+        """The training-time inner maximisation: `pgd_perturb` with this attack's settings, one run.
+
+        Args:
+            model: maps images in [0, 1] to logits, in the train/eval mode the caller chose.
+            x: clean images (B, C, H, W) in [0, 1].
+            y: labels (B,).
+            generator: RNG of the random start (the training method's); None draws from the global RNG.
+            target_logits: the clean logits loss "kl" (TRADES) pulls away from.
+
+        Returns:
+            The last iterate, detached, in the eps-ball and in [0, 1].
+        """
+        cfg = self.config
+        if cfg.n_restarts != 1:
+            raise AttackConfigError(f"the inner maximisation runs once: n_restarts must be 1, got {cfg.n_restarts}")
+        return pgd_perturb(model, x, y, eps=cfg.eps, step_size=cfg.resolved_step_size, n_steps=cfg.n_steps,
+                           norm=cfg.norm, loss=cfg.loss, random_start=cfg.random_start, target_logits=target_logits,
+                           generator=generator)
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> AttackResult:
+        if self.config.loss == "kl":
+            raise AttackConfigError('loss "kl" is the TRADES inner maximisation (PGD.inner_max with the clean '
+                                    'logits); evaluate with loss "ce", "cw" or "dlr"')
+        return super().perturb(model, x, y)
 
     def _attack(self, model: SearchModel, x: Tensor, y: Tensor, call: AttackCall) -> Tensor:
         cfg = self.config

@@ -163,7 +163,7 @@ def inference(
     aa_version: str = typer.Option("standard", help="AutoAttack version on the float model (with --run)"),
     aa_attacks: str | None = typer.Option(None, help="comma-separated attacks for --aa-version custom, e.g. apgd-ce"),
     square_queries: int = typer.Option(1000, help="Square queries against the int8 model (with --run)"),
-    eps_opt: float | None = typer.Option(None, "--eps", help="attack radius (default: the run's method.attack.eps)"),
+    eps_opt: float | None = typer.Option(None, "--eps", help="attack radius (default: the run's evaluation eps, its training eps)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Latency, throughput, memory and energy per image at several batch sizes and precisions; int8 robustness."""
@@ -179,8 +179,8 @@ def inference(
             model, cfg, calibration, (x_test, y_test) = load_run_for_inference(run, n_examples)
             shape = tuple(x_test.shape[1:])
             model_name = cfg.model.name
-            # the training threat model, as the loop's per-epoch evaluation uses (training/evaluation.py)
-            eps, norm = (cfg.method.attack.eps if eps_opt is None else eps_opt), cfg.method.attack.norm
+            threat = cfg.eval_threat_at(eps_opt)  # the run's evaluation threat model, or --eps
+            eps, norm = threat.eps, threat.norm
         elif model_name is None:
             fail("give a model name (e.g. tiny_cnn) or --run RUN_DIR")
         else:

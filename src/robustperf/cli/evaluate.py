@@ -8,7 +8,6 @@ merges the summary into ``result.json`` under ``evaluations[<name>]``.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ import typer
 
 from robustperf.cli.common import console, fail, user_errors
 from robustperf.evaluation.run import evaluation_name  # noqa: F401  (re-exported: it was defined here)
+from robustperf.threat import read_eps
 
 if TYPE_CHECKING:
     from robustperf.attacks.sharding import Shard
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def parse_eps(text: str) -> float:
     """Read eps as a float or a fraction such as "8/255"."""
     try:
-        value = float(Fraction(text.replace(" ", ""))) if "/" in text else float(text)
+        value = read_eps(text)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"cannot read eps {text!r}: use a number in [0, 1] or a fraction like 8/255") from None
     if not 0 <= value <= 1:
@@ -36,7 +36,7 @@ def parse_eps(text: str) -> float:
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="run directory (runs/<run_id>)"),
     attack: str = typer.Option("autoattack", "--attack", help="autoattack, or a registered attack such as pgd"),
-    eps: str | None = typer.Option(None, "--eps", help="radius, e.g. 8/255 (default: the run's training eps)"),
+    eps: str | None = typer.Option(None, "--eps", help="radius, e.g. 8/255 (default: the run's evaluation eps, its training eps)"),
     norm: str | None = typer.Option(None, "--norm", help="linf or l2 (default: the run's training norm)"),
     n_examples: int = typer.Option(1000, "--n-examples", min=1, help="held-out points to attack"),
     version: str = typer.Option("standard", "--version", help="AutoAttack version: standard, plus, rand"),
@@ -91,7 +91,7 @@ def _evaluate(
         fail(f"{run_dir} is not a run directory (no config.json); see `robustperf runs list`")
     if which not in ("best", "last"):
         fail(f"--which {which!r}: use best or last")
-    eps = parse_eps(eps_text) if eps_text is not None else None  # None: the run's training eps
+    eps = parse_eps(eps_text) if eps_text is not None else None  # None: the run's evaluation threat model (RunConfig.eval_threat)
     main = shard is None or shard.rank == 0
 
     def announce(name: str, dev: Any) -> None:

@@ -4,7 +4,7 @@ from robustperf.evaluation import evaluate
 result = evaluate(model, x, y, attack="autoattack", eps=8 / 255)
 """
 
-from robustperf.evaluation.benchmark import ThreatModel, benchmark
+from robustperf.evaluation.benchmark import Norm, benchmark
 from robustperf.evaluation.evaluate import (
     ADV_FILE,
     RESULT_FILE,
@@ -21,7 +21,7 @@ __all__ = [
     "EvalResult",
     "EvalSpec",
     "EvaluationError",
-    "ThreatModel",
+    "Norm",
     "benchmark",
     "evaluate",
     "save_result",

@@ -21,8 +21,9 @@ from robustperf.evaluation.evaluate import EvalResult, EvaluationError, evaluate
 from robustperf.evaluation.inputs import Devices, as_tensors
 
 
-class ThreatModel(str, Enum):
-    """Threat models; strings are accepted wherever one is expected (as in RobustBench)."""
+class Norm(str, Enum):
+    """The norm of a threat model, by RobustBench's names (its enum is called ``ThreatModel``; here that name
+    is the whole threat model, `robustperf.threat.ThreatModel`); strings are accepted wherever one is expected."""
 
     LINF = "linf"
     L2 = "l2"
@@ -50,7 +51,7 @@ def benchmark(
     dataset: Any,
     n_examples: int | None = 10_000,
     *,
-    threat_model: ThreatModel | str = ThreatModel.LINF,
+    threat_model: Norm | str = Norm.LINF,
     eps: float = 8 / 255,
     version: str = "standard",
     batch_size: int = 500,
@@ -85,7 +86,7 @@ def benchmark(
     Returns:
         EvalResult of `evaluate`.
     """
-    norm = ThreatModel(threat_model).value
+    norm = Norm(threat_model).value
     if n_examples is not None and n_examples < 1:
         raise EvaluationError(f"n_examples must be >= 1 or None, got {n_examples}")
     from torch.utils.data import DataLoader
@@ -103,4 +104,4 @@ def benchmark(
     )  # fmt: skip
 
 
-__all__ = ["ThreatModel", "benchmark"]
+__all__ = ["Norm", "benchmark"]

@@ -3,7 +3,7 @@
 The one way an evaluation reads a run and writes into it, for the study's post-training evaluation
 (`robustperf.sweep.run_steps`) and ``robustperf evaluate`` (`robustperf.cli.evaluate`): the model comes from
 the run's checkpoint (`models.load_run_model`), the points from its data set (`data.eval_tensors`), the threat
-model defaults to the run's own (``method.attack``: eps and norm the run was trained and evaluated at), and
+model defaults to the run's own evaluation threat model (`RunConfig.eval_threat`: the training eps and norm unless the config asked another eval.attack.eps), and
 the summary goes into ``result.json`` under ``evaluations[key]``. The caller owns the run while it runs
 (`robustperf.store.owner.owned_run`, ``what="evaluated"``); in a sharded evaluation rank 0 alone writes.
 """
@@ -90,7 +90,7 @@ def evaluate_run(
         which: the checkpoint, "best" or "last".
         n_examples: held-out points (the fixed subset ``eval_tensors`` draws with ``data_seed``); None: all.
         key: the evaluation's name under ``evaluations``; None: `evaluation_name` of its settings.
-        eps, norm: the threat model; None: the run's own (``method.attack``).
+        eps, norm: the threat model; None: the run's own (`RunConfig.eval_threat_at`).
         version: AutoAttack's version.
         data_seed: seed of the held-out subset (0: the one the training engine evaluates on).
         device: "auto", "cpu", "cuda", "cuda:N"; ``device_setting`` names it in an error.
@@ -115,8 +115,8 @@ def evaluate_run(
     rank = local_rank if local_rank is not None else (shard.rank if shard is not None else 0)
     dev = resolve_device(device, local_rank=rank, setting=device_setting)
     model, cfg = load_run_model(rd.path, which=which, device=dev)
-    eps = float(cfg.method.attack.eps) if eps is None else eps  # the run's own threat model by default
-    norm = norm or cfg.method.attack.norm
+    threat = cfg.eval_threat_at(eps)  # the run's evaluation threat model by default (the one eps rule)
+    eps, norm = threat.eps, norm or threat.norm
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
     x, y = eval_tensors(bundle.test, n_examples, seed=data_seed)
     name = key if key is not None else evaluation_name(str(attack), version, norm, eps, int(x.shape[0]), which)

@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustperf import threat
 from robustperf.store.schema import (
     CONFIG_ATTACK_EPS,
     CONFIG_ATTACK_NORM,
+    CONFIG_EVAL_EPS,
     CONFIG_EVAL_LOSS,
     CONFIG_EVAL_N_EXAMPLES,
     CONFIG_EVAL_STEPS,
@@ -134,10 +136,17 @@ def robust_accuracy(row: Mapping[str, Any], key: str | None = None) -> RobustAcc
     attack = f"PGD-{int(steps)}-{str(loss).upper()} (training evaluation)" if steps else "training evaluation"
     n = _num(row.get(CONFIG_EVAL_N_EXAMPLES))
     return RobustAccuracy(_num(row.get(FINAL.robust_acc)), _num(row.get(FINAL.clean_acc)), attack, "last epoch",
-                          # the training evaluation attacks at the training threat model (`training.evaluation.
-                          # eval_settings`); eval.attack.eps only sets its step-size ratio
-                          _num(row.get(CONFIG_ATTACK_EPS)), str(row.get(CONFIG_ATTACK_NORM) or ""),
+                          _training_evaluation_eps(row), str(row.get(CONFIG_ATTACK_NORM) or ""),
                           None if n is None else int(n), FINAL.robust_acc)
+
+
+def _training_evaluation_eps(row: Mapping[str, Any]) -> float | None:
+    """The radius of the run's per-epoch evaluation (`RunConfig.eval_threat`), by the one eps rule: the
+    training eps unless ``eval.attack.eps`` asked another (its old default 8/255 did not)."""
+    training = _num(row.get(CONFIG_ATTACK_EPS))
+    if training is None:
+        return None
+    return threat.evaluation_eps(training, threat.asked_eval_eps(_num(row.get(CONFIG_EVAL_EPS))))
 
 
 def robust_columns(row: Mapping[str, Any]) -> dict[str, Any]:

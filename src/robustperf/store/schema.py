@@ -131,6 +131,9 @@ CONFIG_BETA = _declare("config.method.beta", float, "config", "", "TRADES/MART w
 CONFIG_SEED = _declare("config.runtime.seed", int, "config", "", "random seed")
 CONFIG_EVAL_STEPS = _declare("config.eval.attack.n_steps", int, "config", "steps",
                              "training evaluation attack's steps", "eval_steps")
+CONFIG_EVAL_EPS = _declare("config.eval.attack.eps", float, "config", "pixels in [0, 1]",
+                           "training evaluation's eps as written (its old default 8/255: the training eps)",
+                           "eval_eps")
 CONFIG_EVAL_LOSS = _declare("config.eval.attack.loss", str, "config", "", "training evaluation attack's loss",
                             "eval_loss")
 CONFIG_EVAL_N_EXAMPLES = _declare("config.eval.n_examples", int, "config", "examples",

@@ -34,6 +34,7 @@ from robustperf.config import (
     config_from_dict,
     format_validation_error,
     load_yaml_mapping,
+    refuse_unheeded_eval_eps,
 )
 from robustperf.names import SAFE_NAME_RULE, check_name
 
@@ -299,6 +300,7 @@ def expand(study: StudyConfig) -> list[RunConfig]:
     for i, point in enumerate(grid_points(study)):
         try:
             cfg = config_from_dict(apply_overrides(base, point))
+            refuse_unheeded_eval_eps(base, cfg, point)  # the study's own words, like a config file's
         except ConfigError as err:
             raise StudyError(f"study {study.name!r}, grid point {i} {point}: {err}") from None
         if cfg.run_id not in seen:

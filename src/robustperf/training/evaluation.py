@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustperf.threat import ThreatModel
 from robustperf.training.methods.base import trades_kl
 
 ADV_LOSS_BETA = 5.0  # papers/001 Sec. 3: "the reported adversarial loss is the TRADES loss with beta = 5"
@@ -49,27 +50,37 @@ class EvalSettings:
     seed: int = 0
     fgsm: bool = False
 
+    @property
+    def threat(self) -> ThreatModel:
+        """The PGD attack of this evaluation as a threat model."""
+        return ThreatModel(norm=self.norm, eps=self.eps, step_size=self.step_size, n_steps=self.n_steps,
+                           loss=self.loss, random_start=self.random_start)
+
+    @property
+    def fgsm_threat(self) -> ThreatModel:
+        """FGSM: one step of size eps from x on the CE loss (L-inf), the catastrophic-overfitting probe."""
+        return ThreatModel(norm="linf", eps=self.eps, step_size=self.eps, n_steps=1, loss="ce", random_start=False)
+
 
 def eval_settings(cfg) -> EvalSettings:  # noqa: ANN001 - a RunConfig
-    """Evaluation attack for a run: eps from ``method.attack`` (the training threat model), step size
-    scaled with it so that the ratio of ``eval.attack`` is kept (2/255 at 8/255 by default); FGSM too
-    when the method attacks with a single step (catastrophic-overfitting watch)."""
+    """Evaluation attack for a run: its evaluation threat model (`RunConfig.eval_threat`: the training
+    eps unless ``eval.attack.eps`` asks another, the step scaled with it, 2/255 at 8/255 by default); FGSM
+    too when the method attacks with a single step (catastrophic-overfitting watch)."""
     from robustperf.training.methods import METHODS
 
-    ev, train_attack = cfg.eval.attack, cfg.method.attack
-    ratio = ev.step_size / ev.eps if ev.eps > 0 else 0.25
+    threat, training = cfg.eval_threat, cfg.threat
     return EvalSettings(
-        eps=train_attack.eps,
-        step_size=ratio * train_attack.eps,
-        n_steps=ev.n_steps,
-        norm=train_attack.norm,
-        loss=ev.loss if ev.loss != "kl" else "cw",
-        random_start=ev.random_start,
+        eps=threat.eps,
+        step_size=threat.step_size,
+        n_steps=threat.n_steps,
+        norm=threat.norm,
+        loss=threat.loss,
+        random_start=threat.random_start,
         batch_size=cfg.data.eval_batch_size,
         seed=cfg.runtime.seed,
         # single-step methods, and an attack-based method run with one step (FGSM-AT, e.g. from zero init)
-        fgsm=(METHODS.get(cfg.method.name).single_step or (train_attack.n_steps == 1 and cfg.method.name != "standard"))
-        and train_attack.norm == "linf",
+        fgsm=(METHODS.get(cfg.method.name).single_step or (training.n_steps == 1 and cfg.method.name != "standard"))
+        and threat.norm == "linf",
     )
 
 
@@ -95,8 +106,10 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             True the evaluation stops there and raises `EvaluationStopped` (nothing partial is returned:
             an evaluation is rerun whole, with the same seeded generator, so it gives the same numbers).
     """
-    from robustperf.attacks.pgd import pgd_perturb
+    from robustperf.training.methods.adversarial import inner_attack
 
+    pgd = inner_attack(settings.threat)  # the registry's PGD, run as the training-time inner loop (last iterate)
+    fgsm = inner_attack(settings.fgsm_threat) if settings.fgsm else None
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(settings.seed + 7919)
@@ -111,10 +124,7 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             check()
             xb, yb = x[start : start + settings.batch_size], y[start : start + settings.batch_size]
             clean = _logits(model, xb)
-            x_adv = pgd_perturb(
-                model, xb, yb, eps=settings.eps, step_size=settings.step_size, n_steps=settings.n_steps,
-                norm=settings.norm, loss=settings.loss, random_start=settings.random_start, generator=generator,
-            )
+            x_adv = pgd.inner_max(model, xb, yb, generator=generator)
             check()
             adv = _logits(model, x_adv)
             n_clean += int((clean.argmax(1) == yb).sum())
@@ -123,10 +133,9 @@ def evaluate_robustness(model: nn.Module, x: Tensor, y: Tensor, settings: EvalSe
             n_robust += int(((adv.argmax(1) == yb) & (clean.argmax(1) == yb)).sum())
             ce_sum += float(F.cross_entropy(clean, yb, reduction="sum"))
             adv_ce_sum += float(F.cross_entropy(adv, yb, reduction="sum"))
-            if settings.fgsm:
+            if fgsm is not None:
                 check()
-                x_fgsm = pgd_perturb(model, xb, yb, eps=settings.eps, step_size=settings.eps, n_steps=1,
-                                     norm="linf", loss="ce", random_start=False)
+                x_fgsm = fgsm.inner_max(model, xb, yb)
                 n_fgsm += int((_logits(model, x_fgsm).argmax(1) == yb).sum())
             kl_sum += float(trades_kl(adv, clean)) * xb.shape[0]
     finally:

@@ -45,7 +45,7 @@ def run_leaderboard_entry(run_dir: str | Path, out_root: str | Path, *, n_exampl
         out_root: model_info root; the file is ``<out_root>/<dataset>/<Linf|L2>/<name>.json``.
         n_examples: first test points (RobustBench: 10,000).
         which: "best" or "last" checkpoint.
-        eps: radius (default: the run's training radius); the norm is the run's.
+        eps: radius (default: the run's evaluation radius, `RunConfig.eval_threat`); the norm is the run's.
         batch_size, device, attack_params: how AutoAttack runs.
         cost_cfg: meter and prices (default: the run's ``cost`` section).
         paper: name, link, authors, venue of the entry.
@@ -66,8 +66,9 @@ def run_leaderboard_entry(run_dir: str | Path, out_root: str | Path, *, n_exampl
     bundle = build_data(cfg.data, seed=cfg.runtime.seed)
     x, y = eval_tensors(bundle.test, None)  # the test set in order: RobustBench evaluates its first n points
     x, y = x[:n_examples], y[:n_examples]
-    radius = float(cfg.method.attack.eps) if eps is None else eps
-    priced = evaluate_with_cost(model, x, y, eps=radius, norm=cfg.method.attack.norm, batch_size=batch_size,
+    threat = cfg.eval_threat_at(eps)  # the run's evaluation threat model (its training eps), or `eps`
+    radius = threat.eps
+    priced = evaluate_with_cost(model, x, y, eps=radius, norm=threat.norm, batch_size=batch_size,
                                 device=device, attack_params=attack_params, cost_cfg=cost_cfg or cfg.cost)
     train = {k: record.cost.to_dict().get(k) for k in _TRAIN_KEYS}
     entry = name or rd.run_id
@@ -78,7 +79,7 @@ def run_leaderboard_entry(run_dir: str | Path, out_root: str | Path, *, n_exampl
                                       describe_machine(), train=train),
                       paper=paper or Paper(name=entry))
     info["cost"]["run_id"] = rd.run_id
-    path = write_model_info(out_root, cfg.data.dataset, threat_model_name(cfg.method.attack.norm), entry, info)
+    path = write_model_info(out_root, cfg.data.dataset, threat_model_name(threat.norm), entry, info)
     return path, info
 
 

@@ -1,20 +1,25 @@
 """The adversarial methods: PGD-AT, TRADES, MART and fast AT, each split into perturb + outer loss.
 
 Splitting the inner maximisation (`perturb`) from the outer loss (`outer_loss`) lets AWP wrap PGD-AT
-and TRADES without re-implementing either. The inner maximisation is always
-`robustperf.attacks.pgd.pgd_perturb`, which differentiates w.r.t. the input only, so no parameter
-gradient is computed during the attack (REFERENCE.md section 3: a PGD step costs 2F, not 3F).
+and TRADES without re-implementing either. The inner maximisation comes from the attack registry: each
+method builds ``create_attack("pgd", **threat.pgd_params())`` from its threat model (`AdversarialMethod.
+threat`: the settings' one, with TRADES' KL loss or fast AT's single step) and calls its `inner_max`,
+which differentiates w.r.t. the input only, so no parameter gradient is computed during the attack
+(REFERENCE.md section 3: a PGD step costs 2F, not 3F), and draws the random start from the method's
+generator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustperf.attacks import create_attack
+from robustperf.attacks.pgd import PGD
+from robustperf.threat import ThreatModel
 from robustperf.training.methods.base import (
     AttackDone,
     MethodSettings,
@@ -27,30 +32,29 @@ from robustperf.training.methods.base import (
 )
 
 
-def _pgd(model: nn.Module, x: Tensor, y: Tensor, s: MethodSettings, **kw: Any) -> Tensor:
-    from robustperf.attacks.pgd import pgd_perturb
-
-    return pgd_perturb(
-        model,
-        x,
-        y,
-        eps=s.eps,
-        step_size=kw.pop("step_size", s.step_size),
-        n_steps=kw.pop("n_steps", s.n_steps),
-        norm=s.norm,
-        loss=kw.pop("loss", s.loss),
-        random_start=kw.pop("random_start", s.random_start),
-        **kw,
-    )
+def inner_attack(threat: ThreatModel) -> PGD:
+    """The registry's PGD with a threat model's settings, for its `PGD.inner_max`."""
+    attack = create_attack("pgd", **threat.pgd_params())
+    assert isinstance(attack, PGD)  # "pgd" is registered by robustperf.attacks.pgd
+    return attack
 
 
 class AdversarialMethod(TrainingMethod):
     """A method = inner maximisation (`perturb`) + outer minimisation (`outer_loss`)."""
 
+    def __init__(self, settings: MethodSettings, generator: torch.Generator | None = None) -> None:
+        super().__init__(settings, generator)
+        self.attack = inner_attack(self.threat)  # a frozen config: builds nothing, holds no per-call state
+
+    @property
+    def threat(self) -> ThreatModel:
+        """The threat model the inner maximisation searches (the settings' own unless a method fixes more)."""
+        return self.settings.threat
+
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Adversarial inputs (detached) and anything the outer loss reuses (e.g. TRADES' clean logits)."""
         with attack_mode(model, self.settings.bn_mode) as inner:
-            x_adv = _pgd(inner, x, y, self.settings, generator=self.generator)
+            x_adv = self.attack.inner_max(inner, x, y, generator=self.generator)
         return x_adv, {}
 
     def outer_loss(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, extra: dict[str, Tensor]) -> StepOutput:
@@ -94,11 +98,15 @@ class TRADES(AdversarialMethod):
 
     settings: TRADESSettings
 
+    @property
+    def threat(self) -> ThreatModel:
+        return self.settings.threat.replace(loss="kl")  # the TRADES inner maximisation is the KL by definition
+
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         with attack_mode(model, self.settings.bn_mode) as inner:
             with torch.no_grad():
                 target = inner(x).float()
-            x_adv = _pgd(inner, x, y, self.settings, loss="kl", target_logits=target, generator=self.generator)
+            x_adv = self.attack.inner_max(inner, x, y, target_logits=target, generator=self.generator)
         return x_adv, {}
 
     def outer_loss(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, extra: dict[str, Tensor]) -> StepOutput:
@@ -170,10 +178,7 @@ class FastAT(PGDAT):
 
     settings: FastATSettings
 
-    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        s = self.settings
-        with attack_mode(model, s.bn_mode) as inner:
-            x_adv = _pgd(
-                inner, x, y, s, n_steps=1, step_size=s.step_ratio * s.eps, random_start=True, generator=self.generator
-            )
-        return x_adv, {}
+    @property
+    def threat(self) -> ThreatModel:
+        s = self.settings  # one step of step_ratio * eps from a random start, whatever the attack config says
+        return s.threat.replace(n_steps=1, step_size=s.step_ratio * s.eps, random_start=True)

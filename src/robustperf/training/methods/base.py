@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustperf.threat import ThreatModel
+
 BNMode = Literal["eval", "batch_frozen"]
 AttackDone = Callable[[], None] | None
 
@@ -70,6 +72,12 @@ class MethodSettings:
             raise MethodConfigError("method.attack needs eps >= 0, step_size >= 0 and n_steps >= 0")
         if self.bn_mode not in ("eval", "batch_frozen"):
             raise MethodConfigError(f"method.bn_mode must be 'eval' or 'batch_frozen', got {self.bn_mode!r}")
+
+    @property
+    def threat(self) -> ThreatModel:
+        """The training threat model these settings describe (norm, eps and the attack's settings)."""
+        return ThreatModel(norm=self.norm, eps=self.eps, step_size=self.step_size, n_steps=self.n_steps,
+                           loss=self.loss, random_start=self.random_start)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

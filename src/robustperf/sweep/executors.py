@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustperf.config import format_validation_error
 from robustperf.registry import Registry
-from robustperf.sweep.study import ExecutorSpec, run_id_of
+from robustperf.sweep.study import ExecutorSpec, RankLayout, run_id_of
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ExecutorSettings(BaseModel):
         return tuple(sorted(cls.model_fields))
 
 
-class RankShape(ExecutorSettings):
+class RankShape(RankLayout, ExecutorSettings):
     """The settings of an executor that starts a run as several processes (ranks) on one or more nodes."""
 
     nodes_per_run: int = Field(1, ge=1, description="nodes of one run")
@@ -103,21 +103,6 @@ class RankShape(ExecutorSettings):
     cpus_per_run: int | None = Field(None, ge=1, description="CPU cores per rank (default: cpus_per_gpu per GPU, "
                                      "else 1)")
     cpus_per_gpu: int = Field(8, ge=1, description="cores requested per GPU rank")
-
-    @property
-    def ranks_per_node(self) -> int:
-        """Processes of one run on each of its nodes (one per GPU, or `procs_per_run` on CPU)."""
-        return self.procs_per_run or max(1, self.gpus_per_run)
-
-    @property
-    def world_size(self) -> int:
-        """Processes (DDP ranks) of one run."""
-        return self.ranks_per_node * self.nodes_per_run
-
-    @property
-    def cpus_per_rank(self) -> int:
-        """Cores requested for each rank."""
-        return self.cpus_per_run or (self.cpus_per_gpu if self.gpus_per_run else 1)
 
 
 class ClusterShape(RankShape):

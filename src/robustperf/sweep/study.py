@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -123,7 +123,43 @@ class TuningSpec(_Section):
         return grid
 
 
-class ExecutorSpec(_Section):
+class _RankKeys(Protocol):  # read-only: the settings are frozen
+    @property
+    def procs_per_run(self) -> int | None: ...
+    @property
+    def gpus_per_run(self) -> int: ...
+    @property
+    def nodes_per_run(self) -> int: ...
+    @property
+    def cpus_per_run(self) -> int | None: ...
+    @property
+    def cpus_per_gpu(self) -> int: ...
+    @property
+    def ranks_per_node(self) -> int: ...
+
+
+class RankLayout:
+    """One run's processes, from the keys that lay them out (``gpus_per_run``, ``nodes_per_run``,
+    ``procs_per_run``, ``cpus_per_run``, ``cpus_per_gpu``): mixed into `ExecutorSpec` and into the settings
+    of the executors that start ranks (`robustperf.sweep.executors.RankShape`), so the rule is written once."""
+
+    @property
+    def ranks_per_node(self: _RankKeys) -> int:
+        """Processes of one run on each of its nodes (one per GPU, or `procs_per_run` on CPU)."""
+        return self.procs_per_run or max(1, self.gpus_per_run)
+
+    @property
+    def world_size(self: _RankKeys) -> int:
+        """Processes (DDP ranks) of one run."""
+        return self.ranks_per_node * self.nodes_per_run
+
+    @property
+    def cpus_per_rank(self: _RankKeys) -> int:
+        """Cores requested for each rank."""
+        return self.cpus_per_run or (self.cpus_per_gpu if self.gpus_per_run else 1)
+
+
+class ExecutorSpec(RankLayout, _Section):
     """Where the runs execute: the study's ``executor:`` block as written (see `robustperf.sweep.executors`).
 
     It holds the keys of every built-in executor (the scheduler scripts, ``--plan`` and ``--resubmit`` read
@@ -154,21 +190,6 @@ class ExecutorSpec(_Section):
     array_parallelism: int = Field(64, ge=1, description="Slurm %N: at most this many array tasks at once")
     scheduler_args: tuple[str, ...] = Field((), description="extra lines for the #SBATCH/#BSUB/#PBS header")
     submit: bool = Field(True, description="manifest: also run every index locally (False: only write scripts)")
-
-    @property
-    def ranks_per_node(self) -> int:
-        """Processes of one run on each of its nodes (one per GPU, or `procs_per_run` on CPU)."""
-        return self.procs_per_run or max(1, self.gpus_per_run)
-
-    @property
-    def world_size(self) -> int:
-        """Processes (DDP ranks) of one run."""
-        return self.ranks_per_node * self.nodes_per_run
-
-    @property
-    def cpus_per_rank(self) -> int:
-        """Cores requested for each rank."""
-        return self.cpus_per_run or (self.cpus_per_gpu if self.gpus_per_run else 1)
 
     @property
     def mem_per_rank_gb(self) -> int:

@@ -225,6 +225,7 @@ def quality_study(
     from robustperf.report.quality import METRICS, accuracy_vs_flops, analyze_quality, ceiling_law, results_markdown
     from robustperf.store.index import load_index
     from robustperf.store.record import describe_machine
+    from robustperf.store.schema import FINAL
     from robustperf.sweep import load_study, run_study
 
     if metric not in METRICS:  # before any run starts
@@ -261,8 +262,8 @@ def quality_study(
               f"{ex.count('skipped') if ex else 0} already done, {ex.n_failed if ex else 0} failed); this command "
               f"{time.perf_counter() - t0:.0f} s wall (runs {result.wall_seconds:.0f} s, fits {fit_seconds:.1f} s)",
               f"machine: {describe_machine()}, load average now {os.getloadavg()[0]:.2f}",
-              f"robust accuracy: {key or 'final.robust_acc'}; loss: "
-              f"{'1 - robust accuracy' if metric == 'robust_error' else 'final.' + metric}"]
+              f"robust accuracy: {key or FINAL.robust_acc}; loss: "
+              f"{'1 - robust accuracy' if metric == 'robust_error' else getattr(FINAL, metric)}"]
     text = results_markdown(analysis, title=f"Data-quality study {spec.name}", header_lines=header)
     (out / f"{stem}.md").write_text(text)
     payload = {"approach2": analysis.approach2.to_dict() if analysis.approach2 is not None else None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustperf.store.blocks import Metrics
 from robustperf.store.io import DamagedFileError, UnsafeLinkError, write_json_atomic
 from robustperf.store.lock import RunLock, RunLockedError
 from robustperf.store.metrics_file import repair_metrics_tail
@@ -37,8 +38,6 @@ from robustperf.store.session import RunSession
 log = logging.getLogger(__name__)
 
 _CHECKPOINTS = ("last.pt", "last.prev.pt")  # the training engine's resume points, newest first
-_SUMMARY_KEYS = ("epoch", "step", "samples_seen", "clean_acc", "robust_acc", "adv_loss", "adv_ce", "clean_loss",
-                 "train_loss", "n_params")
 
 
 def clean_stale_temps(directory: str | Path) -> int:
@@ -102,7 +101,8 @@ def _load_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: metrics[k] for k in _SUMMARY_KEYS if k in metrics}
+    """The metrics a rebuilt record keeps: the known `Metrics` fields, as the training loop's summary."""
+    return {k: metrics[k] for k in Metrics.known() if k in metrics}
 
 
 def _checkpoints(rd: RunDir) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:

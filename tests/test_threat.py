@@ -141,3 +141,21 @@ def test_a_saved_config_keeps_the_old_meaning_but_an_override_on_it_is_refused(t
     assert load_config(copy).eval_threat.eps == 0.1
     with pytest.raises(ConfigError, match="remove eval.attack.eps"):
         load_config(copy, ["eval.attack.eps=8/255"])
+
+
+def test_an_eval_attack_norm_other_than_the_training_norm_is_refused(tmp_path: Path) -> None:
+    """The per-epoch evaluation runs in the training norm: a written eval.attack.norm that differs would be
+    ignored, so it is refused with the fix; the same norm, or none written, or a saved config, is accepted."""
+    with pytest.raises(ConfigError, match=r"eval.attack.norm=l2 is not used.*--norm l2"):
+        RunConfig().with_overrides(["eval.attack.norm=l2"])
+    path = tmp_path / "run.yaml"
+    path.write_text("method: {attack: {norm: l2, eps: 0.5, step_size: 0.1}}\neval: {attack: {norm: linf}}\n")
+    with pytest.raises(ConfigError, match="remove eval.attack.norm"):
+        load_config(path)
+    l2 = load_config(None, ["method.attack.norm=l2", "method.attack.eps=0.5", "method.attack.step_size=0.1"])
+    assert l2.eval_threat.norm == "l2"  # the default linf of eval.attack.norm was not written: not refused
+    assert load_config(None, ["method.attack.norm=l2", "method.attack.eps=0.5", "method.attack.step_size=0.1",
+                              "eval.attack.norm=l2"]).eval_threat.norm == "l2"
+    saved = tmp_path / "config.json"  # a run's config.json carries eval.attack.norm=linf beside an l2 run
+    saved.write_text(json.dumps(l2.resolved()))
+    assert load_config(saved).run_id == l2.run_id

@@ -179,7 +179,7 @@ class EvalConfig(_Section):
     ``attack.eps`` is the evaluation radius, except its default 8/255, which means "the training eps"
     (`robustperf.threat.evaluation_eps`; every config saved before the rule carries it). The step is
     ``attack.step_size`` at radius ``attack.eps`` and scales with the radius evaluated (2/255 at 8/255 is
-    eps/4 at any eps). ``attack.norm`` is not used: a run is evaluated in its training norm.
+    eps/4 at any eps). ``attack.norm`` is not used: a run is evaluated in its training norm, and writing another is refused.
     """
 
     every_n_epochs: int = Field(1, ge=1)
@@ -456,25 +456,31 @@ def is_saved_config(data: dict[str, Any]) -> bool:
 
 def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig,
                              overrides: list[str] | dict[str, Any] | None = None) -> None:
-    """Refuse an ``eval.attack.eps`` that a user wrote (in ``data``, a config file's mapping, or in
-    ``overrides``) but that would not be the evaluation radius of ``cfg``.
+    """Refuse an ``eval.attack.eps`` or ``eval.attack.norm`` that a user wrote (in ``data``, a config file's
+    mapping, or in ``overrides``) but that would not be the per-epoch evaluation's radius or norm in ``cfg``.
 
-    Only the old default 8/255 can be: it means "the training eps" (`robustperf.threat.asked_eval_eps`), so
-    writing it while training at another eps would evaluate elsewhere than written. A saved config
-    (`is_saved_config`: every one carries the value) keeps the old meaning and is not refused.
+    Only the old default 8/255 can be an unheeded eps: it means "the training eps"
+    (`robustperf.threat.asked_eval_eps`), so writing it while training at another eps would evaluate
+    elsewhere than written. A norm other than the training norm is never heeded (a run is evaluated in the
+    norm it was trained in). A saved config (`is_saved_config`: every one carries both values) keeps the old
+    meaning and is not refused.
 
     Raises:
         ConfigError: naming the fix.
     """
-    written: list[Any] = []
+    written: dict[str, list[Any]] = {"eps": [], "norm": []}
     section = data.get("eval")
     attack = section.get("attack") if isinstance(section, dict) else None
-    if isinstance(attack, dict) and attack.get("eps") is not None and not is_saved_config(data):
-        written.append(attack["eps"])
+    if isinstance(attack, dict) and not is_saved_config(data):
+        for name, values in written.items():
+            if attack.get(name) is not None:
+                values.append(attack[name])
     if overrides:
-        items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
-        written += [value for key, value in items if key == "eval.attack.eps" and value is not None]
-    for value in written:
+        items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
+        for key, value in items:
+            if key.startswith("eval.attack.") and key[len("eval.attack."):] in written and value is not None:
+                written[key[len("eval.attack."):]].append(value)
+    for value in written["eps"]:
         try:
             eps = float(_parse_fraction(value))
         except (TypeError, ValueError, ZeroDivisionError):
@@ -485,14 +491,21 @@ def refuse_unheeded_eval_eps(data: dict[str, Any], cfg: RunConfig,
                 f"{cfg.threat.eps:g} here), not 8/255: remove eval.attack.eps to evaluate at the training eps, or "
                 "evaluate the trained run at 8/255 with `robustperf evaluate RUN_DIR --eps 8/255`"
             )
+    for norm in written["norm"]:
+        if str(norm) != cfg.threat.norm:
+            raise ConfigError(
+                f"eval.attack.norm={norm} is not used: a run is evaluated during training in the norm it trains "
+                f"in (method.attack.norm={cfg.threat.norm}); remove eval.attack.norm, or evaluate the trained run "
+                f"in {norm} with `robustperf evaluate RUN_DIR --norm {norm} --eps EPS`"
+            )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or JSON) and apply overrides. `path=None` gives the defaults.
 
     Raises:
-        ConfigError: an unreadable file, an invalid value, or an ``eval.attack.eps`` that would not be the
-            evaluation radius (`refuse_unheeded_eval_eps`).
+        ConfigError: an unreadable file, an invalid value, or an ``eval.attack.eps``/``norm`` that would not
+            be the evaluation's radius or norm (`refuse_unheeded_eval_eps`).
     """
     written: dict[str, Any] = load_yaml_mapping(path) if path is not None else {}
     data = apply_overrides(written, overrides) if overrides else written

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from robustperf.scaling.tables import TableColumns
 
 ArrayLike = Any  # float or numpy array; laws broadcast like numpy
-__all__ = ["Allocation", "Approach1Law", "Approach2Law", "Approach3Law", "ChinchillaLaw", "LinearMap", "PowerLaw",
+__all__ = ["AdditiveLaw", "Allocation", "Approach1Law", "Approach2Law", "Approach3Law", "ChinchillaLaw", "LinearMap", "PowerLaw",
            "ScalingError", "SurfaceLaw", "fit_option_names"]
 
 
@@ -221,7 +221,35 @@ class PowerLaw(_LawBase):
                        law_kwargs={**res.law_kwargs, **({"x_unit": unit} if unit else {})})
 
 
-def _closed_form(law: ChinchillaLaw | Approach2Law, flops: float, fid: float, k: float) -> Allocation:
+class AdditiveLaw(SurfaceLaw):
+    """A law of the form L = A/N^alpha + B'/D^beta + E', its terms (A, B', E') at a FID given by `terms`:
+    the loss, the ceiling E' and the closed-form allocation follow from them (Chinchilla, Approach 2).
+
+    Not a dataclass itself: a subclass declares ``alpha``, ``beta`` and its own fields."""
+
+    alpha: float
+    beta: float
+
+    @abstractmethod
+    def terms(self, fid: ArrayLike = 0.0) -> tuple[Any, Any, Any]:
+        """(A, B', E') at a FID."""
+
+    def __call__(self, N: ArrayLike, D: ArrayLike, fid: ArrayLike = 0.0) -> ArrayLike:
+        A, B, E = self.terms(fid)
+        N = np.asarray(N, dtype=float)
+        D = np.asarray(D, dtype=float)
+        return A / N**self.alpha + B / D**self.beta + E
+
+    def ceiling(self, fid: float = 0.0) -> float:
+        """E': the loss as N, D -> infinity at a FID."""
+        return float(self.terms(fid)[2])
+
+    def allocate(self, flops: float, *, k: float, fid: float = 0.0) -> Allocation:
+        """The closed form of papers/001 Sec. 3.2.2 (`_closed_form`), with B' at the FID."""
+        return _closed_form(self, flops, fid, k)
+
+
+def _closed_form(law: AdditiveLaw, flops: float, fid: float, k: float) -> Allocation:
     """N*, D* of an A/N^alpha + B'/D^beta + E' law (papers/001 Sec. 3.2.2).
 
     G = (alpha A / (beta B'))^(1/(alpha+beta)), N* = G (C/k)^a, D* = (C/k)^b / G with
@@ -240,7 +268,7 @@ def _closed_form(law: ChinchillaLaw | Approach2Law, flops: float, fid: float, k:
 
 
 @dataclass(frozen=True)
-class ChinchillaLaw(SurfaceLaw):
+class ChinchillaLaw(AdditiveLaw):
     """L = A / N^alpha + B / D^beta + E (Hoffmann et al. 2022)."""
 
     A: float
@@ -256,19 +284,6 @@ class ChinchillaLaw(SurfaceLaw):
         """(A, B', E') at a FID (no quality dependence here)."""
         return self.A, self.B, self.E
 
-    def __call__(self, N: ArrayLike, D: ArrayLike, fid: ArrayLike = 0.0) -> ArrayLike:
-        N = np.asarray(N, dtype=float)
-        D = np.asarray(D, dtype=float)
-        return self.A / N**self.alpha + self.B / D**self.beta + self.E
-
-    def ceiling(self, fid: float = 0.0) -> float:
-        """E: the loss as N, D -> infinity."""
-        return float(self.terms(fid)[2])
-
-    def allocate(self, flops: float, *, k: float, fid: float = 0.0) -> Allocation:
-        """The closed form of papers/001 Sec. 3.2.2 (`_closed_form`)."""
-        return _closed_form(self, flops, fid, k)
-
     @classmethod
     def fit(cls, N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None = None, *, bootstrap: int = 0,
             seed: int = 0, drop_underfit: bool = False, grid: Mapping[str, Sequence[float]] | None = None,
@@ -283,7 +298,7 @@ class ChinchillaLaw(SurfaceLaw):
 
 
 @dataclass(frozen=True)
-class Approach2Law(SurfaceLaw):
+class Approach2Law(AdditiveLaw):
     """Bartoldson et al. 2024 Approach 2 (papers/001 Eq. 3, App. F.2).
 
     L = A/N^alpha + B'/D^beta + E', B' = B exp(zeta s), E' = E exp(eps s),
@@ -314,20 +329,6 @@ class Approach2Law(SurfaceLaw):
         """The same law with B and E expressed at another reference FID (0 = the paper's convention)."""
         _, b, e = self.terms(fid_ref)
         return replace(self, B=float(b), E=float(e), fid_ref=float(fid_ref))
-
-    def __call__(self, N: ArrayLike, D: ArrayLike, fid: ArrayLike = 0.0) -> ArrayLike:
-        A, B, E = self.terms(fid)
-        N = np.asarray(N, dtype=float)
-        D = np.asarray(D, dtype=float)
-        return A / N**self.alpha + B / D**self.beta + E
-
-    def ceiling(self, fid: float = 0.0) -> float:
-        """E': the loss as N, D -> infinity at a FID."""
-        return float(self.terms(fid)[2])
-
-    def allocate(self, flops: float, *, k: float, fid: float = 0.0) -> Allocation:
-        """The closed form of papers/001 Sec. 3.2.2 (`_closed_form`), with B' at the FID."""
-        return _closed_form(self, flops, fid, k)
 
     @classmethod
     def fit(cls, N: ArrayLike, D: ArrayLike, L: ArrayLike, fid: ArrayLike | None = None, *, bootstrap: int = 0,
